@@ -1,0 +1,256 @@
+//! What flows between nodes: an Arrow [`RecordBatch`] with its [`Ack`], the
+//! column names every batch uses, and the source [`Position`] of records.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use arrow::record_batch::RecordBatch;
+use tokio::sync::mpsc;
+
+/// Column names shared by sources, stages and sinks.
+pub mod columns {
+    /// The record id: the document id, or `{doc_id}#{chunk_index}` after chunking.
+    pub const ID: &str = "id";
+    pub const TEXT: &str = "text";
+    /// Added by the chunk stage.
+    pub const DOC_ID: &str = "doc_id";
+    pub const CHUNK_INDEX: &str = "chunk_index";
+}
+
+/// Where records came from, precise enough to find them again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Position {
+    /// `row` is the first row of the batch within the row group.
+    Parquet {
+        file: Arc<PathBuf>,
+        row_group: usize,
+        row: usize,
+    },
+    /// `line` is 1-based.
+    Jsonl { file: Arc<PathBuf>, line: usize },
+}
+
+impl Position {
+    /// The position of the `offset`-th record of a batch that starts here.
+    pub fn record(&self, offset: usize) -> RecordPosition<'_> {
+        RecordPosition {
+            batch: self,
+            offset,
+        }
+    }
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.record(0).fmt(f)
+    }
+}
+
+/// One record inside a batch; displays as `file:line N` or `file row group G row R`.
+pub struct RecordPosition<'a> {
+    batch: &'a Position,
+    offset: usize,
+}
+
+impl fmt::Display for RecordPosition<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.batch {
+            Position::Parquet {
+                file,
+                row_group,
+                row,
+            } => {
+                write!(
+                    f,
+                    "{} row_group {} row {}",
+                    file.display(),
+                    row_group,
+                    row + self.offset
+                )
+            }
+            Position::Jsonl { file, line } => {
+                write!(f, "{}:{}", file.display(), line + self.offset)
+            }
+        }
+    }
+}
+
+/// The outcome of one batch once every holder of its [`Ack`] is done.
+#[derive(Debug)]
+pub struct AckOutcome {
+    pub position: Position,
+    /// Source records the batch covers (dead-lettered ones included).
+    pub records: usize,
+    /// False when any holder called [`Ack::fail`].
+    pub delivered: bool,
+}
+
+/// Acknowledgement token of a batch. Clones travel with the data (one per
+/// sink on fan-out); the outcome is reported when the last clone is dropped,
+/// so a batch counts as delivered only after every sink has let go of it.
+#[derive(Debug, Clone)]
+pub struct Ack(Arc<AckInner>);
+
+#[derive(Debug)]
+struct AckInner {
+    position: Position,
+    records: usize,
+    failed: AtomicBool,
+    outcomes: mpsc::UnboundedSender<AckOutcome>,
+}
+
+impl Ack {
+    pub fn new(
+        position: Position,
+        records: usize,
+        outcomes: mpsc::UnboundedSender<AckOutcome>,
+    ) -> Self {
+        Ack(Arc::new(AckInner {
+            position,
+            records,
+            failed: AtomicBool::new(false),
+            outcomes,
+        }))
+    }
+
+    pub fn position(&self) -> &Position {
+        &self.0.position
+    }
+
+    /// Source records this batch covers, dead-lettered ones included.
+    pub fn records(&self) -> usize {
+        self.0.records
+    }
+
+    /// Marks the batch as not delivered; it is reported so when released.
+    pub fn fail(&self) {
+        self.0.failed.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for AckInner {
+    fn drop(&mut self) {
+        // The receiver is gone only when the run is over; nothing to report then.
+        let _ = self.outcomes.send(AckOutcome {
+            position: self.position.clone(),
+            records: self.records,
+            delivered: !self.failed.load(Ordering::SeqCst),
+        });
+    }
+}
+
+/// A batch and its acknowledgement.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    pub batch: RecordBatch,
+    pub ack: Ack,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn position() -> Position {
+        Position::Jsonl {
+            file: Arc::new(PathBuf::from("a.jsonl")),
+            line: 3,
+        }
+    }
+
+    #[test]
+    fn outcome_is_reported_only_after_the_last_clone_is_dropped() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let ack = Ack::new(position(), 5, tx);
+        let second = ack.clone();
+        drop(ack);
+        assert!(rx.try_recv().is_err(), "one holder still has it");
+        drop(second);
+        let outcome = rx.try_recv().unwrap();
+        assert!(outcome.delivered);
+        assert_eq!(outcome.records, 5);
+    }
+
+    #[test]
+    fn a_failing_holder_marks_the_batch_undelivered() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let ack = Ack::new(position(), 1, tx);
+        let sink_a = ack.clone();
+        drop(ack);
+        sink_a.clone().fail();
+        drop(sink_a);
+        assert!(!rx.try_recv().unwrap().delivered);
+    }
+
+    #[test]
+    fn record_positions_point_at_the_line() {
+        assert_eq!(position().record(2).to_string(), "a.jsonl:5");
+    }
+}
+
+/// Sparse vectors as `List<Struct<index: UInt32, value: Float32>>`, one list per row.
+pub mod sparse {
+    use std::sync::Arc;
+
+    use arrow::array::{
+        ArrayBuilder, Float32Builder, ListArray, ListBuilder, StructBuilder, UInt32Builder,
+    };
+    use arrow::datatypes::{DataType, Field, Fields};
+
+    fn entry_fields() -> Fields {
+        Fields::from(vec![
+            Field::new("index", DataType::UInt32, false),
+            Field::new("value", DataType::Float32, false),
+        ])
+    }
+
+    /// The Arrow type of a sparse column.
+    pub fn data_type() -> DataType {
+        DataType::List(Arc::new(Field::new(
+            "item",
+            DataType::Struct(entry_fields()),
+            false,
+        )))
+    }
+
+    /// Builds a sparse column row by row.
+    pub struct SparseColumnBuilder(ListBuilder<StructBuilder>);
+
+    impl Default for SparseColumnBuilder {
+        fn default() -> Self {
+            let entries = StructBuilder::new(
+                entry_fields(),
+                vec![
+                    Box::new(UInt32Builder::new()) as Box<dyn ArrayBuilder>,
+                    Box::new(Float32Builder::new()),
+                ],
+            );
+            let item = Field::new("item", DataType::Struct(entry_fields()), false);
+            SparseColumnBuilder(ListBuilder::new(entries).with_field(item))
+        }
+    }
+
+    impl SparseColumnBuilder {
+        /// Appends one row; `entries` should be sorted by index.
+        pub fn append_row(&mut self, entries: &[(u32, f32)]) {
+            let values = self.0.values();
+            for &(index, value) in entries {
+                values
+                    .field_builder::<UInt32Builder>(0)
+                    .expect("index builder")
+                    .append_value(index);
+                values
+                    .field_builder::<Float32Builder>(1)
+                    .expect("value builder")
+                    .append_value(value);
+                values.append(true);
+            }
+            self.0.append(true);
+        }
+
+        pub fn finish(mut self) -> ListArray {
+            self.0.finish()
+        }
+    }
+}

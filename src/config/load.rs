@@ -1,0 +1,600 @@
+//! Reading a pipeline file: YAML with spans, `${VAR}` expansion, dispatch of
+//! `type:`-tagged components, and validation — every error located as
+//! `FILE:LINE:COL: path: message`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use marked_yaml::{LoadError, LoaderOptions, Marker, Node, from_node};
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+
+use super::env::expand;
+use super::types::*;
+
+/// A configuration error with its place in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    pub file: String,
+    /// 1-based; 0 when the place is unknown.
+    pub line: usize,
+    pub column: usize,
+    /// Where in the schema, e.g. `stages[1].max_chars`; empty at the top.
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for Located {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if self.line > 0 {
+            write!(f, ":{}:{}", self.line, self.column)?;
+        }
+        if !self.path.is_empty() {
+            write!(f, ": {}", self.path)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read the pipeline file: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(Located),
+}
+
+/// Loads and validates a pipeline file, expanding `${VAR}` from the process environment.
+pub fn load_pipeline_file(path: &Path) -> Result<PipelineConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    load_pipeline_str(&path.display().to_string(), &text, &|name| {
+        std::env::var(name).ok()
+    })
+}
+
+/// Loads and validates pipeline YAML; `file` names it in errors.
+pub fn load_pipeline_str(
+    file: &str,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<PipelineConfig, ConfigError> {
+    let at = |marker: Option<&Marker>, path: &str, message: String| {
+        ConfigError::Invalid(Located {
+            file: file.to_string(),
+            line: marker.map_or(0, |m| m.line()),
+            column: marker.map_or(0, |m| m.column()),
+            path: path.to_string(),
+            message,
+        })
+    };
+    let options = LoaderOptions::default().error_on_duplicate_keys(true);
+    let mut root = marked_yaml::parse_yaml_with_options(0, text, options)
+        .map_err(|e| at(load_error_marker(&e), "", load_error_message(&e)))?;
+    expand_scalars(&mut root, env).map_err(|(marker, msg)| at(Some(&marker), "", msg))?;
+
+    let cfg = parse_root(&root).map_err(|(marker, path, msg)| at(marker.as_ref(), &path, msg))?;
+    validate(&cfg).map_err(|(path, msg)| at(locate(&root, &path).as_ref(), &path, msg))?;
+    Ok(cfg)
+}
+
+type NodeError = (Option<Marker>, String, String);
+
+fn parse_root(root: &Node) -> Result<PipelineConfig, NodeError> {
+    // Everything but the tagged components, with unknown keys rejected.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Top {
+        name: String,
+        source: IgnoredAny,
+        #[serde(default)]
+        stages: Option<IgnoredAny>,
+        sinks: IgnoredAny,
+        #[serde(default)]
+        dead_letter: Option<DeadLetterConfig>,
+    }
+    let top: Top = from_node(root).map_err(|e| node_error("", e))?;
+    let map = root
+        .as_mapping()
+        .expect("the loader only accepts a mapping at the top");
+
+    let source = tagged::<SourceConfig>(map.get_node("source").expect("checked by Top"), "source")?;
+    let stages = match map.get_node("stages") {
+        Some(node) => sequence(node, "stages")?
+            .iter()
+            .enumerate()
+            .map(|(i, n)| tagged::<StageConfig>(n, &format!("stages[{i}]")))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => Vec::new(),
+    };
+    let sinks = sequence(map.get_node("sinks").expect("checked by Top"), "sinks")?
+        .iter()
+        .enumerate()
+        .map(|(i, n)| tagged::<SinkConfig>(n, &format!("sinks[{i}]")))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(PipelineConfig {
+        name: top.name,
+        source,
+        stages,
+        sinks,
+        dead_letter: top.dead_letter,
+    })
+}
+
+fn sequence<'a>(node: &'a Node, path: &str) -> Result<&'a [Node], NodeError> {
+    match node {
+        Node::Sequence(seq) => Ok(seq.as_slice()),
+        Node::Scalar(s) if s.as_str().is_empty() => Ok(&[]),
+        other => Err((
+            other.span().start().copied(),
+            path.to_string(),
+            "expected a list".to_string(),
+        )),
+    }
+}
+
+/// A `type:`-tagged component: the tag picks the struct, which then reads the
+/// rest of the mapping directly from the spanned nodes.
+trait Tagged: Sized {
+    const KINDS: &'static [&'static str];
+    fn from_kind(kind: &str, node: &Node) -> Option<Result<Self, marked_yaml::FromNodeError>>;
+}
+
+impl Tagged for SourceConfig {
+    const KINDS: &'static [&'static str] = SourceConfig::KINDS;
+    fn from_kind(kind: &str, node: &Node) -> Option<Result<Self, marked_yaml::FromNodeError>> {
+        Some(match kind {
+            "jsonl" => from_node(node).map(SourceConfig::Jsonl),
+            "parquet" => from_node(node).map(SourceConfig::Parquet),
+            _ => return None,
+        })
+    }
+}
+
+impl Tagged for StageConfig {
+    const KINDS: &'static [&'static str] = StageConfig::KINDS;
+    fn from_kind(kind: &str, node: &Node) -> Option<Result<Self, marked_yaml::FromNodeError>> {
+        Some(match kind {
+            "chunk" => from_node(node).map(StageConfig::Chunk),
+            "bm25" => from_node(node).map(StageConfig::Bm25),
+            _ => return None,
+        })
+    }
+}
+
+impl Tagged for SinkConfig {
+    const KINDS: &'static [&'static str] = SinkConfig::KINDS;
+    fn from_kind(kind: &str, node: &Node) -> Option<Result<Self, marked_yaml::FromNodeError>> {
+        Some(match kind {
+            "arrow" => from_node(node).map(SinkConfig::Arrow),
+            _ => return None,
+        })
+    }
+}
+
+fn tagged<T: Tagged>(node: &Node, path: &str) -> Result<T, NodeError> {
+    let start = node.span().start().copied();
+    let Some(map) = node.as_mapping() else {
+        return Err((
+            start,
+            path.to_string(),
+            "expected a mapping with a `type` key".into(),
+        ));
+    };
+    let Some(kind) = map.get_scalar("type") else {
+        return Err((
+            start,
+            path.to_string(),
+            format!("missing `type` (one of: {})", T::KINDS.join(", ")),
+        ));
+    };
+    let mut rest = map.clone();
+    rest.retain(|k, _| k.as_str() != "type");
+    let rest = Node::Mapping(rest);
+    match T::from_kind(kind.as_str(), &rest) {
+        Some(result) => result.map_err(|e| node_error(path, e)),
+        None => Err((
+            kind.span().start().copied(),
+            format!("{path}.type"),
+            format!(
+                "unknown type `{}`, expected one of: {}",
+                kind.as_str(),
+                T::KINDS.join(", ")
+            ),
+        )),
+    }
+}
+
+fn node_error(prefix: &str, e: marked_yaml::FromNodeError) -> NodeError {
+    let inner = e
+        .path()
+        .filter(|p| !p.is_empty() && *p != ".")
+        .map(str::to_string);
+    let path = match (prefix.is_empty(), inner) {
+        (_, None) => prefix.to_string(),
+        (true, Some(inner)) => inner,
+        (false, Some(inner)) if inner.starts_with('[') => format!("{prefix}{inner}"),
+        (false, Some(inner)) => format!("{prefix}.{inner}"),
+    };
+    let marker = e.start_mark();
+    let message = match &*e {
+        marked_yaml::Error::IntegerParseFailure(..) => format!("expected an integer ({})", *e),
+        marked_yaml::Error::FloatParseFailure(..) => format!("expected a number ({})", *e),
+        marked_yaml::Error::NotBoolean(..) => "expected true or false".to_string(),
+        other => other.to_string(),
+    };
+    (marker, path, message)
+}
+
+fn load_error_marker(e: &LoadError) -> Option<&Marker> {
+    match e {
+        LoadError::TopLevelMustBeMapping(m)
+        | LoadError::TopLevelMustBeSequence(m)
+        | LoadError::UnexpectedAnchor(m)
+        | LoadError::MappingKeyMustBeScalar(m)
+        | LoadError::UnexpectedTag(m)
+        | LoadError::ScanError(m, _) => Some(m),
+        LoadError::DuplicateKey(inner) => inner.key.span().start(),
+    }
+}
+
+fn load_error_message(e: &LoadError) -> String {
+    match e {
+        LoadError::TopLevelMustBeMapping(_) => "the pipeline must be a YAML mapping".into(),
+        LoadError::ScanError(_, scan) => format!("invalid YAML: {scan}"),
+        LoadError::DuplicateKey(inner) => format!("duplicate key `{}`", inner.key.as_str()),
+        LoadError::UnexpectedAnchor(_) => "YAML anchors are not supported".into(),
+        LoadError::UnexpectedTag(_) => "YAML tags are not supported".into(),
+        LoadError::MappingKeyMustBeScalar(_) => "mapping keys must be plain strings".into(),
+        LoadError::TopLevelMustBeSequence(_) => "unexpected top-level sequence".into(),
+    }
+}
+
+fn expand_scalars(
+    node: &mut Node,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), (Marker, String)> {
+    match node {
+        Node::Scalar(scalar) => {
+            if scalar.as_str().contains('$') {
+                let expanded = expand(scalar.as_str(), env).map_err(|e| {
+                    (
+                        scalar
+                            .span()
+                            .start()
+                            .copied()
+                            .unwrap_or_else(|| Marker::new(0, 0, 0, 0)),
+                        e.to_string(),
+                    )
+                })?;
+                let mut replaced =
+                    marked_yaml::types::MarkedScalarNode::new(*scalar.span(), expanded);
+                replaced.set_coerce(scalar.may_coerce());
+                *scalar = replaced;
+            }
+        }
+        Node::Sequence(seq) => {
+            for item in seq.iter_mut() {
+                expand_scalars(item, env)?;
+            }
+        }
+        Node::Mapping(map) => {
+            for (_, value) in map.iter_mut() {
+                expand_scalars(value, env)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Finds the node at a path like `stages[1].overlap`, or the deepest parent that exists.
+fn locate(root: &Node, path: &str) -> Option<Marker> {
+    let mut node = root;
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        let (key, indexes) = match part.find('[') {
+            Some(i) => (&part[..i], &part[i..]),
+            None => (part, ""),
+        };
+        if !key.is_empty() {
+            match node.as_mapping().and_then(|m| m.get_node(key)) {
+                Some(next) => node = next,
+                None => break,
+            }
+        }
+        for index in indexes.split(['[', ']']).filter(|s| !s.is_empty()) {
+            let next = index
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| node.as_sequence().and_then(|s| s.get(i)));
+            match next {
+                Some(next) => node = next,
+                None => break,
+            }
+        }
+    }
+    node.span().start().copied()
+}
+
+/// Rules serde cannot express; the error names the schema path.
+fn validate(cfg: &PipelineConfig) -> Result<(), (String, String)> {
+    let err = |path: &str, msg: String| Err((path.to_string(), msg));
+    if cfg.name.trim().is_empty() {
+        return err("name", "must not be empty".into());
+    }
+    let src = cfg.source.files();
+    let reserved = ["id", "doc_id", "chunk_index", "text"];
+    for (i, field) in src.metadata.iter().enumerate() {
+        if reserved.contains(&field.as_str())
+            || Some(field) == src.id_field.as_ref()
+            || *field == src.text_field
+        {
+            return err(
+                &format!("source.metadata[{i}]"),
+                format!("`{field}` is already an output column (id, doc_id, chunk_index, text)"),
+            );
+        }
+        if src.metadata[..i].contains(field) {
+            return err(
+                &format!("source.metadata[{i}]"),
+                format!("`{field}` is listed twice"),
+            );
+        }
+    }
+
+    let mut ids: Vec<&str> = Vec::new();
+    for (i, stage) in cfg.stages.iter().enumerate() {
+        let path = format!("stages[{i}]");
+        if let Some(id) = stage.id() {
+            if ids.contains(&id) {
+                return err(
+                    &format!("{path}.id"),
+                    format!("stage id `{id}` is used twice"),
+                );
+            }
+            ids.push(id);
+        }
+        match stage {
+            StageConfig::Chunk(c) => {
+                let size = match (c.max_chars, c.max_tokens) {
+                    (Some(_), Some(_)) => {
+                        return err(
+                            &path,
+                            "set either `max_chars` or `max_tokens`, not both".into(),
+                        );
+                    }
+                    (None, None) => return err(&path, "set `max_chars` or `max_tokens`".into()),
+                    (Some(n), None) => n.get(),
+                    (None, Some(n)) => {
+                        if c.tokenizer.is_none() {
+                            return err(
+                                &path,
+                                "`max_tokens` needs `tokenizer: path/to/tokenizer.json`".into(),
+                            );
+                        }
+                        n.get()
+                    }
+                };
+                if c.overlap >= size {
+                    return err(
+                        &format!("{path}.overlap"),
+                        format!("must be smaller than the chunk size ({size})"),
+                    );
+                }
+            }
+            StageConfig::Bm25(c) => {
+                if reserved.contains(&c.field.as_str()) || src.metadata.contains(&c.field) {
+                    return err(
+                        &format!("{path}.field"),
+                        format!("`{}` is already a column", c.field),
+                    );
+                }
+                if let Some(analyzer) = &c.analyzer {
+                    if analyzer.stemmer != "none"
+                        && !STEMMER_LANGUAGES.contains(&analyzer.stemmer.as_str())
+                    {
+                        return err(
+                            &format!("{path}.analyzer.stemmer"),
+                            format!(
+                                "unknown stemmer `{}`, expected `none` or one of: {}",
+                                analyzer.stemmer,
+                                STEMMER_LANGUAGES.join(", ")
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    if cfg.sinks.is_empty() {
+        return err("sinks", "at least one sink is required".into());
+    }
+    let mut paths: Vec<&Path> = Vec::new();
+    for (i, sink) in cfg.sinks.iter().enumerate() {
+        let path = format!("sinks[{i}]");
+        match sink.inputs() {
+            [] => {}
+            [one] if ids.contains(&one.as_str()) => {}
+            [one] => {
+                return err(
+                    &format!("{path}.inputs[0]"),
+                    format!("no stage has `id: {one}` (stage ids: {})", ids.join(", ")),
+                );
+            }
+            _ => {
+                return err(
+                    &format!("{path}.inputs"),
+                    "a sink takes exactly one input".into(),
+                );
+            }
+        }
+        match sink {
+            SinkConfig::Arrow(c) => {
+                if crate::sink::ArrowFormat::from_path(&c.path).is_none() {
+                    return err(
+                        &format!("{path}.path"),
+                        format!("`{}` must end in .parquet or .arrow", c.path.display()),
+                    );
+                }
+                if paths.contains(&c.path.as_path()) {
+                    return err(
+                        &format!("{path}.path"),
+                        "two sinks write the same file".into(),
+                    );
+                }
+                paths.push(&c.path);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Snowball languages that `stemmer:` accepts.
+pub const STEMMER_LANGUAGES: &[&str] = &[
+    "arabic",
+    "danish",
+    "dutch",
+    "english",
+    "finnish",
+    "french",
+    "german",
+    "greek",
+    "hungarian",
+    "italian",
+    "norwegian",
+    "portuguese",
+    "romanian",
+    "russian",
+    "spanish",
+    "swedish",
+    "tamil",
+    "turkish",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<PipelineConfig, ConfigError> {
+        load_pipeline_str("p.yaml", text, &|name| {
+            (name == "OUT").then(|| "out/x.parquet".to_string())
+        })
+    }
+
+    fn error(text: &str) -> String {
+        load(text).unwrap_err().to_string()
+    }
+
+    const GOOD: &str = "\
+name: t
+source: { type: jsonl, path: data/*.jsonl, id_field: id, metadata: [title] }
+stages:
+  - { type: chunk, max_chars: 100, overlap: 10 }
+  - type: bm25
+    params: models/bm25.json
+    analyzer: { tokenizer: whitespace, stop_words: none, stemmer: none }
+sinks:
+  - { type: arrow, path: '${OUT}' }
+dead_letter: { path: out/dl.jsonl }
+";
+
+    #[test]
+    fn a_full_pipeline_loads_with_env_expanded() {
+        let cfg = load(GOOD).unwrap();
+        assert_eq!(cfg.name, "t");
+        assert_eq!(cfg.source.files().metadata, vec!["title"]);
+        assert_eq!(cfg.source.files().batch_rows.get(), 1024);
+        assert!(
+            matches!(&cfg.stages[0], StageConfig::Chunk(c) if c.max_chars == Some(PositiveInt(100)) && c.overlap == 10)
+        );
+        let StageConfig::Bm25(bm25) = &cfg.stages[1] else {
+            panic!("second stage is bm25")
+        };
+        let analyzer = bm25.analyzer.as_ref().unwrap();
+        assert_eq!(analyzer.tokenizer, TokenizerKind::Whitespace);
+        assert_eq!(analyzer.stop_words, StopWords::None);
+        assert!(analyzer.lowercase);
+        let SinkConfig::Arrow(sink) = &cfg.sinks[0];
+        assert_eq!(sink.path, PathBuf::from("out/x.parquet"));
+    }
+
+    #[test]
+    fn typo_in_a_stage_key_names_line_column_and_path() {
+        let text = GOOD.replace("overlap: 10", "overlpa: 10");
+        let msg = error(&text);
+        assert!(msg.starts_with("p.yaml:4:"), "{msg}");
+        assert!(msg.contains("stages[0]"), "{msg}");
+        assert!(msg.contains("overlpa"), "{msg}");
+    }
+
+    #[test]
+    fn zero_batch_size_is_not_a_positive_integer() {
+        let text = GOOD.replace("metadata: [title]", "metadata: [title], batch_rows: 0");
+        let msg = error(&text);
+        assert!(msg.starts_with("p.yaml:2:"), "{msg}");
+        assert!(
+            msg.contains("source.batch_rows: expected a positive integer, found 0"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn unknown_stage_type_lists_the_known_ones() {
+        let msg = error(&GOOD.replace("type: chunk", "type: chunky"));
+        assert!(msg.contains("p.yaml:4:"), "{msg}");
+        assert!(
+            msg.contains("unknown type `chunky`, expected one of: chunk, bm25"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn unknown_top_level_key_is_an_error() {
+        let msg = error(&format!("{GOOD}sink: []\n"));
+        assert!(msg.starts_with("p.yaml:11:1: sink: Unknown field `sink`"), "{msg}");
+        assert!(msg.contains("sink"), "{msg}");
+    }
+
+    #[test]
+    fn unset_variable_is_located() {
+        let msg = error(&GOOD.replace("${OUT}", "${NOT_SET_ANYWHERE}"));
+        assert!(msg.starts_with("p.yaml:9:"), "{msg}");
+        assert!(msg.contains("NOT_SET_ANYWHERE"), "{msg}");
+    }
+
+    #[test]
+    fn overlap_not_smaller_than_size_points_at_overlap() {
+        let msg = error(&GOOD.replace("overlap: 10", "overlap: 100"));
+        assert!(msg.contains("stages[0].overlap: must be smaller"), "{msg}");
+        assert!(msg.starts_with("p.yaml:4:"), "{msg}");
+    }
+
+    #[test]
+    fn sink_input_must_name_a_stage() {
+        let msg = error(&GOOD.replace("path: '${OUT}'", "path: a.arrow, inputs: [nope]"));
+        assert!(
+            msg.contains("sinks[0].inputs[0]: no stage has `id: nope`"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn broken_yaml_is_located() {
+        let msg = error("name: [unclosed\nsource: x\n");
+        assert!(msg.starts_with("p.yaml:"), "{msg}");
+        assert!(msg.contains("invalid YAML"), "{msg}");
+    }
+
+    #[test]
+    fn duplicate_keys_are_errors() {
+        let msg = error(&format!("name: a\n{GOOD}"));
+        assert!(msg.contains("duplicate key `name`"), "{msg}");
+    }
+}

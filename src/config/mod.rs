@@ -1,0 +1,9 @@
+//! The pipeline YAML: its schema ([`PipelineConfig`] and the component
+//! configs), loading with environment expansion, and located errors.
+
+mod env;
+mod load;
+mod types;
+
+pub use load::{ConfigError, Located, STEMMER_LANGUAGES, load_pipeline_file, load_pipeline_str};
+pub use types::*;

@@ -1,0 +1,304 @@
+//! The pipeline schema. Each component is one config struct; the tagged
+//! enums (`type: ...`) are dispatched by the loader, which keeps every error
+//! pointing at its line and column.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+
+/// A whole pipeline file.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    pub name: String,
+    pub source: SourceConfig,
+    pub stages: Vec<StageConfig>,
+    pub sinks: Vec<SinkConfig>,
+    pub dead_letter: Option<DeadLetterConfig>,
+}
+
+/// `source:` — where records come from.
+#[derive(Debug, Clone)]
+pub enum SourceConfig {
+    Jsonl(FileSourceConfig),
+    Parquet(FileSourceConfig),
+}
+
+impl SourceConfig {
+    pub const KINDS: &'static [&'static str] = &["jsonl", "parquet"];
+
+    /// The file-source settings shared by both file formats.
+    pub fn files(&self) -> &FileSourceConfig {
+        match self {
+            SourceConfig::Jsonl(c) | SourceConfig::Parquet(c) => c,
+        }
+    }
+}
+
+/// Settings of a file source (`jsonl` or `parquet`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSourceConfig {
+    /// A file, a directory (every file in it with the format's extension) or a glob.
+    pub path: String,
+    /// Column holding the document id; absent = a stable hash of the text.
+    #[serde(default)]
+    pub id_field: Option<String>,
+    #[serde(default = "default_text_field")]
+    pub text_field: String,
+    /// Extra columns carried through to the sinks.
+    #[serde(default)]
+    pub metadata: Vec<String>,
+    /// Records per batch leaving the source.
+    #[serde(default = "default_batch_rows")]
+    pub batch_rows: PositiveInt,
+    /// Longer texts are dead-lettered.
+    #[serde(default = "default_max_text_bytes")]
+    pub max_text_bytes: PositiveInt,
+}
+
+fn default_text_field() -> String {
+    "text".to_string()
+}
+fn default_batch_rows() -> PositiveInt {
+    PositiveInt(1024)
+}
+fn default_max_text_bytes() -> PositiveInt {
+    PositiveInt(1 << 20)
+}
+
+/// One entry of `stages:`.
+#[derive(Debug, Clone)]
+pub enum StageConfig {
+    Chunk(ChunkStageConfig),
+    Bm25(Bm25StageConfig),
+}
+
+impl StageConfig {
+    pub const KINDS: &'static [&'static str] = &["chunk", "bm25"];
+
+    /// The optional `id:` a sink can name in `inputs:`.
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            StageConfig::Chunk(c) => c.id.as_deref(),
+            StageConfig::Bm25(c) => c.id.as_deref(),
+        }
+    }
+}
+
+/// `{ type: chunk, max_chars | max_tokens + tokenizer, overlap }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChunkStageConfig {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub max_chars: Option<PositiveInt>,
+    #[serde(default)]
+    pub max_tokens: Option<PositiveInt>,
+    /// A Hugging Face `tokenizer.json`, needed with `max_tokens`.
+    #[serde(default)]
+    pub tokenizer: Option<PathBuf>,
+    #[serde(default)]
+    pub overlap: usize,
+}
+
+/// `{ type: bm25, params: FILE, analyzer: {...}, field: sparse }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bm25StageConfig {
+    #[serde(default)]
+    pub id: Option<String>,
+    /// A params file from `vecpipe bm25 fit` or pymilvus.model's `save`.
+    pub params: PathBuf,
+    /// Must match the analyzer stored in the params file, when it has one.
+    #[serde(default)]
+    pub analyzer: Option<AnalyzerConfig>,
+    #[serde(default = "default_sparse_field")]
+    pub field: String,
+}
+
+fn default_sparse_field() -> String {
+    "sparse".to_string()
+}
+
+/// Text analysis for BM25, in the shape of Milvus analyzers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnalyzerConfig {
+    #[serde(default)]
+    pub tokenizer: TokenizerKind,
+    #[serde(default = "default_true")]
+    pub lowercase: bool,
+    #[serde(default)]
+    pub stop_words: StopWords,
+    /// A Snowball language (`english`, `french`, ...) or `none`.
+    #[serde(default = "default_stemmer")]
+    pub stemmer: String,
+}
+
+impl Default for AnalyzerConfig {
+    fn default() -> Self {
+        AnalyzerConfig {
+            tokenizer: TokenizerKind::default(),
+            lowercase: true,
+            stop_words: StopWords::default(),
+            stemmer: default_stemmer(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_stemmer() -> String {
+    "english".to_string()
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenizerKind {
+    /// Unicode word boundaries (UAX #29), like Milvus' `standard` tokenizer.
+    #[default]
+    Standard,
+    /// Split on white space only.
+    Whitespace,
+}
+
+/// `stop_words: english | none | [list]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum StopWords {
+    #[default]
+    English,
+    None,
+    List(Vec<String>),
+}
+
+impl Serialize for StopWords {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            StopWords::English => s.serialize_str("english"),
+            StopWords::None => s.serialize_str("none"),
+            StopWords::List(words) => words.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for StopWords {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct StopWordsVisitor;
+        impl<'de> Visitor<'de> for StopWordsVisitor {
+            type Value = StopWords;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("`english`, `none` or a list of words")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<StopWords, E> {
+                match v {
+                    "english" => Ok(StopWords::English),
+                    "none" => Ok(StopWords::None),
+                    other => Err(E::custom(format!(
+                        "expected `english`, `none` or a list of words, found `{other}`"
+                    ))),
+                }
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<StopWords, A::Error> {
+                let mut words = Vec::new();
+                while let Some(word) = seq.next_element::<String>()? {
+                    words.push(word);
+                }
+                Ok(StopWords::List(words))
+            }
+        }
+        d.deserialize_any(StopWordsVisitor)
+    }
+}
+
+/// One entry of `sinks:`.
+#[derive(Debug, Clone)]
+pub enum SinkConfig {
+    Arrow(ArrowSinkConfig),
+}
+
+impl SinkConfig {
+    pub const KINDS: &'static [&'static str] = &["arrow"];
+
+    /// The stage ids this sink reads from; empty = the end of the stage chain.
+    pub fn inputs(&self) -> &[String] {
+        match self {
+            SinkConfig::Arrow(c) => &c.inputs,
+        }
+    }
+}
+
+/// `{ type: arrow, path: out/x.parquet | out/x.arrow, rotate_rows: N }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArrowSinkConfig {
+    /// `.parquet` writes Parquet, `.arrow` writes an Arrow IPC file.
+    pub path: PathBuf,
+    #[serde(default)]
+    pub inputs: Vec<String>,
+    /// Start a new numbered file after this many rows.
+    #[serde(default)]
+    pub rotate_rows: Option<PositiveInt>,
+}
+
+/// `dead_letter: { type: file, path: out/dead-letter.jsonl }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetterConfig {
+    #[serde(rename = "type", default)]
+    pub kind: DeadLetterKind,
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadLetterKind {
+    #[default]
+    File,
+}
+
+/// An integer greater than zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct PositiveInt(pub usize);
+
+impl PositiveInt {
+    pub fn get(self) -> usize {
+        self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for PositiveInt {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct PositiveVisitor;
+        impl Visitor<'_> for PositiveVisitor {
+            type Value = PositiveInt;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a positive integer")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<PositiveInt, E> {
+                match usize::try_from(v) {
+                    Ok(n) if n > 0 => Ok(PositiveInt(n)),
+                    _ => Err(E::custom(format!("expected a positive integer, found {v}"))),
+                }
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<PositiveInt, E> {
+                match u64::try_from(v) {
+                    Ok(v) => self.visit_u64(v),
+                    Err(_) => Err(E::custom(format!("expected a positive integer, found {v}"))),
+                }
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<PositiveInt, E> {
+                match v.trim().replace('_', "").parse::<i64>() {
+                    Ok(n) => self.visit_i64(n),
+                    Err(_) => Err(E::custom(format!(
+                        "expected a positive integer, found `{v}`"
+                    ))),
+                }
+            }
+        }
+        d.deserialize_any(PositiveVisitor)
+    }
+}

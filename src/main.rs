@@ -1,0 +1,311 @@
+//! The `vecpipe` command: parses arguments and calls the library.
+//! Exit codes: 0 done, 1 runtime failure, 2 bad config or usage.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use vecpipe::config::{
+    AnalyzerConfig, FileSourceConfig, PipelineConfig, PositiveInt, SourceConfig, StageConfig,
+    StopWords, TokenizerKind, load_pipeline_file,
+};
+use vecpipe::pipeline::{FitInput, PipelineError, StopSignal, fit_bm25, run_pipeline};
+use vecpipe::stage::bm25;
+
+#[derive(Parser)]
+#[command(
+    name = "vecpipe",
+    version,
+    about = "Turn text into searchable vectors: sources → stages → sinks"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Parse and check a pipeline file; report errors as FILE:LINE:COL.
+    Validate {
+        /// The pipeline YAML.
+        file: PathBuf,
+    },
+    /// Run a pipeline to the end of its source, then print a summary line.
+    Run {
+        /// The pipeline YAML.
+        file: PathBuf,
+    },
+    /// BM25 corpus statistics.
+    #[command(subcommand)]
+    Bm25(Bm25Command),
+}
+
+#[derive(Subcommand)]
+enum Bm25Command {
+    /// Fit BM25 statistics on a corpus and save them (pymilvus.model's JSON format).
+    Fit(FitArgs),
+}
+
+#[derive(Args)]
+struct FitArgs {
+    /// Fit on this pipeline's source, through the stages before its `bm25` stage;
+    /// the analyzer and output path default to that stage's.
+    #[arg(long, conflicts_with = "input", required_unless_present = "input")]
+    pipeline: Option<PathBuf>,
+    /// A JSONL or Parquet file, directory or glob to fit on.
+    #[arg(long)]
+    input: Option<String>,
+    /// Format of --input; by default from its extension.
+    #[arg(long, value_enum, requires = "input")]
+    format: Option<InputFormat>,
+    /// Field holding the text in --input.
+    #[arg(long, default_value = "text", requires = "input")]
+    text_field: String,
+    /// Where to write the params (required with --input).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    analyzer: AnalyzerArgs,
+    #[arg(long, default_value_t = bm25::DEFAULT_K1)]
+    k1: f64,
+    #[arg(long, default_value_t = bm25::DEFAULT_B)]
+    b: f64,
+    #[arg(long, default_value_t = bm25::DEFAULT_EPSILON)]
+    epsilon: f64,
+}
+
+/// Analyzer flags; any one given replaces the default analyzer.
+#[derive(Args)]
+struct AnalyzerArgs {
+    /// standard (Unicode words) or whitespace.
+    #[arg(long, value_enum)]
+    tokenizer: Option<TokenizerArg>,
+    /// Keep case (the default lowercases).
+    #[arg(long)]
+    no_lowercase: bool,
+    /// english, none, or a comma-separated list of words.
+    #[arg(long)]
+    stop_words: Option<String>,
+    /// A Snowball language (english, french, …) or none.
+    #[arg(long)]
+    stemmer: Option<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum InputFormat {
+    Jsonl,
+    Parquet,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TokenizerArg {
+    Standard,
+    Whitespace,
+}
+
+impl AnalyzerArgs {
+    fn given(&self) -> bool {
+        self.tokenizer.is_some()
+            || self.no_lowercase
+            || self.stop_words.is_some()
+            || self.stemmer.is_some()
+    }
+
+    fn to_config(&self) -> AnalyzerConfig {
+        let default = AnalyzerConfig::default();
+        AnalyzerConfig {
+            tokenizer: match self.tokenizer {
+                Some(TokenizerArg::Whitespace) => TokenizerKind::Whitespace,
+                Some(TokenizerArg::Standard) => TokenizerKind::Standard,
+                None => default.tokenizer,
+            },
+            lowercase: !self.no_lowercase,
+            stop_words: match self.stop_words.as_deref() {
+                None | Some("english") => StopWords::English,
+                Some("none") => StopWords::None,
+                Some(list) => {
+                    StopWords::List(list.split(',').map(|w| w.trim().to_string()).collect())
+                }
+            },
+            stemmer: self.stemmer.clone().unwrap_or(default.stemmer),
+        }
+    }
+}
+
+/// A failure and the exit code it maps to.
+struct Failure {
+    code: u8,
+    error: anyhow::Error,
+}
+
+impl From<PipelineError> for Failure {
+    fn from(e: PipelineError) -> Self {
+        Failure {
+            code: if e.is_config() { 2 } else { 1 },
+            error: e.into(),
+        }
+    }
+}
+
+fn usage(error: impl Into<anyhow::Error>) -> Failure {
+    Failure {
+        code: 2,
+        error: error.into(),
+    }
+}
+
+fn runtime(error: impl Into<anyhow::Error>) -> Failure {
+    Failure {
+        code: 1,
+        error: error.into(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("VECPIPE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    match dispatch(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure { code, error }) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn dispatch(command: Command) -> Result<(), Failure> {
+    match command {
+        Command::Validate { file } => {
+            let cfg = load(&file)?;
+            println!(
+                "{}: ok ({} stage(s), {} sink(s))",
+                file.display(),
+                cfg.stages.len(),
+                cfg.sinks.len()
+            );
+            Ok(())
+        }
+        Command::Run { file } => {
+            let cfg = load(&file)?;
+            let runtime_ = tokio::runtime::Runtime::new()
+                .context("cannot start the async runtime")
+                .map_err(runtime)?;
+            let summary = runtime_.block_on(async {
+                let stop = StopSignal::default();
+                stop.raise_on_os_signals()
+                    .context("cannot install signal handlers")
+                    .map_err(runtime)?;
+                run_pipeline(&cfg, stop).await.map_err(Failure::from)
+            })?;
+            println!("{summary}");
+            Ok(())
+        }
+        Command::Bm25(Bm25Command::Fit(args)) => fit(args),
+    }
+}
+
+fn load(file: &Path) -> Result<PipelineConfig, Failure> {
+    load_pipeline_file(file).map_err(usage)
+}
+
+fn fit(args: FitArgs) -> Result<(), Failure> {
+    let pipeline;
+    let files_source;
+    let (source, stages, mut analyzer, out) = match (&args.pipeline, &args.input) {
+        (Some(file), _) => {
+            pipeline = load(file)?;
+            let bm25 = pipeline
+                .stages
+                .iter()
+                .enumerate()
+                .find_map(|(i, s)| match s {
+                    StageConfig::Bm25(c) => Some((i, c)),
+                    _ => None,
+                });
+            let (stages, stage_cfg) = match bm25 {
+                Some((i, c)) => (&pipeline.stages[..i], Some(c)),
+                None => (&pipeline.stages[..], None),
+            };
+            let out = args
+                .out
+                .clone()
+                .or_else(|| stage_cfg.map(|c| c.params.clone()))
+                .ok_or_else(|| {
+                    usage(anyhow::anyhow!(
+                        "{} has no bm25 stage: pass --out",
+                        file.display()
+                    ))
+                })?;
+            let analyzer = stage_cfg
+                .and_then(|c| c.analyzer.clone())
+                .unwrap_or_default();
+            (&pipeline.source, stages, analyzer, out)
+        }
+        (None, Some(input)) => {
+            let format = args.format.or_else(|| {
+                let ext = Path::new(input.trim_end_matches('/'))
+                    .extension()?
+                    .to_str()?;
+                match ext {
+                    "jsonl" => Some(InputFormat::Jsonl),
+                    "parquet" => Some(InputFormat::Parquet),
+                    _ => None,
+                }
+            });
+            let files = FileSourceConfig {
+                path: input.clone(),
+                id_field: None,
+                text_field: args.text_field.clone(),
+                metadata: Vec::new(),
+                batch_rows: PositiveInt(1024),
+                max_text_bytes: PositiveInt(1 << 20),
+            };
+            files_source = match format {
+                Some(InputFormat::Jsonl) => SourceConfig::Jsonl(files),
+                Some(InputFormat::Parquet) => SourceConfig::Parquet(files),
+                None => {
+                    return Err(usage(anyhow::anyhow!(
+                        "cannot tell the format of `{input}`: pass --format"
+                    )));
+                }
+            };
+            let out = args
+                .out
+                .clone()
+                .ok_or_else(|| usage(anyhow::anyhow!("--out is required with --input")))?;
+            (&files_source, &[][..], AnalyzerConfig::default(), out)
+        }
+        (None, None) => {
+            return Err(usage(anyhow::anyhow!(
+                "pass --pipeline FILE or --input PATH"
+            )));
+        }
+    };
+    if args.analyzer.given() {
+        analyzer = args.analyzer.to_config();
+    }
+    let summary = fit_bm25(&FitInput {
+        source,
+        stages,
+        analyzer,
+        k1: args.k1,
+        b: args.b,
+        epsilon: args.epsilon,
+        out: &out,
+    })?;
+    println!(
+        "fitted BM25 on {} documents ({} terms, {} skipped) → {}",
+        summary.documents,
+        summary.terms,
+        summary.skipped,
+        summary.out.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,63 @@
+//! From config to nodes: open the source, load the stages' files, create
+//! the sinks, and decide where in the stage chain each sink reads.
+
+use tokio::sync::mpsc;
+
+use super::PipelineError;
+use crate::batch::AckOutcome;
+use crate::config::PipelineConfig;
+use crate::dead_letter::DeadLetters;
+use crate::sink::{Sink, build_sink};
+use crate::source::{RecordSource, SourceContext, open_source};
+use crate::stage::{Stage, build_stage};
+
+pub(super) struct BuiltPipeline {
+    pub source: Box<dyn RecordSource>,
+    pub stages: Vec<Box<dyn Stage>>,
+    /// Each sink with the number of stages its input has passed through.
+    pub sinks: Vec<(Box<dyn Sink>, usize)>,
+    pub dead_letters: DeadLetters,
+}
+
+pub(super) fn build(
+    cfg: &PipelineConfig,
+    acks: mpsc::UnboundedSender<AckOutcome>,
+) -> Result<BuiltPipeline, PipelineError> {
+    let dead_letters = match &cfg.dead_letter {
+        Some(dl) => DeadLetters::to_file(&dl.path)?,
+        None => DeadLetters::to_log(),
+    };
+    let stages = cfg
+        .stages
+        .iter()
+        .map(|stage| build_stage(stage, &dead_letters))
+        .collect::<Result<Vec<_>, _>>()?;
+    let source = open_source(
+        &cfg.source,
+        SourceContext {
+            acks,
+            dead_letters: dead_letters.clone(),
+        },
+    )?;
+    let mut sinks = Vec::new();
+    for sink in &cfg.sinks {
+        let depth = match sink.inputs().first() {
+            None => cfg.stages.len(),
+            Some(id) => {
+                let index = cfg
+                    .stages
+                    .iter()
+                    .position(|s| s.id() == Some(id.as_str()))
+                    .ok_or_else(|| PipelineError::Usage(format!("no stage has id `{id}`")))?;
+                index + 1
+            }
+        };
+        sinks.push((build_sink(sink)?, depth));
+    }
+    Ok(BuiltPipeline {
+        source,
+        stages,
+        sinks,
+        dead_letters,
+    })
+}

@@ -1,0 +1,77 @@
+//! `vecpipe bm25 fit`: stream a source (through the stages before `bm25`,
+//! e.g. chunking) into the BM25 fitter and save the params file.
+
+use std::path::{Path, PathBuf};
+
+use arrow::array::AsArray;
+use tokio::sync::mpsc;
+
+use super::PipelineError;
+use crate::batch::columns;
+use crate::config::{AnalyzerConfig, SourceConfig, StageConfig};
+use crate::dead_letter::DeadLetters;
+use crate::source::{SourceContext, open_source};
+use crate::stage::bm25::Bm25Fitter;
+use crate::stage::{StageError, build_stage};
+
+/// What to fit on and how.
+pub struct FitInput<'a> {
+    pub source: &'a SourceConfig,
+    /// Applied to every batch before fitting (the stages before `bm25`).
+    pub stages: &'a [StageConfig],
+    pub analyzer: AnalyzerConfig,
+    pub k1: f64,
+    pub b: f64,
+    pub epsilon: f64,
+    pub out: &'a Path,
+}
+
+#[derive(Debug)]
+pub struct FitSummary {
+    pub documents: u64,
+    pub terms: usize,
+    pub skipped: u64,
+    pub out: PathBuf,
+}
+
+pub fn fit_bm25(input: &FitInput<'_>) -> Result<FitSummary, PipelineError> {
+    let dead_letters = DeadLetters::to_log();
+    let (acks, _) = mpsc::unbounded_channel();
+    let mut source = open_source(
+        input.source,
+        SourceContext {
+            acks,
+            dead_letters: dead_letters.clone(),
+        },
+    )?;
+    let mut stages = input
+        .stages
+        .iter()
+        .map(|s| build_stage(s, &dead_letters))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut fitter = Bm25Fitter::new(&input.analyzer).map_err(StageError::from)?;
+    while let Some(envelope) = source.next_batch()? {
+        let mut batch = envelope.batch;
+        for stage in &mut stages {
+            batch = stage.process(batch, envelope.ack.position())?;
+        }
+        let texts = batch
+            .column_by_name(columns::TEXT)
+            .and_then(|c| c.as_string_opt::<i32>())
+            .expect("sources and stages always produce a string text column");
+        for text in texts.iter().flatten() {
+            fitter.add(text);
+        }
+    }
+    let documents = fitter.documents();
+    let params = fitter
+        .finish(input.k1, input.b, input.epsilon)
+        .map_err(StageError::from)?;
+    params.save(input.out).map_err(StageError::from)?;
+    Ok(FitSummary {
+        documents,
+        terms: params.idf_word.len(),
+        skipped: dead_letters.count(),
+        out: input.out.to_path_buf(),
+    })
+}

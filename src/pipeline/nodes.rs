@@ -1,0 +1,251 @@
+//! The running graph: source → stage → … → stage, with sinks tapping the
+//! chain where they read. Every node is a tokio task; CPU and file work runs
+//! on the blocking pool; edges are bounded channels, so a slow sink slows
+//! the source and memory stays bounded.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use super::build::BuiltPipeline;
+use super::progress::Progress;
+use super::{Counters, PipelineError, StopSignal};
+use crate::batch::Envelope;
+use crate::sink::Sink;
+use crate::source::RecordSource;
+use crate::stage::Stage;
+
+/// Batches buffered on each edge.
+const EDGE_CAPACITY: usize = 2;
+
+type Tx = mpsc::Sender<Envelope>;
+type Rx = mpsc::Receiver<Envelope>;
+
+pub(super) async fn run_graph(
+    built: BuiltPipeline,
+    counters: &Arc<Counters>,
+    failed: &Arc<AtomicBool>,
+    stop: &StopSignal,
+    progress: &Progress,
+) -> Result<(), PipelineError> {
+    let BuiltPipeline {
+        source,
+        stages,
+        sinks,
+        ..
+    } = built;
+    let depth = stages.len();
+    let mut tasks = JoinSet::new();
+
+    // Inputs of everything that reads the stream after `d` stages.
+    let mut readers: Vec<Vec<Tx>> = (0..=depth).map(|_| Vec::new()).collect();
+    for (sink, at) in sinks {
+        let (tx, rx) = mpsc::channel(EDGE_CAPACITY);
+        readers[at].push(tx);
+        let failed = failed.clone();
+        tasks.spawn(async move { sink_task(sink, rx, failed).await });
+    }
+    // Stages, last first, so each knows where its output goes.
+    let mut next_input: Option<Tx> = None;
+    for (index, stage) in stages.into_iter().enumerate().rev() {
+        let out = stream_to(
+            &mut tasks,
+            &mut readers[index + 1],
+            next_input.take(),
+            failed,
+        );
+        let (tx, rx) = mpsc::channel(EDGE_CAPACITY);
+        next_input = Some(tx);
+        let counters = (index + 1 == depth).then(|| counters.clone());
+        let failed = failed.clone();
+        tasks.spawn(async move { stage_task(stage, rx, out, counters, failed).await });
+    }
+    let out = stream_to(&mut tasks, &mut readers[0], next_input, failed);
+    {
+        let (counters, failed, stop, progress) = (
+            counters.clone(),
+            failed.clone(),
+            stop.clone(),
+            progress.clone(),
+        );
+        tasks.spawn(async move {
+            source_task(source, out, counters, depth == 0, failed, stop, progress).await
+        });
+    }
+
+    let mut first_error = None;
+    while let Some(joined) = tasks.join_next().await {
+        let result = joined.unwrap_or_else(|e| {
+            Err(PipelineError::Crashed {
+                node: "a pipeline task".into(),
+                message: e.to_string(),
+            })
+        });
+        if let Err(e) = result {
+            failed.store(true, Ordering::SeqCst);
+            first_error.get_or_insert(e);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// One sender for a stream read by `readers` (and `next`, the following
+/// stage): direct when there is one reader, through a fan-out task otherwise.
+fn stream_to(
+    tasks: &mut JoinSet<Result<(), PipelineError>>,
+    readers: &mut Vec<Tx>,
+    next: Option<Tx>,
+    failed: &Arc<AtomicBool>,
+) -> Option<Tx> {
+    let mut outs: Vec<Tx> = std::mem::take(readers);
+    outs.extend(next);
+    match outs.len() {
+        0 => None,
+        1 => outs.pop(),
+        _ => {
+            let (tx, mut rx) = mpsc::channel::<Envelope>(EDGE_CAPACITY);
+            let failed = failed.clone();
+            tasks.spawn(async move {
+                while let Some(envelope) = rx.recv().await {
+                    for out in &outs {
+                        // Each reader holds its own clone of the ack.
+                        if out.send(envelope.clone()).await.is_err() {
+                            failed.store(true, Ordering::SeqCst);
+                            return Ok(());
+                        }
+                    }
+                }
+                Ok(())
+            });
+            Some(tx)
+        }
+    }
+}
+
+/// Runs `work` on the blocking pool with `state` moved in and back out.
+async fn blocking<S: Send + 'static, R: Send + 'static>(
+    node: &str,
+    state: S,
+    work: impl FnOnce(&mut S) -> R + Send + 'static,
+) -> Result<(S, R), PipelineError> {
+    tokio::task::spawn_blocking(move || {
+        let mut state = state;
+        let result = work(&mut state);
+        (state, result)
+    })
+    .await
+    .map_err(|e| PipelineError::Crashed {
+        node: node.to_string(),
+        message: e.to_string(),
+    })
+}
+
+async fn source_task(
+    mut source: Box<dyn RecordSource>,
+    out: Option<Tx>,
+    counters: Arc<Counters>,
+    is_last: bool,
+    failed: Arc<AtomicBool>,
+    stop: StopSignal,
+    progress: Progress,
+) -> Result<(), PipelineError> {
+    loop {
+        if stop.is_raised() || failed.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let (back, next) = blocking("source", source, |s| s.next_batch()).await?;
+        source = back;
+        let envelope = match next {
+            Ok(Some(envelope)) => envelope,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                failed.store(true, Ordering::SeqCst);
+                return Err(e.into());
+            }
+        };
+        let records = envelope.ack.records() as u64;
+        counters.records_in.fetch_add(records, Ordering::Relaxed);
+        if is_last {
+            counters
+                .rows_out
+                .fetch_add(envelope.batch.num_rows() as u64, Ordering::Relaxed);
+        }
+        progress.advance(records);
+        if let Some(out) = &out {
+            if out.send(envelope).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+async fn stage_task(
+    mut stage: Box<dyn Stage>,
+    mut input: Rx,
+    out: Option<Tx>,
+    counters: Option<Arc<Counters>>,
+    failed: Arc<AtomicBool>,
+) -> Result<(), PipelineError> {
+    while let Some(envelope) = input.recv().await {
+        let kind = stage.kind();
+        let (back, result) = blocking(kind, stage, move |stage| {
+            let Envelope { batch, ack } = envelope;
+            stage
+                .process(batch, ack.position())
+                .map(|batch| Envelope { batch, ack })
+        })
+        .await?;
+        stage = back;
+        let envelope = match result {
+            Ok(envelope) => envelope,
+            Err(e) => {
+                failed.store(true, Ordering::SeqCst);
+                return Err(e.into());
+            }
+        };
+        if let Some(counters) = &counters {
+            counters
+                .rows_out
+                .fetch_add(envelope.batch.num_rows() as u64, Ordering::Relaxed);
+        }
+        if let Some(out) = &out {
+            if out.send(envelope).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn sink_task(
+    sink: Box<dyn Sink>,
+    mut input: Rx,
+    failed: Arc<AtomicBool>,
+) -> Result<(), PipelineError> {
+    let mut sink = sink;
+    while let Some(envelope) = input.recv().await {
+        if failed.load(Ordering::SeqCst) {
+            break;
+        }
+        let (back, result) = blocking(sink.kind(), sink, move |sink| sink.write(envelope)).await?;
+        sink = back;
+        if let Err(e) = result {
+            failed.store(true, Ordering::SeqCst);
+            sink.abort();
+            return Err(e.into());
+        }
+    }
+    // A failure anywhere upstream must not publish partial output.
+    if failed.load(Ordering::SeqCst) {
+        sink.abort();
+        return Ok(());
+    }
+    let (mut sink, result) = blocking(sink.kind(), sink, |sink| sink.finish()).await?;
+    if let Err(e) = result {
+        sink.abort();
+        return Err(e.into());
+    }
+    Ok(())
+}

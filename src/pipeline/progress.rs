@@ -1,0 +1,40 @@
+//! A progress bar on a terminal, nothing otherwise.
+
+use std::io::IsTerminal;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+#[derive(Clone)]
+pub struct Progress(ProgressBar);
+
+impl Progress {
+    /// A bar when the total is known, a counter otherwise; hidden unless stderr is a terminal.
+    pub fn new(total: Option<u64>) -> Self {
+        let target = if std::io::stderr().is_terminal() {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        let bar = match total {
+            Some(total) => ProgressBar::with_draw_target(Some(total), target).with_style(
+                ProgressStyle::with_template(
+                    "{bar:40} {human_pos}/{human_len} records {per_sec} eta {eta}",
+                )
+                .expect("valid template"),
+            ),
+            None => ProgressBar::with_draw_target(None, target).with_style(
+                ProgressStyle::with_template("{spinner} {human_pos} records {per_sec}")
+                    .expect("valid template"),
+            ),
+        };
+        Progress(bar)
+    }
+
+    pub fn advance(&self, records: u64) {
+        self.0.inc(records);
+    }
+
+    pub fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}

@@ -1,0 +1,238 @@
+//! `arrow` sink: Parquet or Arrow IPC files, written under a temporary name
+//! and renamed when complete, optionally rotated every N rows.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use arrow::datatypes::SchemaRef;
+use arrow::ipc::writer::FileWriter;
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+
+use super::{Sink, SinkError};
+use crate::batch::{Ack, Envelope};
+use crate::config::ArrowSinkConfig;
+
+/// Rows per Parquet row group; also bounds the writer's memory.
+const ROW_GROUP_ROWS: usize = 64 * 1024;
+/// Flush a row group early once this much is buffered.
+const ROW_GROUP_BYTES: usize = 64 << 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArrowFormat {
+    Parquet,
+    Ipc,
+}
+
+impl ArrowFormat {
+    /// `.parquet` → Parquet; `.arrow`, `.ipc`, `.feather` → Arrow IPC file.
+    pub fn from_path(path: &Path) -> Option<Self> {
+        match path.extension()?.to_str()? {
+            "parquet" => Some(ArrowFormat::Parquet),
+            "arrow" | "ipc" | "feather" => Some(ArrowFormat::Ipc),
+            _ => None,
+        }
+    }
+}
+
+pub struct ArrowFileSink {
+    path: PathBuf,
+    format: ArrowFormat,
+    rotate_rows: Option<usize>,
+    part: usize,
+    current: Option<OpenFile>,
+}
+
+struct OpenFile {
+    writer: Writer,
+    tmp: PathBuf,
+    target: PathBuf,
+    rows: usize,
+    /// Released once the file is renamed into place.
+    acks: Vec<Ack>,
+}
+
+enum Writer {
+    Parquet(ArrowWriter<File>),
+    Ipc(FileWriter<File>),
+}
+
+impl ArrowFileSink {
+    pub fn new(cfg: &ArrowSinkConfig) -> Self {
+        ArrowFileSink {
+            format: ArrowFormat::from_path(&cfg.path).unwrap_or(ArrowFormat::Parquet),
+            path: cfg.path.clone(),
+            rotate_rows: cfg.rotate_rows.map(|n| n.get()),
+            part: 0,
+            current: None,
+        }
+    }
+
+    /// `out/x.parquet`, or `out/x-00003.parquet` when rotating.
+    fn target(&self) -> PathBuf {
+        match self.rotate_rows {
+            None => self.path.clone(),
+            Some(_) => {
+                let stem = self.path.file_stem().unwrap_or_default().to_string_lossy();
+                let ext = self.path.extension().unwrap_or_default().to_string_lossy();
+                self.path
+                    .with_file_name(format!("{stem}-{:05}.{ext}", self.part))
+            }
+        }
+    }
+
+    fn open(&mut self, schema: &SchemaRef) -> Result<&mut OpenFile, SinkError> {
+        if self.current.is_none() {
+            let target = self.target();
+            let name = target.file_name().unwrap_or_default().to_string_lossy();
+            let tmp = target.with_file_name(format!(".{name}.tmp"));
+            let io_err = |source| SinkError::Io {
+                path: tmp.clone(),
+                source,
+            };
+            if let Some(dir) = tmp.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(io_err)?;
+            }
+            let file = File::create(&tmp).map_err(io_err)?;
+            let writer = match self.format {
+                ArrowFormat::Parquet => {
+                    let props = WriterProperties::builder()
+                        .set_compression(Compression::ZSTD(
+                            ZstdLevel::try_new(1).expect("level 1 is valid"),
+                        ))
+                        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+                        .build();
+                    Writer::Parquet(
+                        ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(
+                            |source| SinkError::Parquet {
+                                path: tmp.clone(),
+                                source,
+                            },
+                        )?,
+                    )
+                }
+                ArrowFormat::Ipc => {
+                    Writer::Ipc(FileWriter::try_new(file, schema).map_err(|source| {
+                        SinkError::Arrow {
+                            path: tmp.clone(),
+                            source,
+                        }
+                    })?)
+                }
+            };
+            self.current = Some(OpenFile {
+                writer,
+                tmp,
+                target,
+                rows: 0,
+                acks: Vec::new(),
+            });
+        }
+        Ok(self.current.as_mut().expect("opened above"))
+    }
+
+    fn write_slice(&mut self, batch: &RecordBatch, ack: &Ack) -> Result<(), SinkError> {
+        let open = self.open(&batch.schema())?;
+        let tmp = open.tmp.clone();
+        match &mut open.writer {
+            Writer::Parquet(w) => {
+                w.write(batch).map_err(|source| SinkError::Parquet {
+                    path: tmp.clone(),
+                    source,
+                })?;
+                if w.in_progress_size() > ROW_GROUP_BYTES {
+                    w.flush()
+                        .map_err(|source| SinkError::Parquet { path: tmp, source })?;
+                }
+            }
+            Writer::Ipc(w) => w
+                .write(batch)
+                .map_err(|source| SinkError::Arrow { path: tmp, source })?,
+        }
+        open.rows += batch.num_rows();
+        open.acks.push(ack.clone());
+        Ok(())
+    }
+
+    /// Closes the current file, syncs it and renames it into place.
+    fn close_current(&mut self) -> Result<(), SinkError> {
+        let Some(open) = self.current.take() else {
+            return Ok(());
+        };
+        let io_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| SinkError::Io { path, source }
+        };
+        let file = match open.writer {
+            Writer::Parquet(w) => w.into_inner().map_err(|source| SinkError::Parquet {
+                path: open.tmp.clone(),
+                source,
+            })?,
+            Writer::Ipc(mut w) => {
+                w.finish().map_err(|source| SinkError::Arrow {
+                    path: open.tmp.clone(),
+                    source,
+                })?;
+                w.into_inner().map_err(|source| SinkError::Arrow {
+                    path: open.tmp.clone(),
+                    source,
+                })?
+            }
+        };
+        file.sync_all().map_err(io_err(&open.tmp))?;
+        drop(file);
+        std::fs::rename(&open.tmp, &open.target).map_err(io_err(&open.target))?;
+        if let Some(dir) = open.target.parent().filter(|d| !d.as_os_str().is_empty()) {
+            // Make the rename itself durable.
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io_err(dir))?;
+        }
+        tracing::info!(file = %open.target.display(), rows = open.rows, "wrote file");
+        self.part += 1;
+        drop(open.acks);
+        Ok(())
+    }
+}
+
+impl Sink for ArrowFileSink {
+    fn kind(&self) -> &'static str {
+        "arrow"
+    }
+
+    fn write(&mut self, envelope: Envelope) -> Result<(), SinkError> {
+        let Envelope { batch, ack } = envelope;
+        let Some(limit) = self.rotate_rows else {
+            return self.write_slice(&batch, &ack);
+        };
+        let mut offset = 0;
+        loop {
+            let room = limit - self.current.as_ref().map_or(0, |f| f.rows);
+            let len = room.min(batch.num_rows() - offset);
+            self.write_slice(&batch.slice(offset, len), &ack)?;
+            offset += len;
+            if len == room {
+                self.close_current()?;
+            }
+            if offset >= batch.num_rows() {
+                return Ok(());
+            }
+        }
+    }
+
+    fn finish(&mut self) -> Result<(), SinkError> {
+        self.close_current()
+    }
+
+    fn abort(&mut self) {
+        if let Some(open) = self.current.take() {
+            for ack in &open.acks {
+                ack.fail();
+            }
+            drop(open.writer);
+            let _ = std::fs::remove_file(&open.tmp);
+        }
+    }
+}

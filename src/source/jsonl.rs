@@ -1,0 +1,279 @@
+//! JSON Lines: one JSON object per line.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, StringBuilder};
+use arrow::datatypes::{DataType, Field, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use serde_json::{Map, Value};
+
+use super::{
+    RecordSource, SourceContext, SourceError, output_schema, resolve_files, text_id, text_problem,
+};
+use crate::batch::{Ack, Envelope, Position};
+use crate::config::FileSourceConfig;
+
+/// JSON overhead allowed on top of `max_text_bytes` before a line is too long to parse.
+const LINE_SLACK_BYTES: usize = 64 * 1024;
+
+pub struct JsonlSource {
+    files: Vec<PathBuf>,
+    next_file: usize,
+    current: Option<OpenFile>,
+    cfg: FileSourceConfig,
+    schema: SchemaRef,
+    ctx: SourceContext,
+    line_buf: Vec<u8>,
+}
+
+struct OpenFile {
+    path: Arc<PathBuf>,
+    reader: BufReader<File>,
+    /// 1-based number of the last line read.
+    line: usize,
+}
+
+impl JsonlSource {
+    pub fn open(cfg: &FileSourceConfig, ctx: SourceContext) -> Result<Self, SourceError> {
+        let files = resolve_files(&cfg.path, "jsonl")?;
+        let schema = output_schema(
+            cfg.metadata
+                .iter()
+                .map(|name| Field::new(name, DataType::Utf8, true)),
+        );
+        Ok(JsonlSource {
+            files,
+            next_file: 0,
+            current: None,
+            cfg: cfg.clone(),
+            schema,
+            ctx,
+            line_buf: Vec::new(),
+        })
+    }
+
+    fn open_next_file(&mut self) -> Result<bool, SourceError> {
+        let Some(path) = self.files.get(self.next_file) else {
+            return Ok(false);
+        };
+        self.next_file += 1;
+        let file = File::open(path).map_err(|source| SourceError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        self.current = Some(OpenFile {
+            path: Arc::new(path.clone()),
+            reader: BufReader::with_capacity(1 << 16, file),
+            line: 0,
+        });
+        Ok(true)
+    }
+
+    /// Decodes one line into the builders, or says why it cannot be.
+    fn decode(&self, line: &[u8], rows: &mut Rows) -> Result<(), String> {
+        let text = std::str::from_utf8(line).map_err(|e| format!("invalid UTF-8: {e}"))?;
+        let value: Value = serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
+        let Value::Object(object) = value else {
+            return Err("not a JSON object".to_string());
+        };
+        let field = &self.cfg.text_field;
+        let text = match object.get(field) {
+            None | Some(Value::Null) => return Err(format!("missing text field `{field}`")),
+            Some(Value::String(s)) => s.as_str(),
+            Some(_) => return Err(format!("text field `{field}` is not a string")),
+        };
+        if let Some(problem) = text_problem(text, self.cfg.max_text_bytes.get()) {
+            return Err(problem);
+        }
+        let id = match &self.cfg.id_field {
+            None => text_id(text),
+            Some(id_field) => match object.get(id_field) {
+                Some(Value::String(s)) if !s.is_empty() => s.clone(),
+                Some(Value::Number(n)) => n.to_string(),
+                None | Some(Value::Null) => return Err(format!("missing id field `{id_field}`")),
+                Some(_) => return Err(format!("id field `{id_field}` is not a string or number")),
+            },
+        };
+        rows.push(&id, text, &self.cfg.metadata, &object);
+        Ok(())
+    }
+}
+
+/// Column builders for one batch.
+struct Rows {
+    ids: StringBuilder,
+    texts: StringBuilder,
+    metadata: Vec<StringBuilder>,
+    len: usize,
+}
+
+impl Rows {
+    fn new(metadata: usize) -> Self {
+        Rows {
+            ids: StringBuilder::new(),
+            texts: StringBuilder::new(),
+            metadata: (0..metadata).map(|_| StringBuilder::new()).collect(),
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, id: &str, text: &str, names: &[String], object: &Map<String, Value>) {
+        self.ids.append_value(id);
+        self.texts.append_value(text);
+        for (builder, name) in self.metadata.iter_mut().zip(names) {
+            match object.get(name) {
+                None | Some(Value::Null) => builder.append_null(),
+                Some(Value::String(s)) => builder.append_value(s),
+                // Non-string metadata keeps its JSON text.
+                Some(other) => builder.append_value(other.to_string()),
+            }
+        }
+        self.len += 1;
+    }
+
+    fn finish(mut self, schema: SchemaRef) -> RecordBatch {
+        let mut columns: Vec<ArrayRef> =
+            vec![Arc::new(self.ids.finish()), Arc::new(self.texts.finish())];
+        columns.extend(
+            self.metadata
+                .iter_mut()
+                .map(|b| Arc::new(b.finish()) as ArrayRef),
+        );
+        RecordBatch::try_new(schema, columns).expect("builders match the schema")
+    }
+}
+
+impl RecordSource for JsonlSource {
+    fn next_batch(&mut self) -> Result<Option<Envelope>, SourceError> {
+        let limit = self
+            .cfg
+            .max_text_bytes
+            .get()
+            .saturating_mul(4)
+            .saturating_add(LINE_SLACK_BYTES);
+        let mut rows = Rows::new(self.cfg.metadata.len());
+        let mut records = 0;
+        let mut first_line = None;
+        let mut line_buf = std::mem::take(&mut self.line_buf);
+        while rows.len < self.cfg.batch_rows.get() {
+            if self.current.is_none() && !self.open_next_file()? {
+                break;
+            }
+            let current = self.current.as_mut().expect("opened above");
+            let read =
+                read_capped_line(&mut current.reader, &mut line_buf, limit).map_err(|source| {
+                    SourceError::Io {
+                        path: current.path.to_path_buf(),
+                        source,
+                    }
+                })?;
+            let Some(line_len) = read else {
+                // A batch never spans two files, so its position names one file.
+                self.current = None;
+                if records > 0 {
+                    break;
+                }
+                continue;
+            };
+            current.line += 1;
+            let path = current.path.clone();
+            let line_no = current.line;
+            if line_buf.iter().all(u8::is_ascii_whitespace) && line_len == line_buf.len() {
+                continue;
+            }
+            first_line.get_or_insert((path.clone(), line_no));
+            records += 1;
+            let position = Position::Jsonl {
+                file: path,
+                line: line_no,
+            };
+            let outcome = if line_len > line_buf.len() {
+                Err(format!(
+                    "line is {line_len} bytes, over the line limit ({limit} bytes)"
+                ))
+            } else {
+                self.decode(&line_buf, &mut rows)
+            };
+            if let Err(reason) = outcome {
+                self.ctx.dead_letters.send(position, &reason, &line_buf)?;
+            }
+        }
+        self.line_buf = line_buf;
+        let Some((file, line)) = first_line else {
+            return Ok(None);
+        };
+        let ack = Ack::new(
+            Position::Jsonl { file, line },
+            records,
+            self.ctx.acks.clone(),
+        );
+        Ok(Some(Envelope {
+            batch: rows.finish(self.schema.clone()),
+            ack,
+        }))
+    }
+
+    fn total_records(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// Reads one line without its newline, keeping at most `limit` bytes in
+/// `buf` (the rest is skipped). Returns the full line length, `None` at EOF.
+fn read_capped_line(
+    reader: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    limit: usize,
+) -> std::io::Result<Option<usize>> {
+    buf.clear();
+    let mut total = 0;
+    let mut saw_any = false;
+    loop {
+        let available = reader.fill_buf()?;
+        if available.is_empty() {
+            return Ok(saw_any.then_some(total));
+        }
+        saw_any = true;
+        let (chunk, done) = match available.iter().position(|&b| b == b'\n') {
+            Some(i) => (&available[..i], Some(i + 1)),
+            None => (available, None),
+        };
+        let room = limit.saturating_sub(buf.len());
+        buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        total += chunk.len();
+        let consumed = done.unwrap_or(chunk.len());
+        reader.consume(consumed);
+        if done.is_some() {
+            if buf.last() == Some(&b'\r') {
+                buf.pop();
+                total -= 1;
+            }
+            return Ok(Some(total));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capped_reader_keeps_the_limit_and_reports_the_full_length() {
+        let data = b"short\r\n0123456789\nlast";
+        let mut reader = std::io::BufReader::with_capacity(4, &data[..]);
+        let mut buf = Vec::new();
+        assert_eq!(read_capped_line(&mut reader, &mut buf, 6).unwrap(), Some(5));
+        assert_eq!(buf, b"short");
+        assert_eq!(
+            read_capped_line(&mut reader, &mut buf, 6).unwrap(),
+            Some(10)
+        );
+        assert_eq!(buf, b"012345");
+        assert_eq!(read_capped_line(&mut reader, &mut buf, 6).unwrap(), Some(4));
+        assert_eq!(buf, b"last");
+        assert_eq!(read_capped_line(&mut reader, &mut buf, 6).unwrap(), None);
+    }
+}

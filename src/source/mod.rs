@@ -1,0 +1,122 @@
+//! Sources: read records, turn them into batches of `id`, `text` and
+//! metadata columns, and send bad records to the dead letter.
+
+mod files;
+mod jsonl;
+mod parquet;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use tokio::sync::mpsc;
+
+use crate::batch::{AckOutcome, Envelope, columns};
+use crate::config::SourceConfig;
+use crate::dead_letter::{DeadLetterError, DeadLetters};
+
+pub use files::resolve_files;
+pub use jsonl::JsonlSource;
+pub use parquet::ParquetSource;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("source path `{pattern}` matches no {extension} files")]
+    NoFiles {
+        pattern: String,
+        extension: &'static str,
+    },
+    #[error("source path `{pattern}` is not a valid glob: {source}")]
+    BadGlob {
+        pattern: String,
+        source: glob::PatternError,
+    },
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Parquet {
+        path: PathBuf,
+        source: ::parquet::errors::ParquetError,
+    },
+    #[error("{}: column `{column}` {problem}", path.display())]
+    Column {
+        path: PathBuf,
+        column: String,
+        problem: String,
+    },
+    #[error("{}: {source}", path.display())]
+    Arrow {
+        path: PathBuf,
+        source: arrow::error::ArrowError,
+    },
+    #[error(transparent)]
+    DeadLetter(#[from] DeadLetterError),
+}
+
+impl SourceError {
+    /// Errors that mean the pipeline file points at the wrong thing.
+    pub fn is_config(&self) -> bool {
+        matches!(
+            self,
+            SourceError::NoFiles { .. } | SourceError::BadGlob { .. } | SourceError::Column { .. }
+        )
+    }
+}
+
+/// A bounded source read on a blocking thread, one batch at a time.
+pub trait RecordSource: Send {
+    /// The next batch, or `None` when the source is exhausted.
+    fn next_batch(&mut self) -> Result<Option<Envelope>, SourceError>;
+    /// Records the whole source holds, when known up front (for progress).
+    fn total_records(&self) -> Option<u64>;
+}
+
+/// What every source needs from the runner.
+#[derive(Clone)]
+pub struct SourceContext {
+    pub acks: mpsc::UnboundedSender<AckOutcome>,
+    pub dead_letters: DeadLetters,
+}
+
+/// Opens the configured source; schemas are checked here, before any record is read.
+pub fn open_source(
+    cfg: &SourceConfig,
+    ctx: SourceContext,
+) -> Result<Box<dyn RecordSource>, SourceError> {
+    Ok(match cfg {
+        SourceConfig::Jsonl(c) => Box::new(JsonlSource::open(c, ctx)?),
+        SourceConfig::Parquet(c) => Box::new(ParquetSource::open(c, ctx)?),
+    })
+}
+
+/// The id of a record without an id field: a stable hash of its text.
+pub fn text_id(text: &str) -> String {
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(text.as_bytes()))
+}
+
+/// Why a text cannot be processed, if it cannot.
+fn text_problem(text: &str, max_bytes: usize) -> Option<String> {
+    if text.trim().is_empty() {
+        Some("empty text".to_string())
+    } else if text.len() > max_bytes {
+        Some(format!(
+            "text is {} bytes, over max_text_bytes ({max_bytes})",
+            text.len()
+        ))
+    } else {
+        None
+    }
+}
+
+/// `id`, `text`, then the metadata fields.
+fn output_schema(metadata: impl IntoIterator<Item = Field>) -> SchemaRef {
+    let mut fields = vec![
+        Field::new(columns::ID, DataType::Utf8, false),
+        Field::new(columns::TEXT, DataType::Utf8, false),
+    ];
+    fields.extend(metadata);
+    Arc::new(Schema::new(fields))
+}

@@ -1,0 +1,311 @@
+//! Parquet files, streamed row group by row group with only the needed
+//! columns projected.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, BooleanBuilder, StringBuilder};
+use arrow::compute::{cast, filter};
+use arrow::datatypes::{DataType, Field, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
+};
+
+use super::{
+    RecordSource, SourceContext, SourceError, output_schema, resolve_files, text_id, text_problem,
+};
+use crate::batch::{Ack, Envelope, Position};
+use crate::config::FileSourceConfig;
+
+pub struct ParquetSource {
+    files: Vec<ParquetFile>,
+    next_file: usize,
+    current: Option<RowGroupReader>,
+    cfg: FileSourceConfig,
+    schema: SchemaRef,
+    ctx: SourceContext,
+    total_rows: u64,
+}
+
+/// A file whose footer has been read and whose columns were checked.
+struct ParquetFile {
+    path: Arc<PathBuf>,
+    metadata: ArrowReaderMetadata,
+    projection: ProjectionMask,
+}
+
+struct RowGroupReader {
+    file: usize,
+    row_group: usize,
+    /// Row of the next batch within the row group.
+    row: usize,
+    reader: ParquetRecordBatchReader,
+}
+
+fn is_string(t: &DataType) -> bool {
+    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+}
+fn is_binary(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView
+    )
+}
+
+impl ParquetSource {
+    pub fn open(cfg: &FileSourceConfig, ctx: SourceContext) -> Result<Self, SourceError> {
+        let mut files = Vec::new();
+        let mut metadata_fields: Option<Vec<Field>> = None;
+        let mut total_rows = 0;
+        for path in resolve_files(&cfg.path, "parquet")? {
+            let file = File::open(&path).map_err(|source| SourceError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            let metadata =
+                ArrowReaderMetadata::load(&file, Default::default()).map_err(|source| {
+                    SourceError::Parquet {
+                        path: path.clone(),
+                        source,
+                    }
+                })?;
+            let schema = metadata.schema().clone();
+            let column = |name: &str, accept: &dyn Fn(&DataType) -> bool, expected: &str| {
+                let problem = |problem: String| SourceError::Column {
+                    path: path.clone(),
+                    column: name.to_string(),
+                    problem,
+                };
+                let (index, field) = schema
+                    .column_with_name(name)
+                    .ok_or_else(|| problem("does not exist".to_string()))?;
+                if !accept(field.data_type()) {
+                    return Err(problem(format!(
+                        "is {}, expected {expected}",
+                        field.data_type()
+                    )));
+                }
+                Ok((index, field.clone()))
+            };
+            let mut roots = vec![
+                column(
+                    &cfg.text_field,
+                    &|t| is_string(t) || is_binary(t),
+                    "a string column",
+                )?
+                .0,
+            ];
+            if let Some(id_field) = &cfg.id_field {
+                let accept = |t: &DataType| is_string(t) || t.is_integer();
+                roots.push(column(id_field, &accept, "a string or integer column")?.0);
+            }
+            let mut fields = Vec::new();
+            for name in &cfg.metadata {
+                let (index, field) = column(name, &|_| true, "any type")?;
+                roots.push(index);
+                fields.push(Field::new(name, field.data_type().clone(), true));
+            }
+            // Metadata columns must agree across files, since they share one output schema.
+            match &metadata_fields {
+                None => metadata_fields = Some(fields),
+                Some(first) => {
+                    for (a, b) in first.iter().zip(&fields) {
+                        if a.data_type() != b.data_type() {
+                            return Err(SourceError::Column {
+                                path: path.clone(),
+                                column: a.name().clone(),
+                                problem: format!(
+                                    "is {} here but {} in {}",
+                                    b.data_type(),
+                                    a.data_type(),
+                                    files.first().map_or(String::new(), |f: &ParquetFile| f
+                                        .path
+                                        .display()
+                                        .to_string())
+                                ),
+                            });
+                        }
+                    }
+                }
+            }
+            total_rows += metadata.metadata().file_metadata().num_rows().max(0) as u64;
+            let projection = ProjectionMask::roots(metadata.parquet_schema(), roots);
+            files.push(ParquetFile {
+                path: Arc::new(path),
+                metadata,
+                projection,
+            });
+        }
+        Ok(ParquetSource {
+            files,
+            next_file: 0,
+            current: None,
+            schema: output_schema(metadata_fields.unwrap_or_default()),
+            cfg: cfg.clone(),
+            ctx,
+            total_rows,
+        })
+    }
+
+    /// Opens the next row group (of this file or the next); false when all are read.
+    fn advance(&mut self) -> Result<bool, SourceError> {
+        let (mut file, mut row_group) = match &self.current {
+            Some(r) => (r.file, r.row_group + 1),
+            None => (self.next_file, 0),
+        };
+        loop {
+            let Some(pf) = self.files.get(file) else {
+                self.current = None;
+                return Ok(false);
+            };
+            if row_group < pf.metadata.metadata().num_row_groups() {
+                break;
+            }
+            file += 1;
+            row_group = 0;
+        }
+        self.next_file = file + 1;
+        let pf = &self.files[file];
+        let handle = File::open(pf.path.as_ref()).map_err(|source| SourceError::Io {
+            path: pf.path.to_path_buf(),
+            source,
+        })?;
+        let reader =
+            ParquetRecordBatchReaderBuilder::new_with_metadata(handle, pf.metadata.clone())
+                .with_projection(pf.projection.clone())
+                .with_row_groups(vec![row_group])
+                .with_batch_size(self.cfg.batch_rows.get())
+                .build()
+                .map_err(|source| SourceError::Parquet {
+                    path: pf.path.to_path_buf(),
+                    source,
+                })?;
+        self.current = Some(RowGroupReader {
+            file,
+            row_group,
+            row: 0,
+            reader,
+        });
+        Ok(true)
+    }
+
+    /// Turns a raw batch into `id`, `text`, metadata; bad rows go to the dead letter.
+    fn convert(
+        &self,
+        raw: &RecordBatch,
+        position: &Position,
+        path: &PathBuf,
+    ) -> Result<RecordBatch, SourceError> {
+        let arrow_err = |source| SourceError::Arrow {
+            path: path.clone(),
+            source,
+        };
+        let texts = raw.column_by_name(&self.cfg.text_field).expect("projected");
+        let texts: ArrayRef = if is_binary(texts.data_type()) {
+            cast(texts, &DataType::Binary).map_err(arrow_err)?
+        } else {
+            cast(texts, &DataType::Utf8).map_err(arrow_err)?
+        };
+        let ids = match &self.cfg.id_field {
+            Some(name) => Some(
+                cast(
+                    raw.column_by_name(name).expect("projected"),
+                    &DataType::Utf8,
+                )
+                .map_err(arrow_err)?,
+            ),
+            None => None,
+        };
+        let max_bytes = self.cfg.max_text_bytes.get();
+        let mut keep = BooleanBuilder::with_capacity(raw.num_rows());
+        let mut out_ids = StringBuilder::new();
+        let mut out_texts = StringBuilder::new();
+        for row in 0..raw.num_rows() {
+            let bytes: Option<&[u8]> = if texts.is_null(row) {
+                None
+            } else if let Some(bin) = texts.as_binary_opt::<i32>() {
+                Some(bin.value(row))
+            } else {
+                Some(texts.as_string::<i32>().value(row).as_bytes())
+            };
+            let id = ids
+                .as_ref()
+                .map(|ids| (!ids.is_null(row)).then(|| ids.as_string::<i32>().value(row)));
+            let verdict = match bytes {
+                None => Err(format!("missing text field `{}`", self.cfg.text_field)),
+                Some(bytes) => match std::str::from_utf8(bytes) {
+                    Err(e) => Err(format!("invalid UTF-8: {e}")),
+                    Ok(text) => match (text_problem(text, max_bytes), id) {
+                        (Some(problem), _) => Err(problem),
+                        (None, Some(None) | Some(Some(""))) => Err(format!(
+                            "missing id field `{}`",
+                            self.cfg.id_field.as_deref().unwrap_or_default()
+                        )),
+                        (None, Some(Some(id))) => Ok((id.to_string(), text)),
+                        (None, None) => Ok((text_id(text), text)),
+                    },
+                },
+            };
+            match verdict {
+                Ok((id, text)) => {
+                    out_ids.append_value(id);
+                    out_texts.append_value(text);
+                    keep.append_value(true);
+                }
+                Err(reason) => {
+                    let raw_bytes = bytes.unwrap_or_default();
+                    self.ctx
+                        .dead_letters
+                        .send(position.record(row), &reason, raw_bytes)?;
+                    keep.append_value(false);
+                }
+            }
+        }
+        let keep = keep.finish();
+        let mut columns: Vec<ArrayRef> =
+            vec![Arc::new(out_ids.finish()), Arc::new(out_texts.finish())];
+        for name in &self.cfg.metadata {
+            let column = raw.column_by_name(name).expect("projected");
+            columns.push(filter(column, &keep).map_err(arrow_err)?);
+        }
+        RecordBatch::try_new(self.schema.clone(), columns).map_err(arrow_err)
+    }
+}
+
+impl RecordSource for ParquetSource {
+    fn next_batch(&mut self) -> Result<Option<Envelope>, SourceError> {
+        loop {
+            if self.current.is_none() && !self.advance()? {
+                return Ok(None);
+            }
+            let current = self.current.as_mut().expect("advanced above");
+            let path = self.files[current.file].path.clone();
+            let Some(raw) = current.reader.next() else {
+                if !self.advance()? {
+                    return Ok(None);
+                }
+                continue;
+            };
+            let raw = raw.map_err(|source| SourceError::Arrow {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            let position = Position::Parquet {
+                file: path.clone(),
+                row_group: current.row_group,
+                row: current.row,
+            };
+            current.row += raw.num_rows();
+            let batch = self.convert(&raw, &position, &path)?;
+            let ack = Ack::new(position, raw.num_rows(), self.ctx.acks.clone());
+            return Ok(Some(Envelope { batch, ack }));
+        }
+    }
+
+    fn total_records(&self) -> Option<u64> {
+        Some(self.total_rows)
+    }
+}

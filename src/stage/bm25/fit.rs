@@ -1,0 +1,162 @@
+//! Fitting BM25 corpus statistics one text at a time (memory grows with the
+//! vocabulary, not the corpus).
+
+use std::collections::{HashMap, HashSet};
+
+use super::{Analyzer, Bm25Error, Bm25Params};
+use crate::config::AnalyzerConfig;
+
+pub const DEFAULT_K1: f64 = 1.5;
+pub const DEFAULT_B: f64 = 0.75;
+pub const DEFAULT_EPSILON: f64 = 0.25;
+
+pub struct Bm25Fitter {
+    analyzer: Analyzer,
+    analyzer_config: AnalyzerConfig,
+    /// term → (order of first appearance, document frequency)
+    terms: HashMap<String, (usize, u64)>,
+    total_terms: u64,
+    documents: u64,
+}
+
+impl Bm25Fitter {
+    pub fn new(analyzer_config: &AnalyzerConfig) -> Result<Self, Bm25Error> {
+        Ok(Bm25Fitter {
+            analyzer: Analyzer::new(analyzer_config)?,
+            analyzer_config: analyzer_config.clone(),
+            terms: HashMap::new(),
+            total_terms: 0,
+            documents: 0,
+        })
+    }
+
+    pub fn add(&mut self, text: &str) {
+        let terms = self.analyzer.analyze(text);
+        self.total_terms += terms.len() as u64;
+        self.documents += 1;
+        let mut seen = HashSet::with_capacity(terms.len());
+        for term in terms {
+            if seen.contains(&term) {
+                continue;
+            }
+            let next = self.terms.len();
+            self.terms.entry(term.clone()).or_insert((next, 0)).1 += 1;
+            seen.insert(term);
+        }
+    }
+
+    pub fn documents(&self) -> u64 {
+        self.documents
+    }
+
+    /// The params, computed as pymilvus.model does, term order included
+    /// (first appearance in the corpus), so both produce the same file.
+    pub fn finish(self, k1: f64, b: f64, epsilon: f64) -> Result<Bm25Params, Bm25Error> {
+        if self.documents == 0 || self.terms.is_empty() {
+            return Err(Bm25Error::EmptyCorpus);
+        }
+        let n = self.documents;
+        let mut terms: Vec<(String, (usize, u64))> = self.terms.into_iter().collect();
+        terms.sort_unstable_by_key(|(_, (order, _))| *order);
+        let mut idf_sum = 0.0;
+        let mut idf_value = Vec::with_capacity(terms.len());
+        for (_, (_, df)) in &terms {
+            let idf = ((n - df) as f64 + 0.5).ln() - (*df as f64 + 0.5).ln();
+            idf_sum += idf;
+            idf_value.push(idf);
+        }
+        let eps = epsilon * (idf_sum / terms.len() as f64);
+        for idf in &mut idf_value {
+            if *idf < 0.0 {
+                *idf = eps;
+            }
+        }
+        Ok(Bm25Params {
+            version: "v1".to_string(),
+            corpus_size: n,
+            avgdl: self.total_terms as f64 / n as f64,
+            idf_word: terms.into_iter().map(|(term, _)| term).collect(),
+            idf_value,
+            k1,
+            b,
+            epsilon,
+            analyzer: Some(self.analyzer_config),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{StopWords, TokenizerKind};
+    use crate::stage::bm25::Bm25Encoder;
+
+    fn plain() -> AnalyzerConfig {
+        AnalyzerConfig {
+            tokenizer: TokenizerKind::Whitespace,
+            lowercase: true,
+            stop_words: StopWords::None,
+            stemmer: "none".into(),
+        }
+    }
+
+    fn fitted() -> Bm25Params {
+        let mut fitter = Bm25Fitter::new(&plain()).unwrap();
+        for text in ["a b c", "a b", "a d d"] {
+            fitter.add(text);
+        }
+        fitter
+            .finish(DEFAULT_K1, DEFAULT_B, DEFAULT_EPSILON)
+            .unwrap()
+    }
+
+    #[test]
+    fn terms_keep_first_appearance_order_and_textbook_idf() {
+        let params = fitted();
+        assert_eq!(params.idf_word, ["a", "b", "c", "d"]);
+        assert_eq!(params.corpus_size, 3);
+        assert!((params.avgdl - 8.0 / 3.0).abs() < 1e-12);
+        // c appears in one of three documents.
+        let idf_c = (2.5f64).ln() - (1.5f64).ln();
+        assert!((params.idf_value[2] - idf_c).abs() < 1e-12);
+        // a is in every document: negative idf becomes epsilon × mean idf.
+        let raw: Vec<f64> = [3u64, 2, 1, 1]
+            .iter()
+            .map(|&df| ((3 - df) as f64 + 0.5).ln() - (df as f64 + 0.5).ln())
+            .collect();
+        let eps = 0.25 * raw.iter().sum::<f64>() / 4.0;
+        assert!((params.idf_value[0] - eps).abs() < 1e-12);
+    }
+
+    #[test]
+    fn documents_get_tf_part_and_queries_sum_idf_of_repeats() {
+        let params = fitted();
+        let (idf_d, avgdl) = (params.idf_value[3], params.avgdl);
+        let encoder = Bm25Encoder::new(params, Analyzer::new(&plain()).unwrap());
+        let doc = encoder.encode_document("d D unknown");
+        let expected = 2.0 * 2.5 / (2.0 + 1.5 * (0.25 + 0.75 * 3.0 / avgdl));
+        assert_eq!(doc.len(), 1);
+        assert_eq!(doc[0].0, 3);
+        assert!((doc[0].1 as f64 - expected).abs() < 1e-6);
+        let query = encoder.encode_query("d d zzz");
+        assert_eq!(query, vec![(3, (2.0 * idf_d) as f32)]);
+    }
+
+    #[test]
+    fn empty_corpus_is_an_error() {
+        let fitter = Bm25Fitter::new(&plain()).unwrap();
+        assert!(matches!(
+            fitter.finish(1.5, 0.75, 0.25),
+            Err(Bm25Error::EmptyCorpus)
+        ));
+    }
+
+    #[test]
+    fn saved_params_load_back_identically() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bm25.json");
+        let params = fitted();
+        params.save(&path).unwrap();
+        assert_eq!(Bm25Params::load(&path).unwrap(), params);
+    }
+}

@@ -1,0 +1,134 @@
+//! `bm25`: client-side BM25 sparse vectors with the maths and the parameter
+//! file of pymilvus.model's `BM25EmbeddingFunction`.
+
+mod analyzer;
+mod fit;
+mod params;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow::array::ArrayRef;
+use arrow::datatypes::{Field, Schema};
+use arrow::record_batch::RecordBatch;
+
+pub use analyzer::Analyzer;
+pub use fit::{Bm25Fitter, DEFAULT_B, DEFAULT_EPSILON, DEFAULT_K1};
+pub use params::{Bm25Encoder, Bm25Params};
+
+use super::{Stage, StageError, text_column};
+use crate::batch::Position;
+use crate::batch::sparse::{SparseColumnBuilder, data_type};
+use crate::config::{AnalyzerConfig, Bm25StageConfig};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Bm25Error {
+    #[error("BM25 params {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("BM25 params {}: not a BM25 params file: {source}", path.display())]
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("BM25 params {}: {problem}", path.display())]
+    Invalid { path: PathBuf, problem: String },
+    #[error(
+        "BM25 params {}: fitted with analyzer {stored} but the stage sets {configured}; \
+         refit with `vecpipe bm25 fit` or drop the stage's `analyzer:`",
+        path.display()
+    )]
+    AnalyzerMismatch {
+        path: PathBuf,
+        stored: String,
+        configured: String,
+    },
+    #[error("unknown stemmer language `{0}`")]
+    Stemmer(String),
+    #[error("cannot fit BM25 on an empty corpus (no usable records)")]
+    EmptyCorpus,
+    #[error("cannot write BM25 params {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl Bm25Error {
+    pub fn is_config(&self) -> bool {
+        !matches!(self, Bm25Error::Write { .. })
+    }
+}
+
+pub struct Bm25Stage {
+    encoder: Bm25Encoder,
+    field: String,
+}
+
+impl Bm25Stage {
+    pub fn new(cfg: &Bm25StageConfig) -> Result<Self, Bm25Error> {
+        let params = Bm25Params::load(&cfg.params)?;
+        let analyzer =
+            resolve_analyzer(&cfg.params, params.analyzer.as_ref(), cfg.analyzer.as_ref())?;
+        Ok(Bm25Stage {
+            encoder: Bm25Encoder::new(params, Analyzer::new(&analyzer)?),
+            field: cfg.field.clone(),
+        })
+    }
+}
+
+/// The analyzer stored with the params wins; a different configured one is an error.
+pub fn resolve_analyzer(
+    path: &std::path::Path,
+    stored: Option<&AnalyzerConfig>,
+    configured: Option<&AnalyzerConfig>,
+) -> Result<AnalyzerConfig, Bm25Error> {
+    let show = |a: &AnalyzerConfig| serde_json::to_string(a).expect("analyzer serializes");
+    match (stored, configured) {
+        (Some(s), Some(c)) if s != c => Err(Bm25Error::AnalyzerMismatch {
+            path: path.to_path_buf(),
+            stored: show(s),
+            configured: show(c),
+        }),
+        (Some(s), _) => Ok(s.clone()),
+        (None, Some(c)) => Ok(c.clone()),
+        (None, None) => {
+            tracing::warn!(
+                params = %path.display(),
+                "BM25 params file names no analyzer (saved by pymilvus?); using the default analyzer"
+            );
+            Ok(AnalyzerConfig::default())
+        }
+    }
+}
+
+impl Stage for Bm25Stage {
+    fn kind(&self) -> &'static str {
+        "bm25"
+    }
+
+    fn process(
+        &mut self,
+        batch: RecordBatch,
+        position: &Position,
+    ) -> Result<RecordBatch, StageError> {
+        let texts = text_column(&batch, position)?;
+        let mut sparse = SparseColumnBuilder::default();
+        for text in texts.iter() {
+            sparse.append_row(&self.encoder.encode_document(text.unwrap_or_default()));
+        }
+        let schema = batch.schema();
+        let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(Field::new(&self.field, data_type(), false));
+        let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+        columns.push(Arc::new(sparse.finish()));
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|source| {
+            StageError::Arrow {
+                position: position.to_string(),
+                source,
+            }
+        })
+    }
+}

@@ -1,0 +1,146 @@
+//! The BM25 parameter file (pymilvus.model's JSON, plus the analyzer) and
+//! the document / query encodings computed from it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Analyzer, Bm25Error};
+use crate::config::AnalyzerConfig;
+
+/// pymilvus.model `BM25EmbeddingFunction.save()` format, version `v1`.
+/// `analyzer` is ours; pymilvus ignores it when loading.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Bm25Params {
+    pub version: String,
+    pub corpus_size: u64,
+    pub avgdl: f64,
+    pub idf_word: Vec<String>,
+    pub idf_value: Vec<f64>,
+    pub k1: f64,
+    pub b: f64,
+    pub epsilon: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analyzer: Option<AnalyzerConfig>,
+}
+
+impl Bm25Params {
+    pub fn load(path: &Path) -> Result<Self, Bm25Error> {
+        let bytes = std::fs::read(path).map_err(|source| Bm25Error::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let params: Bm25Params =
+            serde_json::from_slice(&bytes).map_err(|source| Bm25Error::Parse {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        let invalid = |problem: String| Bm25Error::Invalid {
+            path: path.to_path_buf(),
+            problem,
+        };
+        if params.version != "v1" {
+            return Err(invalid(format!(
+                "version `{}` is not supported (expected v1)",
+                params.version
+            )));
+        }
+        if params.idf_word.len() != params.idf_value.len() {
+            return Err(invalid(format!(
+                "idf_word has {} entries but idf_value has {}",
+                params.idf_word.len(),
+                params.idf_value.len()
+            )));
+        }
+        if !(params.avgdl > 0.0) {
+            return Err(invalid(format!(
+                "avgdl must be positive, found {}",
+                params.avgdl
+            )));
+        }
+        Ok(params)
+    }
+
+    /// Writes to a temporary name and renames, so a crash never leaves half a file.
+    pub fn save(&self, path: &Path) -> Result<(), Bm25Error> {
+        let err = |source| Bm25Error::Write {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
+        let tmp = path.with_extension("json.tmp");
+        let mut file = std::fs::File::create(&tmp).map_err(err)?;
+        serde_json::to_writer(&mut file, self).map_err(|e| err(e.into()))?;
+        file.flush().map_err(err)?;
+        file.sync_all().map_err(err)?;
+        std::fs::rename(&tmp, path).map_err(err)
+    }
+}
+
+/// Encodes texts with fitted params: documents get the TF part, queries the IDF part.
+pub struct Bm25Encoder {
+    /// term → (index in `idf_word`, idf)
+    vocab: HashMap<String, (u32, f64)>,
+    k1: f64,
+    b: f64,
+    avgdl: f64,
+    analyzer: Analyzer,
+}
+
+impl Bm25Encoder {
+    pub fn new(params: Bm25Params, analyzer: Analyzer) -> Self {
+        let vocab = params
+            .idf_word
+            .into_iter()
+            .zip(params.idf_value)
+            .enumerate()
+            .map(|(i, (word, idf))| (word, (i as u32, idf)))
+            .collect();
+        Bm25Encoder {
+            vocab,
+            k1: params.k1,
+            b: params.b,
+            avgdl: params.avgdl,
+            analyzer,
+        }
+    }
+
+    /// `tf·(k1+1) / (tf + k1·(1−b+b·dl/avgdl))` per known term, sorted by index.
+    pub fn encode_document(&self, text: &str) -> Vec<(u32, f32)> {
+        let terms = self.analyzer.analyze(text);
+        let doc_len = terms.len() as f64;
+        let mut frequencies: HashMap<&str, u32> = HashMap::new();
+        for term in &terms {
+            *frequencies.entry(term.as_str()).or_default() += 1;
+        }
+        let mut entries: Vec<(u32, f32)> = frequencies
+            .into_iter()
+            .filter_map(|(term, tf)| {
+                let &(index, _) = self.vocab.get(term)?;
+                let tf = tf as f64;
+                let value = tf * (self.k1 + 1.0)
+                    / (tf + self.k1 * (1.0 - self.b + self.b * doc_len / self.avgdl));
+                Some((index, value as f32))
+            })
+            .collect();
+        entries.sort_unstable_by_key(|&(index, _)| index);
+        entries
+    }
+
+    /// The idf of each known query term; a repeated term adds up.
+    pub fn encode_query(&self, text: &str) -> Vec<(u32, f32)> {
+        let mut sums: BTreeMap<u32, f64> = BTreeMap::new();
+        for term in self.analyzer.analyze(text) {
+            if let Some(&(index, idf)) = self.vocab.get(&term) {
+                *sums.entry(index).or_default() += idf;
+            }
+        }
+        sums.into_iter()
+            .map(|(index, value)| (index, value as f32))
+            .collect()
+    }
+}

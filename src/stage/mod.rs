@@ -1,0 +1,87 @@
+//! Stages transform batches in order: `chunk`, `bm25`.
+
+pub mod bm25;
+mod chunk;
+
+use arrow::record_batch::RecordBatch;
+
+use crate::batch::Position;
+use crate::config::StageConfig;
+use crate::dead_letter::{DeadLetterError, DeadLetters};
+
+pub use chunk::ChunkStage;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    #[error("cannot load tokenizer {path}: {message}")]
+    Tokenizer {
+        path: std::path::PathBuf,
+        message: String,
+    },
+    #[error("invalid chunk settings: {0}")]
+    ChunkConfig(String),
+    #[error(transparent)]
+    Bm25(#[from] bm25::Bm25Error),
+    #[error("batch at {position}: {source}")]
+    Arrow {
+        position: String,
+        source: arrow::error::ArrowError,
+    },
+    #[error("batch at {position}: column `{column}` is missing or not {expected}")]
+    Column {
+        position: String,
+        column: String,
+        expected: &'static str,
+    },
+    #[error(transparent)]
+    DeadLetter(#[from] DeadLetterError),
+}
+
+impl StageError {
+    /// Errors found while building the stage: the pipeline file is at fault.
+    pub fn is_config(&self) -> bool {
+        match self {
+            StageError::Tokenizer { .. } | StageError::ChunkConfig(_) => true,
+            StageError::Bm25(e) => e.is_config(),
+            _ => false,
+        }
+    }
+}
+
+/// One step of the chain; runs on a blocking thread, one batch at a time.
+pub trait Stage: Send {
+    /// The `type:` of the stage, for logs and metrics.
+    fn kind(&self) -> &'static str;
+    fn process(
+        &mut self,
+        batch: RecordBatch,
+        position: &Position,
+    ) -> Result<RecordBatch, StageError>;
+}
+
+/// Builds a stage from its config, loading whatever files it needs.
+pub fn build_stage(
+    cfg: &StageConfig,
+    dead_letters: &DeadLetters,
+) -> Result<Box<dyn Stage>, StageError> {
+    Ok(match cfg {
+        StageConfig::Chunk(c) => chunk::build(c, dead_letters.clone())?,
+        StageConfig::Bm25(c) => Box::new(bm25::Bm25Stage::new(c)?),
+    })
+}
+
+/// The `text` column of a batch as strings.
+fn text_column<'a>(
+    batch: &'a RecordBatch,
+    position: &Position,
+) -> Result<&'a arrow::array::StringArray, StageError> {
+    use arrow::array::AsArray;
+    batch
+        .column_by_name(crate::batch::columns::TEXT)
+        .and_then(|c| c.as_string_opt::<i32>())
+        .ok_or_else(|| StageError::Column {
+            position: position.to_string(),
+            column: crate::batch::columns::TEXT.to_string(),
+            expected: "a string column",
+        })
+}

@@ -558,7 +558,10 @@ dead_letter: { path: out/dl.jsonl }
     #[test]
     fn unknown_top_level_key_is_an_error() {
         let msg = error(&format!("{GOOD}sink: []\n"));
-        assert!(msg.starts_with("p.yaml:11:1: sink: Unknown field `sink`"), "{msg}");
+        assert!(
+            msg.starts_with("p.yaml:11:1: sink: Unknown field `sink`"),
+            "{msg}"
+        );
         assert!(msg.contains("sink"), "{msg}");
     }
 

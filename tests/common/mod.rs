@@ -1,0 +1,179 @@
+//! Test harness: runs the real `vecpipe` binary in a temporary directory and
+//! reads what it wrote with the arrow / parquet readers.
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Field, Schema};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::file::properties::WriterProperties;
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A temporary working directory for one test.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Self {
+        Workspace {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn write(&self, rel: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.path(rel);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+
+    /// A command for the binary, run inside the workspace.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vecpipe"));
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env_remove("VECPIPE_OUT");
+        cmd
+    }
+
+    pub fn vecpipe(&self, args: &[&str]) -> Run {
+        Run(self.command(args).output().expect("vecpipe runs"))
+    }
+}
+
+/// The outcome of one run of the binary.
+pub struct Run(pub Output);
+
+impl Run {
+    pub fn code(&self) -> i32 {
+        self.0.status.code().unwrap_or(-1)
+    }
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+    /// Panics with both streams unless the exit code is `code`.
+    pub fn expect_code(self, code: i32) -> Self {
+        assert_eq!(
+            self.code(),
+            code,
+            "exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+        assert!(
+            !self.stderr().contains("panicked"),
+            "panic: {}",
+            self.stderr()
+        );
+        self
+    }
+}
+
+pub fn read_parquet(path: &Path) -> RecordBatch {
+    let file = File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let batches: Vec<RecordBatch> = reader.map(Result::unwrap).collect();
+    concat(batches)
+}
+
+pub fn read_ipc(path: &Path) -> RecordBatch {
+    let file = File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let reader = arrow::ipc::reader::FileReader::try_new(file, None).unwrap();
+    let batches: Vec<RecordBatch> = reader.map(Result::unwrap).collect();
+    concat(batches)
+}
+
+fn concat(batches: Vec<RecordBatch>) -> RecordBatch {
+    let schema = batches.first().expect("at least one batch").schema();
+    arrow::compute::concat_batches(&schema, &batches).unwrap()
+}
+
+pub fn strings(batch: &RecordBatch, column: &str) -> Vec<Option<String>> {
+    let array = batch
+        .column_by_name(column)
+        .unwrap_or_else(|| panic!("no column {column}"));
+    let array = arrow::compute::cast(array, &DataType::Utf8).unwrap();
+    let array = array.as_string::<i32>();
+    (0..array.len())
+        .map(|i| (!array.is_null(i)).then(|| array.value(i).to_string()))
+        .collect()
+}
+
+pub fn strs(batch: &RecordBatch, column: &str) -> Vec<String> {
+    strings(batch, column)
+        .into_iter()
+        .map(|s| s.expect("not null"))
+        .collect()
+}
+
+/// A `List<Struct<index, value>>` column as (index, value) pairs per row.
+pub fn sparse_rows(batch: &RecordBatch, column: &str) -> Vec<Vec<(u32, f32)>> {
+    let list = batch.column_by_name(column).unwrap().as_list::<i32>();
+    (0..list.len())
+        .map(|row| {
+            let entries = list.value(row);
+            let entries = entries.as_struct();
+            let index = entries
+                .column(0)
+                .as_primitive::<arrow::datatypes::UInt32Type>();
+            let value = entries
+                .column(1)
+                .as_primitive::<arrow::datatypes::Float32Type>();
+            (0..entries.len())
+                .map(|i| (index.value(i), value.value(i)))
+                .collect()
+        })
+        .collect()
+}
+
+/// Writes `columns` (name, array) to a Parquet file with the given row-group size.
+pub fn write_parquet(path: &Path, columns: Vec<(&str, Arc<dyn Array>)>, row_group_rows: usize) {
+    let schema = Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|(name, array)| Field::new(*name, array.data_type().clone(), true))
+            .collect::<Vec<_>>(),
+    ));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        columns.into_iter().map(|(_, a)| a).collect(),
+    )
+    .unwrap();
+    let props = WriterProperties::builder()
+        .set_max_row_group_row_count(Some(row_group_rows))
+        .build();
+    let mut writer =
+        ArrowWriter::try_new(File::create(path).unwrap(), schema, Some(props)).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+}
+
+/// The dead-letter file as JSON values.
+pub fn dead_letters(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}

@@ -5,7 +5,6 @@ mod common;
 use std::collections::HashMap;
 
 use common::*;
-use vecpipe::config::AnalyzerConfig;
 use vecpipe::stage::bm25::{Analyzer, Bm25Encoder, Bm25Params};
 
 /// Pipelines this file runs; a new example must be added here (and tested).
@@ -106,13 +105,7 @@ fn quickstart_fits_bm25_chunks_and_writes_parquet_that_finds_turing() {
         assert!(row.windows(2).all(|w| w[0].0 < w[1].0));
         assert!(row.iter().all(|&(i, v)| i < vocab && v > 0.0));
     }
-    let analyzer = Analyzer::new(
-        &params
-            .analyzer
-            .clone()
-            .unwrap_or_else(AnalyzerConfig::default),
-    )
-    .unwrap();
+    let analyzer = Analyzer::new(&params.analyzer.clone().unwrap_or_default()).unwrap();
     let query = Bm25Encoder::new(params, analyzer).encode_query("Where was Turing born?");
     let score = |row: &[(u32, f32)]| -> f32 {
         row.iter()

@@ -395,19 +395,18 @@ fn validate(cfg: &PipelineConfig) -> Result<(), (String, String)> {
                         format!("`{}` is already a column", c.field),
                     );
                 }
-                if let Some(analyzer) = &c.analyzer {
-                    if analyzer.stemmer != "none"
-                        && !STEMMER_LANGUAGES.contains(&analyzer.stemmer.as_str())
-                    {
-                        return err(
-                            &format!("{path}.analyzer.stemmer"),
-                            format!(
-                                "unknown stemmer `{}`, expected `none` or one of: {}",
-                                analyzer.stemmer,
-                                STEMMER_LANGUAGES.join(", ")
-                            ),
-                        );
-                    }
+                if let Some(analyzer) = &c.analyzer
+                    && analyzer.stemmer != "none"
+                    && !STEMMER_LANGUAGES.contains(&analyzer.stemmer.as_str())
+                {
+                    return err(
+                        &format!("{path}.analyzer.stemmer"),
+                        format!(
+                            "unknown stemmer `{}`, expected `none` or one of: {}",
+                            analyzer.stemmer,
+                            STEMMER_LANGUAGES.join(", ")
+                        ),
+                    );
                 }
             }
         }

@@ -173,10 +173,10 @@ async fn source_task(
                 .fetch_add(envelope.batch.num_rows() as u64, Ordering::Relaxed);
         }
         progress.advance(records);
-        if let Some(out) = &out {
-            if out.send(envelope).await.is_err() {
-                return Ok(());
-            }
+        if let Some(out) = &out
+            && out.send(envelope).await.is_err()
+        {
+            return Ok(());
         }
     }
 }
@@ -210,10 +210,10 @@ async fn stage_task(
                 .rows_out
                 .fetch_add(envelope.batch.num_rows() as u64, Ordering::Relaxed);
         }
-        if let Some(out) = &out {
-            if out.send(envelope).await.is_err() {
-                return Ok(());
-            }
+        if let Some(out) = &out
+            && out.send(envelope).await.is_err()
+        {
+            return Ok(());
         }
     }
     Ok(())

@@ -2,7 +2,7 @@
 //! columns projected.
 
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanBuilder, StringBuilder};
@@ -197,10 +197,10 @@ impl ParquetSource {
         &self,
         raw: &RecordBatch,
         position: &Position,
-        path: &PathBuf,
+        path: &Path,
     ) -> Result<RecordBatch, SourceError> {
         let arrow_err = |source| SourceError::Arrow {
-            path: path.clone(),
+            path: path.to_path_buf(),
             source,
         };
         let texts = raw.column_by_name(&self.cfg.text_field).expect("projected");

@@ -163,6 +163,7 @@ pub fn write_parquet(path: &Path, columns: Vec<(&str, Arc<dyn Array>)>, row_grou
     let props = WriterProperties::builder()
         .set_max_row_group_row_count(Some(row_group_rows))
         .build();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let mut writer =
         ArrowWriter::try_new(File::create(path).unwrap(), schema, Some(props)).unwrap();
     writer.write(&batch).unwrap();

@@ -54,7 +54,7 @@ impl Bm25Params {
                 params.idf_value.len()
             )));
         }
-        if !(params.avgdl > 0.0) {
+        if params.avgdl.is_nan() || params.avgdl <= 0.0 {
             return Err(invalid(format!(
                 "avgdl must be positive, found {}",
                 params.avgdl

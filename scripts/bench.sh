@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Throughput benchmarks, each run side by side with its reference.
+#   scripts/bench.sh [bm25|backfill|all]   (default: all)
+#   BENCH_ROWS=1000000 BENCH_REF_ROWS=20000 control the sizes.
+# Work files go to ${BENCH_DIR:-target/bench}.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh test
+cargo build --release --quiet
+vecpipe="$PWD/target/release/vecpipe"
+python="$PWD/.venv/bin/python"
+dir="${BENCH_DIR:-target/bench}"
+mkdir -p "$dir"
+what="${1:-all}"
+
+# Peak RSS (MiB) and wall seconds of a command, from /usr/bin/time -v.
+timed() {
+  local log="$dir/time.log"
+  /usr/bin/time -v "$@" > "$dir/last.out" 2> "$log" || { cat "$log" >&2; exit 1; }
+  rss_mib=$(awk '/Maximum resident set size/ {printf "%.0f", $6/1024}' "$log")
+  wall=$(awk '/Elapsed \(wall clock\)/ {n=split($8,t,":"); s=0; for(i=1;i<=n;i++) s=s*60+t[i]; print s}' "$log")
+}
+
+bench_bm25() {
+  # vecpipe's bm25 stage (JSONL → bm25 → Parquet, whole run) vs pymilvus.model
+  # encode_documents (encoding only), same corpus, same whitespace analyzer.
+  local rows="${BENCH_REF_ROWS:-20000}"
+  local corpus="$dir/ref-$rows.jsonl"
+  [[ -f "$corpus" ]] || "$python" scripts/bench/gen_corpus.py "$rows" "$corpus"
+  "$vecpipe" bm25 fit --input "$corpus" --tokenizer whitespace --stop-words none --stemmer none --out "$dir/ref-bm25.json" > /dev/null
+  cat > "$dir/ref.yaml" <<YAML
+name: bench-bm25
+source: { type: jsonl, path: $corpus, id_field: id }
+stages:
+  - type: bm25
+    params: $dir/ref-bm25.json
+    analyzer: { tokenizer: whitespace, lowercase: true, stop_words: none, stemmer: none }
+sinks:
+  - { type: arrow, path: $dir/ref-out.parquet }
+YAML
+  timed "$vecpipe" run "$dir/ref.yaml"
+  local ours_rate ours_rss=$rss_mib
+  ours_rate=$(awk -v n="$rows" -v s="$wall" 'BEGIN {printf "%.0f", n/s}')
+  timed "$python" scripts/bench/bm25_pymilvus.py "$dir/ref-bm25.json" "$corpus"
+  local ref_rate ref_rss=$rss_mib
+  ref_rate=$(awk '{printf "%.0f", $1/$2}' "$dir/last.out")
+  echo "bm25 ($rows docs): vecpipe ${ours_rate} docs/s (${ours_rss} MiB peak, whole run) | pymilvus.model ${ref_rate} docs/s (${ref_rss} MiB peak, encoding only) | ratio $(awk -v a="$ours_rate" -v b="$ref_rate" 'BEGIN {printf "%.1fx", a/b}')"
+}
+
+bench_backfill() {
+  # A Parquet backfill: chunk + BM25 → Parquet, peak RSS must stay bounded.
+  local rows="${BENCH_ROWS:-1000000}"
+  local jsonl="$dir/backfill-$rows.jsonl" parquet="$dir/backfill-$rows/corpus.parquet"
+  if [[ ! -f "$parquet" ]]; then
+    [[ -f "$jsonl" ]] || "$python" scripts/bench/gen_corpus.py "$rows" "$jsonl"
+    cat > "$dir/to-parquet.yaml" <<YAML
+name: to-parquet
+source: { type: jsonl, path: $jsonl, id_field: id, metadata: [title], batch_rows: 4096 }
+sinks:
+  - { type: arrow, path: $parquet }
+YAML
+    "$vecpipe" run "$dir/to-parquet.yaml" > /dev/null
+  fi
+  cat > "$dir/backfill.yaml" <<YAML
+name: bench-backfill
+source: { type: parquet, path: $parquet, id_field: id, metadata: [title], batch_rows: 2048 }
+stages:
+  - { type: chunk, max_chars: 500, overlap: 50 }
+  - { type: bm25, params: $dir/backfill-bm25.json }
+sinks:
+  - { type: arrow, path: $dir/backfill-out.parquet }
+YAML
+  timed "$vecpipe" bm25 fit --pipeline "$dir/backfill.yaml"
+  echo "bm25 fit ($rows docs, chunked, default analyzer): ${wall} s, $(awk -v n="$rows" -v s="$wall" 'BEGIN {printf "%.0f", n/s}') docs/s, ${rss_mib} MiB peak"
+  timed "$vecpipe" run "$dir/backfill.yaml"
+  echo "backfill ($rows docs): $(cat "$dir/last.out")"
+  echo "backfill ($rows docs): ${wall} s wall, ${rss_mib} MiB peak RSS, input $(du -m "$parquet" | cut -f1) MiB parquet"
+}
+
+case "$what" in
+  bm25) bench_bm25 ;;
+  backfill) bench_backfill ;;
+  all) bench_bm25; bench_backfill ;;
+  *) echo "usage: scripts/bench.sh [bm25|backfill|all]" >&2; exit 2 ;;
+esac

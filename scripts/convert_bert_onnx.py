@@ -1,0 +1,111 @@
+"""Builds an fp32 ONNX graph of a BERT encoder from its safetensors weights,
+with no torch: the graph is written op by op from config.json.
+
+    convert_bert_onnx.py SRC_DIR OUT_DIR
+
+SRC_DIR holds model.safetensors, config.json, tokenizer.json (and optionally
+1_Pooling/config.json). OUT_DIR receives model.onnx with inputs input_ids,
+attention_mask, token_type_ids (int64, [batch, sequence]) and output
+last_hidden_state ([batch, sequence, hidden]), plus the tokenizer and configs.
+"""
+import json
+import math
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+from safetensors.numpy import load_file
+
+
+class Graph:
+    def __init__(self, weights, prefix):
+        self.weights, self.prefix = weights, prefix
+        self.nodes, self.initializers, self.count = [], [], 0
+
+    def name(self, hint):
+        self.count += 1
+        return f"{hint}_{self.count}"
+
+    def const(self, array, hint="const"):
+        name = self.name(hint)
+        self.initializers.append(numpy_helper.from_array(np.asarray(array), name))
+        return name
+
+    def weight(self, key, transpose=False):
+        array = self.weights[self.prefix + key].astype(np.float32)
+        return self.const(array.T.copy() if transpose else array, key.replace(".", "_"))
+
+    def op(self, op_type, inputs, hint=None, **attrs):
+        out = self.name(hint or op_type.lower())
+        self.nodes.append(helper.make_node(op_type, inputs, [out], **attrs))
+        return out
+
+    def linear(self, x, key):
+        return self.op("Add", [self.op("MatMul", [x, self.weight(key + ".weight", transpose=True)]), self.weight(key + ".bias")])
+
+    def layer_norm(self, x, key, eps):
+        return self.op("LayerNormalization", [x, self.weight(key + ".weight"), self.weight(key + ".bias")], epsilon=eps, axis=-1)
+
+
+def build(src, out):
+    config = json.loads((src / "config.json").read_text())
+    weights = load_file(str(src / "model.safetensors"))
+    prefix = "bert." if "bert.embeddings.word_embeddings.weight" in weights else ""
+    g = Graph(weights, prefix)
+    hidden, heads = config["hidden_size"], config["num_attention_heads"]
+    head_dim, eps = hidden // heads, config.get("layer_norm_eps", 1e-12)
+
+    # Embeddings. Position ids come from slicing the table to the sequence
+    # length (a Range over Shape crashed ONNX Runtime's optimiser).
+    seq_len = g.op("Slice", [g.op("Shape", ["input_ids"]), g.const([1]), g.const([2])], "seq_len")
+    positions = g.op("Slice", [g.weight("embeddings.position_embeddings.weight"), g.const([0]), seq_len, g.const([0])], "positions")
+    x = g.op("Add", [g.op("Gather", [g.weight("embeddings.word_embeddings.weight"), "input_ids"]),
+                     g.op("Gather", [g.weight("embeddings.token_type_embeddings.weight"), "token_type_ids"])])
+    x = g.layer_norm(g.op("Add", [x, positions]), "embeddings.LayerNorm", eps)
+
+    # Additive attention mask: 0 where attended, -10000 where padded; [batch, 1, 1, sequence].
+    mask = g.op("Cast", ["attention_mask"], to=TensorProto.FLOAT)
+    mask = g.op("Unsqueeze", [mask, g.const([1, 2])])
+    mask = g.op("Mul", [g.op("Sub", [g.const(np.float32(1.0)), mask]), g.const(np.float32(-10000.0))], "mask")
+
+    split = g.const([0, 0, heads, head_dim])
+    merge = g.const([0, 0, hidden])
+    scale = g.const(np.float32(1.0 / math.sqrt(head_dim)))
+    for i in range(config["num_hidden_layers"]):
+        p = f"encoder.layer.{i}."
+        q = g.op("Transpose", [g.op("Reshape", [g.linear(x, p + "attention.self.query"), split])], perm=[0, 2, 1, 3])
+        k = g.op("Transpose", [g.op("Reshape", [g.linear(x, p + "attention.self.key"), split])], perm=[0, 2, 3, 1])
+        v = g.op("Transpose", [g.op("Reshape", [g.linear(x, p + "attention.self.value"), split])], perm=[0, 2, 1, 3])
+        scores = g.op("Add", [g.op("Mul", [g.op("MatMul", [q, k]), scale]), mask])
+        context = g.op("MatMul", [g.op("Softmax", [scores], axis=-1), v])
+        context = g.op("Reshape", [g.op("Transpose", [context], perm=[0, 2, 1, 3]), merge])
+        x = g.layer_norm(g.op("Add", [g.linear(context, p + "attention.output.dense"), x]), p + "attention.output.LayerNorm", eps)
+        inter = g.linear(x, p + "intermediate.dense")
+        # GELU (erf form): 0.5·x·(1 + erf(x/√2))
+        gelu = g.op("Mul", [g.op("Mul", [inter, g.const(np.float32(0.5))]),
+                            g.op("Add", [g.op("Erf", [g.op("Div", [inter, g.const(np.float32(math.sqrt(2.0)))])]), g.const(np.float32(1.0))])])
+        x = g.layer_norm(g.op("Add", [g.linear(gelu, p + "output.dense"), x]), p + "output.LayerNorm", eps)
+    g.nodes.append(helper.make_node("Identity", [x], ["last_hidden_state"]))
+
+    ids = [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "sequence"]) for n in ("input_ids", "attention_mask", "token_type_ids")]
+    output = helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT, ["batch", "sequence", hidden])
+    graph = helper.make_graph(g.nodes, "bert", ids, [output], g.initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="vecpipe")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    out.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(out / "model.onnx.tmp"))
+    for name in ("tokenizer.json", "config.json", "special_tokens_map.json", "tokenizer_config.json"):
+        if (src / name).exists():
+            shutil.copy(src / name, out / name)
+    if (src / "1_Pooling" / "config.json").exists():
+        (out / "1_Pooling").mkdir(exist_ok=True)
+        shutil.copy(src / "1_Pooling" / "config.json", out / "1_Pooling" / "config.json")
+    (out / "model.onnx.tmp").rename(out / "model.onnx")
+
+
+if __name__ == "__main__":
+    build(Path(sys.argv[1]), Path(sys.argv[2]))

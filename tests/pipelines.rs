@@ -4,7 +4,10 @@ mod common;
 
 use std::collections::HashMap;
 
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::Float32Type;
 use common::*;
+use vecpipe::model::{EmbedderOptions, TextEmbedder, resolve_model};
 use vecpipe::stage::bm25::{Analyzer, Bm25Encoder, Bm25Params};
 
 /// Pipelines this file runs; a new example must be added here (and tested).
@@ -30,8 +33,13 @@ fn quickstart_fits_bm25_chunks_and_writes_parquet_that_finds_turing() {
         cmd.current_dir(repo_root()).env("VECPIPE_OUT", &out);
         Run(cmd.output().unwrap()).expect_code(0)
     };
+    let setup = std::process::Command::new("bash")
+        .arg(repo_root().join("scripts/setup.sh"))
+        .status()
+        .unwrap();
+    assert!(setup.success(), "scripts/setup.sh installs the dense model");
     let validated = run(&["validate", "pipelines/quickstart.yaml"]);
-    assert!(validated.stdout().contains("ok (2 stage(s), 1 sink(s))"));
+    assert!(validated.stdout().contains("ok (3 stage(s), 1 sink(s))"));
     let fitted = run(&["bm25", "fit", "--pipeline", "pipelines/quickstart.yaml"]);
     assert!(
         fitted.stdout().contains("fitted BM25 on"),
@@ -117,4 +125,50 @@ fn quickstart_fits_bm25_chunks_and_writes_parquet_that_finds_turing() {
         .unwrap();
     assert_eq!(doc_ids[best], "turing");
     assert!(texts[best].contains("Maida Vale"), "{}", texts[best]);
+
+    // Dense vectors: 384 dimensions, unit length, and the same question
+    // embedded with the same model is closest to Turing's chunk too.
+    let dense = batch.column_by_name("dense").unwrap().as_fixed_size_list();
+    assert_eq!(dense.value_length(), 384);
+    let rows: Vec<Vec<f32>> = (0..dense.len())
+        .map(|i| {
+            dense
+                .value(i)
+                .as_primitive::<Float32Type>()
+                .values()
+                .to_vec()
+        })
+        .collect();
+    for row in &rows {
+        let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "norm {norm}");
+    }
+    let files = resolve_model(
+        &repo_root()
+            .join("models/all-MiniLM-L6-v2")
+            .display()
+            .to_string(),
+    )
+    .unwrap();
+    let options = EmbedderOptions {
+        batch_size: 8,
+        max_length: 256,
+        threads: 1,
+        pooling: None,
+        normalize: true,
+        onnxruntime: Some(repo_root().join("models/onnxruntime/libonnxruntime.so")),
+    };
+    let question = TextEmbedder::load(&files, &options)
+        .unwrap()
+        .embed(&["Where was Alan Turing born?"])
+        .unwrap();
+    let cosine = |row: &Vec<f32>| row.iter().zip(&question).map(|(a, b)| a * b).sum::<f32>();
+    let best = (0..rows.len())
+        .max_by(|&a, &b| cosine(&rows[a]).total_cmp(&cosine(&rows[b])))
+        .unwrap();
+    assert_eq!(
+        doc_ids[best], "turing",
+        "dense search picked {}",
+        texts[best]
+    );
 }

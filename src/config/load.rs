@@ -163,6 +163,7 @@ impl Tagged for StageConfig {
     fn from_kind(kind: &str, node: &Node) -> Option<Result<Self, marked_yaml::FromNodeError>> {
         Some(match kind {
             "chunk" => from_node(node).map(StageConfig::Chunk),
+            "dense" => from_node(node).map(StageConfig::Dense),
             "bm25" => from_node(node).map(StageConfig::Bm25),
             _ => return None,
         })
@@ -372,10 +373,14 @@ fn validate(cfg: &PipelineConfig) -> Result<(), (String, String)> {
                     (None, None) => return err(&path, "set `max_chars` or `max_tokens`".into()),
                     (Some(n), None) => n.get(),
                     (None, Some(n)) => {
-                        if c.tokenizer.is_none() {
+                        let dense_follows = cfg.stages[i..]
+                            .iter()
+                            .any(|s| matches!(s, StageConfig::Dense(_)));
+                        if c.tokenizer.is_none() && !dense_follows {
                             return err(
                                 &path,
-                                "`max_tokens` needs `tokenizer: path/to/tokenizer.json`".into(),
+                                "`max_tokens` needs `tokenizer:` (a tokenizer.json or a model) or a later dense stage"
+                                    .into(),
                             );
                         }
                         n.get()
@@ -385,6 +390,14 @@ fn validate(cfg: &PipelineConfig) -> Result<(), (String, String)> {
                     return err(
                         &format!("{path}.overlap"),
                         format!("must be smaller than the chunk size ({size})"),
+                    );
+                }
+            }
+            StageConfig::Dense(c) => {
+                if reserved.contains(&c.field.as_str()) || src.metadata.contains(&c.field) {
+                    return err(
+                        &format!("{path}.field"),
+                        format!("`{}` is already a column", c.field),
                     );
                 }
             }

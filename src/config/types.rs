@@ -72,16 +72,18 @@ fn default_max_text_bytes() -> PositiveInt {
 #[derive(Debug, Clone)]
 pub enum StageConfig {
     Chunk(ChunkStageConfig),
+    Dense(DenseStageConfig),
     Bm25(Bm25StageConfig),
 }
 
 impl StageConfig {
-    pub const KINDS: &'static [&'static str] = &["chunk", "bm25"];
+    pub const KINDS: &'static [&'static str] = &["chunk", "dense", "bm25"];
 
     /// The optional `id:` a sink can name in `inputs:`.
     pub fn id(&self) -> Option<&str> {
         match self {
             StageConfig::Chunk(c) => c.id.as_deref(),
+            StageConfig::Dense(c) => c.id.as_deref(),
             StageConfig::Bm25(c) => c.id.as_deref(),
         }
     }
@@ -97,11 +99,57 @@ pub struct ChunkStageConfig {
     pub max_chars: Option<PositiveInt>,
     #[serde(default)]
     pub max_tokens: Option<PositiveInt>,
-    /// A Hugging Face `tokenizer.json`, needed with `max_tokens`.
+    /// With `max_tokens`: a `tokenizer.json`, or a model (as in `dense`) whose
+    /// tokenizer to use; default: the model of a later `dense` stage.
     #[serde(default)]
-    pub tokenizer: Option<PathBuf>,
+    pub tokenizer: Option<String>,
     #[serde(default)]
     pub overlap: usize,
+}
+
+/// `{ type: dense, model: all-MiniLM-L6-v2, batch_size: 64, ... }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DenseStageConfig {
+    #[serde(default)]
+    pub id: Option<String>,
+    /// A short name, a Hugging Face repo id, or a directory with `model.onnx` + `tokenizer.json`.
+    #[serde(default = "default_dense_model")]
+    pub model: String,
+    /// Texts per inference call.
+    #[serde(default = "default_dense_batch")]
+    pub batch_size: PositiveInt,
+    /// Tokens kept per text; longer texts are truncated.
+    #[serde(default = "default_max_length")]
+    pub max_length: PositiveInt,
+    /// ONNX Runtime intra-op threads; default: the machine's cores.
+    #[serde(default)]
+    pub threads: Option<PositiveInt>,
+    /// `mean` or `cls`; default: the model's sentence-transformers config, else `mean`.
+    #[serde(default)]
+    pub pooling: Option<crate::model::Pooling>,
+    #[serde(default = "default_true")]
+    pub normalize: bool,
+    #[serde(default = "default_dense_field")]
+    pub field: String,
+    /// libonnxruntime.so, when neither ORT_DYLIB_PATH nor the setup location has it.
+    #[serde(default)]
+    pub onnxruntime: Option<PathBuf>,
+}
+
+pub const DEFAULT_DENSE_MODEL: &str = "all-MiniLM-L6-v2";
+
+fn default_dense_model() -> String {
+    DEFAULT_DENSE_MODEL.to_string()
+}
+fn default_dense_batch() -> PositiveInt {
+    PositiveInt(64)
+}
+fn default_max_length() -> PositiveInt {
+    PositiveInt(256)
+}
+fn default_dense_field() -> String {
+    "dense".to_string()
 }
 
 /// `{ type: bm25, params: FILE, analyzer: {...}, field: sparse }`.

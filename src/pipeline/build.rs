@@ -9,7 +9,7 @@ use crate::config::PipelineConfig;
 use crate::dead_letter::DeadLetters;
 use crate::sink::{Sink, build_sink};
 use crate::source::{RecordSource, SourceContext, open_source};
-use crate::stage::{Stage, build_stage};
+use crate::stage::{Stage, StageContext, build_stage};
 
 pub(super) struct BuiltPipeline {
     pub source: Box<dyn RecordSource>,
@@ -27,10 +27,11 @@ pub(super) fn build(
         Some(dl) => DeadLetters::to_file(&dl.path)?,
         None => DeadLetters::to_log(),
     };
+    let context = StageContext::for_stages(&cfg.stages, &dead_letters);
     let stages = cfg
         .stages
         .iter()
-        .map(|stage| build_stage(stage, &dead_letters))
+        .map(|stage| build_stage(stage, &context))
         .collect::<Result<Vec<_>, _>>()?;
     let source = open_source(
         &cfg.source,

@@ -12,7 +12,7 @@ use crate::config::{AnalyzerConfig, SourceConfig, StageConfig};
 use crate::dead_letter::DeadLetters;
 use crate::source::{SourceContext, open_source};
 use crate::stage::bm25::Bm25Fitter;
-use crate::stage::{StageError, build_stage};
+use crate::stage::{StageContext, StageError, build_stage};
 
 /// What to fit on and how.
 pub struct FitInput<'a> {
@@ -44,10 +44,14 @@ pub fn fit_bm25(input: &FitInput<'_>) -> Result<FitSummary, PipelineError> {
             dead_letters: dead_letters.clone(),
         },
     )?;
+    // Only stages that change the rows or their text matter to the statistics;
+    // the others (dense, bm25) just add columns and would only cost time.
+    let context = StageContext::for_stages(input.stages, &dead_letters);
     let mut stages = input
         .stages
         .iter()
-        .map(|s| build_stage(s, &dead_letters))
+        .filter(|s| matches!(s, StageConfig::Chunk(_)))
+        .map(|s| build_stage(s, &context))
         .collect::<Result<Vec<_>, _>>()?;
     let mut fitter = Bm25Fitter::new(&input.analyzer).map_err(StageError::from)?;
     while let Some(envelope) = source.next_batch()? {

@@ -9,7 +9,9 @@ use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 use text_splitter::{ChunkConfig, ChunkSizer, TextSplitter};
 
-use super::{Stage, StageError, text_column};
+use std::path::{Path, PathBuf};
+
+use super::{Stage, StageContext, StageError, text_column};
 use crate::batch::{Position, columns};
 use crate::config::ChunkStageConfig;
 use crate::dead_letter::DeadLetters;
@@ -21,13 +23,29 @@ pub struct ChunkStage<S: ChunkSizer> {
 
 pub(super) fn build(
     cfg: &ChunkStageConfig,
-    dead_letters: DeadLetters,
+    ctx: &StageContext,
 ) -> Result<Box<dyn Stage>, StageError> {
     let bad = |e: text_splitter::ChunkConfigError| StageError::ChunkConfig(e.to_string());
-    match (cfg.max_chars, cfg.max_tokens, &cfg.tokenizer) {
-        (_, Some(max_tokens), Some(path)) => {
-            let tokenizer =
-                tokenizers::Tokenizer::from_file(path).map_err(|e| StageError::Tokenizer {
+    let dead_letters = ctx.dead_letters.clone();
+    let tokenizer_source = cfg.tokenizer.as_ref().or(ctx.dense_model.as_ref());
+    match (cfg.max_chars, cfg.max_tokens, tokenizer_source) {
+        (_, Some(max_tokens), Some(source)) => {
+            // A tokenizer.json file, or a model whose tokenizer to use.
+            let path = if Path::new(source).is_file() {
+                PathBuf::from(source)
+            } else {
+                crate::model::resolve_model(source)?.tokenizer
+            };
+            let mut tokenizer =
+                tokenizers::Tokenizer::from_file(&path).map_err(|e| StageError::Tokenizer {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
+            // Count real tokens: a tokenizer.json may pad or truncate to a fixed length.
+            tokenizer.with_padding(None);
+            tokenizer
+                .with_truncation(None)
+                .map_err(|e| StageError::Tokenizer {
                     path: path.clone(),
                     message: e.to_string(),
                 })?;
@@ -44,7 +62,7 @@ pub(super) fn build(
             Ok(Box::new(ChunkStage::new(config, dead_letters)))
         }
         _ => Err(StageError::ChunkConfig(
-            "set `max_chars`, or `max_tokens` with `tokenizer`".into(),
+            "set `max_chars`, or `max_tokens` with `tokenizer` (or a dense stage)".into(),
         )),
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod bm25;
 mod chunk;
+mod dense;
 
 use arrow::record_batch::RecordBatch;
 
@@ -10,6 +11,7 @@ use crate::config::StageConfig;
 use crate::dead_letter::{DeadLetterError, DeadLetters};
 
 pub use chunk::ChunkStage;
+pub use dense::DenseStage;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StageError {
@@ -22,6 +24,8 @@ pub enum StageError {
     ChunkConfig(String),
     #[error(transparent)]
     Bm25(#[from] bm25::Bm25Error),
+    #[error(transparent)]
+    Model(#[from] crate::model::ModelError),
     #[error("batch at {position}: {source}")]
     Arrow {
         position: String,
@@ -43,6 +47,7 @@ impl StageError {
         match self {
             StageError::Tokenizer { .. } | StageError::ChunkConfig(_) => true,
             StageError::Bm25(e) => e.is_config(),
+            StageError::Model(e) => e.is_config(),
             _ => false,
         }
     }
@@ -59,13 +64,32 @@ pub trait Stage: Send {
     ) -> Result<RecordBatch, StageError>;
 }
 
+/// What stages share when they are built.
+#[derive(Clone, Default)]
+pub struct StageContext {
+    pub dead_letters: DeadLetters,
+    /// The model of the pipeline's `dense` stage, whose tokenizer `chunk`
+    /// uses for `max_tokens` when it names none.
+    pub dense_model: Option<String>,
+}
+
+impl StageContext {
+    pub fn for_stages(stages: &[StageConfig], dead_letters: &DeadLetters) -> Self {
+        StageContext {
+            dead_letters: dead_letters.clone(),
+            dense_model: stages.iter().find_map(|s| match s {
+                StageConfig::Dense(d) => Some(d.model.clone()),
+                _ => None,
+            }),
+        }
+    }
+}
+
 /// Builds a stage from its config, loading whatever files it needs.
-pub fn build_stage(
-    cfg: &StageConfig,
-    dead_letters: &DeadLetters,
-) -> Result<Box<dyn Stage>, StageError> {
+pub fn build_stage(cfg: &StageConfig, ctx: &StageContext) -> Result<Box<dyn Stage>, StageError> {
     Ok(match cfg {
-        StageConfig::Chunk(c) => chunk::build(c, dead_letters.clone())?,
+        StageConfig::Chunk(c) => chunk::build(c, ctx)?,
+        StageConfig::Dense(c) => Box::new(DenseStage::new(c)?),
         StageConfig::Bm25(c) => Box::new(bm25::Bm25Stage::new(c)?),
     })
 }

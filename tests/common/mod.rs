@@ -89,23 +89,17 @@ impl Run {
 
 pub fn read_parquet(path: &Path) -> RecordBatch {
     let file = File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .unwrap()
-        .build()
-        .unwrap();
-    let batches: Vec<RecordBatch> = reader.map(Result::unwrap).collect();
-    concat(batches)
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+    let schema = builder.schema().clone();
+    let batches: Vec<RecordBatch> = builder.build().unwrap().map(Result::unwrap).collect();
+    arrow::compute::concat_batches(&schema, &batches).unwrap()
 }
 
 pub fn read_ipc(path: &Path) -> RecordBatch {
     let file = File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let reader = arrow::ipc::reader::FileReader::try_new(file, None).unwrap();
+    let schema = reader.schema();
     let batches: Vec<RecordBatch> = reader.map(Result::unwrap).collect();
-    concat(batches)
-}
-
-fn concat(batches: Vec<RecordBatch>) -> RecordBatch {
-    let schema = batches.first().expect("at least one batch").schema();
     arrow::compute::concat_batches(&schema, &batches).unwrap()
 }
 

@@ -1,0 +1,63 @@
+//! Transformer models on ONNX Runtime: finding the model files and the
+//! runtime library, tokenising, running the session, pooling — separate
+//! steps, each testable on its own.
+
+mod embedder;
+mod pooling;
+mod resolve;
+mod runtime;
+
+use std::path::PathBuf;
+
+pub use embedder::{EmbedderOptions, TextEmbedder};
+pub use pooling::{Pooling, pool};
+pub use resolve::{ModelFiles, models_dirs, resolve_model};
+pub use runtime::{ensure_onnxruntime, onnxruntime_candidates};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error(
+        "ONNX Runtime library not found; looked at: {}. Set ORT_DYLIB_PATH or the stage's \
+         `onnxruntime:` to a libonnxruntime.so 1.31 (e.g. from `pip install onnxruntime==1.31.1`: \
+         onnxruntime/capi/libonnxruntime.so.1.31.1), or run scripts/setup.sh",
+        list(.looked)
+    )]
+    RuntimeNotFound { looked: Vec<PathBuf> },
+    #[error("cannot load ONNX Runtime from {}: {message}", path.display())]
+    RuntimeLoad { path: PathBuf, message: String },
+    #[error("model `{spec}` not found; looked in: {}. {hint}", list(.looked))]
+    NotFound {
+        spec: String,
+        looked: Vec<PathBuf>,
+        hint: String,
+    },
+    #[error("model `{spec}`: {}: {problem}", path.display())]
+    Incomplete {
+        spec: String,
+        path: PathBuf,
+        problem: String,
+    },
+    #[error("cannot download `{repo}` from the Hugging Face hub: {message}")]
+    Download { repo: String, message: String },
+    #[error("cannot load tokenizer {}: {message}", path.display())]
+    Tokenizer { path: PathBuf, message: String },
+    #[error("cannot load ONNX model {}: {message}", path.display())]
+    Session { path: PathBuf, message: String },
+    #[error("inference failed: {0}")]
+    Inference(String),
+}
+
+impl ModelError {
+    /// All but inference failures are found at start-up: a configuration problem.
+    pub fn is_config(&self) -> bool {
+        !matches!(self, ModelError::Inference(_))
+    }
+}
+
+fn list(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}

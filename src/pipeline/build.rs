@@ -53,7 +53,7 @@ pub(super) fn build(
                 index + 1
             }
         };
-        sinks.push((build_sink(sink)?, depth));
+        sinks.push((build_sink(sink, &dead_letters)?, depth));
     }
     Ok(BuiltPipeline {
         source,

@@ -46,6 +46,7 @@ impl PipelineError {
         match self {
             PipelineError::Source(e) => e.is_config(),
             PipelineError::Stage(e) => e.is_config(),
+            PipelineError::Sink(e) => e.is_config(),
             PipelineError::Usage(_) => true,
             _ => false,
         }

@@ -1,11 +1,13 @@
 //! Sinks write batches durably and only then release their acks.
 
 mod arrow_file;
+pub mod milvus;
 
 use std::path::PathBuf;
 
 use crate::batch::Envelope;
 use crate::config::SinkConfig;
+use crate::dead_letter::DeadLetters;
 
 pub use arrow_file::{ArrowFileSink, ArrowFormat};
 
@@ -26,6 +28,15 @@ pub enum SinkError {
         path: PathBuf,
         source: arrow::error::ArrowError,
     },
+    #[error(transparent)]
+    Milvus(milvus::MilvusError),
+}
+
+impl SinkError {
+    /// Errors that mean the pipeline file is at fault (exit code 2).
+    pub fn is_config(&self) -> bool {
+        matches!(self, SinkError::Milvus(e) if e.is_config())
+    }
 }
 
 /// A destination; runs on a blocking thread.
@@ -40,8 +51,12 @@ pub trait Sink: Send {
     fn abort(&mut self);
 }
 
-pub fn build_sink(cfg: &SinkConfig) -> Result<Box<dyn Sink>, SinkError> {
+pub fn build_sink(
+    cfg: &SinkConfig,
+    dead_letters: &DeadLetters,
+) -> Result<Box<dyn Sink>, SinkError> {
     Ok(match cfg {
         SinkConfig::Arrow(c) => Box::new(ArrowFileSink::new(c)),
+        SinkConfig::Milvus(c) => Box::new(milvus::MilvusSink::new(c, dead_letters.clone())?),
     })
 }

@@ -1,0 +1,161 @@
+//! Embedded Milvus Lite: when a sink's `uri` is a path, start
+//! `milvus-lite server` on that data directory and a free loopback port,
+//! wait until it answers, and stop it cleanly when dropped.
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::MilvusError;
+
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A running Milvus Lite server owned by this process.
+pub struct MilvusLite {
+    child: Child,
+    uri: String,
+    data_dir: PathBuf,
+}
+
+/// True when `uri` names a local data directory rather than a server.
+pub fn is_local_path(uri: &str) -> bool {
+    !(uri.starts_with("http://")
+        || uri.starts_with("https://")
+        || uri.starts_with("tcp://")
+        || uri.starts_with("unix:"))
+}
+
+/// Where the `milvus-lite` executable is looked for, in order.
+pub fn executable_candidates(configured: Option<&Path>) -> Vec<PathBuf> {
+    let mut candidates: Vec<PathBuf> = configured.map(Path::to_path_buf).into_iter().collect();
+    if let Some(path) = std::env::var_os("PATH") {
+        candidates.extend(std::env::split_paths(&path).map(|dir| dir.join("milvus-lite")));
+    }
+    candidates.push(PathBuf::from(".venv/bin/milvus-lite"));
+    // The checkout the binary was built in (target/{debug,release}/vecpipe).
+    if let Some(root) = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.to_path_buf()))
+        .filter(|root| root.join("Cargo.toml").is_file())
+    {
+        candidates.push(root.join(".venv/bin/milvus-lite"));
+    }
+    candidates
+}
+
+impl MilvusLite {
+    pub fn start(data_dir: &Path, executable: Option<&Path>) -> Result<Self, MilvusError> {
+        let candidates = executable_candidates(executable);
+        let Some(program) = candidates.iter().find(|p| p.is_file()).cloned() else {
+            return Err(MilvusError::LiteNotInstalled {
+                looked: candidates
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        };
+        std::fs::create_dir_all(data_dir).map_err(|source| MilvusError::Io {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
+        let port = free_port().map_err(|source| MilvusError::Io {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
+        let mut child = Command::new(&program)
+            .args(["server", "--data-dir"])
+            .arg(data_dir)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|source| MilvusError::Io {
+                path: program.clone(),
+                source,
+            })?;
+        let stderr_tail = Arc::new(Mutex::new(Vec::<String>::new()));
+        if let Some(stderr) = child.stderr.take() {
+            let tail = stderr_tail.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    tracing::debug!(target: "milvus_lite", "{line}");
+                    let mut tail = tail.lock().unwrap_or_else(|p| p.into_inner());
+                    tail.push(line);
+                    if tail.len() > 20 {
+                        tail.remove(0);
+                    }
+                }
+            });
+        }
+        let address = SocketAddr::from(([127, 0, 0, 1], port));
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                let tail = stderr_tail
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .join("\n");
+                return Err(MilvusError::LiteFailed {
+                    data_dir: data_dir.to_path_buf(),
+                    message: format!("exited with {status}: {tail}"),
+                });
+            }
+            if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
+                break;
+            }
+            if started.elapsed() > START_TIMEOUT {
+                let _ = child.kill();
+                return Err(MilvusError::LiteFailed {
+                    data_dir: data_dir.to_path_buf(),
+                    message: format!(
+                        "did not answer on {address} within {}s",
+                        START_TIMEOUT.as_secs()
+                    ),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        tracing::info!(data_dir = %data_dir.display(), %address, "started Milvus Lite");
+        Ok(MilvusLite {
+            child,
+            uri: format!("http://{address}"),
+            data_dir: data_dir.to_path_buf(),
+        })
+    }
+
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+}
+
+impl Drop for MilvusLite {
+    fn drop(&mut self) {
+        // SIGTERM lets the server persist and release its data directory.
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY: kill(2) with a pid we spawned and still own (not yet reaped).
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                tracing::info!(data_dir = %self.data_dir.display(), "stopped Milvus Lite");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        tracing::warn!(data_dir = %self.data_dir.display(), "Milvus Lite did not stop in time; killing it");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}

@@ -1,0 +1,378 @@
+//! `milvus` sink: idempotent upserts of chunks (dense + sparse fields) into a
+//! Milvus collection created from the pipeline's schema; stale chunks of
+//! re-ingested documents are deleted; embedded Milvus Lite when `uri` is a path.
+
+mod lite;
+mod rows;
+mod schema;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use arrow::array::AsArray;
+use arrow::datatypes::UInt32Type;
+use milvus::v2::prelude::{
+    ClientV2, ConnectConfig, CreateCollectionRequest, DeleteRequest, DescribeCollectionRequest,
+    Error as SdkError, HasCollectionRequest, InsertRequest, LoadCollectionRequest, UpsertRequest,
+};
+use serde_json::{Map, Value};
+use tokio::runtime::Handle;
+
+pub use lite::{MilvusLite, is_local_path};
+pub use schema::{CollectionPlan, FieldKind};
+
+use super::{Sink, SinkError};
+use crate::batch::{Envelope, columns};
+use crate::config::{CreateMode, MilvusSinkConfig};
+use crate::dead_letter::DeadLetters;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MilvusError {
+    #[error(
+        "Milvus Lite is not installed (looked at: {looked}); install it with \
+         `pip install milvus-lite==3.2.2 pymilvus==3.0.2`, run scripts/setup.sh, or set the sink's `milvus_lite:`"
+    )]
+    LiteNotInstalled { looked: String },
+    #[error("Milvus Lite on {}: {message}", data_dir.display())]
+    LiteFailed { data_dir: PathBuf, message: String },
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot connect to Milvus at {uri}: {message}")]
+    Connect { uri: String, message: String },
+    #[error(
+        "collection `{collection}` does not fit this pipeline: {problems}.\n  Milvus:   {milvus}\n  pipeline: {pipeline}"
+    )]
+    SchemaMismatch {
+        collection: String,
+        problems: String,
+        milvus: String,
+        pipeline: String,
+    },
+    #[error("collection `{0}` does not exist and the sink has `create: never`")]
+    Missing(String),
+    #[error(
+        "collection `{collection}` would have no vector field: add a dense or bm25 stage, or `bm25: server`"
+    )]
+    NoVectors { collection: String },
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    DeadLetter(#[from] crate::dead_letter::DeadLetterError),
+    #[error("Milvus {operation} on `{collection}` failed: {message}")]
+    Request {
+        operation: &'static str,
+        collection: String,
+        message: String,
+    },
+}
+
+impl MilvusError {
+    pub fn is_config(&self) -> bool {
+        matches!(
+            self,
+            MilvusError::LiteNotInstalled { .. }
+                | MilvusError::SchemaMismatch { .. }
+                | MilvusError::Missing(_)
+                | MilvusError::NoVectors { .. }
+                | MilvusError::Config(_)
+        )
+    }
+}
+
+/// Transport trouble is worth retrying; a server's verdict on a request is not.
+fn is_transient(e: &SdkError) -> bool {
+    matches!(
+        e,
+        SdkError::Grpc(_)
+            | SdkError::Timeout(_)
+            | SdkError::RetryExhausted { .. }
+            | SdkError::Cancelled(_)
+    )
+}
+
+/// A client, and the embedded server behind it when `uri` is a path.
+pub struct MilvusConnection {
+    pub client: ClientV2,
+    pub uri: String,
+    /// Dropped last: stops the embedded server.
+    _lite: Option<MilvusLite>,
+}
+
+impl MilvusConnection {
+    /// Starts Milvus Lite if needed and connects; blocks (call off the async threads).
+    pub fn open(cfg: &MilvusSinkConfig, runtime: &Handle) -> Result<Self, MilvusError> {
+        let lite = if is_local_path(&cfg.uri) {
+            Some(MilvusLite::start(
+                Path::new(&cfg.uri),
+                cfg.milvus_lite.as_deref(),
+            )?)
+        } else {
+            None
+        };
+        let uri = lite
+            .as_ref()
+            .map_or(cfg.uri.clone(), |l| l.uri().to_string());
+        let mut config = ConnectConfig::new()
+            .uri(uri.clone())
+            .database(cfg.db.clone());
+        if let Some(token) = cfg.token() {
+            config = config.token(token);
+        }
+        let client =
+            runtime
+                .block_on(ClientV2::new(&config))
+                .map_err(|e| MilvusError::Connect {
+                    uri: cfg.uri.clone(),
+                    message: e.to_string(),
+                })?;
+        Ok(MilvusConnection {
+            client,
+            uri,
+            _lite: lite,
+        })
+    }
+}
+
+pub struct MilvusSink {
+    cfg: MilvusSinkConfig,
+    runtime: Handle,
+    connection: MilvusConnection,
+    plan: Option<CollectionPlan>,
+    dead_letters: DeadLetters,
+}
+
+impl MilvusSink {
+    /// Connects (starting Milvus Lite for a path `uri`); the collection is
+    /// checked or created when the first batch shows its schema.
+    pub fn new(cfg: &MilvusSinkConfig, dead_letters: DeadLetters) -> Result<Self, MilvusError> {
+        let runtime = Handle::try_current().map_err(|e| {
+            MilvusError::Config(format!("the Milvus sink needs the async runtime: {e}"))
+        })?;
+        let connection = tokio::task::block_in_place(|| MilvusConnection::open(cfg, &runtime))?;
+        Ok(MilvusSink {
+            cfg: cfg.clone(),
+            runtime,
+            connection,
+            plan: None,
+            dead_letters,
+        })
+    }
+
+    fn request_error(&self, operation: &'static str, e: impl std::fmt::Display) -> MilvusError {
+        MilvusError::Request {
+            operation,
+            collection: self.cfg.collection.clone(),
+            message: e.to_string(),
+        }
+    }
+
+    /// Creates the collection when missing, or checks that it fits; then loads it.
+    fn prepare(&mut self, plan: CollectionPlan) -> Result<(), MilvusError> {
+        let client = &self.connection.client;
+        let name = self.cfg.collection.clone();
+        let exists = self
+            .runtime
+            .block_on(
+                client.has_collection(
+                    HasCollectionRequest::builder()
+                        .collection_name(&name)
+                        .build()
+                        .map_err(|e| self.request_error("has_collection", e))?,
+                ),
+            )
+            .map_err(|e| self.request_error("has_collection", e))?
+            .exists();
+        if exists {
+            let described = self
+                .runtime
+                .block_on(
+                    client.describe_collection(
+                        DescribeCollectionRequest::builder()
+                            .collection_name(&name)
+                            .build()
+                            .map_err(|e| self.request_error("describe_collection", e))?,
+                    ),
+                )
+                .map_err(|e| self.request_error("describe_collection", e))?;
+            plan.check(&name, described.description().get_schema())?;
+        } else if self.cfg.create == CreateMode::Never {
+            return Err(MilvusError::Missing(name));
+        } else {
+            let request = CreateCollectionRequest::builder()
+                .collection_name(&name)
+                .schema(plan.collection_schema())
+                .index_params(plan.index_params(&self.cfg)?)
+                .build()
+                .map_err(|e| self.request_error("create_collection", e))?;
+            self.runtime
+                .block_on(client.create_collection(request))
+                .map_err(|e| self.request_error("create_collection", e))?;
+            tracing::info!(collection = %name, "created collection");
+        }
+        let load = LoadCollectionRequest::builder()
+            .collection_name(&name)
+            .build()
+            .map_err(|e| self.request_error("load_collection", e))?;
+        self.runtime
+            .block_on(client.load_collection(load))
+            .map_err(|e| self.request_error("load_collection", e))?;
+        self.plan = Some(plan);
+        Ok(())
+    }
+
+    /// Upserts with retries; when the server rejects a group, rows are tried
+    /// one by one and the ones it rejects go to the dead letter with its message.
+    fn upsert(&self, rows: Vec<Map<String, Value>>, position: &str) -> Result<(), MilvusError> {
+        let values: Vec<Value> = rows.into_iter().map(Value::Object).collect();
+        let mut delay = Duration::from_millis(500);
+        for tries in 0.. {
+            match self.try_upsert(values.clone()) {
+                Ok(()) => return Ok(()),
+                Err(e) if is_transient(&e) && tries < self.cfg.max_retries => {
+                    tracing::warn!(collection = %self.cfg.collection, error = %e, retry_in = ?delay, "Milvus write failed; retrying");
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(Duration::from_secs(30));
+                }
+                Err(e) if is_transient(&e) => return Err(self.request_error("upsert", e)),
+                Err(e) => {
+                    tracing::warn!(collection = %self.cfg.collection, error = %e, "Milvus rejected rows; writing them one by one");
+                    for value in &values {
+                        match self.try_upsert(vec![value.clone()]) {
+                            Ok(()) => {}
+                            Err(e) if is_transient(&e) => {
+                                return Err(self.request_error("upsert", e));
+                            }
+                            Err(e) => self.dead_letter(value, position, &e)?,
+                        }
+                    }
+                    return Ok(());
+                }
+            }
+        }
+        unreachable!("the loop only ends by returning")
+    }
+
+    fn try_upsert(&self, rows: Vec<Value>) -> Result<(), Box<SdkError>> {
+        let insert = InsertRequest::builder()
+            .collection_name(&self.cfg.collection)
+            .rows(rows)
+            .build()?;
+        let request = UpsertRequest::builder().insert(insert).build()?;
+        self.runtime
+            .block_on(self.connection.client.upsert(request))?;
+        Ok(())
+    }
+
+    fn dead_letter(&self, row: &Value, position: &str, e: &SdkError) -> Result<(), MilvusError> {
+        let id = row
+            .get(columns::ID)
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let text = row
+            .get(columns::TEXT)
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        self.dead_letters
+            .send(
+                format!("{position} (id {id})"),
+                &format!("rejected by Milvus: {e}"),
+                text.as_bytes(),
+            )
+            .map_err(|e| MilvusError::Config(e.to_string()))
+    }
+
+    /// Deletes chunks of the batch's documents past their new last chunk, so
+    /// a document re-ingested with fewer chunks leaves no orphans.
+    fn delete_stale(&self, batch: &arrow::record_batch::RecordBatch) -> Result<(), MilvusError> {
+        let (Some(doc_ids), Some(indexes)) = (
+            batch.column_by_name(columns::DOC_ID),
+            batch.column_by_name(columns::CHUNK_INDEX),
+        ) else {
+            return Ok(());
+        };
+        let (Some(doc_ids), Some(indexes)) = (
+            doc_ids.as_string_opt::<i32>(),
+            indexes.as_primitive_opt::<UInt32Type>(),
+        ) else {
+            return Ok(());
+        };
+        let mut chunks: BTreeMap<&str, u32> = BTreeMap::new();
+        for row in 0..batch.num_rows() {
+            let count = chunks.entry(doc_ids.value(row)).or_default();
+            *count = (*count).max(indexes.value(row) + 1);
+        }
+        let mut by_count: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+        for (doc, count) in chunks {
+            by_count
+                .entry(count)
+                .or_default()
+                .push(serde_json::to_string(doc).expect("a string serializes"));
+        }
+        for (count, docs) in by_count {
+            for group in docs.chunks(500) {
+                // A literal filter: Milvus Lite rejects the SDK's templated id filters.
+                let filter = format!(
+                    "{} in [{}] and {} >= {count}",
+                    columns::DOC_ID,
+                    group.join(", "),
+                    columns::CHUNK_INDEX
+                );
+                let request = DeleteRequest::builder()
+                    .collection_name(&self.cfg.collection)
+                    .filter(filter)
+                    .build()
+                    .map_err(|e| self.request_error("delete", e))?;
+                self.runtime
+                    .block_on(self.connection.client.delete(request))
+                    .map_err(|e| self.request_error("delete", e))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Sink for MilvusSink {
+    fn kind(&self) -> &'static str {
+        "milvus"
+    }
+
+    fn write(&mut self, envelope: Envelope) -> Result<(), SinkError> {
+        let Envelope { batch, ack } = envelope;
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        if self.plan.is_none() {
+            let plan = CollectionPlan::from_batch_schema(&batch.schema(), &self.cfg)?;
+            self.prepare(plan)?;
+        }
+        let plan = self.plan.as_ref().expect("prepared above");
+        let position = ack.position().to_string();
+        let rows: Vec<_> = (0..batch.num_rows())
+            .map(|row| rows::entity(plan, &batch, row))
+            .collect();
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let group: Vec<_> = rows.by_ref().take(self.cfg.batch_rows.get()).collect();
+            self.upsert(group, &position)?;
+        }
+        self.delete_stale(&batch)?;
+        // Written: the ack is released when `ack` drops here.
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    fn abort(&mut self) {}
+}
+
+impl From<MilvusError> for SinkError {
+    fn from(e: MilvusError) -> Self {
+        SinkError::Milvus(e)
+    }
+}

@@ -1,0 +1,296 @@
+//! The collection a pipeline writes: derived from the batches' Arrow schema,
+//! created when missing, and checked against an existing collection.
+
+use arrow::datatypes::{DataType as ArrowType, Schema};
+use milvus::v2::prelude::{
+    CollectionSchema, DataType, FieldSchema, Function, FunctionType, IndexParam, IndexType,
+    MetricType,
+};
+
+use super::MilvusError;
+use crate::batch::columns;
+use crate::config::{Bm25Mode, MilvusSinkConfig};
+
+/// Longest chunk id / document id Milvus will accept from us.
+pub const ID_MAX_LENGTH: u32 = 512;
+/// VARCHAR metadata is stored up to this many bytes.
+pub const METADATA_MAX_LENGTH: u32 = 65_535;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldKind {
+    PrimaryKey,
+    VarChar(u32),
+    Int64,
+    Double,
+    Bool,
+    Json,
+    FloatVector(u32),
+    SparseVector,
+}
+
+impl std::fmt::Display for FieldKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FieldKind::PrimaryKey => write!(f, "VARCHAR primary key"),
+            FieldKind::VarChar(n) => write!(f, "VARCHAR({n})"),
+            FieldKind::Int64 => write!(f, "INT64"),
+            FieldKind::Double => write!(f, "DOUBLE"),
+            FieldKind::Bool => write!(f, "BOOL"),
+            FieldKind::Json => write!(f, "JSON"),
+            FieldKind::FloatVector(d) => write!(f, "FLOAT_VECTOR({d})"),
+            FieldKind::SparseVector => write!(f, "SPARSE_FLOAT_VECTOR"),
+        }
+    }
+}
+
+/// One Milvus field and the batch column it comes from (`None`: computed by Milvus).
+#[derive(Debug, Clone)]
+pub struct PlannedField {
+    pub name: String,
+    pub kind: FieldKind,
+    pub nullable: bool,
+    pub column: Option<usize>,
+}
+
+/// The collection layout for a pipeline's batches.
+#[derive(Debug, Clone)]
+pub struct CollectionPlan {
+    pub fields: Vec<PlannedField>,
+    pub server_bm25: bool,
+    pub has_chunks: bool,
+}
+
+impl CollectionPlan {
+    pub fn from_batch_schema(schema: &Schema, cfg: &MilvusSinkConfig) -> Result<Self, MilvusError> {
+        let server_bm25 = cfg.bm25 == Bm25Mode::Server;
+        let mut fields = Vec::new();
+        for (index, field) in schema.fields().iter().enumerate() {
+            let name = field.name().as_str();
+            if server_bm25 && name == cfg.sparse_field {
+                // Milvus computes this field from `text`.
+                continue;
+            }
+            let kind = match (name, field.data_type()) {
+                (columns::ID, _) => FieldKind::PrimaryKey,
+                (columns::DOC_ID, _) => FieldKind::VarChar(ID_MAX_LENGTH),
+                (columns::CHUNK_INDEX, _) => FieldKind::Int64,
+                (columns::TEXT, _) => FieldKind::VarChar(cfg.text_max_length.get() as u32),
+                (_, ArrowType::FixedSizeList(item, dim))
+                    if item.data_type() == &ArrowType::Float32 =>
+                {
+                    FieldKind::FloatVector(*dim as u32)
+                }
+                (_, t) if *t == crate::batch::sparse::data_type() => FieldKind::SparseVector,
+                (_, ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Utf8View) => {
+                    FieldKind::VarChar(METADATA_MAX_LENGTH)
+                }
+                (_, t) if t.is_integer() => FieldKind::Int64,
+                (_, t) if t.is_floating() => FieldKind::Double,
+                (_, ArrowType::Boolean) => FieldKind::Bool,
+                _ => FieldKind::Json,
+            };
+            let nullable = !matches!(
+                kind,
+                FieldKind::PrimaryKey | FieldKind::FloatVector(_) | FieldKind::SparseVector
+            ) && ![columns::DOC_ID, columns::CHUNK_INDEX, columns::TEXT]
+                .contains(&name);
+            fields.push(PlannedField {
+                name: name.to_string(),
+                kind,
+                nullable,
+                column: Some(index),
+            });
+        }
+        if server_bm25 {
+            fields.push(PlannedField {
+                name: cfg.sparse_field.clone(),
+                kind: FieldKind::SparseVector,
+                nullable: false,
+                column: None,
+            });
+        }
+        if !fields
+            .iter()
+            .any(|f| matches!(f.kind, FieldKind::FloatVector(_) | FieldKind::SparseVector))
+        {
+            return Err(MilvusError::NoVectors {
+                collection: cfg.collection.clone(),
+            });
+        }
+        Ok(CollectionPlan {
+            has_chunks: schema.column_with_name(columns::DOC_ID).is_some()
+                && schema.column_with_name(columns::CHUNK_INDEX).is_some(),
+            fields,
+            server_bm25,
+        })
+    }
+
+    pub fn collection_schema(&self) -> CollectionSchema {
+        let mut schema = CollectionSchema::new();
+        for field in &self.fields {
+            let mut f = FieldSchema::new().name(field.name.clone());
+            f = match &field.kind {
+                FieldKind::PrimaryKey => f
+                    .data_type(DataType::VarChar)
+                    .max_length(ID_MAX_LENGTH)
+                    .primary_key(true),
+                FieldKind::VarChar(n) => {
+                    let f = f.data_type(DataType::VarChar).max_length(*n);
+                    if self.server_bm25 && field.name == columns::TEXT {
+                        f.enable_analyzer(true)
+                    } else {
+                        f
+                    }
+                }
+                FieldKind::Int64 => f.data_type(DataType::Int64),
+                FieldKind::Double => f.data_type(DataType::Double),
+                FieldKind::Bool => f.data_type(DataType::Bool),
+                FieldKind::Json => f.data_type(DataType::Json),
+                FieldKind::FloatVector(d) => f.data_type(DataType::FloatVector).dimension(*d),
+                FieldKind::SparseVector => f.data_type(DataType::SparseFloatVector),
+            };
+            if field.nullable {
+                f = f.nullable(true);
+            }
+            schema = schema.add_field(f);
+        }
+        if self.server_bm25 {
+            let sparse = self.sparse_field().unwrap_or_default();
+            schema = schema.add_function(
+                Function::new()
+                    .name("vecpipe_bm25")
+                    .function_type(FunctionType::Bm25)
+                    .input_fields([columns::TEXT])
+                    .output_fields([sparse]),
+            );
+        }
+        schema
+    }
+
+    pub fn index_params(&self, cfg: &MilvusSinkConfig) -> Result<Vec<IndexParam>, MilvusError> {
+        let mut params = Vec::new();
+        for field in &self.fields {
+            let (spec, what) = match field.kind {
+                FieldKind::FloatVector(_) => (&cfg.index.dense, "dense"),
+                FieldKind::SparseVector => (&cfg.index.sparse, "sparse"),
+                _ => continue,
+            };
+            let mut metric = metric_type(&spec.metric, what)?;
+            if self.server_bm25 && field.kind == FieldKind::SparseVector {
+                metric = MetricType::Bm25;
+            }
+            params.push(
+                IndexParam::new()
+                    .field_name(field.name.clone())
+                    .index_type(index_type(&spec.kind, what)?)
+                    .metric_type(metric),
+            );
+        }
+        Ok(params)
+    }
+
+    pub fn dense_field(&self) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|f| matches!(f.kind, FieldKind::FloatVector(_)))
+            .map(|f| f.name.as_str())
+    }
+
+    pub fn sparse_field(&self) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|f| f.kind == FieldKind::SparseVector)
+            .map(|f| f.name.as_str())
+    }
+
+    /// An error naming both schemas when `existing` cannot take these rows.
+    pub fn check(&self, collection: &str, existing: &CollectionSchema) -> Result<(), MilvusError> {
+        let mut problems = Vec::new();
+        for field in &self.fields {
+            match existing
+                .get_fields()
+                .iter()
+                .find(|f| f.get_name() == field.name)
+            {
+                None => problems.push(format!("field `{}` is missing", field.name)),
+                Some(actual) => {
+                    let actual_kind = describe(actual);
+                    let fits = match (&field.kind, &actual_kind) {
+                        (FieldKind::VarChar(_), FieldKind::VarChar(_)) => true,
+                        (a, b) => a == b,
+                    };
+                    if !fits {
+                        problems.push(format!(
+                            "field `{}` is {actual_kind} in Milvus, the pipeline writes {}",
+                            field.name, field.kind
+                        ));
+                    }
+                }
+            }
+        }
+        if problems.is_empty() {
+            return Ok(());
+        }
+        let show = |fields: Vec<String>| fields.join(", ");
+        Err(MilvusError::SchemaMismatch {
+            collection: collection.to_string(),
+            problems: problems.join("; "),
+            milvus: show(
+                existing
+                    .get_fields()
+                    .iter()
+                    .map(|f| format!("{} {}", f.get_name(), describe(f)))
+                    .collect(),
+            ),
+            pipeline: show(
+                self.fields
+                    .iter()
+                    .map(|f| format!("{} {}", f.name, f.kind))
+                    .collect(),
+            ),
+        })
+    }
+}
+
+fn describe(field: &FieldSchema) -> FieldKind {
+    match field.get_data_type() {
+        DataType::VarChar if field.is_primary_key() => FieldKind::PrimaryKey,
+        DataType::VarChar => FieldKind::VarChar(field.get_max_length()),
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => FieldKind::Int64,
+        DataType::Float | DataType::Double => FieldKind::Double,
+        DataType::Bool => FieldKind::Bool,
+        DataType::FloatVector => FieldKind::FloatVector(field.get_dimension()),
+        DataType::SparseFloatVector => FieldKind::SparseVector,
+        _ => FieldKind::Json,
+    }
+}
+
+fn index_type(name: &str, what: &str) -> Result<IndexType, MilvusError> {
+    Ok(match name.to_ascii_uppercase().as_str() {
+        "AUTOINDEX" => IndexType::AutoIndex,
+        "FLAT" => IndexType::Flat,
+        "IVF_FLAT" => IndexType::IvfFlat,
+        "HNSW" => IndexType::Hnsw,
+        "DISKANN" => IndexType::DiskAnn,
+        "SPARSE_INVERTED_INDEX" => IndexType::SparseInvertedIndex,
+        other => {
+            return Err(MilvusError::Config(format!(
+                "index.{what}.type `{other}` is not supported (AUTOINDEX, FLAT, IVF_FLAT, HNSW, DISKANN, SPARSE_INVERTED_INDEX)"
+            )));
+        }
+    })
+}
+
+fn metric_type(name: &str, what: &str) -> Result<MetricType, MilvusError> {
+    Ok(match name.to_ascii_uppercase().as_str() {
+        "COSINE" => MetricType::Cosine,
+        "IP" => MetricType::Ip,
+        "L2" => MetricType::L2,
+        "BM25" => MetricType::Bm25,
+        other => {
+            return Err(MilvusError::Config(format!(
+                "index.{what}.metric `{other}` is not supported (COSINE, IP, L2, BM25)"
+            )));
+        }
+    })
+}

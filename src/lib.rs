@@ -8,6 +8,7 @@ pub mod config;
 pub mod dead_letter;
 pub mod model;
 pub mod pipeline;
+pub mod search;
 pub mod sink;
 pub mod source;
 pub mod stage;

@@ -11,6 +11,7 @@ use vecpipe::config::{
     StopWords, TokenizerKind, load_pipeline_file,
 };
 use vecpipe::pipeline::{FitInput, PipelineError, StopSignal, fit_bm25, run_pipeline};
+use vecpipe::search::{Ranker, SearchMode, SearchOptions};
 use vecpipe::stage::bm25;
 
 #[derive(Parser)]
@@ -39,6 +40,49 @@ enum Command {
     /// BM25 corpus statistics.
     #[command(subcommand)]
     Bm25(Bm25Command),
+    /// Search the pipeline's Milvus collection, encoding the query with its own models.
+    Search(SearchArgs),
+}
+
+#[derive(Args)]
+struct SearchArgs {
+    /// The pipeline YAML (its milvus sink, dense and bm25 stages).
+    file: PathBuf,
+    /// The query text.
+    query: String,
+    /// dense, sparse, or hybrid (default: hybrid when both fields exist).
+    #[arg(long, value_enum)]
+    mode: Option<ModeArg>,
+    /// How hybrid search fuses the two result lists.
+    #[arg(long, value_enum, default_value = "rrf")]
+    ranker: RankerArg,
+    /// RRF's k.
+    #[arg(long, default_value_t = 60)]
+    rrf_k: i64,
+    /// Weighted ranker: dense,sparse weights.
+    #[arg(long, value_delimiter = ',', default_values_t = [0.7, 0.3])]
+    weights: Vec<f32>,
+    #[arg(long, default_value_t = 10)]
+    limit: usize,
+    /// A Milvus filter expression, e.g. 'doc_id == "turing"'.
+    #[arg(long)]
+    filter: Option<String>,
+    /// One JSON object per hit instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ModeArg {
+    Dense,
+    Sparse,
+    Hybrid,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RankerArg {
+    Rrf,
+    Weighted,
 }
 
 #[derive(Subcommand)]
@@ -208,7 +252,57 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             Ok(())
         }
         Command::Bm25(Bm25Command::Fit(args)) => fit(args),
+        Command::Search(args) => search(args),
     }
+}
+
+fn search(args: SearchArgs) -> Result<(), Failure> {
+    let cfg = load(&args.file)?;
+    let options = SearchOptions {
+        mode: args.mode.map(|m| match m {
+            ModeArg::Dense => SearchMode::Dense,
+            ModeArg::Sparse => SearchMode::Sparse,
+            ModeArg::Hybrid => SearchMode::Hybrid,
+        }),
+        ranker: match args.ranker {
+            RankerArg::Rrf => Ranker::Rrf { k: args.rrf_k },
+            RankerArg::Weighted => Ranker::Weighted {
+                weights: args.weights,
+            },
+        },
+        limit: args.limit,
+        filter: args.filter,
+    };
+    let runtime_ = tokio::runtime::Runtime::new()
+        .context("cannot start the async runtime")
+        .map_err(runtime)?;
+    let hits =
+        vecpipe::search::search(&cfg, &args.query, &options, runtime_.handle()).map_err(|e| {
+            Failure {
+                code: if e.is_config() { 2 } else { 1 },
+                error: e.into(),
+            }
+        })?;
+    if args.json {
+        for hit in &hits {
+            println!("{}", serde_json::to_string(hit).expect("hits serialize"));
+        }
+    } else {
+        println!("{:>4}  {:>8}  {:<16}  text", "rank", "score", "id");
+        for hit in &hits {
+            let text: String = hit.text.chars().take(90).collect();
+            let more = if hit.text.chars().count() > 90 {
+                "…"
+            } else {
+                ""
+            };
+            println!(
+                "{:>4}  {:>8.4}  {:<16}  {text}{more}",
+                hit.rank, hit.score, hit.id
+            );
+        }
+    }
+    Ok(())
 }
 
 fn load(file: &Path) -> Result<PipelineConfig, Failure> {

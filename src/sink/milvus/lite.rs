@@ -29,9 +29,13 @@ pub fn is_local_path(uri: &str) -> bool {
         || uri.starts_with("unix:"))
 }
 
-/// Where the `milvus-lite` executable is looked for, in order.
+/// Where the `milvus-lite` executable is looked for, in order; a configured
+/// path is the only candidate.
 pub fn executable_candidates(configured: Option<&Path>) -> Vec<PathBuf> {
-    let mut candidates: Vec<PathBuf> = configured.map(Path::to_path_buf).into_iter().collect();
+    if let Some(path) = configured {
+        return vec![path.to_path_buf()];
+    }
+    let mut candidates = Vec::new();
     if let Some(path) = std::env::var_os("PATH") {
         candidates.extend(std::env::split_paths(&path).map(|dir| dir.join("milvus-lite")));
     }

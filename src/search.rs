@@ -1,0 +1,304 @@
+//! `vecpipe search`: encode a query with the pipeline's own models and run a
+//! dense, sparse or hybrid search on its Milvus collection.
+
+use std::collections::BTreeMap;
+
+use milvus::v2::prelude::{
+    HybridSearchRequest, LoadCollectionRequest, RRFRerank, SearchRequest, SearchVectors,
+    SubSearchRequest, WeightedRerank,
+};
+use serde::Serialize;
+use tokio::runtime::Handle;
+
+use crate::batch::columns;
+use crate::config::{Bm25Mode, MilvusSinkConfig, PipelineConfig, SinkConfig, StageConfig};
+use crate::model::{EmbedderOptions, ModelError, TextEmbedder, resolve_model};
+use crate::sink::milvus::{MilvusConnection, MilvusError};
+use crate::stage::bm25::{Analyzer, Bm25Encoder, Bm25Error, Bm25Params, resolve_analyzer};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Bm25(#[from] Bm25Error),
+    #[error(transparent)]
+    Milvus(#[from] MilvusError),
+    #[error("search on `{collection}` failed: {message}")]
+    Search { collection: String, message: String },
+}
+
+impl SearchError {
+    pub fn is_config(&self) -> bool {
+        match self {
+            SearchError::Usage(_) => true,
+            SearchError::Model(e) => e.is_config(),
+            SearchError::Bm25(e) => e.is_config(),
+            SearchError::Milvus(e) => e.is_config(),
+            SearchError::Search { .. } => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchMode {
+    Dense,
+    Sparse,
+    Hybrid,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ranker {
+    Rrf { k: i64 },
+    Weighted { weights: Vec<f32> },
+}
+
+#[derive(Debug, Clone)]
+pub struct SearchOptions {
+    /// `None`: hybrid when the collection has both fields.
+    pub mode: Option<SearchMode>,
+    pub ranker: Ranker,
+    pub limit: usize,
+    pub filter: Option<String>,
+}
+
+/// One result, best first.
+#[derive(Debug, Clone, Serialize)]
+pub struct Hit {
+    pub rank: usize,
+    pub id: String,
+    pub doc_id: Option<String>,
+    pub score: f32,
+    pub text: String,
+}
+
+/// How the pipeline encodes a query for each kind of field.
+struct QueryEncoders {
+    dense: Option<(String, TextEmbedder)>,
+    sparse: Option<(String, SparseQuery)>,
+}
+
+enum SparseQuery {
+    Client(Bm25Encoder),
+    /// Milvus' BM25 function encodes the raw text.
+    Server,
+}
+
+fn encoders(cfg: &PipelineConfig, sink: &MilvusSinkConfig) -> Result<QueryEncoders, SearchError> {
+    let mut dense = None;
+    let mut sparse = None;
+    for stage in &cfg.stages {
+        match stage {
+            StageConfig::Dense(d) if dense.is_none() => {
+                let files = resolve_model(&d.model)?;
+                let embedder = TextEmbedder::load(
+                    &files,
+                    &EmbedderOptions {
+                        batch_size: 1,
+                        max_length: d.max_length.get(),
+                        threads: d.threads.map_or(1, |t| t.get()),
+                        pooling: d.pooling,
+                        normalize: d.normalize,
+                        onnxruntime: d.onnxruntime.clone(),
+                    },
+                )?;
+                dense = Some((d.field.clone(), embedder));
+            }
+            StageConfig::Bm25(b) if sparse.is_none() && sink.bm25 == Bm25Mode::Client => {
+                let params = Bm25Params::load(&b.params)?;
+                let analyzer =
+                    resolve_analyzer(&b.params, params.analyzer.as_ref(), b.analyzer.as_ref())?;
+                let encoder = Bm25Encoder::new(params, Analyzer::new(&analyzer)?);
+                sparse = Some((b.field.clone(), SparseQuery::Client(encoder)));
+            }
+            _ => {}
+        }
+    }
+    if sink.bm25 == Bm25Mode::Server {
+        sparse = Some((sink.sparse_field.clone(), SparseQuery::Server));
+    }
+    Ok(QueryEncoders { dense, sparse })
+}
+
+/// Searches the collection of the pipeline's (first) Milvus sink.
+pub fn search(
+    cfg: &PipelineConfig,
+    query: &str,
+    options: &SearchOptions,
+    runtime: &Handle,
+) -> Result<Vec<Hit>, SearchError> {
+    let sink = cfg
+        .sinks
+        .iter()
+        .find_map(|s| match s {
+            SinkConfig::Milvus(m) => Some(m.as_ref()),
+            _ => None,
+        })
+        .ok_or_else(|| {
+            SearchError::Usage(format!(
+                "pipeline `{}` has no milvus sink to search",
+                cfg.name
+            ))
+        })?;
+    let mut encoders = encoders(cfg, sink)?;
+    let mode = match (options.mode, &encoders.dense, &encoders.sparse) {
+        (None, Some(_), Some(_)) | (Some(SearchMode::Hybrid), Some(_), Some(_)) => {
+            SearchMode::Hybrid
+        }
+        (None, Some(_), None) | (Some(SearchMode::Dense), Some(_), _) => SearchMode::Dense,
+        (None, None, Some(_)) | (Some(SearchMode::Sparse), _, Some(_)) => SearchMode::Sparse,
+        (None, None, None) => {
+            return Err(SearchError::Usage(
+                "the pipeline writes no dense or sparse field".into(),
+            ));
+        }
+        (Some(mode), _, _) => {
+            return Err(SearchError::Usage(format!(
+                "--mode {mode:?} needs a {} field, which this pipeline does not write",
+                if mode == SearchMode::Dense {
+                    "dense"
+                } else {
+                    "sparse"
+                }
+            )));
+        }
+    };
+
+    let dense_request =
+        |encoders: &mut QueryEncoders| -> Result<Option<(String, SearchVectors)>, SearchError> {
+            let Some((field, embedder)) = encoders.dense.as_mut() else {
+                return Ok(None);
+            };
+            let vector = embedder.embed(&[query])?;
+            Ok(Some((field.clone(), SearchVectors::Float(vec![vector]))))
+        };
+    let sparse_request = |encoders: &QueryEncoders| -> Option<(String, SearchVectors)> {
+        let (field, encoder) = encoders.sparse.as_ref()?;
+        Some(match encoder {
+            SparseQuery::Server => (
+                field.clone(),
+                SearchVectors::EmbeddedText(vec![query.to_string()]),
+            ),
+            SparseQuery::Client(bm25) => {
+                let vector: BTreeMap<u32, f32> = bm25.encode_query(query).into_iter().collect();
+                if vector.is_empty() {
+                    // No query term is in the BM25 vocabulary: nothing to match.
+                    return None;
+                }
+                (field.clone(), SearchVectors::SparseFloat(vec![vector]))
+            }
+        })
+    };
+    let dense = if mode == SearchMode::Sparse {
+        None
+    } else {
+        dense_request(&mut encoders)?
+    };
+    let sparse = if mode == SearchMode::Dense {
+        None
+    } else {
+        sparse_request(&encoders)
+    };
+
+    let connection = MilvusConnection::open(sink, runtime)?;
+    let failed = |e: &dyn std::fmt::Display| SearchError::Search {
+        collection: sink.collection.clone(),
+        message: e.to_string(),
+    };
+    let load = LoadCollectionRequest::builder()
+        .collection_name(&sink.collection)
+        .build()
+        .map_err(|e| failed(&e))?;
+    runtime
+        .block_on(connection.client.load_collection(load))
+        .map_err(|e| failed(&e))?;
+
+    let limit = options.limit as i64;
+    let output = [columns::ID, columns::DOC_ID, columns::TEXT];
+    let has_doc_id = cfg
+        .stages
+        .iter()
+        .any(|s| matches!(s, StageConfig::Chunk(_)));
+    let output: Vec<&str> = output
+        .into_iter()
+        .filter(|f| has_doc_id || *f != columns::DOC_ID)
+        .collect();
+    let response = match (dense, sparse) {
+        (Some(d), Some(s)) if mode == SearchMode::Hybrid => {
+            let sub = |(field, vectors): (String, SearchVectors)| {
+                let mut request = SubSearchRequest::builder()
+                    .vector_field(field)
+                    .vectors(vectors)
+                    .limit(limit);
+                if let Some(filter) = &options.filter {
+                    request = request.filter(filter.clone());
+                }
+                request.build().map_err(|e| failed(&e))
+            };
+            let mut request = HybridSearchRequest::builder()
+                .collection_name(&sink.collection)
+                .sub_requests(vec![sub(d)?, sub(s)?])
+                .output_fields(output.clone())
+                .limit(limit);
+            request = match &options.ranker {
+                Ranker::Rrf { k } => request.rerank(RRFRerank::new().k(*k)),
+                Ranker::Weighted { weights } => {
+                    request.rerank(WeightedRerank::new().weights(weights.clone()))
+                }
+            };
+            runtime
+                .block_on(
+                    connection
+                        .client
+                        .hybrid_search(request.build().map_err(|e| failed(&e))?),
+                )
+                .map_err(|e| failed(&e))?
+        }
+        (Some((field, vectors)), _) | (None, Some((field, vectors))) => {
+            let mut request = SearchRequest::builder()
+                .collection_name(&sink.collection)
+                .vector_field(field)
+                .vectors(vectors)
+                .output_fields(output.clone())
+                .limit(limit);
+            if let Some(filter) = &options.filter {
+                request = request.filter(filter.clone());
+            }
+            runtime
+                .block_on(
+                    connection
+                        .client
+                        .search(request.build().map_err(|e| failed(&e))?),
+                )
+                .map_err(|e| failed(&e))?
+        }
+        (None, None) => {
+            tracing::warn!("no query term is in the BM25 vocabulary; nothing to search");
+            return Ok(Vec::new());
+        }
+    };
+
+    let mut hits = Vec::new();
+    for result in response.results() {
+        let scores = result.get_scores();
+        for (i, row) in result.rows().map_err(|e| failed(&e))?.enumerate() {
+            let entity = row.to_entity_row().map_err(|e| failed(&e))?;
+            let text_of = |name: &str| {
+                entity
+                    .get(name)
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string)
+            };
+            hits.push(Hit {
+                rank: i + 1,
+                id: text_of(columns::ID).unwrap_or_default(),
+                doc_id: text_of(columns::DOC_ID),
+                score: scores.get(i).copied().unwrap_or_default(),
+                text: text_of(columns::TEXT).unwrap_or_default(),
+            });
+        }
+    }
+    Ok(hits)
+}

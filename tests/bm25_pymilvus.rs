@@ -6,7 +6,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 
 use common::*;
 use vecpipe::config::{AnalyzerConfig, StopWords, TokenizerKind};
@@ -14,21 +13,10 @@ use vecpipe::stage::bm25::{Analyzer, Bm25Encoder, Bm25Params};
 
 type Sparse = Vec<Vec<(u32, f32)>>;
 
-/// The venv with pymilvus-model, installed by `scripts/setup.sh test` (run here once if needed).
-fn python() -> &'static Path {
-    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON.get_or_init(|| {
-        let status = Command::new("bash")
-            .arg(repo_root().join("scripts/setup.sh"))
-            .arg("test")
-            .status()
-            .expect("bash runs scripts/setup.sh");
-        assert!(
-            status.success(),
-            "scripts/setup.sh test failed: the pymilvus-model venv is required"
-        );
-        repo_root().join(".venv/bin/python")
-    })
+/// The venv with pymilvus-model, installed by `scripts/setup.sh test`.
+fn python() -> PathBuf {
+    setup(Some("test"));
+    repo_root().join(".venv/bin/python")
 }
 
 fn reference(args: &[&Path]) -> String {

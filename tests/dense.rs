@@ -3,9 +3,6 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::sync::OnceLock;
-
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Float32Type};
 use common::*;
@@ -19,20 +16,10 @@ const REFERENCE_START: [f64; 4] = [
     2.77156215e-02,
 ];
 
-/// The model directory and runtime library, installed once by the setup script.
-fn setup() -> &'static PathBuf {
-    static MODELS: OnceLock<PathBuf> = OnceLock::new();
-    MODELS.get_or_init(|| {
-        let status = std::process::Command::new("bash")
-            .arg(repo_root().join("scripts/setup.sh"))
-            .status()
-            .expect("bash runs scripts/setup.sh");
-        assert!(
-            status.success(),
-            "scripts/setup.sh failed: the dense tests need the model"
-        );
-        repo_root().join("models")
-    })
+/// The models directory, after the setup script installed the model and runtime.
+fn setup() -> std::path::PathBuf {
+    common::setup(None);
+    repo_root().join("models")
 }
 
 fn vectors(batch: &RecordBatch, column: &str) -> Vec<Vec<f32>> {

@@ -33,11 +33,7 @@ fn quickstart_fits_bm25_chunks_and_writes_parquet_that_finds_turing() {
         cmd.current_dir(repo_root()).env("VECPIPE_OUT", &out);
         Run(cmd.output().unwrap()).expect_code(0)
     };
-    let setup = std::process::Command::new("bash")
-        .arg(repo_root().join("scripts/setup.sh"))
-        .status()
-        .unwrap();
-    assert!(setup.success(), "scripts/setup.sh installs the dense model");
+    setup(None);
     let validated = run(&["validate", "pipelines/quickstart.yaml"]);
     assert!(validated.stdout().contains("ok (3 stage(s), 1 sink(s))"));
     let fitted = run(&["bm25", "fit", "--pipeline", "pipelines/quickstart.yaml"]);

@@ -172,3 +172,92 @@ pub fn dead_letters(path: &Path) -> Vec<serde_json::Value> {
         .map(|line| serde_json::from_str(line).unwrap())
         .collect()
 }
+
+/// Runs `scripts/setup.sh [component]` once per test binary; fails loudly.
+pub fn setup(component: Option<&str>) {
+    static DONE: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let key = component.unwrap_or("").to_string();
+    let mut done = DONE.lock().unwrap_or_else(|p| p.into_inner());
+    if done.contains(&key) {
+        return;
+    }
+    let mut cmd = Command::new("bash");
+    cmd.arg(repo_root().join("scripts/setup.sh"));
+    cmd.args(component);
+    let status = cmd.status().expect("bash runs scripts/setup.sh");
+    assert!(status.success(), "scripts/setup.sh {key} failed");
+    done.push(key);
+}
+
+/// A Milvus Lite server on a free 127.0.0.1 port with its own data
+/// directory, started for one test and stopped when dropped.
+pub struct MilvusServer {
+    child: std::process::Child,
+    pub uri: String,
+    pub data: tempfile::TempDir,
+}
+
+impl MilvusServer {
+    pub fn start() -> Self {
+        setup(None);
+        let program = repo_root().join(".venv/bin/milvus-lite");
+        assert!(
+            program.is_file(),
+            "{} is missing after setup",
+            program.display()
+        );
+        let data = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = File::create(data.path().join("server.log")).unwrap();
+        let mut child = Command::new(&program)
+            .args(["server", "--data-dir"])
+            .arg(data.path().join("milvus"))
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("milvus-lite starts");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        while std::net::TcpStream::connect_timeout(&address, std::time::Duration::from_millis(200))
+            .is_err()
+        {
+            let log = std::fs::read_to_string(data.path().join("server.log")).unwrap_or_default();
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "milvus-lite exited:\n{log}"
+            );
+            assert!(
+                std::time::Instant::now() < deadline,
+                "milvus-lite did not listen within 60 s:\n{log}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        MilvusServer {
+            child,
+            uri: format!("http://127.0.0.1:{port}"),
+            data,
+        }
+    }
+}
+
+impl Drop for MilvusServer {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,339 @@
+//! The Milvus sink and `vecpipe search` against a real Milvus Lite server
+//! started by the harness (free 127.0.0.1 port, stopped after each test).
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use milvus::v2::prelude::{ClientV2, ConnectConfig, ConsistencyLevel, QueryRequest};
+
+/// Query results through the Rust SDK (count, or ids matching a filter).
+fn query(
+    uri: &str,
+    collection: &str,
+    filter: Option<&str>,
+) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = ClientV2::new(&ConnectConfig::new().uri(uri)).await.unwrap();
+        let mut request = QueryRequest::builder()
+            .collection_name(collection)
+            .consistency_level(ConsistencyLevel::Strong);
+        request = match filter {
+            Some(filter) => request.filter(filter).output_fields(["id"]).limit(1000),
+            None => request.output_fields(["count(*)"]),
+        };
+        let response = client.query(request.build().unwrap()).await.unwrap();
+        response
+            .results()
+            .rows()
+            .unwrap()
+            .map(|row| row.to_entity_row().unwrap())
+            .collect()
+    })
+}
+
+fn count(uri: &str, collection: &str) -> u64 {
+    query(uri, collection, None)[0]["count(*)"]
+        .as_u64()
+        .unwrap()
+}
+
+fn ids(uri: &str, collection: &str, filter: &str) -> Vec<String> {
+    let mut ids: Vec<String> = query(uri, collection, Some(filter))
+        .iter()
+        .map(|row| row["id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+const CORPUS: &str = "pipelines/data/sample.jsonl";
+
+/// A workspace with the sample corpus, fitted BM25 params and a pipeline
+/// writing to `collection` on `uri` with extra sink settings.
+fn workspace(uri: &str, sink_extra: &str, stages: &str) -> Workspace {
+    setup(None);
+    let ws = Workspace::new();
+    std::fs::copy(repo_root().join(CORPUS), ws.path("corpus.jsonl")).unwrap();
+    ws.write(
+        "p.yaml",
+        format!(
+            "name: m\nsource: {{ type: jsonl, path: corpus.jsonl, id_field: id, metadata: [title] }}\nstages:\n{stages}sinks:\n  - {{ type: milvus, uri: '{uri}', collection: docs{sink_extra} }}\ndead_letter: {{ path: out/dead.jsonl }}\n"
+        ),
+    );
+    if stages.contains("bm25") {
+        ws.vecpipe(&["bm25", "fit", "--pipeline", "p.yaml"])
+            .expect_code(0);
+    }
+    ws
+}
+
+const ALL_STAGES: &str = "  - { type: chunk, max_chars: 200, overlap: 20 }\n  - { type: dense }\n  - { type: bm25, params: bm25.json }\n";
+
+fn chunks_out(run: &Run) -> u64 {
+    let out = run.stdout();
+    let words: Vec<&str> = out.split_whitespace().collect();
+    let i = words
+        .iter()
+        .position(|w| *w == "chunks")
+        .expect("summary line");
+    words[i - 1].parse().unwrap()
+}
+
+fn top_doc(ws: &Workspace, query: &str, mode: &str) -> String {
+    let run = ws
+        .vecpipe(&[
+            "search", "p.yaml", query, "--mode", mode, "--json", "--limit", "3",
+        ])
+        .expect_code(0);
+    let first: serde_json::Value =
+        serde_json::from_str(run.stdout().lines().next().expect("a hit")).unwrap();
+    first["doc_id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn pipeline_creates_the_collection_writes_every_chunk_and_a_rerun_changes_nothing() {
+    let server = MilvusServer::start();
+    let ws = workspace(&server.uri, "", ALL_STAGES);
+    let run = ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
+    let chunks = chunks_out(&run);
+    assert!(chunks > 12);
+    assert_eq!(count(&server.uri, "docs"), chunks);
+    ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
+    assert_eq!(
+        count(&server.uri, "docs"),
+        chunks,
+        "upserts on chunk ids leave no duplicates"
+    );
+    assert_eq!(
+        ids(&server.uri, "docs", "doc_id == \"turing\""),
+        ["turing#0", "turing#1"]
+    );
+}
+
+#[test]
+fn reingesting_a_document_with_fewer_chunks_deletes_its_stale_chunks() {
+    let server = MilvusServer::start();
+    let ws = workspace(
+        &server.uri,
+        "",
+        "  - { type: chunk, max_chars: 30 }\n  - { type: dense }\n",
+    );
+    let long = "First part of a long text. Second part follows here. Third part is next. Fourth and last part.";
+    ws.write(
+        "corpus.jsonl",
+        format!(
+            "{}\n{}\n",
+            serde_json::json!({"id": "long", "text": long}),
+            serde_json::json!({"id": "other", "text": "Another document."})
+        ),
+    );
+    ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
+    let before = ids(&server.uri, "docs", "doc_id == \"long\"");
+    assert!(before.len() >= 3, "{before:?}");
+
+    ws.write(
+        "corpus.jsonl",
+        format!(
+            "{}\n",
+            serde_json::json!({"id": "long", "text": "Now it is short."})
+        ),
+    );
+    ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
+    assert_eq!(ids(&server.uri, "docs", "doc_id == \"long\""), ["long#0"]);
+    assert_eq!(
+        ids(&server.uri, "docs", "doc_id == \"other\""),
+        ["other#0"],
+        "other documents are untouched"
+    );
+}
+
+#[test]
+fn dense_sparse_and_hybrid_search_find_turings_birthplace() {
+    let server = MilvusServer::start();
+    let ws = workspace(&server.uri, "", ALL_STAGES);
+    ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
+    for mode in ["dense", "sparse", "hybrid"] {
+        assert_eq!(
+            top_doc(&ws, "Where was Turing born?", mode),
+            "turing",
+            "{mode}"
+        );
+    }
+    assert_eq!(
+        top_doc(&ws, "Who wrote the first compiler?", "hybrid"),
+        "hopper"
+    );
+    let weighted = ws
+        .vecpipe(&[
+            "search",
+            "p.yaml",
+            "packet switching network",
+            "--ranker",
+            "weighted",
+            "--weights",
+            "0.5,0.5",
+            "--json",
+        ])
+        .expect_code(0);
+    assert!(
+        weighted
+            .stdout()
+            .lines()
+            .next()
+            .unwrap()
+            .contains("\"doc_id\":\"internet\""),
+        "{}",
+        weighted.stdout()
+    );
+    let filtered = ws
+        .vecpipe(&[
+            "search",
+            "p.yaml",
+            "Where was Turing born?",
+            "--filter",
+            "doc_id == \"web\"",
+            "--json",
+        ])
+        .expect_code(0);
+    assert!(
+        filtered
+            .stdout()
+            .lines()
+            .all(|l| l.contains("\"doc_id\":\"web\"")),
+        "{}",
+        filtered.stdout()
+    );
+}
+
+#[test]
+fn an_existing_collection_that_does_not_fit_is_a_startup_error_naming_both_schemas() {
+    let server = MilvusServer::start();
+    // First written without dense vectors...
+    let ws = workspace(
+        &server.uri,
+        "",
+        "  - { type: chunk, max_chars: 200 }\n  - { type: bm25, params: bm25.json }\n",
+    );
+    ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
+    let before = count(&server.uri, "docs");
+    // ...then a pipeline that adds a dense field.
+    let ws2 = workspace(&server.uri, "", ALL_STAGES);
+    let run = ws2.vecpipe(&["run", "p.yaml"]).expect_code(2);
+    let err = run.stderr();
+    assert!(
+        err.contains("collection `docs` does not fit this pipeline: field `dense` is missing"),
+        "{err}"
+    );
+    assert!(
+        err.contains("Milvus:") && err.contains("pipeline:") && err.contains("FLOAT_VECTOR(384)"),
+        "{err}"
+    );
+    assert_eq!(count(&server.uri, "docs"), before, "nothing was written");
+}
+
+#[test]
+fn server_side_bm25_computes_sparse_vectors_in_milvus() {
+    let server = MilvusServer::start();
+    let ws = workspace(
+        &server.uri,
+        ", bm25: server",
+        "  - { type: chunk, max_chars: 200 }\n  - { type: dense }\n",
+    );
+    let run = ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
+    assert_eq!(count(&server.uri, "docs"), chunks_out(&run));
+    assert_eq!(top_doc(&ws, "Where was Turing born?", "sparse"), "turing");
+    assert_eq!(top_doc(&ws, "Where was Turing born?", "hybrid"), "turing");
+}
+
+#[test]
+fn pymilvus_reads_what_vecpipe_wrote() {
+    setup(Some("test"));
+    let server = MilvusServer::start();
+    let ws = workspace(&server.uri, "", ALL_STAGES);
+    let run = ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
+
+    // Query vectors from the same models, as a pymilvus user would compute them.
+    let files = vecpipe::model::resolve_model(
+        &repo_root()
+            .join("models/all-MiniLM-L6-v2")
+            .display()
+            .to_string(),
+    )
+    .unwrap();
+    let options = vecpipe::model::EmbedderOptions {
+        batch_size: 1,
+        max_length: 256,
+        threads: 1,
+        pooling: None,
+        normalize: true,
+        onnxruntime: Some(repo_root().join("models/onnxruntime/libonnxruntime.so")),
+    };
+    let question = "Where was Turing born?";
+    let dense = vecpipe::model::TextEmbedder::load(&files, &options)
+        .unwrap()
+        .embed(&[question])
+        .unwrap();
+    let params = vecpipe::stage::bm25::Bm25Params::load(&ws.path("bm25.json")).unwrap();
+    let analyzer = vecpipe::stage::bm25::Analyzer::new(params.analyzer.as_ref().unwrap()).unwrap();
+    let sparse: serde_json::Map<String, serde_json::Value> =
+        vecpipe::stage::bm25::Bm25Encoder::new(params, analyzer)
+            .encode_query(question)
+            .into_iter()
+            .map(|(i, v)| (i.to_string(), serde_json::json!(v)))
+            .collect();
+    let queries = ws.write(
+        "queries.json",
+        serde_json::json!({"dense": dense, "sparse": sparse}).to_string(),
+    );
+
+    let output = std::process::Command::new(repo_root().join(".venv/bin/python"))
+        .arg(repo_root().join("tests/python/milvus_check.py"))
+        .args([server.uri.as_str(), "docs"])
+        .arg(Path::new(&queries))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let seen: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(seen["count"].as_u64().unwrap(), chunks_out(&run));
+    assert_eq!(seen["dim"], 384);
+    for (field, kind) in [
+        ("id", "VARCHAR"),
+        ("doc_id", "VARCHAR"),
+        ("chunk_index", "INT64"),
+        ("text", "VARCHAR"),
+        ("title", "VARCHAR"),
+        ("dense", "FLOAT_VECTOR"),
+        ("sparse", "SPARSE_FLOAT_VECTOR"),
+    ] {
+        assert_eq!(seen["fields"][field], kind, "{field}: {}", seen["fields"]);
+    }
+    assert_eq!(seen["hybrid_top_doc_ids"][0], "turing", "{seen}");
+}
+
+#[test]
+fn a_missing_milvus_lite_is_a_clear_error() {
+    let ws = workspace(
+        "data/milvus",
+        ", milvus_lite: ./no-such-milvus-lite",
+        "  - { type: chunk, max_chars: 200 }\n  - { type: dense }\n",
+    );
+    let run = ws.vecpipe(&["run", "p.yaml"]).expect_code(2);
+    assert!(
+        run.stderr()
+            .contains("Milvus Lite is not installed (looked at: ./no-such-milvus-lite)"),
+        "{}",
+        run.stderr()
+    );
+    assert!(
+        run.stderr().contains("pip install milvus-lite==3.2.2"),
+        "{}",
+        run.stderr()
+    );
+}

@@ -35,7 +35,7 @@ fn quickstart_fits_bm25_chunks_and_writes_parquet_that_finds_turing() {
     };
     setup(None);
     let validated = run(&["validate", "pipelines/quickstart.yaml"]);
-    assert!(validated.stdout().contains("ok (3 stage(s), 1 sink(s))"));
+    assert!(validated.stdout().contains("ok (3 stage(s), 2 sink(s))"));
     let fitted = run(&["bm25", "fit", "--pipeline", "pipelines/quickstart.yaml"]);
     assert!(
         fitted.stdout().contains("fitted BM25 on"),

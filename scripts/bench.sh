@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Throughput benchmarks, each run side by side with its reference.
-#   scripts/bench.sh [dense|bm25|backfill|all]   (default: all)
-#   BENCH_SENTENCES=2000 BENCH_ROWS=1000000 BENCH_REF_ROWS=20000 control the sizes.
+#   scripts/bench.sh [dense|bm25|milvus|backfill|all]   (default: all)
+#   BENCH_SENTENCES=2000 BENCH_MILVUS_ROWS=20000 BENCH_ROWS=1000000 BENCH_REF_ROWS=20000
+#   control the sizes.
 # Work files go to ${BENCH_DIR:-target/bench}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -76,6 +77,46 @@ YAML
   echo "bm25 ($rows docs): vecpipe ${ours_rate} docs/s (${ours_rss} MiB peak, whole run) | pymilvus.model ${ref_rate} docs/s (${ref_rss} MiB peak, encoding only) | ratio $(awk -v a="$ours_rate" -v b="$ref_rate" 'BEGIN {printf "%.1fx", a/b}')"
 }
 
+# Starts a Milvus Lite server on a free loopback port; sets lite_pid and lite_uri.
+start_lite() {
+  local data="$1" port
+  port=$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  rm -rf "$data"
+  .venv/bin/milvus-lite server --data-dir "$data" --host 127.0.0.1 --port "$port" > "$data.log" 2>&1 &
+  lite_pid=$!
+  lite_uri="http://127.0.0.1:$port"
+  for _ in $(seq 600); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return
+    sleep 0.1
+  done
+  echo "Milvus Lite did not start: $(cat "$data.log")" >&2; exit 1
+}
+
+stop_lite() { kill -TERM "$lite_pid"; wait "$lite_pid" 2>/dev/null || true; }
+
+bench_milvus() {
+  # vecpipe's Milvus sink (Parquet with vectors → milvus, whole run) vs a bare
+  # pymilvus insert of the same rows (inserts only), each into a fresh Milvus Lite.
+  local rows="${BENCH_MILVUS_ROWS:-20000}" data="$dir/milvus-rows-${BENCH_MILVUS_ROWS:-20000}.parquet"
+  [[ -f "$data" ]] || "$python" scripts/bench/milvus_data.py "$rows" "$data"
+  start_lite "$dir/lite-ref"
+  "$python" scripts/bench/milvus_pymilvus.py "$lite_uri" "$data" > "$dir/last.out"
+  stop_lite
+  local ref_rows ref_secs
+  read -r ref_rows ref_secs < "$dir/last.out"
+  start_lite "$dir/lite-ours"
+  cat > "$dir/milvus.yaml" <<YAML
+name: bench-milvus
+source: { type: parquet, path: $data, id_field: id, metadata: [dense, sparse], batch_rows: 4096 }
+sinks:
+  - { type: milvus, uri: "$lite_uri", collection: vecpipe, batch_rows: 1000 }
+YAML
+  timed "$vecpipe" run "$dir/milvus.yaml"
+  stop_lite
+  awk -v n="$rows" -v a="$wall" -v b="$ref_secs" -v r="$rss_mib" 'BEGIN {
+    printf "milvus sink (%d rows, 384-d dense + sparse, Milvus Lite): vecpipe %.0f rows/s (whole run, %d MiB peak) | pymilvus insert %.0f rows/s (inserts only) | ratio %.2fx\n", n, n/a, r, n/b, b/a }'
+}
+
 bench_backfill() {
   # A Parquet backfill: chunk + BM25 → Parquet, peak RSS must stay bounded.
   local rows="${BENCH_ROWS:-1000000}"
@@ -108,8 +149,9 @@ YAML
 
 case "$what" in
   dense) bench_dense ;;
+  milvus) bench_milvus ;;
   bm25) bench_bm25 ;;
   backfill) bench_backfill ;;
-  all) bench_dense; bench_bm25; bench_backfill ;;
-  *) echo "usage: scripts/bench.sh [dense|bm25|backfill|all]" >&2; exit 2 ;;
+  all) bench_dense; bench_bm25; bench_milvus; bench_backfill ;;
+  *) echo "usage: scripts/bench.sh [dense|bm25|milvus|backfill|all]" >&2; exit 2 ;;
 esac

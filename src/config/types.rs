@@ -58,6 +58,17 @@ pub struct FileSourceConfig {
     pub max_text_bytes: PositiveInt,
 }
 
+impl FileSourceConfig {
+    pub fn record_fields(&self) -> crate::source::records::RecordFields {
+        crate::source::records::RecordFields {
+            id_field: self.id_field.clone(),
+            text_field: self.text_field.clone(),
+            metadata: self.metadata.clone(),
+            max_text_bytes: self.max_text_bytes.get(),
+        }
+    }
+}
+
 fn default_text_field() -> String {
     "text".to_string()
 }

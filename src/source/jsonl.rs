@@ -5,14 +5,10 @@ use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, StringBuilder};
-use arrow::datatypes::{DataType, Field, SchemaRef};
-use arrow::record_batch::RecordBatch;
-use serde_json::{Map, Value};
+use arrow::datatypes::SchemaRef;
 
-use super::{
-    RecordSource, SourceContext, SourceError, output_schema, resolve_files, text_id, text_problem,
-};
+use super::records::{RecordFields, Rows};
+use super::{RecordSource, SourceContext, SourceError, resolve_files};
 use crate::batch::{Ack, Envelope, Position};
 use crate::config::FileSourceConfig;
 
@@ -24,6 +20,7 @@ pub struct JsonlSource {
     next_file: usize,
     current: Option<OpenFile>,
     cfg: FileSourceConfig,
+    fields: RecordFields,
     schema: SchemaRef,
     ctx: SourceContext,
     line_buf: Vec<u8>,
@@ -39,17 +36,14 @@ struct OpenFile {
 impl JsonlSource {
     pub fn open(cfg: &FileSourceConfig, ctx: SourceContext) -> Result<Self, SourceError> {
         let files = resolve_files(&cfg.path, "jsonl")?;
-        let schema = output_schema(
-            cfg.metadata
-                .iter()
-                .map(|name| Field::new(name, DataType::Utf8, true)),
-        );
+        let fields = cfg.record_fields();
         Ok(JsonlSource {
             files,
             next_file: 0,
             current: None,
             cfg: cfg.clone(),
-            schema,
+            schema: fields.schema(),
+            fields,
             ctx,
             line_buf: Vec::new(),
         })
@@ -71,79 +65,6 @@ impl JsonlSource {
         });
         Ok(true)
     }
-
-    /// Decodes one line into the builders, or says why it cannot be.
-    fn decode(&self, line: &[u8], rows: &mut Rows) -> Result<(), String> {
-        let text = std::str::from_utf8(line).map_err(|e| format!("invalid UTF-8: {e}"))?;
-        let value: Value = serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
-        let Value::Object(object) = value else {
-            return Err("not a JSON object".to_string());
-        };
-        let field = &self.cfg.text_field;
-        let text = match object.get(field) {
-            None | Some(Value::Null) => return Err(format!("missing text field `{field}`")),
-            Some(Value::String(s)) => s.as_str(),
-            Some(_) => return Err(format!("text field `{field}` is not a string")),
-        };
-        if let Some(problem) = text_problem(text, self.cfg.max_text_bytes.get()) {
-            return Err(problem);
-        }
-        let id = match &self.cfg.id_field {
-            None => text_id(text),
-            Some(id_field) => match object.get(id_field) {
-                Some(Value::String(s)) if !s.is_empty() => s.clone(),
-                Some(Value::Number(n)) => n.to_string(),
-                None | Some(Value::Null) => return Err(format!("missing id field `{id_field}`")),
-                Some(_) => return Err(format!("id field `{id_field}` is not a string or number")),
-            },
-        };
-        rows.push(&id, text, &self.cfg.metadata, &object);
-        Ok(())
-    }
-}
-
-/// Column builders for one batch.
-struct Rows {
-    ids: StringBuilder,
-    texts: StringBuilder,
-    metadata: Vec<StringBuilder>,
-    len: usize,
-}
-
-impl Rows {
-    fn new(metadata: usize) -> Self {
-        Rows {
-            ids: StringBuilder::new(),
-            texts: StringBuilder::new(),
-            metadata: (0..metadata).map(|_| StringBuilder::new()).collect(),
-            len: 0,
-        }
-    }
-
-    fn push(&mut self, id: &str, text: &str, names: &[String], object: &Map<String, Value>) {
-        self.ids.append_value(id);
-        self.texts.append_value(text);
-        for (builder, name) in self.metadata.iter_mut().zip(names) {
-            match object.get(name) {
-                None | Some(Value::Null) => builder.append_null(),
-                Some(Value::String(s)) => builder.append_value(s),
-                // Non-string metadata keeps its JSON text.
-                Some(other) => builder.append_value(other.to_string()),
-            }
-        }
-        self.len += 1;
-    }
-
-    fn finish(mut self, schema: SchemaRef) -> RecordBatch {
-        let mut columns: Vec<ArrayRef> =
-            vec![Arc::new(self.ids.finish()), Arc::new(self.texts.finish())];
-        columns.extend(
-            self.metadata
-                .iter_mut()
-                .map(|b| Arc::new(b.finish()) as ArrayRef),
-        );
-        RecordBatch::try_new(schema, columns).expect("builders match the schema")
-    }
 }
 
 impl RecordSource for JsonlSource {
@@ -154,7 +75,7 @@ impl RecordSource for JsonlSource {
             .get()
             .saturating_mul(4)
             .saturating_add(LINE_SLACK_BYTES);
-        let mut rows = Rows::new(self.cfg.metadata.len());
+        let mut rows = Rows::new(&self.fields);
         let mut records = 0;
         let mut first_line = None;
         let mut line_buf = std::mem::take(&mut self.line_buf);
@@ -195,7 +116,7 @@ impl RecordSource for JsonlSource {
                     "line is {line_len} bytes, over the line limit ({limit} bytes)"
                 ))
             } else {
-                self.decode(&line_buf, &mut rows)
+                self.fields.decode_json(&line_buf, None, &mut rows)
             };
             if let Err(reason) = outcome {
                 self.ctx.dead_letters.send(position, &reason, &line_buf)?;

@@ -4,6 +4,7 @@
 mod files;
 mod jsonl;
 mod parquet;
+pub mod records;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,0 +1,108 @@
+//! Turning one record (a JSON object, or a plain text with an id) into a row
+//! of `id`, `text` and metadata — shared by the JSONL and Kafka sources.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, StringBuilder};
+use arrow::datatypes::{DataType, Field, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use serde_json::{Map, Value};
+
+use super::{output_schema, text_id, text_problem};
+
+/// Which fields make a record, and the limits it must respect.
+#[derive(Debug, Clone)]
+pub struct RecordFields {
+    pub id_field: Option<String>,
+    pub text_field: String,
+    pub metadata: Vec<String>,
+    pub max_text_bytes: usize,
+}
+
+impl RecordFields {
+    /// `id`, `text`, then the metadata fields as strings.
+    pub fn schema(&self) -> SchemaRef {
+        output_schema(self.metadata.iter().map(|name| Field::new(name, DataType::Utf8, true)))
+    }
+
+    /// Decodes a JSON object into `rows`, or says why it cannot be.
+    /// `fallback_id` is used when there is no `id_field` (e.g. a Kafka key).
+    pub fn decode_json(&self, bytes: &[u8], fallback_id: Option<&str>, rows: &mut Rows) -> Result<(), String> {
+        let text = std::str::from_utf8(bytes).map_err(|e| format!("invalid UTF-8: {e}"))?;
+        let value: Value = serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
+        let Value::Object(object) = value else {
+            return Err("not a JSON object".to_string());
+        };
+        let field = &self.text_field;
+        let text = match object.get(field) {
+            None | Some(Value::Null) => return Err(format!("missing text field `{field}`")),
+            Some(Value::String(s)) => s.as_str(),
+            Some(_) => return Err(format!("text field `{field}` is not a string")),
+        };
+        if let Some(problem) = text_problem(text, self.max_text_bytes) {
+            return Err(problem);
+        }
+        let id = match (&self.id_field, fallback_id) {
+            (None, Some(id)) => id.to_string(),
+            (None, None) => text_id(text),
+            (Some(id_field), _) => match object.get(id_field) {
+                Some(Value::String(s)) if !s.is_empty() => s.clone(),
+                Some(Value::Number(n)) => n.to_string(),
+                None | Some(Value::Null) => return Err(format!("missing id field `{id_field}`")),
+                Some(_) => return Err(format!("id field `{id_field}` is not a string or number")),
+            },
+        };
+        rows.push(&id, text, &self.metadata, Some(&object));
+        Ok(())
+    }
+
+    /// A plain-text record: the bytes are the text.
+    pub fn decode_text(&self, bytes: &[u8], id: Option<&str>, rows: &mut Rows) -> Result<(), String> {
+        let text = std::str::from_utf8(bytes).map_err(|e| format!("invalid UTF-8: {e}"))?;
+        if let Some(problem) = text_problem(text, self.max_text_bytes) {
+            return Err(problem);
+        }
+        let id = id.map_or_else(|| text_id(text), str::to_string);
+        rows.push(&id, text, &self.metadata, None);
+        Ok(())
+    }
+}
+
+/// Column builders for one batch.
+pub struct Rows {
+    ids: StringBuilder,
+    texts: StringBuilder,
+    metadata: Vec<StringBuilder>,
+    pub len: usize,
+}
+
+impl Rows {
+    pub fn new(fields: &RecordFields) -> Self {
+        Rows {
+            ids: StringBuilder::new(),
+            texts: StringBuilder::new(),
+            metadata: fields.metadata.iter().map(|_| StringBuilder::new()).collect(),
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, id: &str, text: &str, names: &[String], object: Option<&Map<String, Value>>) {
+        self.ids.append_value(id);
+        self.texts.append_value(text);
+        for (builder, name) in self.metadata.iter_mut().zip(names) {
+            match object.and_then(|o| o.get(name)) {
+                None | Some(Value::Null) => builder.append_null(),
+                Some(Value::String(s)) => builder.append_value(s),
+                // Non-string metadata keeps its JSON text.
+                Some(other) => builder.append_value(other.to_string()),
+            }
+        }
+        self.len += 1;
+    }
+
+    pub fn finish(mut self, schema: SchemaRef) -> RecordBatch {
+        let mut columns: Vec<ArrayRef> = vec![Arc::new(self.ids.finish()), Arc::new(self.texts.finish())];
+        columns.extend(self.metadata.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+        RecordBatch::try_new(schema, columns).expect("builders match the schema")
+    }
+}

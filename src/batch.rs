@@ -19,6 +19,11 @@ pub mod columns {
     pub const CHUNK_INDEX: &str = "chunk_index";
 }
 
+/// A Kafka (topic, partition).
+pub type TopicPartition = (Arc<str>, i32);
+/// A partition and the first and last offsets a batch read from it.
+pub type OffsetRange = (TopicPartition, i64, i64);
+
 /// Where records came from, precise enough to find them again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Position {
@@ -30,6 +35,11 @@ pub enum Position {
     },
     /// `line` is 1-based.
     Jsonl { file: Arc<PathBuf>, line: usize },
+    /// Batch `batch` of a consumer: (topic, partition), first and last offset.
+    Kafka {
+        batch: u64,
+        ranges: Arc<Vec<OffsetRange>>,
+    },
 }
 
 impl Position {
@@ -72,6 +82,15 @@ impl fmt::Display for RecordPosition<'_> {
             }
             Position::Jsonl { file, line } => {
                 write!(f, "{}:{}", file.display(), line + self.offset)
+            }
+            Position::Kafka { ranges, .. } => {
+                let parts: Vec<String> = ranges
+                    .iter()
+                    .map(|((topic, partition), first, last)| {
+                        format!("{topic}/{partition}@{first}..={last}")
+                    })
+                    .collect();
+                write!(f, "{}", parts.join(","))
             }
         }
     }

@@ -1,21 +1,33 @@
-//! The dead-letter output: records that cannot be processed, with the reason.
+//! The dead-letter output: records that cannot be processed, with the
+//! reason and where they came from — a JSONL file, a Kafka topic, or (when
+//! none is configured) warnings in the log.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use serde::Serialize;
 
-/// How much of a bad record is kept in `raw`.
+use crate::config::{DeadLetterConfig, DeadLetterKind};
+
+/// How much of a bad record the file form keeps in `raw`.
 pub const RAW_LIMIT_BYTES: usize = 1024;
+const KAFKA_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
-#[error("dead-letter file {path}: {source}")]
-pub struct DeadLetterError {
-    path: PathBuf,
-    source: std::io::Error,
+pub enum DeadLetterError {
+    #[error("dead-letter file {}: {source}", path.display())]
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("dead-letter topic `{topic}`: {message}")]
+    Kafka { topic: String, message: String },
 }
 
 /// Where dead letters go; cheap to clone and shared by all nodes.
@@ -26,21 +38,82 @@ pub struct DeadLetters {
 
 #[derive(Default)]
 struct Inner {
-    file: Option<(PathBuf, Mutex<BufWriter<File>>)>,
+    output: Output,
     count: AtomicU64,
+}
+
+#[derive(Default)]
+enum Output {
+    #[default]
+    Log,
+    File(PathBuf, Mutex<BufWriter<File>>),
+    Kafka(String, ThreadedProducer<DefaultProducerContext>),
 }
 
 #[derive(Serialize)]
 struct DeadLetter<'a> {
-    position: String,
+    position: &'a str,
     reason: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
     raw: String,
 }
 
+/// A Kafka message's headers, to keep on its dead letter.
+pub fn message_headers(message: &impl Message) -> Vec<(String, Vec<u8>)> {
+    message
+        .headers()
+        .map(|headers| {
+            headers
+                .iter()
+                .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 impl DeadLetters {
+    pub fn open(cfg: Option<&DeadLetterConfig>) -> Result<Self, DeadLetterError> {
+        match cfg {
+            None => Ok(DeadLetters::default()),
+            Some(cfg) => match cfg.kind {
+                DeadLetterKind::File => DeadLetters::to_file(
+                    cfg.path
+                        .as_deref()
+                        .unwrap_or(Path::new("dead-letter.jsonl")),
+                ),
+                DeadLetterKind::Kafka => {
+                    let topic = cfg.topic.clone().unwrap_or_default();
+                    let mut client = rdkafka::ClientConfig::new();
+                    client.set(
+                        "bootstrap.servers",
+                        cfg.brokers.as_deref().unwrap_or_default(),
+                    );
+                    for (key, value) in &cfg.options {
+                        client.set(key, value);
+                    }
+                    let producer = client.create().map_err(|e| DeadLetterError::Kafka {
+                        topic: topic.clone(),
+                        message: e.to_string(),
+                    })?;
+                    Ok(DeadLetters::with(Output::Kafka(topic, producer)))
+                }
+            },
+        }
+    }
+
+    fn with(output: Output) -> Self {
+        DeadLetters {
+            inner: Arc::new(Inner {
+                output,
+                count: AtomicU64::new(0),
+            }),
+        }
+    }
+
     /// Appends to a JSONL file (created with its directory when missing).
     pub fn to_file(path: &Path) -> Result<Self, DeadLetterError> {
-        let err = |source| DeadLetterError {
+        let err = |source| DeadLetterError::File {
             path: path.to_path_buf(),
             source,
         };
@@ -52,45 +125,106 @@ impl DeadLetters {
             .append(true)
             .open(path)
             .map_err(err)?;
-        Ok(DeadLetters {
-            inner: Arc::new(Inner {
-                file: Some((path.to_path_buf(), Mutex::new(BufWriter::new(file)))),
-                count: AtomicU64::new(0),
-            }),
-        })
+        Ok(DeadLetters::with(Output::File(
+            path.to_path_buf(),
+            Mutex::new(BufWriter::new(file)),
+        )))
     }
 
-    /// Without a dead-letter file, bad records are logged as warnings and counted.
+    /// Without a dead-letter output, bad records are logged as warnings and counted.
     pub fn to_log() -> Self {
         DeadLetters::default()
     }
 
-    /// Records one bad record. `raw` is kept up to [`RAW_LIMIT_BYTES`], lossily decoded.
+    /// Records one bad record; the file form keeps `raw` up to [`RAW_LIMIT_BYTES`].
     pub fn send(
         &self,
         position: impl ToString,
         reason: &str,
         raw: &[u8],
     ) -> Result<(), DeadLetterError> {
+        self.send_record(&position.to_string(), reason, None, raw, &[])
+    }
+
+    /// Records one bad record with its original key and headers (kept whole on Kafka).
+    pub fn send_record(
+        &self,
+        position: &str,
+        reason: &str,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        headers: &[(String, Vec<u8>)],
+    ) -> Result<(), DeadLetterError> {
         self.inner.count.fetch_add(1, Ordering::Relaxed);
-        let letter = DeadLetter {
-            position: position.to_string(),
-            reason,
-            raw: truncated(raw),
-        };
-        match &self.inner.file {
-            None => {
-                tracing::warn!(position = %letter.position, reason, "dead letter (no dead_letter file configured)");
+        crate::metrics::dead_letter();
+        match &self.inner.output {
+            Output::Log => {
+                tracing::warn!(
+                    position,
+                    reason,
+                    "dead letter (no dead_letter output configured)"
+                );
                 Ok(())
             }
-            Some((path, file)) => {
+            Output::File(path, file) => {
+                let letter = DeadLetter {
+                    position,
+                    reason,
+                    key: key.map(|k| String::from_utf8_lossy(k).into_owned()),
+                    raw: truncated(payload),
+                };
                 let mut line = serde_json::to_vec(&letter).expect("a struct of strings serializes");
                 line.push(b'\n');
                 let mut file = file.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                file.write_all(&line).map_err(|source| DeadLetterError {
-                    path: path.clone(),
-                    source,
-                })
+                file.write_all(&line)
+                    .map_err(|source| DeadLetterError::File {
+                        path: path.clone(),
+                        source,
+                    })
+            }
+            Output::Kafka(topic, producer) => {
+                let mut owned = OwnedHeaders::new_with_capacity(headers.len() + 2);
+                for (name, value) in headers {
+                    owned = owned.insert(Header {
+                        key: name,
+                        value: Some(value),
+                    });
+                }
+                owned = owned
+                    .insert(Header {
+                        key: "vecpipe.reason",
+                        value: Some(reason),
+                    })
+                    .insert(Header {
+                        key: "vecpipe.position",
+                        value: Some(position),
+                    });
+                let mut record: BaseRecord<'_, [u8], [u8]> =
+                    BaseRecord::to(topic).payload(payload).headers(owned);
+                if let Some(key) = key {
+                    record = record.key(key);
+                }
+                let mut record = record;
+                loop {
+                    match producer.send(record) {
+                        Ok(()) => return Ok(()),
+                        Err((
+                            rdkafka::error::KafkaError::MessageProduction(
+                                rdkafka::types::RDKafkaErrorCode::QueueFull,
+                            ),
+                            back,
+                        )) => {
+                            record = back;
+                            std::thread::sleep(Duration::from_millis(10));
+                        }
+                        Err((e, _)) => {
+                            return Err(DeadLetterError::Kafka {
+                                topic: topic.clone(),
+                                message: e.to_string(),
+                            });
+                        }
+                    }
+                }
             }
         }
     }
@@ -99,18 +233,28 @@ impl DeadLetters {
         self.inner.count.load(Ordering::Relaxed)
     }
 
-    /// Flushes and syncs the file so nothing written is lost on a crash.
+    /// Makes every dead letter sent so far durable (fsync, or Kafka delivery).
     pub fn flush(&self) -> Result<(), DeadLetterError> {
-        if let Some((path, file)) = &self.inner.file {
-            let mut file = file.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            let err = |source| DeadLetterError {
-                path: path.clone(),
-                source,
-            };
-            file.flush().map_err(err)?;
-            file.get_ref().sync_all().map_err(err)?;
+        match &self.inner.output {
+            Output::Log => Ok(()),
+            Output::File(path, file) => {
+                let mut file = file.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                let err = |source| DeadLetterError::File {
+                    path: path.clone(),
+                    source,
+                };
+                file.flush().map_err(err)?;
+                file.get_ref().sync_all().map_err(err)
+            }
+            Output::Kafka(topic, producer) => {
+                producer
+                    .flush(KAFKA_FLUSH_TIMEOUT)
+                    .map_err(|e| DeadLetterError::Kafka {
+                        topic: topic.clone(),
+                        message: e.to_string(),
+                    })
+            }
         }
-        Ok(())
     }
 }
 

@@ -21,8 +21,17 @@ use vecpipe::stage::bm25;
     about = "Turn text into searchable vectors: sources → stages → sinks"
 )]
 struct Cli {
+    /// Log lines on stderr as text or JSON (level: VECPIPE_LOG, default warn; info for daemon).
+    #[arg(long, value_enum, global = true, default_value = "text")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -36,6 +45,18 @@ enum Command {
     Run {
         /// The pipeline YAML.
         file: PathBuf,
+    },
+    /// Run a pipeline continuously (Kafka source) until SIGTERM/SIGINT, serving
+    /// Prometheus /metrics and /health.
+    Daemon {
+        /// The pipeline YAML.
+        file: PathBuf,
+        /// Where /metrics and /health are served.
+        #[arg(long, default_value = "127.0.0.1:9464")]
+        metrics_addr: std::net::SocketAddr,
+        /// Seconds allowed to drain and commit after a stop signal; then exit 1.
+        #[arg(long, default_value_t = 30)]
+        shutdown_timeout: u64,
     },
     /// BM25 corpus statistics.
     #[command(subcommand)]
@@ -208,13 +229,20 @@ fn runtime(error: impl Into<anyhow::Error>) -> Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
+    let default_level = if matches!(cli.command, Command::Daemon { .. }) {
+        "info"
+    } else {
+        "warn"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VECPIPE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("VECPIPE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
+        .with_env_filter(filter);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     match dispatch(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure { code, error }) => {
@@ -251,9 +279,45 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             println!("{summary}");
             Ok(())
         }
+        Command::Daemon {
+            file,
+            metrics_addr,
+            shutdown_timeout,
+        } => daemon(
+            &file,
+            metrics_addr,
+            std::time::Duration::from_secs(shutdown_timeout),
+        ),
         Command::Bm25(Bm25Command::Fit(args)) => fit(args),
         Command::Search(args) => search(args),
     }
+}
+
+fn daemon(
+    file: &Path,
+    metrics_addr: std::net::SocketAddr,
+    shutdown_timeout: std::time::Duration,
+) -> Result<(), Failure> {
+    let cfg = load(file)?;
+    let metrics = vecpipe::metrics::install()
+        .context("cannot install the metrics recorder")
+        .map_err(runtime)?;
+    let runtime_ = tokio::runtime::Runtime::new()
+        .context("cannot start the async runtime")
+        .map_err(runtime)?;
+    let summary = runtime_.block_on(async {
+        let listener = tokio::spawn(vecpipe::metrics::serve(metrics_addr, metrics));
+        let stop = StopSignal::default();
+        stop.raise_on_os_signals()
+            .context("cannot install signal handlers")
+            .map_err(runtime)?;
+        stop.exit_if_not_done_within(shutdown_timeout);
+        let result = run_pipeline(&cfg, stop).await.map_err(Failure::from);
+        listener.abort();
+        result
+    })?;
+    println!("{summary}");
+    Ok(())
 }
 
 fn search(args: SearchArgs) -> Result<(), Failure> {

@@ -153,6 +153,7 @@ impl Tagged for SourceConfig {
         Some(match kind {
             "jsonl" => from_node(node).map(SourceConfig::Jsonl),
             "parquet" => from_node(node).map(SourceConfig::Parquet),
+            "kafka" => from_node(node).map(SourceConfig::Kafka),
             _ => return None,
         })
     }
@@ -330,7 +331,7 @@ fn validate(cfg: &PipelineConfig) -> Result<(), (String, String)> {
     if cfg.name.trim().is_empty() {
         return err("name", "must not be empty".into());
     }
-    let src = cfg.source.files();
+    let src = cfg.source.record_fields();
     let reserved = ["id", "doc_id", "chunk_index", "text"];
     for (i, field) in src.metadata.iter().enumerate() {
         if reserved.contains(&field.as_str())
@@ -426,6 +427,20 @@ fn validate(cfg: &PipelineConfig) -> Result<(), (String, String)> {
         }
     }
 
+    if let Some(dl) = &cfg.dead_letter {
+        match dl.kind {
+            DeadLetterKind::File if dl.path.is_none() => {
+                return err("dead_letter", "`type: file` needs `path`".into());
+            }
+            DeadLetterKind::Kafka if dl.topic.is_none() || dl.brokers.is_none() => {
+                return err(
+                    "dead_letter",
+                    "`type: kafka` needs `topic` and `brokers`".into(),
+                );
+            }
+            _ => {}
+        }
+    }
     if cfg.sinks.is_empty() {
         return err("sinks", "at least one sink is required".into());
     }
@@ -546,8 +561,11 @@ dead_letter: { path: out/dl.jsonl }
     fn a_full_pipeline_loads_with_env_expanded() {
         let cfg = load(GOOD).unwrap();
         assert_eq!(cfg.name, "t");
-        assert_eq!(cfg.source.files().metadata, vec!["title"]);
-        assert_eq!(cfg.source.files().batch_rows.get(), 1024);
+        let SourceConfig::Jsonl(source) = &cfg.source else {
+            panic!("the source is jsonl")
+        };
+        assert_eq!(source.metadata, vec!["title"]);
+        assert_eq!(source.batch_rows.get(), 1024);
         assert!(
             matches!(&cfg.stages[0], StageConfig::Chunk(c) if c.max_chars == Some(PositiveInt(100)) && c.overlap == 10)
         );

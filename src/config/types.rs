@@ -23,17 +23,81 @@ pub struct PipelineConfig {
 pub enum SourceConfig {
     Jsonl(FileSourceConfig),
     Parquet(FileSourceConfig),
+    Kafka(KafkaSourceConfig),
 }
 
 impl SourceConfig {
-    pub const KINDS: &'static [&'static str] = &["jsonl", "parquet"];
+    pub const KINDS: &'static [&'static str] = &["jsonl", "parquet", "kafka"];
 
-    /// The file-source settings shared by both file formats.
-    pub fn files(&self) -> &FileSourceConfig {
+    /// Which fields make a record, whatever the source.
+    pub fn record_fields(&self) -> crate::source::records::RecordFields {
         match self {
-            SourceConfig::Jsonl(c) | SourceConfig::Parquet(c) => c,
+            SourceConfig::Jsonl(c) | SourceConfig::Parquet(c) => c.record_fields(),
+            SourceConfig::Kafka(c) => c.record_fields(),
         }
     }
+
+    /// False for sources that never end by themselves (Kafka).
+    pub fn is_bounded(&self) -> bool {
+        !matches!(self, SourceConfig::Kafka(_))
+    }
+}
+
+/// `{ type: kafka, brokers, topics, group_id, format: json|text, ... }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSourceConfig {
+    /// `host:port[,host:port…]`
+    pub brokers: String,
+    pub topics: Vec<String>,
+    pub group_id: String,
+    #[serde(default)]
+    pub format: KafkaFormat,
+    /// JSON field holding the id; without it (and without `key_as_id`), a hash of the text.
+    #[serde(default)]
+    pub id_field: Option<String>,
+    #[serde(default = "default_text_field")]
+    pub text_field: String,
+    #[serde(default)]
+    pub metadata: Vec<String>,
+    /// Use the message key as the document id.
+    #[serde(default)]
+    pub key_as_id: bool,
+    /// Any librdkafka setting (`security.protocol`, `sasl.*`, `session.timeout.ms`, …).
+    #[serde(default)]
+    pub options: std::collections::BTreeMap<String, String>,
+    #[serde(default = "default_batch_rows")]
+    pub batch_rows: PositiveInt,
+    /// Longest wait to fill a batch once its first record arrived.
+    #[serde(default = "default_max_latency_ms")]
+    pub max_latency_ms: PositiveInt,
+    #[serde(default = "default_max_text_bytes")]
+    pub max_text_bytes: PositiveInt,
+}
+
+impl KafkaSourceConfig {
+    pub fn record_fields(&self) -> crate::source::records::RecordFields {
+        crate::source::records::RecordFields {
+            id_field: self.id_field.clone(),
+            text_field: self.text_field.clone(),
+            metadata: self.metadata.clone(),
+            max_text_bytes: self.max_text_bytes.get(),
+        }
+    }
+}
+
+fn default_max_latency_ms() -> PositiveInt {
+    PositiveInt(200)
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KafkaFormat {
+    /// A JSON object per message.
+    #[default]
+    Json,
+    /// The payload is the text; the key (or topic/partition@offset) is the id.
+    Text,
 }
 
 /// Settings of a file source (`jsonl` or `parquet`).
@@ -325,9 +389,10 @@ pub struct MilvusSinkConfig {
     /// The `milvus-lite` executable, when not on PATH or in the project's .venv.
     #[serde(default)]
     pub milvus_lite: Option<PathBuf>,
-    /// Retries of a failing write (exponential backoff, 0.5 s doubling to 30 s).
-    #[serde(default = "default_max_retries")]
-    pub max_retries: usize,
+    /// Retries of a write that fails in transport (backoff 0.5 s doubling to
+    /// 30 s); default: until it succeeds or the process is stopped.
+    #[serde(default)]
+    pub max_retries: Option<usize>,
 }
 
 impl MilvusSinkConfig {
@@ -345,9 +410,6 @@ fn default_milvus_batch_rows() -> PositiveInt {
 }
 fn default_text_max_length() -> PositiveInt {
     PositiveInt(65_535)
-}
-fn default_max_retries() -> usize {
-    8
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -421,13 +483,23 @@ pub struct ArrowSinkConfig {
     pub rotate_rows: Option<PositiveInt>,
 }
 
-/// `dead_letter: { type: file, path: out/dead-letter.jsonl }`.
+/// `dead_letter: { type: file, path: out/dead-letter.jsonl }` or
+/// `{ type: kafka, topic: ..., brokers: ... }`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeadLetterConfig {
     #[serde(rename = "type", default)]
     pub kind: DeadLetterKind,
-    pub path: PathBuf,
+    /// `file`: the JSONL file.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// `kafka`: the topic, brokers and any librdkafka producer settings.
+    #[serde(default)]
+    pub topic: Option<String>,
+    #[serde(default)]
+    pub brokers: Option<String>,
+    #[serde(default)]
+    pub options: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -435,6 +507,7 @@ pub struct DeadLetterConfig {
 pub enum DeadLetterKind {
     #[default]
     File,
+    Kafka,
 }
 
 /// An integer greater than zero.

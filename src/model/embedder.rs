@@ -147,6 +147,7 @@ impl TextEmbedder {
                 types[[row, col]] = t as i64;
             }
         }
+        crate::metrics::embedding_tokens(batch.iter().map(|e| e.len()).sum());
         let failed = |e: ort::Error| ModelError::Inference(e.to_string());
         let mut inputs: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = vec![
             (

@@ -3,7 +3,7 @@
 
 use tokio::sync::mpsc;
 
-use super::PipelineError;
+use super::{PipelineError, StopSignal};
 use crate::batch::AckOutcome;
 use crate::config::PipelineConfig;
 use crate::dead_letter::DeadLetters;
@@ -22,11 +22,9 @@ pub(super) struct BuiltPipeline {
 pub(super) fn build(
     cfg: &PipelineConfig,
     acks: mpsc::UnboundedSender<AckOutcome>,
+    stop: StopSignal,
 ) -> Result<BuiltPipeline, PipelineError> {
-    let dead_letters = match &cfg.dead_letter {
-        Some(dl) => DeadLetters::to_file(&dl.path)?,
-        None => DeadLetters::to_log(),
-    };
+    let dead_letters = DeadLetters::open(cfg.dead_letter.as_ref())?;
     let context = StageContext::for_stages(&cfg.stages, &dead_letters);
     let stages = cfg
         .stages
@@ -38,6 +36,7 @@ pub(super) fn build(
         SourceContext {
             acks,
             dead_letters: dead_letters.clone(),
+            stop,
         },
     )?;
     let mut sinks = Vec::new();

@@ -35,6 +35,12 @@ pub struct FitSummary {
 }
 
 pub fn fit_bm25(input: &FitInput<'_>) -> Result<FitSummary, PipelineError> {
+    if !input.source.is_bounded() {
+        return Err(PipelineError::Usage(
+            "bm25 fit needs a bounded source (jsonl or parquet); fit on an export with --input"
+                .into(),
+        ));
+    }
     let dead_letters = DeadLetters::to_log();
     let (acks, _) = mpsc::unbounded_channel();
     let mut source = open_source(
@@ -42,6 +48,7 @@ pub fn fit_bm25(input: &FitInput<'_>) -> Result<FitSummary, PipelineError> {
         SourceContext {
             acks,
             dead_letters: dead_letters.clone(),
+            stop: crate::pipeline::StopSignal::default(),
         },
     )?;
     // Only stages that change the rows or their text matter to the statistics;

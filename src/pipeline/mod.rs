@@ -18,7 +18,7 @@ use crate::batch::AckOutcome;
 use crate::config::PipelineConfig;
 use crate::dead_letter::DeadLetterError;
 use crate::sink::SinkError;
-use crate::source::SourceError;
+use crate::source::{AckHandler, SourceError};
 use crate::stage::StageError;
 
 pub use fit::{FitInput, FitSummary, fit_bm25};
@@ -109,10 +109,10 @@ pub async fn run_pipeline(
 ) -> Result<RunSummary, PipelineError> {
     let started = Instant::now();
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
-    let built = build::build(cfg, ack_tx)?;
+    let built = build::build(cfg, ack_tx, stop.clone())?;
     let dead_letters = built.dead_letters.clone();
     let progress = progress::Progress::new(built.source.total_records());
-    let acks = tokio::spawn(count_acknowledged(ack_rx));
+    let acks = tokio::spawn(count_acknowledged(ack_rx, built.source.ack_handler()));
     let counters = Arc::new(Counters::default());
     let failed = Arc::new(AtomicBool::new(false));
 
@@ -132,15 +132,39 @@ pub async fn run_pipeline(
     })
 }
 
-/// Sums the records of delivered batches until every ack is gone.
-async fn count_acknowledged(mut outcomes: mpsc::UnboundedReceiver<AckOutcome>) -> u64 {
+/// How often acknowledged Kafka offsets are committed.
+const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Sums the records of delivered batches until every ack is gone, passing
+/// each outcome to the source's handler (which commits, periodically and last).
+async fn count_acknowledged(
+    mut outcomes: mpsc::UnboundedReceiver<AckOutcome>,
+    handler: Option<Arc<dyn AckHandler>>,
+) -> u64 {
     let mut delivered = 0;
-    while let Some(outcome) = outcomes.recv().await {
-        if outcome.delivered {
-            delivered += outcome.records as u64;
-        } else {
-            tracing::warn!(position = %outcome.position, "batch not delivered");
+    let mut tick = tokio::time::interval(COMMIT_INTERVAL);
+    loop {
+        tokio::select! {
+            outcome = outcomes.recv() => {
+                let Some(outcome) = outcome else { break };
+                if outcome.delivered {
+                    delivered += outcome.records as u64;
+                } else {
+                    tracing::warn!(position = %outcome.position, "batch not delivered");
+                }
+                if let Some(handler) = &handler {
+                    handler.on_outcome(&outcome);
+                }
+            }
+            _ = tick.tick() => {
+                if let Some(handler) = handler.clone() {
+                    let _ = tokio::task::spawn_blocking(move || handler.flush(false)).await;
+                }
+            }
         }
+    }
+    if let Some(handler) = handler {
+        let _ = tokio::task::spawn_blocking(move || handler.flush(true)).await;
     }
     delivered
 }

@@ -6,6 +6,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use std::time::Instant;
+
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -13,6 +15,7 @@ use super::build::BuiltPipeline;
 use super::progress::Progress;
 use super::{Counters, PipelineError, StopSignal};
 use crate::batch::Envelope;
+use crate::metrics;
 use crate::sink::Sink;
 use crate::source::RecordSource;
 use crate::stage::Stage;
@@ -155,6 +158,7 @@ async fn source_task(
         if stop.is_raised() || failed.load(Ordering::SeqCst) {
             return Ok(());
         }
+        let started = Instant::now();
         let (back, next) = blocking("source", source, |s| s.next_batch()).await?;
         source = back;
         let envelope = match next {
@@ -166,6 +170,9 @@ async fn source_task(
             }
         };
         let records = envelope.ack.records() as u64;
+        metrics::batch_time("source", started.elapsed());
+        metrics::records_in("source", records as usize);
+        metrics::records_out("source", envelope.batch.num_rows());
         counters.records_in.fetch_add(records, Ordering::Relaxed);
         if is_last {
             counters
@@ -190,6 +197,8 @@ async fn stage_task(
 ) -> Result<(), PipelineError> {
     while let Some(envelope) = input.recv().await {
         let kind = stage.kind();
+        let started = Instant::now();
+        metrics::records_in(kind, envelope.batch.num_rows());
         let (back, result) = blocking(kind, stage, move |stage| {
             let Envelope { batch, ack } = envelope;
             stage
@@ -205,6 +214,8 @@ async fn stage_task(
                 return Err(e.into());
             }
         };
+        metrics::batch_time(kind, started.elapsed());
+        metrics::records_out(kind, envelope.batch.num_rows());
         if let Some(counters) = &counters {
             counters
                 .rows_out
@@ -229,8 +240,11 @@ async fn sink_task(
         if failed.load(Ordering::SeqCst) {
             break;
         }
-        let (back, result) = blocking(sink.kind(), sink, move |sink| sink.write(envelope)).await?;
+        let (kind, rows, started) = (sink.kind(), envelope.batch.num_rows(), Instant::now());
+        let (back, result) = blocking(kind, sink, move |sink| sink.write(envelope)).await?;
         sink = back;
+        metrics::batch_time(kind, started.elapsed());
+        metrics::records_in(kind, rows);
         if let Err(e) = result {
             failed.store(true, Ordering::SeqCst);
             sink.abort();

@@ -17,6 +17,22 @@ impl StopSignal {
         self.0.load(Ordering::SeqCst)
     }
 
+    /// Once raised, allows `limit` for draining; then the process exits with code 1.
+    pub fn exit_if_not_done_within(&self, limit: std::time::Duration) {
+        let stop = self.clone();
+        tokio::spawn(async move {
+            while !stop.is_raised() {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            tokio::time::sleep(limit).await;
+            tracing::error!(
+                seconds = limit.as_secs(),
+                "did not drain in time after the stop signal; exiting"
+            );
+            std::process::exit(1);
+        });
+    }
+
     /// Raises the signal on SIGINT or SIGTERM; must be called inside a tokio runtime.
     pub fn raise_on_os_signals(&self) -> std::io::Result<()> {
         use tokio::signal::unix::{SignalKind, signal};

@@ -3,6 +3,7 @@
 
 mod files;
 mod jsonl;
+mod kafka;
 mod parquet;
 pub mod records;
 
@@ -18,6 +19,7 @@ use crate::dead_letter::{DeadLetterError, DeadLetters};
 
 pub use files::resolve_files;
 pub use jsonl::JsonlSource;
+pub use kafka::{KafkaSource, OffsetTracker};
 pub use parquet::ParquetSource;
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +55,8 @@ pub enum SourceError {
         path: PathBuf,
         source: arrow::error::ArrowError,
     },
+    #[error("Kafka at {brokers}: {message}")]
+    Kafka { brokers: String, message: String },
     #[error(transparent)]
     DeadLetter(#[from] DeadLetterError),
 }
@@ -62,7 +66,10 @@ impl SourceError {
     pub fn is_config(&self) -> bool {
         matches!(
             self,
-            SourceError::NoFiles { .. } | SourceError::BadGlob { .. } | SourceError::Column { .. }
+            SourceError::NoFiles { .. }
+                | SourceError::BadGlob { .. }
+                | SourceError::Column { .. }
+                | SourceError::Kafka { .. }
         )
     }
 }
@@ -73,6 +80,17 @@ pub trait RecordSource: Send {
     fn next_batch(&mut self) -> Result<Option<Envelope>, SourceError>;
     /// Records the whole source holds, when known up front (for progress).
     fn total_records(&self) -> Option<u64>;
+    /// What to do with acknowledgements (e.g. commit Kafka offsets).
+    fn ack_handler(&self) -> Option<Arc<dyn AckHandler>> {
+        None
+    }
+}
+
+/// Receives every batch's outcome; `flush` runs periodically and at the end.
+pub trait AckHandler: Send + Sync {
+    fn on_outcome(&self, outcome: &AckOutcome);
+    /// `last`: the run is ending; make it durable now.
+    fn flush(&self, last: bool);
 }
 
 /// What every source needs from the runner.
@@ -80,6 +98,8 @@ pub trait RecordSource: Send {
 pub struct SourceContext {
     pub acks: mpsc::UnboundedSender<AckOutcome>,
     pub dead_letters: DeadLetters,
+    /// Unbounded sources return `None` once it is raised.
+    pub stop: crate::pipeline::StopSignal,
 }
 
 /// Opens the configured source; schemas are checked here, before any record is read.
@@ -90,6 +110,7 @@ pub fn open_source(
     Ok(match cfg {
         SourceConfig::Jsonl(c) => Box::new(JsonlSource::open(c, ctx)?),
         SourceConfig::Parquet(c) => Box::new(ParquetSource::open(c, ctx)?),
+        SourceConfig::Kafka(c) => Box::new(KafkaSource::open(c, ctx)?),
     })
 }
 

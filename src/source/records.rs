@@ -22,12 +22,21 @@ pub struct RecordFields {
 impl RecordFields {
     /// `id`, `text`, then the metadata fields as strings.
     pub fn schema(&self) -> SchemaRef {
-        output_schema(self.metadata.iter().map(|name| Field::new(name, DataType::Utf8, true)))
+        output_schema(
+            self.metadata
+                .iter()
+                .map(|name| Field::new(name, DataType::Utf8, true)),
+        )
     }
 
     /// Decodes a JSON object into `rows`, or says why it cannot be.
     /// `fallback_id` is used when there is no `id_field` (e.g. a Kafka key).
-    pub fn decode_json(&self, bytes: &[u8], fallback_id: Option<&str>, rows: &mut Rows) -> Result<(), String> {
+    pub fn decode_json(
+        &self,
+        bytes: &[u8],
+        fallback_id: Option<&str>,
+        rows: &mut Rows,
+    ) -> Result<(), String> {
         let text = std::str::from_utf8(bytes).map_err(|e| format!("invalid UTF-8: {e}"))?;
         let value: Value = serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
         let Value::Object(object) = value else {
@@ -57,7 +66,12 @@ impl RecordFields {
     }
 
     /// A plain-text record: the bytes are the text.
-    pub fn decode_text(&self, bytes: &[u8], id: Option<&str>, rows: &mut Rows) -> Result<(), String> {
+    pub fn decode_text(
+        &self,
+        bytes: &[u8],
+        id: Option<&str>,
+        rows: &mut Rows,
+    ) -> Result<(), String> {
         let text = std::str::from_utf8(bytes).map_err(|e| format!("invalid UTF-8: {e}"))?;
         if let Some(problem) = text_problem(text, self.max_text_bytes) {
             return Err(problem);
@@ -81,12 +95,22 @@ impl Rows {
         Rows {
             ids: StringBuilder::new(),
             texts: StringBuilder::new(),
-            metadata: fields.metadata.iter().map(|_| StringBuilder::new()).collect(),
+            metadata: fields
+                .metadata
+                .iter()
+                .map(|_| StringBuilder::new())
+                .collect(),
             len: 0,
         }
     }
 
-    fn push(&mut self, id: &str, text: &str, names: &[String], object: Option<&Map<String, Value>>) {
+    fn push(
+        &mut self,
+        id: &str,
+        text: &str,
+        names: &[String],
+        object: Option<&Map<String, Value>>,
+    ) {
         self.ids.append_value(id);
         self.texts.append_value(text);
         for (builder, name) in self.metadata.iter_mut().zip(names) {
@@ -101,8 +125,13 @@ impl Rows {
     }
 
     pub fn finish(mut self, schema: SchemaRef) -> RecordBatch {
-        let mut columns: Vec<ArrayRef> = vec![Arc::new(self.ids.finish()), Arc::new(self.texts.finish())];
-        columns.extend(self.metadata.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+        let mut columns: Vec<ArrayRef> =
+            vec![Arc::new(self.ids.finish()), Arc::new(self.texts.finish())];
+        columns.extend(
+            self.metadata
+                .iter_mut()
+                .map(|b| Arc::new(b.finish()) as ArrayRef),
+        );
         RecordBatch::try_new(schema, columns).expect("builders match the schema")
     }
 }

@@ -261,3 +261,68 @@ impl Drop for MilvusServer {
         let _ = self.child.wait();
     }
 }
+
+/// A Kafka-protocol broker (Tansu, memory storage) on a free 127.0.0.1 port.
+pub struct KafkaBroker {
+    child: std::process::Child,
+    pub brokers: String,
+    _log: tempfile::TempDir,
+}
+
+impl KafkaBroker {
+    pub fn start() -> Self {
+        setup(Some("test"));
+        let program = repo_root().join(".tools/tansu");
+        assert!(
+            program.is_file(),
+            "{} is missing after setup",
+            program.display()
+        );
+        let log = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let out = File::create(log.path().join("tansu.log")).unwrap();
+        let mut child = Command::new(&program)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/", "--silent"])
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("tansu starts");
+        let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect_timeout(&address, std::time::Duration::from_millis(200))
+            .is_err()
+        {
+            let text = std::fs::read_to_string(log.path().join("tansu.log")).unwrap_or_default();
+            assert!(child.try_wait().unwrap().is_none(), "tansu exited:\n{text}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "tansu did not listen within 30 s:\n{text}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        KafkaBroker {
+            child,
+            brokers: format!("127.0.0.1:{port}"),
+            _log: log,
+        }
+    }
+}
+
+impl Drop for KafkaBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

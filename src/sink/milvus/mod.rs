@@ -143,6 +143,7 @@ pub struct MilvusSink {
     connection: MilvusConnection,
     plan: Option<CollectionPlan>,
     dead_letters: DeadLetters,
+    healthy: std::sync::atomic::AtomicBool,
 }
 
 impl MilvusSink {
@@ -159,6 +160,7 @@ impl MilvusSink {
             connection,
             plan: None,
             dead_letters,
+            healthy: std::sync::atomic::AtomicBool::new(true),
         })
     }
 
@@ -231,8 +233,15 @@ impl MilvusSink {
         let mut delay = Duration::from_millis(500);
         for tries in 0.. {
             match self.try_upsert(values.clone()) {
-                Ok(()) => return Ok(()),
-                Err(e) if is_transient(&e) && tries < self.cfg.max_retries => {
+                Ok(()) => {
+                    self.set_healthy(true);
+                    return Ok(());
+                }
+                Err(e)
+                    if is_transient(&e) && self.cfg.max_retries.is_none_or(|max| tries < max) =>
+                {
+                    self.set_healthy(false);
+                    crate::metrics::sink_retry("milvus");
                     tracing::warn!(collection = %self.cfg.collection, error = %e, retry_in = ?delay, "Milvus write failed; retrying");
                     std::thread::sleep(delay);
                     delay = (delay * 2).min(Duration::from_secs(30));
@@ -254,6 +263,13 @@ impl MilvusSink {
             }
         }
         unreachable!("the loop only ends by returning")
+    }
+
+    fn set_healthy(&self, healthy: bool) {
+        let was = self
+            .healthy
+            .swap(healthy, std::sync::atomic::Ordering::Relaxed);
+        crate::metrics::set_sink_healthy("milvus", healthy, was);
     }
 
     fn try_upsert(&self, rows: Vec<Value>) -> Result<(), Box<SdkError>> {

@@ -1,0 +1,395 @@
+//! Kafka: a consumer-group member reading JSON or text records. Offsets are
+//! committed only up to the highest contiguous offset per partition whose
+//! batches every sink acknowledged (or dead-lettered), so a crash loses
+//! nothing; together with idempotent sinks it duplicates nothing either.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arrow::datatypes::SchemaRef;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use super::records::{RecordFields, Rows};
+use super::{AckHandler, RecordSource, SourceContext, SourceError};
+use crate::batch::{Ack, AckOutcome, Envelope, OffsetRange, Position, TopicPartition};
+use crate::config::{KafkaFormat, KafkaSourceConfig};
+
+const POLL: Duration = Duration::from_millis(100);
+
+/// Batches in flight per partition, in consumption order.
+#[derive(Default)]
+pub struct OffsetTracker {
+    in_flight: HashMap<TopicPartition, VecDeque<InFlight>>,
+    committable: HashMap<TopicPartition, i64>,
+}
+
+struct InFlight {
+    batch: u64,
+    /// The offset after the batch's last record of this partition.
+    next_offset: i64,
+    done: bool,
+}
+
+impl OffsetTracker {
+    fn register(&mut self, batch: u64, ranges: &[OffsetRange]) {
+        for (tp, _, last) in ranges {
+            self.in_flight
+                .entry(tp.clone())
+                .or_default()
+                .push_back(InFlight {
+                    batch,
+                    next_offset: last + 1,
+                    done: false,
+                });
+        }
+    }
+
+    /// Marks a delivered batch done and advances each partition over its done prefix.
+    pub fn acknowledge(&mut self, batch: u64, ranges: &[OffsetRange]) {
+        for (tp, _, _) in ranges {
+            let Some(queue) = self.in_flight.get_mut(tp) else {
+                continue;
+            };
+            if let Some(entry) = queue.iter_mut().find(|e| e.batch == batch) {
+                entry.done = true;
+            }
+            while queue.front().is_some_and(|e| e.done) {
+                let entry = queue.pop_front().expect("front exists");
+                self.committable.insert(tp.clone(), entry.next_offset);
+            }
+        }
+    }
+
+    fn take(&mut self, only: Option<&[TopicPartition]>) -> Vec<(TopicPartition, i64)> {
+        let keys: Vec<TopicPartition> = match only {
+            Some(only) => only
+                .iter()
+                .filter(|tp| self.committable.contains_key(*tp))
+                .cloned()
+                .collect(),
+            None => self.committable.keys().cloned().collect(),
+        };
+        keys.into_iter()
+            .filter_map(|tp| self.committable.remove(&tp).map(|offset| (tp, offset)))
+            .collect()
+    }
+
+    fn forget(&mut self, partitions: &[TopicPartition]) {
+        for tp in partitions {
+            self.in_flight.remove(tp);
+            self.committable.remove(tp);
+        }
+    }
+}
+
+/// Commits offsets; also handles rebalances (commit what is done, forget the rest).
+pub struct KafkaContext {
+    tracker: Arc<Mutex<OffsetTracker>>,
+}
+
+impl ClientContext for KafkaContext {}
+
+impl ConsumerContext for KafkaContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(list) = rebalance {
+            let revoked: Vec<TopicPartition> = list
+                .elements()
+                .iter()
+                .map(|e| (Arc::from(e.topic()), e.partition()))
+                .collect();
+            let mut tracker = self.tracker.lock().unwrap_or_else(|p| p.into_inner());
+            let done = tracker.take(Some(&revoked));
+            // Batches still in flight for these partitions are not committed:
+            // the next owner reads them again, and the sinks' upserts absorb it.
+            tracker.forget(&revoked);
+            drop(tracker);
+            commit(consumer, &done, CommitMode::Sync);
+            crate::metrics::set_consumer_assigned(false);
+            tracing::info!(partitions = revoked.len(), "partitions revoked");
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(list) => {
+                crate::metrics::set_consumer_assigned(list.count() > 0);
+                tracing::info!(partitions = list.count(), "partitions assigned");
+            }
+            Rebalance::Error(e) => tracing::error!(error = %e, "rebalance failed"),
+            Rebalance::Revoke(_) => {}
+        }
+    }
+}
+
+fn commit(
+    consumer: &BaseConsumer<KafkaContext>,
+    offsets: &[(TopicPartition, i64)],
+    mode: CommitMode,
+) {
+    if offsets.is_empty() {
+        return;
+    }
+    let mut list = TopicPartitionList::new();
+    for ((topic, partition), offset) in offsets {
+        if let Err(e) = list.add_partition_offset(topic, *partition, Offset::Offset(*offset)) {
+            tracing::error!(error = %e, "cannot build the commit list");
+            return;
+        }
+    }
+    match consumer.commit(&list, mode) {
+        Ok(()) => tracing::debug!(partitions = offsets.len(), "committed offsets"),
+        Err(e) => {
+            tracing::warn!(error = %e, "offset commit failed; it is retried with the next commit")
+        }
+    }
+}
+
+pub struct KafkaSource {
+    consumer: Arc<BaseConsumer<KafkaContext>>,
+    tracker: Arc<Mutex<OffsetTracker>>,
+    cfg: KafkaSourceConfig,
+    fields: RecordFields,
+    schema: SchemaRef,
+    ctx: SourceContext,
+    next_batch: u64,
+}
+
+impl KafkaSource {
+    pub fn open(cfg: &KafkaSourceConfig, ctx: SourceContext) -> Result<Self, SourceError> {
+        let mut client = ClientConfig::new();
+        client
+            .set("bootstrap.servers", &cfg.brokers)
+            .set("group.id", &cfg.group_id)
+            .set("auto.offset.reset", "earliest");
+        // Any librdkafka setting (security.protocol, sasl.*, session.timeout.ms, …).
+        for (key, value) in &cfg.options {
+            client.set(key, value);
+        }
+        // Offsets are ours to commit, after the sinks acknowledged.
+        client
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false");
+        let tracker = Arc::new(Mutex::new(OffsetTracker::default()));
+        let consumer: BaseConsumer<KafkaContext> = client
+            .create_with_context(KafkaContext {
+                tracker: tracker.clone(),
+            })
+            .map_err(|e| kafka_error(cfg, e))?;
+        let topics: Vec<&str> = cfg.topics.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&topics)
+            .map_err(|e| kafka_error(cfg, e))?;
+        let fields = cfg.record_fields();
+        Ok(KafkaSource {
+            consumer: Arc::new(consumer),
+            tracker,
+            cfg: cfg.clone(),
+            schema: fields.schema(),
+            fields,
+            ctx,
+            next_batch: 0,
+        })
+    }
+
+    /// Decodes one message into `rows`, or says why it cannot be.
+    fn decode(
+        &self,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        fallback_id: &str,
+        rows: &mut Rows,
+    ) -> Result<(), String> {
+        let key = match key {
+            Some(key) if self.cfg.key_as_id || self.cfg.format == KafkaFormat::Text => {
+                Some(std::str::from_utf8(key).map_err(|e| format!("key is not UTF-8: {e}"))?)
+            }
+            _ => None,
+        };
+        match self.cfg.format {
+            KafkaFormat::Json => {
+                self.fields
+                    .decode_json(payload, key.filter(|_| self.cfg.key_as_id), rows)
+            }
+            KafkaFormat::Text => {
+                self.fields
+                    .decode_text(payload, Some(key.unwrap_or(fallback_id)), rows)
+            }
+        }
+    }
+}
+
+fn kafka_error(cfg: &KafkaSourceConfig, e: KafkaError) -> SourceError {
+    SourceError::Kafka {
+        brokers: cfg.brokers.clone(),
+        message: e.to_string(),
+    }
+}
+
+impl RecordSource for KafkaSource {
+    fn next_batch(&mut self) -> Result<Option<Envelope>, SourceError> {
+        let mut rows = Rows::new(&self.fields);
+        let mut records = 0;
+        let mut ranges: BTreeMap<(Arc<str>, i32), (i64, i64)> = BTreeMap::new();
+        let mut deadline: Option<Instant> = None;
+        let max_latency = Duration::from_millis(self.cfg.max_latency_ms.get() as u64);
+        loop {
+            if self.ctx.stop.is_raised() && records == 0 {
+                return Ok(None);
+            }
+            if records >= self.cfg.batch_rows.get()
+                || self.ctx.stop.is_raised()
+                || deadline.is_some_and(|d| Instant::now() >= d)
+            {
+                break;
+            }
+            let message = match self.consumer.poll(POLL) {
+                None => continue,
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "Kafka consumer error");
+                    continue;
+                }
+                Some(Ok(message)) => message,
+            };
+            deadline.get_or_insert_with(|| Instant::now() + max_latency);
+            records += 1;
+            crate::metrics::record_consumed(message.topic(), message.partition());
+            let (partition, offset) = (message.partition(), message.offset());
+            let topic: Arc<str> = Arc::from(message.topic());
+            let range = ranges
+                .entry((topic.clone(), partition))
+                .or_insert((offset, offset));
+            range.1 = offset;
+            let position = format!("{topic}/{partition}@{offset}");
+            let Some(payload) = message.payload() else {
+                // A tombstone: nothing to embed; acknowledged with its batch.
+                tracing::debug!(%position, "tombstone skipped");
+                continue;
+            };
+            if let Err(reason) = self.decode(message.key(), payload, &position, &mut rows) {
+                let headers = crate::dead_letter::message_headers(&message);
+                self.ctx.dead_letters.send_record(
+                    &position,
+                    &reason,
+                    message.key(),
+                    payload,
+                    &headers,
+                )?;
+            }
+        }
+        let batch = self.next_batch;
+        self.next_batch += 1;
+        let ranges: Vec<OffsetRange> = ranges
+            .into_iter()
+            .map(|(tp, (first, last))| (tp, first, last))
+            .collect();
+        self.tracker
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .register(batch, &ranges);
+        let ack = Ack::new(
+            Position::Kafka {
+                batch,
+                ranges: Arc::new(ranges),
+            },
+            records,
+            self.ctx.acks.clone(),
+        );
+        Ok(Some(Envelope {
+            batch: rows.finish(self.schema.clone()),
+            ack,
+        }))
+    }
+
+    fn total_records(&self) -> Option<u64> {
+        None
+    }
+
+    fn ack_handler(&self) -> Option<Arc<dyn AckHandler>> {
+        Some(Arc::new(KafkaCommitter {
+            consumer: self.consumer.clone(),
+            tracker: self.tracker.clone(),
+            dead_letters: self.ctx.dead_letters.clone(),
+        }))
+    }
+}
+
+/// Turns acknowledgements into offset commits.
+struct KafkaCommitter {
+    consumer: Arc<BaseConsumer<KafkaContext>>,
+    tracker: Arc<Mutex<OffsetTracker>>,
+    dead_letters: crate::dead_letter::DeadLetters,
+}
+
+impl AckHandler for KafkaCommitter {
+    fn on_outcome(&self, outcome: &AckOutcome) {
+        if let (true, Position::Kafka { batch, ranges }) = (outcome.delivered, &outcome.position) {
+            self.tracker
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .acknowledge(*batch, ranges);
+        }
+    }
+
+    fn flush(&self, last: bool) {
+        // Dead letters of the committed records must be durable first.
+        if let Err(e) = self.dead_letters.flush() {
+            tracing::error!(error = %e, "dead letters not flushed; offsets not committed");
+            return;
+        }
+        let done = self
+            .tracker
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take(None);
+        commit(
+            &self.consumer,
+            &done,
+            if last {
+                CommitMode::Sync
+            } else {
+                CommitMode::Async
+            },
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tp(p: i32) -> TopicPartition {
+        (Arc::from("t"), p)
+    }
+
+    #[test]
+    fn offsets_advance_only_over_contiguous_acknowledged_batches() {
+        let mut tracker = OffsetTracker::default();
+        tracker.register(0, &[(tp(0), 0, 9), (tp(1), 0, 4)]);
+        tracker.register(1, &[(tp(0), 10, 19)]);
+        tracker.register(2, &[(tp(0), 20, 29), (tp(1), 5, 9)]);
+        tracker.acknowledge(1, &[(tp(0), 10, 19)]);
+        assert!(tracker.take(None).is_empty(), "batch 0 is still in flight");
+        tracker.acknowledge(0, &[(tp(0), 0, 9), (tp(1), 0, 4)]);
+        let mut done = tracker.take(None);
+        done.sort();
+        assert_eq!(done, vec![(tp(0), 20), (tp(1), 5)]);
+        tracker.acknowledge(2, &[(tp(0), 20, 29), (tp(1), 5, 9)]);
+        let mut done = tracker.take(None);
+        done.sort();
+        assert_eq!(done, vec![(tp(0), 30), (tp(1), 10)]);
+    }
+
+    #[test]
+    fn revoked_partitions_forget_their_batches() {
+        let mut tracker = OffsetTracker::default();
+        tracker.register(0, &[(tp(0), 0, 9)]);
+        tracker.forget(&[tp(0)]);
+        tracker.acknowledge(0, &[(tp(0), 0, 9)]);
+        assert!(tracker.take(None).is_empty());
+    }
+}

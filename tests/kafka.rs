@@ -1,0 +1,431 @@
+//! The Kafka source and `vecpipe daemon` against a real Kafka-protocol broker
+//! (Tansu) and a real Milvus Lite, both started by the harness.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+fn create_topic(brokers: &str, topic: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let results = runtime
+        .block_on(admin.create_topics(
+            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        ))
+        .unwrap();
+    for result in results {
+        result.unwrap();
+    }
+}
+
+fn producer(brokers: &str) -> BaseProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap()
+}
+
+/// Produces `(key, payload)` records and waits until the broker has them.
+fn produce(producer: &BaseProducer, topic: &str, records: &[(String, String)]) {
+    for (key, payload) in records {
+        let headers = OwnedHeaders::new().insert(Header {
+            key: "origin",
+            value: Some("test"),
+        });
+        producer
+            .send(
+                BaseRecord::to(topic)
+                    .key(key)
+                    .payload(payload)
+                    .headers(headers),
+            )
+            .unwrap();
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+}
+
+/// Document `i`: every fifth is long enough to make several chunks.
+fn document(i: usize) -> (String, String) {
+    let text = if i.is_multiple_of(5) {
+        format!(
+            "Document {i} is long. {}",
+            "It has many sentences about vectors and search. ".repeat(6)
+        )
+    } else {
+        format!("Document {i} is short.")
+    };
+    (
+        format!("doc-{i}"),
+        serde_json::json!({"id": format!("doc-{i}"), "text": text}).to_string(),
+    )
+}
+
+const STAGES: &str = "stages:\n  - { type: chunk, max_chars: 120 }\n  - { type: dense }\n";
+
+/// The chunk ids these documents must become: the same stages run on a JSONL copy.
+fn expected_ids(ws: &Workspace, docs: &[(String, String)]) -> BTreeSet<String> {
+    let lines: String = docs
+        .iter()
+        .map(|(_, payload)| format!("{payload}\n"))
+        .collect();
+    ws.write("expected.jsonl", lines);
+    ws.write(
+        "expected.yaml",
+        format!("name: expected\nsource: {{ type: jsonl, path: expected.jsonl, id_field: id }}\n{STAGES}sinks:\n  - {{ type: arrow, path: out/expected.arrow }}\n"),
+    );
+    ws.vecpipe(&["run", "expected.yaml"]).expect_code(0);
+    strs(&read_ipc(&ws.path("out/expected.arrow")), "id")
+        .into_iter()
+        .collect()
+}
+
+fn daemon_pipeline(
+    ws: &Workspace,
+    broker: &KafkaBroker,
+    milvus: &MilvusServer,
+    topic: &str,
+    dead_letter: &str,
+) {
+    ws.write(
+        "daemon.yaml",
+        format!(
+            "name: daemon\nsource:\n  type: kafka\n  brokers: '{}'\n  topics: [{topic}]\n  group_id: vecpipe-test\n  id_field: id\n  batch_rows: 16\n  max_latency_ms: 100\n  options: {{ session.timeout.ms: '6000', heartbeat.interval.ms: '500' }}\n{STAGES}sinks:\n  - {{ type: milvus, uri: '{}', collection: docs }}\n{dead_letter}",
+            broker.brokers, milvus.uri
+        ),
+    );
+}
+
+fn start_daemon(ws: &Workspace, metrics_port: u16) -> Child {
+    ws.command(&[
+        "daemon",
+        "daemon.yaml",
+        "--metrics-addr",
+        &format!("127.0.0.1:{metrics_port}"),
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn signal(child: &Child, name: &str) {
+    assert!(
+        std::process::Command::new("kill")
+            .args([name, &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+/// All ids in the collection, via pymilvus-independent Rust SDK queries.
+fn milvus_ids(uri: &str) -> Vec<String> {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        use milvus::v2::prelude::{
+            ClientV2, ConnectConfig, ConsistencyLevel, HasCollectionRequest, QueryRequest,
+        };
+        let client = ClientV2::new(&ConnectConfig::new().uri(uri)).await.unwrap();
+        let has = client
+            .has_collection(
+                HasCollectionRequest::builder()
+                    .collection_name("docs")
+                    .build()
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        if !has.exists() {
+            return Vec::new();
+        }
+        let request = QueryRequest::builder()
+            .collection_name("docs")
+            .filter("chunk_index >= 0")
+            .output_fields(["id"])
+            .limit(16384)
+            .consistency_level(ConsistencyLevel::Strong)
+            .build()
+            .unwrap();
+        let response = client.query(request).await.unwrap();
+        response
+            .results()
+            .rows()
+            .unwrap()
+            .map(|row| {
+                row.to_entity_row().unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    })
+}
+
+/// Waits until Milvus holds exactly `expected` (panics with the difference after `limit`).
+fn wait_for_ids(uri: &str, expected: &BTreeSet<String>, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let ids = milvus_ids(uri);
+        let set: BTreeSet<String> = ids.iter().cloned().collect();
+        assert_eq!(ids.len(), set.len(), "duplicate ids in Milvus");
+        if &set == expected {
+            return;
+        }
+        if Instant::now() > deadline {
+            let missing: Vec<_> = expected.difference(&set).take(5).collect();
+            let extra: Vec<_> = set.difference(expected).take(5).collect();
+            panic!(
+                "Milvus has {} of {} ids; missing e.g. {missing:?}, unexpected {extra:?}",
+                set.len(),
+                expected.len()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, response)
+}
+
+fn wait_healthy(port: u16, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(child.try_wait().unwrap().is_none(), "daemon exited early");
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && http_get(port, "/health").0 == 200
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "daemon never became healthy");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn daemon_writes_every_chunk_exposes_metrics_and_stops_gracefully_with_offsets_committed() {
+    let broker = KafkaBroker::start();
+    let milvus = MilvusServer::start();
+    create_topic(&broker.brokers, "docs", 3);
+    let ws = Workspace::new();
+    let docs: Vec<_> = (0..60).map(document).collect();
+    let expected = expected_ids(&ws, &docs);
+    daemon_pipeline(&ws, &broker, &milvus, "docs", "");
+    produce(&producer(&broker.brokers), "docs", &docs);
+
+    let port = free_port();
+    let mut daemon = start_daemon(&ws, port);
+    wait_healthy(port, &mut daemon);
+    wait_for_ids(&milvus.uri, &expected, Duration::from_secs(120));
+    let (status, metrics) = http_get(port, "/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("vecpipe_records_in_total{node=\"source\"} 60"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("vecpipe_batch_seconds_bucket"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("vecpipe_embedding_tokens_total"),
+        "{metrics}"
+    );
+
+    signal(&daemon, "-TERM");
+    let run = Run(daemon.wait_with_output().unwrap()).expect_code(0);
+    assert!(run.stdout().contains("60 records in"), "{}", run.stdout());
+
+    // Offsets were committed: a restarted member of the group reads nothing again.
+    let port = free_port();
+    let mut again = start_daemon(&ws, port);
+    wait_healthy(port, &mut again);
+    std::thread::sleep(Duration::from_secs(2));
+    signal(&again, "-TERM");
+    let run = Run(again.wait_with_output().unwrap()).expect_code(0);
+    assert!(run.stdout().contains("0 records in"), "{}", run.stdout());
+}
+
+#[test]
+fn kill_9_at_random_moments_loses_nothing_and_duplicates_nothing() {
+    let broker = KafkaBroker::start();
+    let milvus = MilvusServer::start();
+    create_topic(&broker.brokers, "docs", 3);
+    let ws = Workspace::new();
+    let docs: Vec<_> = (0..300).map(document).collect();
+    let expected = expected_ids(&ws, &docs);
+    daemon_pipeline(&ws, &broker, &milvus, "docs", "");
+
+    let brokers = broker.brokers.clone();
+    let to_send = docs.clone();
+    let producing = std::thread::spawn(move || {
+        let producer = producer(&brokers);
+        for chunk in to_send.chunks(20) {
+            produce(&producer, "docs", chunk);
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    });
+    // Pseudo-random kill moments, fixed so a failure can be replayed.
+    let mut seed: u64 = 0x5eed;
+    for round in 0..5 {
+        let mut daemon = start_daemon(&ws, free_port());
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let alive = Duration::from_millis(1500 + (seed >> 33) % 2500);
+        std::thread::sleep(alive);
+        assert!(
+            daemon.try_wait().unwrap().is_none(),
+            "round {round}: daemon died by itself"
+        );
+        signal(&daemon, "-KILL");
+        daemon.wait().unwrap();
+    }
+    producing.join().unwrap();
+    let daemon = start_daemon(&ws, free_port());
+    wait_for_ids(&milvus.uri, &expected, Duration::from_secs(180));
+    signal(&daemon, "-TERM");
+    Run(daemon.wait_with_output().unwrap()).expect_code(0);
+}
+
+#[test]
+fn two_daemons_in_one_group_split_the_partitions_and_write_every_record() {
+    let broker = KafkaBroker::start();
+    let milvus = MilvusServer::start();
+    create_topic(&broker.brokers, "docs", 4);
+    let ws = Workspace::new();
+    let docs: Vec<_> = (0..200).map(document).collect();
+    let expected = expected_ids(&ws, &docs);
+    daemon_pipeline(&ws, &broker, &milvus, "docs", "");
+    let (port_a, port_b) = (free_port(), free_port());
+    let mut a = start_daemon(&ws, port_a);
+    let mut b = start_daemon(&ws, port_b);
+    wait_healthy(port_a, &mut a);
+    wait_healthy(port_b, &mut b);
+    produce(&producer(&broker.brokers), "docs", &docs);
+    wait_for_ids(&milvus.uri, &expected, Duration::from_secs(120));
+    signal(&a, "-TERM");
+    signal(&b, "-TERM");
+    let a = Run(a.wait_with_output().unwrap()).expect_code(0);
+    let b = Run(b.wait_with_output().unwrap()).expect_code(0);
+    let consumed = |run: &Run| -> u64 {
+        let out = run.stdout();
+        let words: Vec<&str> = out.split_whitespace().collect();
+        let i = words.iter().position(|w| *w == "records").unwrap();
+        words[i - 1].parse().unwrap()
+    };
+    assert!(
+        consumed(&a) > 0 && consumed(&b) > 0,
+        "both members got partitions: {} / {}",
+        a.stdout(),
+        b.stdout()
+    );
+    assert!(consumed(&a) + consumed(&b) >= 200);
+}
+
+#[test]
+fn malformed_payloads_go_to_the_dead_letter_topic_and_good_records_around_them_are_written() {
+    let broker = KafkaBroker::start();
+    let milvus = MilvusServer::start();
+    create_topic(&broker.brokers, "docs", 1);
+    create_topic(&broker.brokers, "docs-dead", 1);
+    let ws = Workspace::new();
+    let good: Vec<_> = (1..=4).map(|i| document(i * 2 + 1)).collect();
+    let expected = expected_ids(&ws, &good);
+    let records = vec![
+        good[0].clone(),
+        ("bad-json".to_string(), "{not json".to_string()),
+        good[1].clone(),
+        ("no-text".to_string(), "{\"id\": \"x\"}".to_string()),
+        good[2].clone(),
+        (
+            "empty".to_string(),
+            "{\"id\": \"e\", \"text\": \"  \"}".to_string(),
+        ),
+        good[3].clone(),
+    ];
+    daemon_pipeline(
+        &ws,
+        &broker,
+        &milvus,
+        "docs",
+        &format!(
+            "dead_letter: {{ type: kafka, topic: docs-dead, brokers: '{}' }}\n",
+            broker.brokers
+        ),
+    );
+    produce(&producer(&broker.brokers), "docs", &records);
+    let mut daemon = start_daemon(&ws, free_port());
+    wait_for_ids(&milvus.uri, &expected, Duration::from_secs(60));
+
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &broker.brokers)
+        .set("group.id", "dead-letter-reader")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&["docs-dead"]).unwrap();
+    let mut letters = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while letters.len() < 3 && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            let header = |name: &str| {
+                m.headers()
+                    .and_then(|h| {
+                        h.iter()
+                            .find(|x| x.key == name)
+                            .and_then(|x| x.value.map(|v| String::from_utf8_lossy(v).into_owned()))
+                    })
+                    .unwrap_or_default()
+            };
+            letters.push((
+                String::from_utf8_lossy(m.key().unwrap()).into_owned(),
+                String::from_utf8_lossy(m.payload().unwrap()).into_owned(),
+                header("vecpipe.reason"),
+                header("origin"),
+            ));
+        }
+    }
+    signal(&daemon, "-TERM");
+    let _ = daemon.wait();
+    assert_eq!(letters.len(), 3, "{letters:?}");
+    assert_eq!(letters[0].0, "bad-json");
+    assert_eq!(letters[0].1, "{not json", "the original payload is kept");
+    assert!(letters[0].2.starts_with("invalid JSON"), "{letters:?}");
+    assert_eq!(letters[0].3, "test", "original headers are kept");
+    assert_eq!(letters[1].2, "missing text field `text`");
+    assert_eq!(letters[2].2, "empty text");
+}

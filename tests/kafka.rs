@@ -146,7 +146,8 @@ fn milvus_ids(uri: &str) -> Vec<String> {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         use milvus::v2::prelude::{
-            ClientV2, ConnectConfig, ConsistencyLevel, HasCollectionRequest, QueryRequest,
+            ClientV2, ConnectConfig, ConsistencyLevel, HasCollectionRequest, LoadCollectionRequest,
+            QueryRequest,
         };
         let client = ClientV2::new(&ConnectConfig::new().uri(uri)).await.unwrap();
         let has = client
@@ -161,6 +162,12 @@ fn milvus_ids(uri: &str) -> Vec<String> {
         if !has.exists() {
             return Vec::new();
         }
+        // A restarted server comes back with the collection released.
+        let load = LoadCollectionRequest::builder()
+            .collection_name("docs")
+            .build()
+            .unwrap();
+        client.load_collection(load).await.unwrap();
         let request = QueryRequest::builder()
             .collection_name("docs")
             .filter("chunk_index >= 0")
@@ -428,4 +435,40 @@ fn malformed_payloads_go_to_the_dead_letter_topic_and_good_records_around_them_a
     assert_eq!(letters[0].3, "test", "original headers are kept");
     assert_eq!(letters[1].2, "missing text field `text`");
     assert_eq!(letters[2].2, "empty text");
+}
+
+#[test]
+fn milvus_down_for_20_seconds_pauses_the_daemon_and_loses_nothing() {
+    let broker = KafkaBroker::start();
+    let mut milvus = MilvusServer::start();
+    create_topic(&broker.brokers, "docs", 2);
+    let ws = Workspace::new();
+    let docs: Vec<_> = (0..80).map(document).collect();
+    let expected_first = expected_ids(&ws, &docs[..40]);
+    let expected = expected_ids(&ws, &docs);
+    daemon_pipeline(&ws, &broker, &milvus, "docs", "");
+    let producer = producer(&broker.brokers);
+    produce(&producer, "docs", &docs[..40]);
+    let port = free_port();
+    let mut daemon = start_daemon(&ws, port);
+    wait_for_ids(&milvus.uri, &expected_first, Duration::from_secs(60));
+
+    milvus.stop();
+    produce(&producer, "docs", &docs[40..]);
+    let outage = Instant::now();
+    let mut saw_unhealthy = false;
+    while outage.elapsed() < Duration::from_secs(20) {
+        assert!(
+            daemon.try_wait().unwrap().is_none(),
+            "the daemon must wait for Milvus, not exit"
+        );
+        saw_unhealthy |= http_get(port, "/health").0 == 503;
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(saw_unhealthy, "/health reports the outage");
+    milvus.restart();
+    wait_for_ids(&milvus.uri, &expected, Duration::from_secs(120));
+    wait_healthy(port, &mut daemon);
+    signal(&daemon, "-TERM");
+    Run(daemon.wait_with_output().unwrap()).expect_code(0);
 }

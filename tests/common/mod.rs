@@ -195,24 +195,52 @@ pub struct MilvusServer {
     child: std::process::Child,
     pub uri: String,
     pub data: tempfile::TempDir,
+    port: u16,
 }
 
 impl MilvusServer {
     pub fn start() -> Self {
         setup(None);
-        let program = repo_root().join(".venv/bin/milvus-lite");
-        assert!(
-            program.is_file(),
-            "{} is missing after setup",
-            program.display()
-        );
         let data = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let log = File::create(data.path().join("server.log")).unwrap();
+        let child = Self::spawn(&data, port);
+        MilvusServer {
+            child,
+            uri: format!("http://127.0.0.1:{port}"),
+            data,
+            port,
+        }
+    }
+
+    /// Stops the server (SIGTERM), keeping its data directory and port for `restart`.
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+
+    pub fn restart(&mut self) {
+        self.child = Self::spawn(&self.data, self.port);
+    }
+
+    fn spawn(data: &tempfile::TempDir, port: u16) -> std::process::Child {
+        let program = repo_root().join(".venv/bin/milvus-lite");
+        assert!(
+            program.is_file(),
+            "{} is missing after setup",
+            program.display()
+        );
+        let log_path = data.path().join("server.log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .unwrap();
         let mut child = Command::new(&program)
             .args(["server", "--data-dir"])
             .arg(data.path().join("milvus"))
@@ -226,7 +254,7 @@ impl MilvusServer {
         while std::net::TcpStream::connect_timeout(&address, std::time::Duration::from_millis(200))
             .is_err()
         {
-            let log = std::fs::read_to_string(data.path().join("server.log")).unwrap_or_default();
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
             assert!(
                 child.try_wait().unwrap().is_none(),
                 "milvus-lite exited:\n{log}"
@@ -237,11 +265,7 @@ impl MilvusServer {
             );
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        MilvusServer {
-            child,
-            uri: format!("http://127.0.0.1:{port}"),
-            data,
-        }
+        child
     }
 }
 

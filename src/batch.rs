@@ -165,6 +165,19 @@ impl Drop for AckInner {
 pub struct Envelope {
     pub batch: RecordBatch,
     pub ack: Ack,
+    /// Documents to delete after the batch's rows are written (Kafka
+    /// tombstones); stages pass them through untouched.
+    pub deletes: Vec<String>,
+}
+
+impl Envelope {
+    pub fn new(batch: RecordBatch, ack: Ack) -> Self {
+        Envelope {
+            batch,
+            ack,
+            deletes: Vec::new(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -472,3 +472,45 @@ fn milvus_down_for_20_seconds_pauses_the_daemon_and_loses_nothing() {
     signal(&daemon, "-TERM");
     Run(daemon.wait_with_output().unwrap()).expect_code(0);
 }
+
+#[test]
+fn a_tombstone_deletes_the_documents_chunks() {
+    let broker = KafkaBroker::start();
+    let milvus = MilvusServer::start();
+    create_topic(&broker.brokers, "docs", 1);
+    let ws = Workspace::new();
+    let docs: Vec<_> = (0..6).map(document).collect();
+    let expected = expected_ids(&ws, &docs);
+    daemon_pipeline(&ws, &broker, &milvus, "docs", "");
+    let config = std::fs::read_to_string(ws.path("daemon.yaml")).unwrap();
+    ws.write(
+        "daemon.yaml",
+        config.replace("  id_field: id\n", "  key_as_id: true\n"),
+    );
+    let producer = producer(&broker.brokers);
+    produce(&producer, "docs", &docs);
+    let mut daemon = start_daemon(&ws, free_port());
+    wait_for_ids(&milvus.uri, &expected, Duration::from_secs(60));
+
+    // doc-0 has several chunks; its tombstone removes them all.
+    assert!(
+        expected
+            .iter()
+            .filter(|id| id.starts_with("doc-0#"))
+            .count()
+            > 1
+    );
+    producer
+        .send(BaseRecord::<str, str>::to("docs").key("doc-0"))
+        .unwrap();
+    producer.flush(Duration::from_secs(30)).unwrap();
+    let remaining: BTreeSet<String> = expected
+        .iter()
+        .filter(|id| !id.starts_with("doc-0#"))
+        .cloned()
+        .collect();
+    wait_for_ids(&milvus.uri, &remaining, Duration::from_secs(60));
+    assert!(daemon.try_wait().unwrap().is_none());
+    signal(&daemon, "-TERM");
+    Run(daemon.wait_with_output().unwrap()).expect_code(0);
+}

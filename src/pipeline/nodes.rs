@@ -200,10 +200,16 @@ async fn stage_task(
         let started = Instant::now();
         metrics::records_in(kind, envelope.batch.num_rows());
         let (back, result) = blocking(kind, stage, move |stage| {
-            let Envelope { batch, ack } = envelope;
-            stage
-                .process(batch, ack.position())
-                .map(|batch| Envelope { batch, ack })
+            let Envelope {
+                batch,
+                ack,
+                deletes,
+            } = envelope;
+            stage.process(batch, ack.position()).map(|batch| Envelope {
+                batch,
+                ack,
+                deletes,
+            })
         })
         .await?;
         stage = back;

@@ -203,7 +203,7 @@ impl Sink for ArrowFileSink {
     }
 
     fn write(&mut self, envelope: Envelope) -> Result<(), SinkError> {
-        let Envelope { batch, ack } = envelope;
+        let Envelope { batch, ack, .. } = envelope;
         let Some(limit) = self.rotate_rows else {
             return self.write_slice(&batch, &ack);
         };

@@ -131,10 +131,7 @@ impl RecordSource for JsonlSource {
             records,
             self.ctx.acks.clone(),
         );
-        Ok(Some(Envelope {
-            batch: rows.finish(self.schema.clone()),
-            ack,
-        }))
+        Ok(Some(Envelope::new(rows.finish(self.schema.clone()), ack)))
     }
 
     fn total_records(&self) -> Option<u64> {

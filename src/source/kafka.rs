@@ -236,12 +236,15 @@ impl RecordSource for KafkaSource {
         let mut records = 0;
         let mut ranges: BTreeMap<(Arc<str>, i32), (i64, i64)> = BTreeMap::new();
         let mut deadline: Option<Instant> = None;
+        let mut deletes = Vec::new();
         let max_latency = Duration::from_millis(self.cfg.max_latency_ms.get() as u64);
         loop {
             if self.ctx.stop.is_raised() && records == 0 {
                 return Ok(None);
             }
+            // A tombstone ends its batch, so a delete never precedes a write it follows.
             if records >= self.cfg.batch_rows.get()
+                || !deletes.is_empty()
                 || self.ctx.stop.is_raised()
                 || deadline.is_some_and(|d| Instant::now() >= d)
             {
@@ -266,8 +269,17 @@ impl RecordSource for KafkaSource {
             range.1 = offset;
             let position = format!("{topic}/{partition}@{offset}");
             let Some(payload) = message.payload() else {
-                // A tombstone: nothing to embed; acknowledged with its batch.
-                tracing::debug!(%position, "tombstone skipped");
+                // A tombstone deletes the document whose id is the key.
+                match message.key().map(std::str::from_utf8) {
+                    Some(Ok(id)) => deletes.push(id.to_string()),
+                    _ => self.ctx.dead_letters.send_record(
+                        &position,
+                        "tombstone without a UTF-8 key",
+                        message.key(),
+                        &[],
+                        &crate::dead_letter::message_headers(&message),
+                    )?,
+                }
                 continue;
             };
             if let Err(reason) = self.decode(message.key(), payload, &position, &mut rows) {
@@ -302,6 +314,7 @@ impl RecordSource for KafkaSource {
         Ok(Some(Envelope {
             batch: rows.finish(self.schema.clone()),
             ack,
+            deletes,
         }))
     }
 

@@ -301,7 +301,7 @@ impl RecordSource for ParquetSource {
             current.row += raw.num_rows();
             let batch = self.convert(&raw, &position, &path)?;
             let ack = Ack::new(position, raw.num_rows(), self.ctx.acks.clone());
-            return Ok(Some(Envelope { batch, ack }));
+            return Ok(Some(Envelope::new(batch, ack)));
         }
     }
 

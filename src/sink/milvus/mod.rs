@@ -301,6 +301,53 @@ impl MilvusSink {
             .map_err(|e| MilvusError::Config(e.to_string()))
     }
 
+    fn delete_where(&self, filter: String) -> Result<(), MilvusError> {
+        let request = DeleteRequest::builder()
+            .collection_name(&self.cfg.collection)
+            .filter(filter)
+            .build()
+            .map_err(|e| self.request_error("delete", e))?;
+        self.runtime
+            .block_on(self.connection.client.delete(request))
+            .map_err(|e| self.request_error("delete", e))?;
+        Ok(())
+    }
+
+    /// Deletes whole documents (all their chunks), e.g. for Kafka tombstones.
+    fn delete_documents(&self, ids: &[String]) -> Result<(), MilvusError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let field = match &self.plan {
+            Some(plan) if !plan.has_chunks => columns::ID,
+            Some(_) => columns::DOC_ID,
+            None => {
+                let request = HasCollectionRequest::builder()
+                    .collection_name(&self.cfg.collection)
+                    .build()
+                    .map_err(|e| self.request_error("has_collection", e))?;
+                let exists = self
+                    .runtime
+                    .block_on(self.connection.client.has_collection(request))
+                    .map_err(|e| self.request_error("has_collection", e))?
+                    .exists();
+                if !exists {
+                    return Ok(());
+                }
+                columns::DOC_ID
+            }
+        };
+        let quoted: Vec<String> = ids
+            .iter()
+            .map(|id| serde_json::to_string(id).expect("a string serializes"))
+            .collect();
+        for group in quoted.chunks(500) {
+            self.delete_where(format!("{field} in [{}]", group.join(", ")))?;
+        }
+        tracing::debug!(documents = ids.len(), "deleted documents");
+        Ok(())
+    }
+
     /// Deletes chunks of the batch's documents past their new last chunk, so
     /// a document re-ingested with fewer chunks leaves no orphans.
     fn delete_stale(&self, batch: &arrow::record_batch::RecordBatch) -> Result<(), MilvusError> {
@@ -331,20 +378,12 @@ impl MilvusSink {
         for (count, docs) in by_count {
             for group in docs.chunks(500) {
                 // A literal filter: Milvus Lite rejects the SDK's templated id filters.
-                let filter = format!(
+                self.delete_where(format!(
                     "{} in [{}] and {} >= {count}",
                     columns::DOC_ID,
                     group.join(", "),
                     columns::CHUNK_INDEX
-                );
-                let request = DeleteRequest::builder()
-                    .collection_name(&self.cfg.collection)
-                    .filter(filter)
-                    .build()
-                    .map_err(|e| self.request_error("delete", e))?;
-                self.runtime
-                    .block_on(self.connection.client.delete(request))
-                    .map_err(|e| self.request_error("delete", e))?;
+                ))?;
             }
         }
         Ok(())
@@ -357,8 +396,13 @@ impl Sink for MilvusSink {
     }
 
     fn write(&mut self, envelope: Envelope) -> Result<(), SinkError> {
-        let Envelope { batch, ack } = envelope;
+        let Envelope {
+            batch,
+            ack,
+            deletes,
+        } = envelope;
         if batch.num_rows() == 0 {
+            self.delete_documents(&deletes)?;
             return Ok(());
         }
         if self.plan.is_none() {
@@ -376,6 +420,7 @@ impl Sink for MilvusSink {
             self.upsert(group, &position)?;
         }
         self.delete_stale(&batch)?;
+        self.delete_documents(&deletes)?;
         // Written: the ack is released when `ack` drops here.
         Ok(())
     }

@@ -12,6 +12,7 @@ use vecpipe::config::{
 };
 use vecpipe::pipeline::{FitInput, PipelineError, StopSignal, fit_bm25, run_pipeline};
 use vecpipe::search::{Ranker, SearchMode, SearchOptions};
+use vecpipe::source::backfill::{Backfill, Shard};
 use vecpipe::stage::bm25;
 
 #[derive(Parser)]
@@ -45,6 +46,15 @@ enum Command {
     Run {
         /// The pipeline YAML.
         file: PathBuf,
+        /// Parquet sources: process only shard K of N (row groups whose ordinal ≡ K mod N).
+        #[arg(long, value_name = "K/N")]
+        shard: Option<Shard>,
+        /// Parquet sources: skip the row groups the state file lists as finished.
+        #[arg(long)]
+        resume: bool,
+        /// Where finished row groups are recorded (default: .vecpipe/state/NAME[.shard-K-of-N].jsonl).
+        #[arg(long, value_name = "FILE")]
+        state: Option<PathBuf>,
     },
     /// Run a pipeline continuously (Kafka source) until SIGTERM/SIGINT, serving
     /// Prometheus /metrics and /health.
@@ -264,8 +274,14 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             );
             Ok(())
         }
-        Command::Run { file } => {
+        Command::Run {
+            file,
+            shard,
+            resume,
+            state,
+        } => {
             let cfg = load(&file)?;
+            let backfill = backfill(&cfg, shard, resume, state);
             let runtime_ = tokio::runtime::Runtime::new()
                 .context("cannot start the async runtime")
                 .map_err(runtime)?;
@@ -274,7 +290,9 @@ fn dispatch(command: Command) -> Result<(), Failure> {
                 stop.raise_on_os_signals()
                     .context("cannot install signal handlers")
                     .map_err(runtime)?;
-                run_pipeline(&cfg, stop).await.map_err(Failure::from)
+                run_pipeline(&cfg, stop, backfill)
+                    .await
+                    .map_err(Failure::from)
             })?;
             println!("{summary}");
             Ok(())
@@ -312,7 +330,9 @@ fn daemon(
             .context("cannot install signal handlers")
             .map_err(runtime)?;
         stop.exit_if_not_done_within(shutdown_timeout);
-        let result = run_pipeline(&cfg, stop).await.map_err(Failure::from);
+        let result = run_pipeline(&cfg, stop, Backfill::default())
+            .await
+            .map_err(Failure::from);
         listener.abort();
         result
     })?;
@@ -367,6 +387,28 @@ fn search(args: SearchArgs) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// Parquet runs record finished row groups (for `--resume`) unless told otherwise.
+fn backfill(
+    cfg: &PipelineConfig,
+    shard: Option<Shard>,
+    resume: bool,
+    state: Option<PathBuf>,
+) -> Backfill {
+    let state_file = state.or_else(|| {
+        matches!(cfg.source, SourceConfig::Parquet(_)).then(|| {
+            let suffix = shard.map_or(String::new(), |s| {
+                format!(".shard-{}-of-{}", s.index, s.count)
+            });
+            PathBuf::from(".vecpipe/state").join(format!("{}{suffix}.jsonl", cfg.name))
+        })
+    });
+    Backfill {
+        shard,
+        state_file,
+        resume,
+    }
 }
 
 fn load(file: &Path) -> Result<PipelineConfig, Failure> {

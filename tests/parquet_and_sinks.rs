@@ -205,3 +205,81 @@ fn column_data_survives_a_round_trip_unchanged() {
     assert_eq!(strs(&batch, "meta"), ["{\"k\":[1,2]}"]);
     assert_eq!(batch.column_by_name("id").unwrap().null_count(), 0);
 }
+
+fn run_summary_records(run: &Run) -> u64 {
+    let out = run.stdout();
+    let words: Vec<&str> = out.split_whitespace().collect();
+    let i = words
+        .iter()
+        .position(|w| *w == "records")
+        .expect("summary line");
+    words[i - 1].parse().unwrap()
+}
+
+#[test]
+fn shards_split_row_groups_without_overlap_and_together_cover_everything() {
+    let ws = Workspace::new();
+    corpus(&ws, "data/a.parquet", 0, 2500);
+    corpus(&ws, "data/b.parquet", 2500, 700);
+    for k in 0..2 {
+        ws.write(
+            &format!("p{k}.yaml"),
+            format!("name: shard\nsource: {{ type: parquet, path: 'data/*.parquet', metadata: [year] }}\nsinks:\n  - {{ type: arrow, path: out/shard{k}.arrow }}\n"),
+        );
+        ws.vecpipe(&["run", &format!("p{k}.yaml"), "--shard", &format!("{k}/2")])
+            .expect_code(0);
+    }
+    let years = |k: usize| -> std::collections::BTreeSet<i64> {
+        let batch = read_ipc(&ws.path(&format!("out/shard{k}.arrow")));
+        let years = batch.column_by_name("year").unwrap();
+        let years = years.as_any().downcast_ref::<Int64Array>().unwrap();
+        (0..years.len()).map(|i| years.value(i)).collect()
+    };
+    let (a, b) = (years(0), years(1));
+    assert!(!a.is_empty() && !b.is_empty());
+    assert!(a.is_disjoint(&b));
+    assert_eq!(a.len() + b.len(), 3200);
+    assert!(ws.path(".vecpipe/state/shard.shard-0-of-2.jsonl").exists());
+
+    let run = ws
+        .vecpipe(&["run", "p0.yaml", "--shard", "2/2"])
+        .expect_code(2);
+    assert!(run.stderr().contains("K < N"), "{}", run.stderr());
+}
+
+#[test]
+fn resume_skips_the_row_groups_a_previous_run_finished() {
+    let ws = Workspace::new();
+    corpus(&ws, "data/a.parquet", 0, 2500);
+    ws.write(
+        "p.yaml",
+        "name: resumable\nsource: { type: parquet, path: data/a.parquet }\nsinks:\n  - { type: arrow, path: out/a.arrow }\n",
+    );
+    let first = ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
+    assert_eq!(run_summary_records(&first), 2500);
+    let state = std::fs::read_to_string(ws.path(".vecpipe/state/resumable.jsonl")).unwrap();
+    assert_eq!(
+        state.lines().count(),
+        3,
+        "three row groups finished: {state}"
+    );
+    let again = ws.vecpipe(&["run", "p.yaml", "--resume"]).expect_code(0);
+    assert_eq!(run_summary_records(&again), 0, "{}", again.stdout());
+
+    // A state file naming only the first row group (as after a crash) resumes with the rest.
+    let first_line = state
+        .lines()
+        .find(|l| l.contains("\"row_group\":0"))
+        .unwrap()
+        .to_string();
+    ws.write("partial.jsonl", first_line + "\n");
+    let resumed = ws
+        .vecpipe(&["run", "p.yaml", "--resume", "--state", "partial.jsonl"])
+        .expect_code(0);
+    assert_eq!(run_summary_records(&resumed), 1500);
+    let rows = read_ipc(&ws.path("out/a.arrow"));
+    assert_eq!(
+        strs(&rows, "text")[0],
+        "document number 1000 talks about topic 6"
+    );
+}

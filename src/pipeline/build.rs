@@ -8,6 +8,7 @@ use crate::batch::AckOutcome;
 use crate::config::PipelineConfig;
 use crate::dead_letter::DeadLetters;
 use crate::sink::{Sink, build_sink};
+use crate::source::backfill::Backfill;
 use crate::source::{RecordSource, SourceContext, open_source};
 use crate::stage::{Stage, StageContext, build_stage};
 
@@ -23,6 +24,7 @@ pub(super) fn build(
     cfg: &PipelineConfig,
     acks: mpsc::UnboundedSender<AckOutcome>,
     stop: StopSignal,
+    backfill: Backfill,
 ) -> Result<BuiltPipeline, PipelineError> {
     let dead_letters = DeadLetters::open(cfg.dead_letter.as_ref())?;
     let context = StageContext::for_stages(&cfg.stages, &dead_letters);
@@ -37,6 +39,7 @@ pub(super) fn build(
             acks,
             dead_letters: dead_letters.clone(),
             stop,
+            backfill,
         },
     )?;
     let mut sinks = Vec::new();

@@ -49,6 +49,7 @@ pub fn fit_bm25(input: &FitInput<'_>) -> Result<FitSummary, PipelineError> {
             acks,
             dead_letters: dead_letters.clone(),
             stop: crate::pipeline::StopSignal::default(),
+            backfill: Default::default(),
         },
     )?;
     // Only stages that change the rows or their text matter to the statistics;

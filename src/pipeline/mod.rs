@@ -18,6 +18,7 @@ use crate::batch::AckOutcome;
 use crate::config::PipelineConfig;
 use crate::dead_letter::DeadLetterError;
 use crate::sink::SinkError;
+use crate::source::backfill::Backfill;
 use crate::source::{AckHandler, SourceError};
 use crate::stage::StageError;
 
@@ -102,14 +103,16 @@ struct Counters {
     rows_out: AtomicU64,
 }
 
-/// Runs a bounded pipeline to the end of its source (or until `stop` is raised).
+/// Runs a pipeline to the end of its source, or until `stop` is raised;
+/// `backfill` shards and resumes Parquet runs.
 pub async fn run_pipeline(
     cfg: &PipelineConfig,
     stop: StopSignal,
+    backfill: Backfill,
 ) -> Result<RunSummary, PipelineError> {
     let started = Instant::now();
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
-    let built = build::build(cfg, ack_tx, stop.clone())?;
+    let built = build::build(cfg, ack_tx, stop.clone(), backfill)?;
     let dead_letters = built.dead_letters.clone();
     let progress = progress::Progress::new(built.source.total_records());
     let acks = tokio::spawn(count_acknowledged(ack_rx, built.source.ack_handler()));

@@ -1,6 +1,7 @@
 //! Sources: read records, turn them into batches of `id`, `text` and
 //! metadata columns, and send bad records to the dead letter.
 
+pub mod backfill;
 mod files;
 mod jsonl;
 mod kafka;
@@ -55,6 +56,8 @@ pub enum SourceError {
         path: PathBuf,
         source: arrow::error::ArrowError,
     },
+    #[error("{0}")]
+    Usage(String),
     #[error("Kafka at {brokers}: {message}")]
     Kafka { brokers: String, message: String },
     #[error(transparent)]
@@ -70,6 +73,7 @@ impl SourceError {
                 | SourceError::BadGlob { .. }
                 | SourceError::Column { .. }
                 | SourceError::Kafka { .. }
+                | SourceError::Usage(_)
         )
     }
 }
@@ -100,6 +104,8 @@ pub struct SourceContext {
     pub dead_letters: DeadLetters,
     /// Unbounded sources return `None` once it is raised.
     pub stop: crate::pipeline::StopSignal,
+    /// Sharding and resuming of bounded (Parquet) runs.
+    pub backfill: backfill::Backfill,
 }
 
 /// Opens the configured source; schemas are checked here, before any record is read.
@@ -108,6 +114,11 @@ pub fn open_source(
     ctx: SourceContext,
 ) -> Result<Box<dyn RecordSource>, SourceError> {
     Ok(match cfg {
+        SourceConfig::Jsonl(_) | SourceConfig::Kafka(_) if !ctx.backfill.is_default() => {
+            return Err(SourceError::Usage(
+                "--shard, --state and --resume work on parquet sources (by row group)".into(),
+            ));
+        }
         SourceConfig::Jsonl(c) => Box::new(JsonlSource::open(c, ctx)?),
         SourceConfig::Parquet(c) => Box::new(ParquetSource::open(c, ctx)?),
         SourceConfig::Kafka(c) => Box::new(KafkaSource::open(c, ctx)?),

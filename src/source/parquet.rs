@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanBuilder, StringBuilder};
 use arrow::compute::{cast, filter};
@@ -14,16 +14,21 @@ use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
 };
 
+use super::backfill::{FinishedRowGroup, RowGroupProgress, RowGroupTracker, finished_row_groups};
 use super::{
-    RecordSource, SourceContext, SourceError, output_schema, resolve_files, text_id, text_problem,
+    AckHandler, RecordSource, SourceContext, SourceError, output_schema, resolve_files, text_id,
+    text_problem,
 };
 use crate::batch::{Ack, Envelope, Position};
 use crate::config::FileSourceConfig;
 
 pub struct ParquetSource {
     files: Vec<ParquetFile>,
-    next_file: usize,
+    /// (file, row group) to read, in order, after sharding and resuming.
+    units: Vec<(usize, usize)>,
+    next_unit: usize,
     current: Option<RowGroupReader>,
+    tracker: Option<Arc<Mutex<RowGroupTracker>>>,
     cfg: FileSourceConfig,
     schema: SchemaRef,
     ctx: SourceContext,
@@ -59,7 +64,6 @@ impl ParquetSource {
     pub fn open(cfg: &FileSourceConfig, ctx: SourceContext) -> Result<Self, SourceError> {
         let mut files = Vec::new();
         let mut metadata_fields: Option<Vec<Field>> = None;
-        let mut total_rows = 0;
         for path in resolve_files(&cfg.path, "parquet")? {
             let file = File::open(&path).map_err(|source| SourceError::Io {
                 path: path.clone(),
@@ -131,7 +135,6 @@ impl ParquetSource {
                     }
                 }
             }
-            total_rows += metadata.metadata().file_metadata().num_rows().max(0) as u64;
             let projection = ProjectionMask::roots(metadata.parquet_schema(), roots);
             files.push(ParquetFile {
                 path: Arc::new(path),
@@ -139,10 +142,52 @@ impl ParquetSource {
                 projection,
             });
         }
+        let backfill = &ctx.backfill;
+        let finished = match (&backfill.state_file, backfill.resume) {
+            (Some(path), true) => finished_row_groups(path)?,
+            _ => Default::default(),
+        };
+        let mut units = Vec::new();
+        let mut total_rows = 0u64;
+        let mut ordinal = 0usize;
+        for (index, file) in files.iter().enumerate() {
+            for row_group in 0..file.metadata.metadata().num_row_groups() {
+                let mine = backfill.shard.is_none_or(|s| ordinal % s.count == s.index);
+                ordinal += 1;
+                let done = finished.contains(&FinishedRowGroup {
+                    file: file.path.to_path_buf(),
+                    row_group,
+                });
+                if mine && !done {
+                    units.push((index, row_group));
+                    total_rows += file
+                        .metadata
+                        .metadata()
+                        .row_group(row_group)
+                        .num_rows()
+                        .max(0) as u64;
+                }
+            }
+        }
+        if !finished.is_empty() {
+            tracing::info!(
+                skipped = finished.len(),
+                "resuming: skipping row groups finished earlier"
+            );
+        }
+        let tracker = match &backfill.state_file {
+            Some(path) => Some(Arc::new(Mutex::new(RowGroupTracker::open(
+                path,
+                backfill.resume,
+            )?))),
+            None => None,
+        };
         Ok(ParquetSource {
             files,
-            next_file: 0,
+            units,
+            next_unit: 0,
             current: None,
+            tracker,
             schema: output_schema(metadata_fields.unwrap_or_default()),
             cfg: cfg.clone(),
             ctx,
@@ -150,24 +195,20 @@ impl ParquetSource {
         })
     }
 
-    /// Opens the next row group (of this file or the next); false when all are read.
+    /// Opens the next row group of the plan; false when all are read.
     fn advance(&mut self) -> Result<bool, SourceError> {
-        let (mut file, mut row_group) = match &self.current {
-            Some(r) => (r.file, r.row_group + 1),
-            None => (self.next_file, 0),
-        };
-        loop {
-            let Some(pf) = self.files.get(file) else {
-                self.current = None;
-                return Ok(false);
-            };
-            if row_group < pf.metadata.metadata().num_row_groups() {
-                break;
-            }
-            file += 1;
-            row_group = 0;
+        if let (Some(done), Some(tracker)) = (&self.current, &self.tracker) {
+            let path = &self.files[done.file].path;
+            tracker
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .row_group_read(path, done.row_group);
         }
-        self.next_file = file + 1;
+        let Some(&(file, row_group)) = self.units.get(self.next_unit) else {
+            self.current = None;
+            return Ok(false);
+        };
+        self.next_unit += 1;
         let pf = &self.files[file];
         let handle = File::open(pf.path.as_ref()).map_err(|source| SourceError::Io {
             path: pf.path.to_path_buf(),
@@ -299,6 +340,12 @@ impl RecordSource for ParquetSource {
                 row: current.row,
             };
             current.row += raw.num_rows();
+            if let Some(tracker) = &self.tracker {
+                tracker
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .batch_read(&path, current.row_group);
+            }
             let batch = self.convert(&raw, &position, &path)?;
             let ack = Ack::new(position, raw.num_rows(), self.ctx.acks.clone());
             return Ok(Some(Envelope::new(batch, ack)));
@@ -307,5 +354,10 @@ impl RecordSource for ParquetSource {
 
     fn total_records(&self) -> Option<u64> {
         Some(self.total_rows)
+    }
+
+    fn ack_handler(&self) -> Option<Arc<dyn AckHandler>> {
+        let tracker = self.tracker.clone()?;
+        Some(Arc::new(RowGroupProgress(tracker)))
     }
 }

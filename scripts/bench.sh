@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Throughput benchmarks, each run side by side with its reference.
-#   scripts/bench.sh [dense|bm25|milvus|backfill|all]   (default: all)
+#   scripts/bench.sh [dense|bm25|milvus|kafka|backfill|all]   (default: all)
 #   BENCH_SENTENCES=2000 BENCH_MILVUS_ROWS=20000 BENCH_ROWS=1000000 BENCH_REF_ROWS=20000
 #   control the sizes.
 # Work files go to ${BENCH_DIR:-target/bench}.
@@ -117,6 +117,75 @@ YAML
     printf "milvus sink (%d rows, 384-d dense + sparse, Milvus Lite): vecpipe %.0f rows/s (whole run, %d MiB peak) | pymilvus insert %.0f rows/s (inserts only) | ratio %.2fx\n", n, n/a, r, n/b, b/a }'
 }
 
+# Runs the daemon on $1 until its sinks have written $2 records; sets wall,
+# timed from the moment the consumer has its partitions (/health is 200), so
+# the consumer-group join is not counted.
+daemon_until() {
+  local pipeline="$1" records="$2" port start
+  port=$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  "$vecpipe" daemon "$pipeline" --metrics-addr "127.0.0.1:$port" > "$dir/daemon.out" 2> "$dir/daemon.err" &
+  local pid=$!
+  until curl -sf "http://127.0.0.1:$port/health" > /dev/null; do
+    kill -0 "$pid" 2>/dev/null || { cat "$dir/daemon.err" >&2; exit 1; }
+    sleep 0.05
+  done
+  start=$(date +%s.%N)
+  while :; do
+    local seen
+    seen=$({ curl -s "http://127.0.0.1:$port/metrics" || true; } | awk '/^vecpipe_records_in_total\{node="(arrow|milvus)"\}/ {s+=$2} END {print s+0}')
+    [[ "${seen:-0}" -ge "$records" ]] && break
+    kill -0 "$pid" 2>/dev/null || { cat "$dir/daemon.err" >&2; exit 1; }
+    sleep 0.2
+  done
+  wall=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN {print b-a}')
+  kill -TERM "$pid"; wait "$pid" || true
+}
+
+bench_kafka() {
+  # Kafka → daemon → Arrow (BM25 only), Milvus Lite (BM25 only), Milvus Lite (dense + BM25).
+  local rows="${BENCH_KAFKA_ROWS:-20000}" dense_rows="${BENCH_KAFKA_DENSE_ROWS:-2000}"
+  cargo build --release --quiet --example produce_jsonl
+  local produce="$PWD/target/release/examples/produce_jsonl"
+  local port
+  port=$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  .tools/tansu broker --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \
+    --storage-engine memory://tansu/ --silent > "$dir/tansu.log" 2>&1 &
+  local tansu=$!
+  sleep 0.5
+  local brokers="127.0.0.1:$port"
+  local corpus="$dir/kafka-$rows.jsonl" small="$dir/kafka-dense-$dense_rows.jsonl"
+  [[ -f "$corpus" ]] || "$python" scripts/bench/gen_corpus.py "$rows" "$corpus"
+  head -n "$dense_rows" "$corpus" > "$small"
+  "$produce" "$brokers" docs 4 "$corpus" 2> /dev/null
+  "$produce" "$brokers" docs-small 4 "$small" 2> /dev/null
+  "$vecpipe" bm25 fit --input "$corpus" --out "$dir/kafka-bm25.json" > /dev/null
+  local variant topic n sinks stages
+  for variant in milvus-bm25 arrow milvus-dense; do
+    topic=docs; n=$rows; stages="  - { type: bm25, params: $dir/kafka-bm25.json }"
+    case "$variant" in
+      arrow) sinks="  - { type: arrow, path: $dir/kafka-out.parquet }" ;;
+      milvus-bm25) start_lite "$dir/lite-kafka"; sinks="  - { type: milvus, uri: '$lite_uri', collection: kafka }" ;;
+      milvus-dense)
+        start_lite "$dir/lite-kafka"; topic=docs-small; n=$dense_rows
+        stages="  - { type: dense, threads: 2 }
+$stages"
+        sinks="  - { type: milvus, uri: '$lite_uri', collection: kafka }" ;;
+    esac
+    cat > "$dir/kafka-$variant.yaml" <<YAML
+name: bench-kafka-$variant
+source: { type: kafka, brokers: '$brokers', topics: [$topic], group_id: bench-$variant, id_field: id, batch_rows: 1024 }
+stages:
+$stages
+sinks:
+$sinks
+YAML
+    daemon_until "$dir/kafka-$variant.yaml" "$n"
+    [[ "$variant" == arrow ]] || stop_lite
+    awk -v n="$n" -v s="$wall" -v v="$variant" 'BEGIN { printf "kafka → %s (%d records, 4 partitions, Tansu): %.0f records/s\n", v, n, n/s }'
+  done
+  kill "$tansu"; wait "$tansu" 2>/dev/null || true
+}
+
 bench_backfill() {
   # A Parquet backfill: chunk + BM25 → Parquet, peak RSS must stay bounded.
   local rows="${BENCH_ROWS:-1000000}"
@@ -150,8 +219,9 @@ YAML
 case "$what" in
   dense) bench_dense ;;
   milvus) bench_milvus ;;
+  kafka) bench_kafka ;;
   bm25) bench_bm25 ;;
   backfill) bench_backfill ;;
-  all) bench_dense; bench_bm25; bench_milvus; bench_backfill ;;
-  *) echo "usage: scripts/bench.sh [dense|bm25|milvus|backfill|all]" >&2; exit 2 ;;
+  all) bench_dense; bench_bm25; bench_milvus; bench_kafka; bench_backfill ;;
+  *) echo "usage: scripts/bench.sh [dense|bm25|milvus|kafka|backfill|all]" >&2; exit 2 ;;
 esac

@@ -23,6 +23,7 @@ use axum::routing::get;
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
+static RUNNING: AtomicBool = AtomicBool::new(false);
 static HAS_CONSUMER: AtomicBool = AtomicBool::new(false);
 static CONSUMER_ASSIGNED: AtomicBool = AtomicBool::new(false);
 static UNHEALTHY_SINKS: AtomicUsize = AtomicUsize::new(0);
@@ -80,11 +81,16 @@ pub fn set_sink_healthy(sink: &'static str, healthy: bool, was_healthy: bool) {
     }
 }
 
-/// Healthy: the consumer (if any) has partitions, and no sink is failing.
+/// Set once the pipeline's nodes are built and running, cleared when it ends.
+pub fn set_running(running: bool) {
+    RUNNING.store(running, Ordering::Relaxed);
+}
+
+/// Healthy: the pipeline runs, its consumer (if any) has partitions, and no sink is failing.
 pub fn healthy() -> bool {
     let consumer_ok =
         !HAS_CONSUMER.load(Ordering::Relaxed) || CONSUMER_ASSIGNED.load(Ordering::Relaxed);
-    consumer_ok && UNHEALTHY_SINKS.load(Ordering::Relaxed) == 0
+    RUNNING.load(Ordering::Relaxed) && consumer_ok && UNHEALTHY_SINKS.load(Ordering::Relaxed) == 0
 }
 
 /// Installs the Prometheus recorder for this process.

@@ -119,7 +119,9 @@ pub async fn run_pipeline(
     let counters = Arc::new(Counters::default());
     let failed = Arc::new(AtomicBool::new(false));
 
+    crate::metrics::set_running(true);
     let result = nodes::run_graph(built, &counters, &failed, &stop, &progress).await;
+    crate::metrics::set_running(false);
     progress.finish();
     dead_letters.flush()?;
     let records_acknowledged = acks.await.unwrap_or_default();

@@ -184,6 +184,8 @@ impl KafkaSource {
         consumer
             .subscribe(&topics)
             .map_err(|e| kafka_error(cfg, e))?;
+        // Unhealthy until the group assigns partitions.
+        crate::metrics::set_consumer_assigned(false);
         let fields = cfg.record_fields();
         Ok(KafkaSource {
             consumer: Arc::new(consumer),

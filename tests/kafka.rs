@@ -271,6 +271,15 @@ fn daemon_writes_every_chunk_exposes_metrics_and_stops_gracefully_with_offsets_c
         metrics.contains("vecpipe_embedding_tokens_total"),
         "{metrics}"
     );
+    // Lag is reported with each offset commit (every second).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !http_get(port, "/metrics")
+        .1
+        .contains("vecpipe_consumer_lag{")
+    {
+        assert!(Instant::now() < deadline, "no consumer lag metric");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 
     signal(&daemon, "-TERM");
     let run = Run(daemon.wait_with_output().unwrap()).expect_code(0);

@@ -340,6 +340,20 @@ struct KafkaCommitter {
     dead_letters: crate::dead_letter::DeadLetters,
 }
 
+impl KafkaCommitter {
+    /// Consumer lag per partition: the high watermark minus the offset being committed.
+    fn report_lag(&self, committed: &[(TopicPartition, i64)]) {
+        for ((topic, partition), offset) in committed {
+            if let Ok((_, high)) =
+                self.consumer
+                    .fetch_watermarks(topic, *partition, Duration::from_millis(500))
+            {
+                crate::metrics::consumer_lag(topic, *partition, (high - offset).max(0));
+            }
+        }
+    }
+}
+
 impl AckHandler for KafkaCommitter {
     fn on_outcome(&self, outcome: &AckOutcome) {
         if let (true, Position::Kafka { batch, ranges }) = (outcome.delivered, &outcome.position) {
@@ -361,6 +375,7 @@ impl AckHandler for KafkaCommitter {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take(None);
+        self.report_lag(&done);
         commit(
             &self.consumer,
             &done,

@@ -221,6 +221,21 @@ mod tests {
     }
 }
 
+/// `batch` with one more column at the end.
+pub fn with_column(
+    batch: &RecordBatch,
+    field: arrow::datatypes::Field,
+    column: arrow::array::ArrayRef,
+) -> Result<RecordBatch, arrow::error::ArrowError> {
+    let schema = batch.schema();
+    let mut fields: Vec<arrow::datatypes::Field> =
+        schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(field);
+    let mut columns = batch.columns().to_vec();
+    columns.push(column);
+    RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(fields)), columns)
+}
+
 /// Sparse vectors as `List<Struct<index: UInt32, value: Float32>>`, one list per row.
 pub mod sparse {
     use std::sync::Arc;

@@ -357,19 +357,13 @@ fn two_daemons_in_one_group_split_the_partitions_and_write_every_record() {
     signal(&b, "-TERM");
     let a = Run(a.wait_with_output().unwrap()).expect_code(0);
     let b = Run(b.wait_with_output().unwrap()).expect_code(0);
-    let consumed = |run: &Run| -> u64 {
-        let out = run.stdout();
-        let words: Vec<&str> = out.split_whitespace().collect();
-        let i = words.iter().position(|w| *w == "records").unwrap();
-        words[i - 1].parse().unwrap()
-    };
     assert!(
-        consumed(&a) > 0 && consumed(&b) > 0,
+        a.summary_number("records") > 0 && b.summary_number("records") > 0,
         "both members got partitions: {} / {}",
         a.stdout(),
         b.stdout()
     );
-    assert!(consumed(&a) + consumed(&b) >= 200);
+    assert!(a.summary_number("records") + b.summary_number("records") >= 200);
 }
 
 #[test]

@@ -72,16 +72,6 @@ fn workspace(uri: &str, sink_extra: &str, stages: &str) -> Workspace {
 
 const ALL_STAGES: &str = "  - { type: chunk, max_chars: 200, overlap: 20 }\n  - { type: dense }\n  - { type: bm25, params: bm25.json }\n";
 
-fn chunks_out(run: &Run) -> u64 {
-    let out = run.stdout();
-    let words: Vec<&str> = out.split_whitespace().collect();
-    let i = words
-        .iter()
-        .position(|w| *w == "chunks")
-        .expect("summary line");
-    words[i - 1].parse().unwrap()
-}
-
 fn top_doc(ws: &Workspace, query: &str, mode: &str) -> String {
     let run = ws
         .vecpipe(&[
@@ -98,7 +88,7 @@ fn pipeline_creates_the_collection_writes_every_chunk_and_a_rerun_changes_nothin
     let server = MilvusServer::start();
     let ws = workspace(&server.uri, "", ALL_STAGES);
     let run = ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
-    let chunks = chunks_out(&run);
+    let chunks = run.summary_number("chunks");
     assert!(chunks > 12);
     assert_eq!(count(&server.uri, "docs"), chunks);
     ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
@@ -243,7 +233,7 @@ fn server_side_bm25_computes_sparse_vectors_in_milvus() {
         "  - { type: chunk, max_chars: 200 }\n  - { type: dense }\n",
     );
     let run = ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
-    assert_eq!(count(&server.uri, "docs"), chunks_out(&run));
+    assert_eq!(count(&server.uri, "docs"), run.summary_number("chunks"));
     assert_eq!(top_doc(&ws, "Where was Turing born?", "sparse"), "turing");
     assert_eq!(top_doc(&ws, "Where was Turing born?", "hybrid"), "turing");
 }
@@ -301,7 +291,10 @@ fn pymilvus_reads_what_vecpipe_wrote() {
         String::from_utf8_lossy(&output.stderr)
     );
     let seen: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(seen["count"].as_u64().unwrap(), chunks_out(&run));
+    assert_eq!(
+        seen["count"].as_u64().unwrap(),
+        run.summary_number("chunks")
+    );
     assert_eq!(seen["dim"], 384);
     for (field, kind) in [
         ("id", "VARCHAR"),

@@ -206,16 +206,6 @@ fn column_data_survives_a_round_trip_unchanged() {
     assert_eq!(batch.column_by_name("id").unwrap().null_count(), 0);
 }
 
-fn run_summary_records(run: &Run) -> u64 {
-    let out = run.stdout();
-    let words: Vec<&str> = out.split_whitespace().collect();
-    let i = words
-        .iter()
-        .position(|w| *w == "records")
-        .expect("summary line");
-    words[i - 1].parse().unwrap()
-}
-
 #[test]
 fn shards_split_row_groups_without_overlap_and_together_cover_everything() {
     let ws = Workspace::new();
@@ -256,7 +246,7 @@ fn resume_skips_the_row_groups_a_previous_run_finished() {
         "name: resumable\nsource: { type: parquet, path: data/a.parquet }\nsinks:\n  - { type: arrow, path: out/a.arrow }\n",
     );
     let first = ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
-    assert_eq!(run_summary_records(&first), 2500);
+    assert_eq!(first.summary_number("records"), 2500);
     let state = std::fs::read_to_string(ws.path(".vecpipe/state/resumable.jsonl")).unwrap();
     assert_eq!(
         state.lines().count(),
@@ -264,7 +254,7 @@ fn resume_skips_the_row_groups_a_previous_run_finished() {
         "three row groups finished: {state}"
     );
     let again = ws.vecpipe(&["run", "p.yaml", "--resume"]).expect_code(0);
-    assert_eq!(run_summary_records(&again), 0, "{}", again.stdout());
+    assert_eq!(again.summary_number("records"), 0, "{}", again.stdout());
 
     // A state file naming only the first row group (as after a crash) resumes with the rest.
     let first_line = state
@@ -276,7 +266,7 @@ fn resume_skips_the_row_groups_a_previous_run_finished() {
     let resumed = ws
         .vecpipe(&["run", "p.yaml", "--resume", "--state", "partial.jsonl"])
         .expect_code(0);
-    assert_eq!(run_summary_records(&resumed), 1500);
+    assert_eq!(resumed.summary_number("records"), 1500);
     let rows = read_ipc(&ws.path("out/a.arrow"));
     assert_eq!(
         strs(&rows, "text")[0],

@@ -77,12 +77,12 @@ pub struct KafkaSourceConfig {
 
 impl KafkaSourceConfig {
     pub fn record_fields(&self) -> crate::source::records::RecordFields {
-        crate::source::records::RecordFields {
-            id_field: self.id_field.clone(),
-            text_field: self.text_field.clone(),
-            metadata: self.metadata.clone(),
-            max_text_bytes: self.max_text_bytes.get(),
-        }
+        crate::source::records::RecordFields::new(
+            &self.id_field,
+            &self.text_field,
+            &self.metadata,
+            self.max_text_bytes,
+        )
     }
 }
 
@@ -124,12 +124,12 @@ pub struct FileSourceConfig {
 
 impl FileSourceConfig {
     pub fn record_fields(&self) -> crate::source::records::RecordFields {
-        crate::source::records::RecordFields {
-            id_field: self.id_field.clone(),
-            text_field: self.text_field.clone(),
-            metadata: self.metadata.clone(),
-            max_text_bytes: self.max_text_bytes.get(),
-        }
+        crate::source::records::RecordFields::new(
+            &self.id_field,
+            &self.text_field,
+            &self.metadata,
+            self.max_text_bytes,
+        )
     }
 }
 

@@ -20,6 +20,20 @@ pub struct RecordFields {
 }
 
 impl RecordFields {
+    pub fn new(
+        id_field: &Option<String>,
+        text_field: &str,
+        metadata: &[String],
+        max_text_bytes: crate::config::PositiveInt,
+    ) -> Self {
+        RecordFields {
+            id_field: id_field.clone(),
+            text_field: text_field.to_string(),
+            metadata: metadata.to_vec(),
+            max_text_bytes: max_text_bytes.get(),
+        }
+    }
+
     /// `id`, `text`, then the metadata fields as strings.
     pub fn schema(&self) -> SchemaRef {
         output_schema(

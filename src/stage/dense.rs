@@ -3,12 +3,11 @@
 
 use std::sync::Arc;
 
-use arrow::array::ArrayRef;
-use arrow::datatypes::{Field, Schema};
+use arrow::datatypes::Field;
 use arrow::record_batch::RecordBatch;
 
 use super::{Stage, StageError, text_column};
-use crate::batch::{Position, dense};
+use crate::batch::{Position, dense, with_column};
 use crate::config::DenseStageConfig;
 use crate::model::{EmbedderOptions, ModelError, TextEmbedder, resolve_model};
 
@@ -66,11 +65,7 @@ impl Stage for DenseStage {
         };
         let dim = self.embedder.dim();
         let column = dense::column(values, dim).map_err(arrow_err)?;
-        let schema = batch.schema();
-        let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
-        fields.push(Field::new(&self.field, dense::data_type(dim), false));
-        let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
-        columns.push(Arc::new(column));
-        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(arrow_err)
+        let field = Field::new(&self.field, dense::data_type(dim), false);
+        with_column(&batch, field, Arc::new(column)).map_err(arrow_err)
     }
 }

@@ -69,6 +69,17 @@ impl Run {
     pub fn stderr(&self) -> String {
         String::from_utf8_lossy(&self.0.stderr).into_owned()
     }
+    /// The number before `word` in the summary line, e.g. `records` or `chunks`.
+    pub fn summary_number(&self, word: &str) -> u64 {
+        let out = self.stdout();
+        let words: Vec<&str> = out.split_whitespace().collect();
+        let i = words
+            .iter()
+            .position(|w| *w == word)
+            .unwrap_or_else(|| panic!("no `{word}` in the summary: {out}"));
+        words[i - 1].parse().unwrap()
+    }
+
     /// Panics with both streams unless the exit code is `code`.
     pub fn expect_code(self, code: i32) -> Self {
         assert_eq!(

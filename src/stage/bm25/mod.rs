@@ -8,8 +8,7 @@ mod params;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use arrow::array::ArrayRef;
-use arrow::datatypes::{Field, Schema};
+use arrow::datatypes::Field;
 use arrow::record_batch::RecordBatch;
 
 pub use analyzer::Analyzer;
@@ -17,8 +16,8 @@ pub use fit::{Bm25Fitter, DEFAULT_B, DEFAULT_EPSILON, DEFAULT_K1};
 pub use params::{Bm25Encoder, Bm25Params};
 
 use super::{Stage, StageError, text_column};
-use crate::batch::Position;
 use crate::batch::sparse::{SparseColumnBuilder, data_type};
+use crate::batch::{Position, with_column};
 use crate::config::{AnalyzerConfig, Bm25StageConfig};
 
 #[derive(Debug, thiserror::Error)]
@@ -119,16 +118,10 @@ impl Stage for Bm25Stage {
         for text in texts.iter() {
             sparse.append_row(&self.encoder.encode_document(text.unwrap_or_default()));
         }
-        let schema = batch.schema();
-        let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
-        fields.push(Field::new(&self.field, data_type(), false));
-        let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
-        columns.push(Arc::new(sparse.finish()));
-        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|source| {
-            StageError::Arrow {
-                position: position.to_string(),
-                source,
-            }
+        let field = Field::new(&self.field, data_type(), false);
+        with_column(&batch, field, Arc::new(sparse.finish())).map_err(|source| StageError::Arrow {
+            position: position.to_string(),
+            source,
         })
     }
 }

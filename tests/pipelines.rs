@@ -11,7 +11,240 @@ use vecpipe::model::{EmbedderOptions, TextEmbedder, resolve_model};
 use vecpipe::stage::bm25::{Analyzer, Bm25Encoder, Bm25Params};
 
 /// Pipelines this file runs; a new example must be added here (and tested).
-const TESTED: &[&str] = &["quickstart.yaml"];
+const TESTED: &[&str] = &[
+    "hybrid-server-bm25.yaml",
+    "kafka-to-milvus.yaml",
+    "kafka-to-parquet.yaml",
+    "parquet-backfill.yaml",
+    "quickstart.yaml",
+];
+
+/// Runs the binary from the repository root with `env`; outputs under a temp dir.
+fn vecpipe(ws: &Workspace, args: &[&str], env: &[(&str, &str)]) -> std::process::Command {
+    let mut cmd = ws.command(args);
+    cmd.current_dir(repo_root())
+        .env("VECPIPE_OUT", ws.dir.path());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+fn top_hit(
+    ws: &Workspace,
+    pipeline: &str,
+    query: &str,
+    env: &[(&str, &str)],
+) -> Option<serde_json::Value> {
+    let output = vecpipe(
+        ws,
+        &["search", pipeline, query, "--json", "--limit", "1"],
+        env,
+    )
+    .output()
+    .unwrap();
+    let out = String::from_utf8_lossy(&output.stdout).into_owned();
+    out.lines().next().map(|l| serde_json::from_str(l).unwrap())
+}
+
+#[test]
+fn parquet_backfill_example_fits_runs_and_finds_turing() {
+    let milvus = MilvusServer::start();
+    let ws = Workspace::new();
+    let state = ws.path("state.jsonl").display().to_string();
+    let env = [("MILVUS_URI", milvus.uri.as_str())];
+    Run(vecpipe(
+        &ws,
+        &[
+            "bm25",
+            "fit",
+            "--pipeline",
+            "pipelines/parquet-backfill.yaml",
+        ],
+        &env,
+    )
+    .output()
+    .unwrap())
+    .expect_code(0);
+    let run = Run(vecpipe(
+        &ws,
+        &["run", "pipelines/parquet-backfill.yaml", "--state", &state],
+        &env,
+    )
+    .output()
+    .unwrap())
+    .expect_code(0);
+    assert_eq!(run.summary_number("records"), 12);
+    let again = Run(vecpipe(
+        &ws,
+        &[
+            "run",
+            "pipelines/parquet-backfill.yaml",
+            "--state",
+            &state,
+            "--resume",
+        ],
+        &env,
+    )
+    .output()
+    .unwrap())
+    .expect_code(0);
+    assert_eq!(
+        again.summary_number("records"),
+        0,
+        "resume skips the finished row group"
+    );
+    let hit = top_hit(
+        &ws,
+        "pipelines/parquet-backfill.yaml",
+        "Where was Turing born?",
+        &env,
+    )
+    .unwrap();
+    assert_eq!(hit["doc_id"], "turing");
+}
+
+#[test]
+fn hybrid_server_bm25_example_searches_with_milvus_bm25() {
+    let milvus = MilvusServer::start();
+    let ws = Workspace::new();
+    let env = [("MILVUS_URI", milvus.uri.as_str())];
+    Run(
+        vecpipe(&ws, &["run", "pipelines/hybrid-server-bm25.yaml"], &env)
+            .output()
+            .unwrap(),
+    )
+    .expect_code(0);
+    for mode in ["sparse", "hybrid"] {
+        let output = vecpipe(
+            &ws,
+            &[
+                "search",
+                "pipelines/hybrid-server-bm25.yaml",
+                "Who invented the World Wide Web?",
+                "--json",
+                "--mode",
+                mode,
+            ],
+            &env,
+        )
+        .output()
+        .unwrap();
+        let first = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        assert!(first.contains("\"doc_id\":\"web\""), "{mode}: {first}");
+    }
+}
+
+fn start_daemon(
+    ws: &Workspace,
+    pipeline: &str,
+    env: &[(&str, &str)],
+) -> (std::process::Child, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = vecpipe(
+        ws,
+        &[
+            "daemon",
+            pipeline,
+            "--metrics-addr",
+            &format!("127.0.0.1:{port}"),
+        ],
+        env,
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    (child, port)
+}
+
+fn stop(child: std::process::Child) -> Run {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    Run(child.wait_with_output().unwrap()).expect_code(0)
+}
+
+#[test]
+fn kafka_to_milvus_example_ingests_and_answers_searches() {
+    let broker = KafkaBroker::start();
+    let milvus = MilvusServer::start();
+    broker.create_topic("documents", 2);
+    broker.produce_jsonl(
+        "documents",
+        &repo_root().join("pipelines/data/sample.jsonl"),
+    );
+    let ws = Workspace::new();
+    let env = [
+        ("KAFKA_BROKERS", broker.brokers.as_str()),
+        ("MILVUS_URI", milvus.uri.as_str()),
+    ];
+    let (daemon, _) = start_daemon(&ws, "pipelines/kafka-to-milvus.yaml", &env);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    loop {
+        let hit = top_hit(
+            &ws,
+            "pipelines/kafka-to-milvus.yaml",
+            "Where was Turing born?",
+            &env,
+        );
+        if hit.as_ref().is_some_and(|h| h["doc_id"] == "turing") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Turing never showed up: {hit:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let run = stop(daemon);
+    assert!(run.summary_number("records") >= 12, "{}", run.stdout());
+}
+
+#[test]
+fn kafka_to_parquet_example_exports_every_document() {
+    let broker = KafkaBroker::start();
+    broker.create_topic("documents", 1);
+    broker.produce_jsonl(
+        "documents",
+        &repo_root().join("pipelines/data/sample.jsonl"),
+    );
+    let ws = Workspace::new();
+    let env = [("KAFKA_BROKERS", broker.brokers.as_str())];
+    let (daemon, port) = start_daemon(&ws, "pipelines/kafka-to-parquet.yaml", &env);
+    // Stop once the source has read all twelve documents (the file is completed at shutdown).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    loop {
+        let read = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && http_get(port, "/metrics")
+                .1
+                .contains("vecpipe_records_in_total{node=\"source\"} 12");
+        if read {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon never read the 12 documents"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    let run = stop(daemon);
+    assert_eq!(run.summary_number("records"), 12, "{}", run.stdout());
+    let batch = read_parquet(&ws.path("kafka-to-parquet/chunks-00000.parquet"));
+    let docs: std::collections::BTreeSet<String> = strs(&batch, "doc_id").into_iter().collect();
+    assert_eq!(docs.len(), 12);
+    assert!(batch.column_by_name("dense").is_some());
+}
 
 #[test]
 fn every_example_pipeline_has_a_test() {

@@ -361,3 +361,54 @@ impl Drop for KafkaBroker {
         let _ = self.child.wait();
     }
 }
+
+impl KafkaBroker {
+    pub fn create_topic(&self, topic: &str, partitions: i32) {
+        use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+        let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+            rdkafka::ClientConfig::new()
+                .set("bootstrap.servers", &self.brokers)
+                .create()
+                .unwrap();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+        for result in runtime
+            .block_on(admin.create_topics(&[topic], &AdminOptions::new()))
+            .unwrap()
+        {
+            result.unwrap();
+        }
+    }
+
+    /// Produces each line of a JSONL file with its `id` as the key.
+    pub fn produce_jsonl(&self, topic: &str, path: &Path) {
+        use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+        let producer: BaseProducer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .create()
+            .unwrap();
+        for line in std::fs::read_to_string(path).unwrap().lines() {
+            let value: serde_json::Value = serde_json::from_str(line).unwrap();
+            let key = value["id"].as_str().unwrap().to_string();
+            producer
+                .send(BaseRecord::to(topic).key(&key).payload(line))
+                .unwrap();
+        }
+        producer.flush(std::time::Duration::from_secs(30)).unwrap();
+    }
+}
+
+/// A plain HTTP GET on 127.0.0.1: (status, whole response).
+pub fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, response)
+}

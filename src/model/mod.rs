@@ -6,6 +6,8 @@ mod embedder;
 mod pooling;
 mod resolve;
 mod runtime;
+mod session;
+mod splade;
 
 use std::path::PathBuf;
 
@@ -13,6 +15,8 @@ pub use embedder::{EmbedderOptions, TextEmbedder};
 pub use pooling::{Pooling, pool};
 pub use resolve::{ModelFiles, models_dirs, resolve_model};
 pub use runtime::{ensure_onnxruntime, onnxruntime_candidates};
+pub use session::{SessionOptions, TransformerSession};
+pub use splade::SpladeEncoder;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {

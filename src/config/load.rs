@@ -166,6 +166,7 @@ impl Tagged for StageConfig {
             "chunk" => from_node(node).map(StageConfig::Chunk),
             "dense" => from_node(node).map(StageConfig::Dense),
             "bm25" => from_node(node).map(StageConfig::Bm25),
+            "splade" => from_node(node).map(StageConfig::Splade),
             _ => return None,
         })
     }
@@ -352,8 +353,21 @@ fn validate(cfg: &PipelineConfig) -> Result<(), (String, String)> {
     }
 
     let mut ids: Vec<&str> = Vec::new();
+    let mut added: Vec<&str> = Vec::new();
     for (i, stage) in cfg.stages.iter().enumerate() {
         let path = format!("stages[{i}]");
+        if let Some(field) = stage.output_field() {
+            if reserved.contains(&field)
+                || src.metadata.iter().any(|m| m == field)
+                || added.contains(&field)
+            {
+                return err(
+                    &format!("{path}.field"),
+                    format!("`{field}` is already a column"),
+                );
+            }
+            added.push(field);
+        }
         if let Some(id) = stage.id() {
             if ids.contains(&id) {
                 return err(
@@ -395,21 +409,8 @@ fn validate(cfg: &PipelineConfig) -> Result<(), (String, String)> {
                     );
                 }
             }
-            StageConfig::Dense(c) => {
-                if reserved.contains(&c.field.as_str()) || src.metadata.contains(&c.field) {
-                    return err(
-                        &format!("{path}.field"),
-                        format!("`{}` is already a column", c.field),
-                    );
-                }
-            }
+            StageConfig::Dense(_) | StageConfig::Splade(_) => {}
             StageConfig::Bm25(c) => {
-                if reserved.contains(&c.field.as_str()) || src.metadata.contains(&c.field) {
-                    return err(
-                        &format!("{path}.field"),
-                        format!("`{}` is already a column", c.field),
-                    );
-                }
                 if let Some(analyzer) = &c.analyzer
                     && analyzer.stemmer != "none"
                     && !STEMMER_LANGUAGES.contains(&analyzer.stemmer.as_str())
@@ -607,7 +608,7 @@ dead_letter: { path: out/dl.jsonl }
         let msg = error(&GOOD.replace("type: chunk", "type: chunky"));
         assert!(msg.contains("p.yaml:4:"), "{msg}");
         assert!(
-            msg.contains("unknown type `chunky`, expected one of: chunk, dense, bm25"),
+            msg.contains("unknown type `chunky`, expected one of: chunk, dense, bm25, splade"),
             "{msg}"
         );
     }

@@ -149,10 +149,11 @@ pub enum StageConfig {
     Chunk(ChunkStageConfig),
     Dense(DenseStageConfig),
     Bm25(Bm25StageConfig),
+    Splade(SpladeStageConfig),
 }
 
 impl StageConfig {
-    pub const KINDS: &'static [&'static str] = &["chunk", "dense", "bm25"];
+    pub const KINDS: &'static [&'static str] = &["chunk", "dense", "bm25", "splade"];
 
     /// The optional `id:` a sink can name in `inputs:`.
     pub fn id(&self) -> Option<&str> {
@@ -160,8 +161,51 @@ impl StageConfig {
             StageConfig::Chunk(c) => c.id.as_deref(),
             StageConfig::Dense(c) => c.id.as_deref(),
             StageConfig::Bm25(c) => c.id.as_deref(),
+            StageConfig::Splade(c) => c.id.as_deref(),
         }
     }
+
+    /// The column the stage adds, if it adds one.
+    pub fn output_field(&self) -> Option<&str> {
+        match self {
+            StageConfig::Chunk(_) => None,
+            StageConfig::Dense(c) => Some(&c.field),
+            StageConfig::Bm25(c) => Some(&c.field),
+            StageConfig::Splade(c) => Some(&c.field),
+        }
+    }
+}
+
+/// `{ type: splade, model: splade-tiny, top_k: 200, field: sparse }`: learned sparse vectors.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpladeStageConfig {
+    #[serde(default)]
+    pub id: Option<String>,
+    /// A directory with a SPLADE `model.onnx` (see scripts/convert_bert_onnx.py --head splade)
+    /// and `tokenizer.json`, or a name under the models directory.
+    #[serde(default = "default_splade_model")]
+    pub model: String,
+    #[serde(default = "default_splade_batch")]
+    pub batch_size: PositiveInt,
+    #[serde(default = "default_max_length")]
+    pub max_length: PositiveInt,
+    #[serde(default)]
+    pub threads: Option<PositiveInt>,
+    /// Keep only the k heaviest terms of each text.
+    #[serde(default)]
+    pub top_k: Option<PositiveInt>,
+    #[serde(default = "default_sparse_field")]
+    pub field: String,
+    #[serde(default)]
+    pub onnxruntime: Option<PathBuf>,
+}
+
+fn default_splade_model() -> String {
+    "splade-tiny".to_string()
+}
+fn default_splade_batch() -> PositiveInt {
+    PositiveInt(32)
 }
 
 /// `{ type: chunk, max_chars | max_tokens + tokenizer, overlap }`.

@@ -3,6 +3,7 @@
 pub mod bm25;
 mod chunk;
 mod dense;
+mod splade;
 
 use arrow::record_batch::RecordBatch;
 
@@ -12,6 +13,7 @@ use crate::dead_letter::{DeadLetterError, DeadLetters};
 
 pub use chunk::ChunkStage;
 pub use dense::DenseStage;
+pub use splade::SpladeStage;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StageError {
@@ -91,6 +93,7 @@ pub fn build_stage(cfg: &StageConfig, ctx: &StageContext) -> Result<Box<dyn Stag
         StageConfig::Chunk(c) => chunk::build(c, ctx)?,
         StageConfig::Dense(c) => Box::new(DenseStage::new(c)?),
         StageConfig::Bm25(c) => Box::new(bm25::Bm25Stage::new(c)?),
+        StageConfig::Splade(c) => Box::new(SpladeStage::new(c)?),
     })
 }
 

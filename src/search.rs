@@ -84,7 +84,7 @@ struct QueryEncoders {
 
 enum SparseQuery {
     Client(Bm25Encoder),
-    Splade(SpladeEncoder),
+    Splade(Box<SpladeEncoder>),
     /// Milvus' BM25 function encodes the raw text.
     Server,
 }
@@ -128,7 +128,7 @@ fn encoders(cfg: &PipelineConfig, sink: &MilvusSinkConfig) -> Result<QueryEncode
                     &options,
                     s.top_k.map(|k| k.get()),
                 )?;
-                sparse = Some((s.field.clone(), SparseQuery::Splade(encoder)));
+                sparse = Some((s.field.clone(), SparseQuery::Splade(Box::new(encoder))));
             }
             _ => {}
         }

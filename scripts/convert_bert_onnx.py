@@ -1,7 +1,7 @@
 """Builds an fp32 ONNX graph of a BERT encoder from its safetensors weights,
 with no torch: the graph is written op by op from config.json.
 
-    convert_bert_onnx.py SRC_DIR OUT_DIR [--head splade]
+    convert_bert_onnx.py SRC_DIR OUT_DIR [--head splade|classifier]
 
 SRC_DIR holds model.safetensors, config.json, tokenizer.json (and optionally
 1_Pooling/config.json). OUT_DIR receives model.onnx with inputs input_ids,
@@ -9,6 +9,9 @@ attention_mask, token_type_ids (int64, [batch, sequence]) and output
 last_hidden_state ([batch, sequence, hidden]), plus the tokenizer and configs.
 With --head splade (a BertForMaskedLM), the output is instead `sparse`
 ([batch, vocabulary]): max over tokens of log(1 + relu(MLM logits)), masked.
+With --head classifier (a BertForSequenceClassification, e.g. a cross-encoder),
+the output is `logits` ([batch, labels]) from the pooler and classifier; a
+checkpoint without classifier weights gets a seeded random one (for tests).
 """
 import json
 import math
@@ -97,7 +100,19 @@ def build(src, out, head=None):
         inter = g.linear(x, p + "intermediate.dense")
         x = g.layer_norm(g.op("Add", [g.linear(g.gelu(inter), p + "output.dense"), x]), p + "output.LayerNorm", eps)
 
-    if head == "splade":
+    if head == "classifier":
+        cls = g.op("Gather", [x, g.const(np.int64(0))], axis=1)
+        pooled = g.op("Tanh", [g.linear(cls, "pooler.dense")])
+        if g.prefix + "classifier.weight" in weights or "classifier.weight" in weights:
+            w, b = weights.get("classifier.weight"), weights.get("classifier.bias")
+        else:
+            rng = np.random.default_rng(7)
+            w = rng.standard_normal((1, hidden)).astype(np.float32) * 0.5
+            b = np.zeros((1,), dtype=np.float32)
+        logits = g.op("Add", [g.op("MatMul", [pooled, g.const(w.astype(np.float32).T.copy())]), g.const(b.astype(np.float32))])
+        g.nodes.append(helper.make_node("Identity", [logits], ["logits"]))
+        output = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", int(w.shape[0])])
+    elif head == "splade":
         # MLM head: dense → GELU → LayerNorm → tied decoder (word embeddings) + bias.
         t = g.op("Add", [g.op("MatMul", [x, g.weight("cls.predictions.transform.dense.weight", transpose=True, prefix="")]),
                          g.weight("cls.predictions.transform.dense.bias", prefix="")])

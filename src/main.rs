@@ -11,7 +11,7 @@ use vecpipe::config::{
     StopWords, TokenizerKind, load_pipeline_file,
 };
 use vecpipe::pipeline::{FitInput, PipelineError, StopSignal, fit_bm25, run_pipeline};
-use vecpipe::search::{Ranker, SearchMode, SearchOptions};
+use vecpipe::search::{Ranker, RerankOptions, SearchMode, SearchOptions};
 use vecpipe::source::backfill::{Backfill, Shard};
 use vecpipe::stage::bm25;
 
@@ -101,6 +101,14 @@ struct SearchArgs {
     /// One JSON object per hit instead of a table.
     #[arg(long)]
     json: bool,
+    /// Rerank the first --rerank-top hits with a cross-encoder.
+    #[arg(long)]
+    rerank: bool,
+    #[arg(long, default_value_t = 20)]
+    rerank_top: usize,
+    /// The cross-encoder (default: the pipeline's rerank stage model).
+    #[arg(long)]
+    rerank_model: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -356,6 +364,10 @@ fn search(args: SearchArgs) -> Result<(), Failure> {
         },
         limit: args.limit,
         filter: args.filter,
+        rerank: args.rerank.then(|| RerankOptions {
+            model: args.rerank_model.clone(),
+            top: args.rerank_top,
+        }),
     };
     let runtime_ = tokio::runtime::Runtime::new()
         .context("cannot start the async runtime")
@@ -372,7 +384,15 @@ fn search(args: SearchArgs) -> Result<(), Failure> {
             println!("{}", serde_json::to_string(hit).expect("hits serialize"));
         }
     } else {
-        println!("{:>4}  {:>8}  {:<16}  text", "rank", "score", "id");
+        let reranked = hits.iter().any(|h| h.rerank_score.is_some());
+        if reranked {
+            println!(
+                "{:>4}  {:>8}  {:>8}  {:<16}  text",
+                "rank", "rerank", "score", "id"
+            );
+        } else {
+            println!("{:>4}  {:>8}  {:<16}  text", "rank", "score", "id");
+        }
         for hit in &hits {
             let text: String = hit.text.chars().take(90).collect();
             let more = if hit.text.chars().count() > 90 {
@@ -380,10 +400,16 @@ fn search(args: SearchArgs) -> Result<(), Failure> {
             } else {
                 ""
             };
-            println!(
-                "{:>4}  {:>8.4}  {:<16}  {text}{more}",
-                hit.rank, hit.score, hit.id
-            );
+            match hit.rerank_score {
+                Some(rerank) => println!(
+                    "{:>4}  {:>8.4}  {:>8.4}  {:<16}  {text}{more}",
+                    hit.rank, rerank, hit.score, hit.id
+                ),
+                None => println!(
+                    "{:>4}  {:>8.4}  {:<16}  {text}{more}",
+                    hit.rank, hit.score, hit.id
+                ),
+            }
         }
     }
     Ok(())

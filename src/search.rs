@@ -13,7 +13,8 @@ use tokio::runtime::Handle;
 use crate::batch::columns;
 use crate::config::{Bm25Mode, MilvusSinkConfig, PipelineConfig, SinkConfig, StageConfig};
 use crate::model::{
-    EmbedderOptions, ModelError, SessionOptions, SpladeEncoder, TextEmbedder, resolve_model,
+    CrossEncoder, EmbedderOptions, ModelError, SessionOptions, SpladeEncoder, TextEmbedder,
+    resolve_model,
 };
 use crate::sink::milvus::{MilvusConnection, MilvusError};
 use crate::stage::bm25::{Analyzer, Bm25Encoder, Bm25Error, Bm25Params, resolve_analyzer};
@@ -64,6 +65,15 @@ pub struct SearchOptions {
     pub ranker: Ranker,
     pub limit: usize,
     pub filter: Option<String>,
+    /// Rerank the first `top` hits with a cross-encoder.
+    pub rerank: Option<RerankOptions>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RerankOptions {
+    /// The cross-encoder; default: the model of the pipeline's `rerank` stage.
+    pub model: Option<String>,
+    pub top: usize,
 }
 
 /// One result, best first.
@@ -73,6 +83,9 @@ pub struct Hit {
     pub id: String,
     pub doc_id: Option<String>,
     pub score: f32,
+    /// The cross-encoder's score, when reranked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rerank_score: Option<f32>,
     pub text: String,
 }
 
@@ -240,7 +253,10 @@ pub fn search(
         .block_on(connection.client.load_collection(load))
         .map_err(|e| failed(&e))?;
 
-    let limit = options.limit as i64;
+    let limit = options
+        .rerank
+        .as_ref()
+        .map_or(options.limit, |r| r.top.max(options.limit)) as i64;
     let output = [columns::ID, columns::DOC_ID, columns::TEXT];
     let has_doc_id = cfg
         .stages
@@ -321,9 +337,62 @@ pub fn search(
                 id: text_of(columns::ID).unwrap_or_default(),
                 doc_id: text_of(columns::DOC_ID),
                 score: scores.get(i).copied().unwrap_or_default(),
+                rerank_score: None,
                 text: text_of(columns::TEXT).unwrap_or_default(),
             });
         }
     }
+    if let Some(rerank) = &options.rerank {
+        rerank_hits(cfg, query, rerank, &mut hits)?;
+    }
+    hits.truncate(options.limit);
     Ok(hits)
+}
+
+/// Scores the hits with a cross-encoder and sorts them by that score.
+fn rerank_hits(
+    cfg: &PipelineConfig,
+    query: &str,
+    rerank: &RerankOptions,
+    hits: &mut Vec<Hit>,
+) -> Result<(), SearchError> {
+    let stage = cfg.stages.iter().find_map(|s| match s {
+        StageConfig::Rerank(r) => Some(r),
+        _ => None,
+    });
+    let model = rerank
+        .model
+        .clone()
+        .or_else(|| stage.map(|s| s.model.clone()))
+        .ok_or_else(|| {
+            SearchError::Usage(
+                "--rerank needs --rerank-model or a rerank stage in the pipeline".into(),
+            )
+        })?;
+    let options = SessionOptions {
+        batch_size: 16,
+        max_length: stage.map_or(512, |s| s.max_length.get()),
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        onnxruntime: stage.and_then(|s| s.onnxruntime.clone()),
+    };
+    let mut encoder = CrossEncoder::load(
+        &resolve_model(&model)?,
+        &options,
+        stage.is_some_and(|s| s.sigmoid),
+    )?;
+    hits.truncate(rerank.top);
+    let texts: Vec<&str> = hits.iter().map(|h| h.text.as_str()).collect();
+    let scores = encoder.score(query, &texts)?;
+    for (hit, score) in hits.iter_mut().zip(scores) {
+        hit.rerank_score = Some(score);
+    }
+    hits.sort_by(|a, b| {
+        b.rerank_score
+            .unwrap_or_default()
+            .total_cmp(&a.rerank_score.unwrap_or_default())
+    });
+    for (i, hit) in hits.iter_mut().enumerate() {
+        hit.rank = i + 1;
+    }
+    Ok(())
 }

@@ -82,7 +82,8 @@ fn every_schema_key_is_documented_in_the_reference() {
 fn every_documented_key_exists_in_the_schema() {
     let schema = schema_keys();
     let component_types = [
-        "chunk", "dense", "bm25", "splade", "arrow", "milvus", "jsonl", "parquet", "kafka", "file",
+        "chunk", "dense", "bm25", "splade", "rerank", "arrow", "milvus", "jsonl", "parquet",
+        "kafka", "file",
     ];
     for key in documented_keys(&reference()) {
         assert!(

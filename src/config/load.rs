@@ -167,6 +167,7 @@ impl Tagged for StageConfig {
             "dense" => from_node(node).map(StageConfig::Dense),
             "bm25" => from_node(node).map(StageConfig::Bm25),
             "splade" => from_node(node).map(StageConfig::Splade),
+            "rerank" => from_node(node).map(StageConfig::Rerank),
             _ => return None,
         })
     }
@@ -410,6 +411,17 @@ fn validate(cfg: &PipelineConfig) -> Result<(), (String, String)> {
                 }
             }
             StageConfig::Dense(_) | StageConfig::Splade(_) => {}
+            StageConfig::Rerank(c) => match (&c.query, &c.query_field) {
+                (Some(_), None) => {}
+                (None, Some(q)) if src.metadata.contains(q) => {}
+                (None, Some(q)) => {
+                    return err(
+                        &format!("{path}.query_field"),
+                        format!("`{q}` must be one of source.metadata"),
+                    );
+                }
+                _ => return err(&path, "set either `query` or `query_field`".into()),
+            },
             StageConfig::Bm25(c) => {
                 if let Some(analyzer) = &c.analyzer
                     && analyzer.stemmer != "none"
@@ -608,7 +620,9 @@ dead_letter: { path: out/dl.jsonl }
         let msg = error(&GOOD.replace("type: chunk", "type: chunky"));
         assert!(msg.contains("p.yaml:4:"), "{msg}");
         assert!(
-            msg.contains("unknown type `chunky`, expected one of: chunk, dense, bm25, splade"),
+            msg.contains(
+                "unknown type `chunky`, expected one of: chunk, dense, bm25, splade, rerank"
+            ),
             "{msg}"
         );
     }

@@ -150,10 +150,11 @@ pub enum StageConfig {
     Dense(DenseStageConfig),
     Bm25(Bm25StageConfig),
     Splade(SpladeStageConfig),
+    Rerank(RerankStageConfig),
 }
 
 impl StageConfig {
-    pub const KINDS: &'static [&'static str] = &["chunk", "dense", "bm25", "splade"];
+    pub const KINDS: &'static [&'static str] = &["chunk", "dense", "bm25", "splade", "rerank"];
 
     /// The optional `id:` a sink can name in `inputs:`.
     pub fn id(&self) -> Option<&str> {
@@ -162,6 +163,7 @@ impl StageConfig {
             StageConfig::Dense(c) => c.id.as_deref(),
             StageConfig::Bm25(c) => c.id.as_deref(),
             StageConfig::Splade(c) => c.id.as_deref(),
+            StageConfig::Rerank(c) => c.id.as_deref(),
         }
     }
 
@@ -172,8 +174,50 @@ impl StageConfig {
             StageConfig::Dense(c) => Some(&c.field),
             StageConfig::Bm25(c) => Some(&c.field),
             StageConfig::Splade(c) => Some(&c.field),
+            StageConfig::Rerank(c) => Some(&c.field),
         }
     }
+}
+
+/// `{ type: rerank, model: DIR, query: "text" | query_field: q, min_score: S }`:
+/// scores each row against a query with a cross-encoder.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RerankStageConfig {
+    #[serde(default)]
+    pub id: Option<String>,
+    /// A sequence-classification model: a directory with `model.onnx` and `tokenizer.json`,
+    /// or a Hugging Face repo id such as `cross-encoder/ms-marco-MiniLM-L-6-v2`.
+    pub model: String,
+    /// A fixed query every row is scored against…
+    #[serde(default)]
+    pub query: Option<String>,
+    /// …or the metadata column holding each row's query.
+    #[serde(default)]
+    pub query_field: Option<String>,
+    /// Rows scoring below this are dropped (e.g. to keep only relevant chunks).
+    #[serde(default)]
+    pub min_score: Option<f32>,
+    /// Squash logits into 0..1.
+    #[serde(default)]
+    pub sigmoid: bool,
+    #[serde(default = "default_score_field")]
+    pub field: String,
+    #[serde(default = "default_splade_batch")]
+    pub batch_size: PositiveInt,
+    #[serde(default = "default_rerank_max_length")]
+    pub max_length: PositiveInt,
+    #[serde(default)]
+    pub threads: Option<PositiveInt>,
+    #[serde(default)]
+    pub onnxruntime: Option<PathBuf>,
+}
+
+fn default_score_field() -> String {
+    "score".to_string()
+}
+fn default_rerank_max_length() -> PositiveInt {
+    PositiveInt(512)
 }
 
 /// `{ type: splade, model: splade-tiny, top_k: 200, field: sparse }`: learned sparse vectors.

@@ -2,6 +2,7 @@
 //! runtime library, tokenising, running the session, pooling — separate
 //! steps, each testable on its own.
 
+mod cross_encoder;
 mod embedder;
 mod pooling;
 mod resolve;
@@ -11,6 +12,7 @@ mod splade;
 
 use std::path::PathBuf;
 
+pub use cross_encoder::CrossEncoder;
 pub use embedder::{EmbedderOptions, TextEmbedder};
 pub use pooling::{Pooling, pool};
 pub use resolve::{ModelFiles, models_dirs, resolve_model};

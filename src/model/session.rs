@@ -10,7 +10,7 @@ use ndarray::{Array2, ArrayViewD};
 use ort::environment::Environment;
 use ort::session::{Session, SessionInputValue};
 use ort::value::{Tensor, ValueType};
-use tokenizers::{Encoding, Tokenizer, TruncationParams};
+use tokenizers::{EncodeInput, Encoding, Tokenizer, TruncationParams};
 
 use super::{ModelError, ModelFiles, ensure_onnxruntime};
 
@@ -96,18 +96,44 @@ impl TransformerSession {
     pub fn run_sorted<T: Default + Clone>(
         &mut self,
         texts: &[&str],
+        per_batch: impl FnMut(ArrayViewD<'_, f32>, &Array2<i64>) -> Result<Vec<T>, ModelError>,
+    ) -> Result<Vec<T>, ModelError> {
+        let inputs = texts
+            .iter()
+            .map(|t| EncodeInput::Single((*t).into()))
+            .collect();
+        self.run_inputs(inputs, per_batch)
+    }
+
+    /// As [`Self::run_sorted`], for (first, second) text pairs, e.g. (query, passage).
+    pub fn run_sorted_pairs<T: Default + Clone>(
+        &mut self,
+        pairs: &[(&str, &str)],
+        per_batch: impl FnMut(ArrayViewD<'_, f32>, &Array2<i64>) -> Result<Vec<T>, ModelError>,
+    ) -> Result<Vec<T>, ModelError> {
+        let inputs = pairs
+            .iter()
+            .map(|(a, b)| EncodeInput::Dual((*a).into(), (*b).into()))
+            .collect();
+        self.run_inputs(inputs, per_batch)
+    }
+
+    fn run_inputs<T: Default + Clone>(
+        &mut self,
+        inputs: Vec<EncodeInput<'_>>,
         mut per_batch: impl FnMut(ArrayViewD<'_, f32>, &Array2<i64>) -> Result<Vec<T>, ModelError>,
     ) -> Result<Vec<T>, ModelError> {
-        if texts.is_empty() {
+        if inputs.is_empty() {
             return Ok(Vec::new());
         }
+        let count = inputs.len();
         let encodings = self
             .tokenizer
-            .encode_batch(texts.to_vec(), true)
+            .encode_batch(inputs, true)
             .map_err(|e| ModelError::Inference(format!("tokenizer: {e}")))?;
         let mut order: Vec<usize> = (0..encodings.len()).collect();
         order.sort_by_key(|&i| encodings[i].len());
-        let mut results: Vec<T> = vec![T::default(); texts.len()];
+        let mut results: Vec<T> = vec![T::default(); count];
         for group in order.chunks(self.batch_size) {
             let batch: Vec<&Encoding> = group.iter().map(|&i| &encodings[i]).collect();
             crate::metrics::embedding_tokens(batch.iter().map(|e| e.len()).sum());

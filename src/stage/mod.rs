@@ -3,6 +3,7 @@
 pub mod bm25;
 mod chunk;
 mod dense;
+mod rerank;
 mod splade;
 
 use arrow::record_batch::RecordBatch;
@@ -13,6 +14,7 @@ use crate::dead_letter::{DeadLetterError, DeadLetters};
 
 pub use chunk::ChunkStage;
 pub use dense::DenseStage;
+pub use rerank::RerankStage;
 pub use splade::SpladeStage;
 
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +96,7 @@ pub fn build_stage(cfg: &StageConfig, ctx: &StageContext) -> Result<Box<dyn Stag
         StageConfig::Dense(c) => Box::new(DenseStage::new(c)?),
         StageConfig::Bm25(c) => Box::new(bm25::Bm25Stage::new(c)?),
         StageConfig::Splade(c) => Box::new(SpladeStage::new(c)?),
+        StageConfig::Rerank(c) => Box::new(RerankStage::new(c)?),
     })
 }
 

@@ -1,0 +1,60 @@
+//! Cross-encoder reranking: a sequence-classification model scores each
+//! (query, passage) pair; the first logit is the score (optionally squashed
+//! with a sigmoid).
+
+use ndarray::{Axis, Ix2};
+
+use super::session::{SessionOptions, TransformerSession};
+use super::{ModelError, ModelFiles};
+
+pub struct CrossEncoder {
+    session: TransformerSession,
+    sigmoid: bool,
+}
+
+impl CrossEncoder {
+    pub fn load(
+        files: &ModelFiles,
+        options: &SessionOptions,
+        sigmoid: bool,
+    ) -> Result<Self, ModelError> {
+        let session = TransformerSession::load(files, options)?;
+        if session.output_shape.len() != 2 {
+            return Err(ModelError::Session {
+                path: files.onnx.clone(),
+                message: format!(
+                    "a cross-encoder outputs [batch, labels] logits; this one outputs shape {:?}",
+                    session.output_shape
+                ),
+            });
+        }
+        Ok(CrossEncoder { session, sigmoid })
+    }
+
+    /// The score of each (query, passage) pair, in input order.
+    pub fn score_pairs(&mut self, pairs: &[(&str, &str)]) -> Result<Vec<f32>, ModelError> {
+        let sigmoid = self.sigmoid;
+        self.session.run_sorted_pairs(pairs, |output, _mask| {
+            let logits = output.into_dimensionality::<Ix2>().map_err(|e| {
+                ModelError::Inference(format!("expected [batch, labels] logits: {e}"))
+            })?;
+            Ok(logits
+                .axis_iter(Axis(0))
+                .map(|row| {
+                    let logit = row.first().copied().unwrap_or_default();
+                    if sigmoid {
+                        1.0 / (1.0 + (-logit).exp())
+                    } else {
+                        logit
+                    }
+                })
+                .collect())
+        })
+    }
+
+    /// Scores every passage against one query.
+    pub fn score(&mut self, query: &str, passages: &[&str]) -> Result<Vec<f32>, ModelError> {
+        let pairs: Vec<(&str, &str)> = passages.iter().map(|p| (query, *p)).collect();
+        self.score_pairs(&pairs)
+    }
+}

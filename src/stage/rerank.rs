@@ -1,0 +1,87 @@
+//! `rerank`: score each row against a query with a cross-encoder, add the
+//! score column, and drop rows under `min_score`.
+
+use std::sync::Arc;
+
+use arrow::array::{AsArray, BooleanArray, Float32Array};
+use arrow::compute::filter_record_batch;
+use arrow::datatypes::{DataType, Field};
+use arrow::record_batch::RecordBatch;
+
+use super::{Stage, StageError, text_column};
+use crate::batch::{Position, with_column};
+use crate::config::RerankStageConfig;
+use crate::model::{CrossEncoder, ModelError, SessionOptions, resolve_model};
+
+pub struct RerankStage {
+    encoder: CrossEncoder,
+    cfg: RerankStageConfig,
+}
+
+impl RerankStage {
+    pub fn new(cfg: &RerankStageConfig) -> Result<Self, ModelError> {
+        let options = SessionOptions {
+            batch_size: cfg.batch_size.get(),
+            max_length: cfg.max_length.get(),
+            threads: cfg
+                .threads
+                .map(|t| t.get())
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            onnxruntime: cfg.onnxruntime.clone(),
+        };
+        Ok(RerankStage {
+            encoder: CrossEncoder::load(&resolve_model(&cfg.model)?, &options, cfg.sigmoid)?,
+            cfg: cfg.clone(),
+        })
+    }
+}
+
+impl Stage for RerankStage {
+    fn kind(&self) -> &'static str {
+        "rerank"
+    }
+
+    fn process(
+        &mut self,
+        batch: RecordBatch,
+        position: &Position,
+    ) -> Result<RecordBatch, StageError> {
+        let texts = text_column(&batch, position)?;
+        let queries = match &self.cfg.query_field {
+            Some(name) => Some(
+                batch
+                    .column_by_name(name)
+                    .and_then(|c| c.as_string_opt::<i32>())
+                    .ok_or_else(|| StageError::Column {
+                        position: position.to_string(),
+                        column: name.clone(),
+                        expected: "a string column",
+                    })?,
+            ),
+            None => None,
+        };
+        let fixed = self.cfg.query.clone().unwrap_or_default();
+        let pairs: Vec<(&str, &str)> = (0..batch.num_rows())
+            .map(|row| {
+                let query = queries.map_or(fixed.as_str(), |q| q.value(row));
+                (query, texts.value(row))
+            })
+            .collect();
+        let scores = self.encoder.score_pairs(&pairs)?;
+        let arrow_err = |source| StageError::Arrow {
+            position: position.to_string(),
+            source,
+        };
+        let keep: Option<BooleanArray> = self
+            .cfg
+            .min_score
+            .map(|min| scores.iter().map(|s| Some(*s >= min)).collect());
+        let field = Field::new(&self.cfg.field, DataType::Float32, false);
+        let scored =
+            with_column(&batch, field, Arc::new(Float32Array::from(scores))).map_err(arrow_err)?;
+        match keep {
+            Some(keep) => filter_record_batch(&scored, &keep).map_err(arrow_err),
+            None => Ok(scored),
+        }
+    }
+}

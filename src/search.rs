@@ -12,12 +12,10 @@ use tokio::runtime::Handle;
 
 use crate::batch::columns;
 use crate::config::{Bm25Mode, MilvusSinkConfig, PipelineConfig, SinkConfig, StageConfig};
-use crate::model::{
-    CrossEncoder, EmbedderOptions, ModelError, SessionOptions, SpladeEncoder, TextEmbedder,
-    resolve_model,
-};
+use crate::model::{CrossEncoder, ModelError, SessionOptions, SpladeEncoder, resolve_model};
 use crate::sink::milvus::{MilvusConnection, MilvusError};
 use crate::stage::bm25::{Analyzer, Bm25Encoder, Bm25Error, Bm25Params, resolve_analyzer};
+use crate::stage::{DenseEncoder, Reranker};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
@@ -91,7 +89,7 @@ pub struct Hit {
 
 /// How the pipeline encodes a query for each kind of field.
 struct QueryEncoders {
-    dense: Option<(String, TextEmbedder)>,
+    dense: Option<(String, DenseEncoder)>,
     sparse: Option<(String, SparseQuery)>,
 }
 
@@ -108,19 +106,7 @@ fn encoders(cfg: &PipelineConfig, sink: &MilvusSinkConfig) -> Result<QueryEncode
     for stage in &cfg.stages {
         match stage {
             StageConfig::Dense(d) if dense.is_none() => {
-                let files = resolve_model(&d.model)?;
-                let embedder = TextEmbedder::load(
-                    &files,
-                    &EmbedderOptions {
-                        batch_size: 1,
-                        max_length: d.max_length.get(),
-                        threads: d.threads.map_or(1, |t| t.get()),
-                        pooling: d.pooling,
-                        normalize: d.normalize,
-                        onnxruntime: d.onnxruntime.clone(),
-                    },
-                )?;
-                dense = Some((d.field.clone(), embedder));
+                dense = Some((d.field.clone(), DenseEncoder::from_config(d)?));
             }
             StageConfig::Bm25(b) if sparse.is_none() && sink.bm25 == Bm25Mode::Client => {
                 let params = Bm25Params::load(&b.params)?;
@@ -360,29 +346,32 @@ fn rerank_hits(
         StageConfig::Rerank(r) => Some(r),
         _ => None,
     });
-    let model = rerank
-        .model
-        .clone()
-        .or_else(|| stage.map(|s| s.model.clone()))
-        .ok_or_else(|| {
-            SearchError::Usage(
+    let mut reranker = match (&rerank.model, stage) {
+        (Some(model), _) => {
+            let options = SessionOptions {
+                batch_size: 16,
+                max_length: stage.map_or(512, |s| s.max_length.get()),
+                threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+                onnxruntime: stage.and_then(|s| s.onnxruntime.clone()),
+            };
+            let sigmoid = stage.is_some_and(|s| s.sigmoid);
+            Reranker::Local(Box::new(CrossEncoder::load(
+                &resolve_model(model)?,
+                &options,
+                sigmoid,
+            )?))
+        }
+        (None, Some(stage)) => Reranker::from_config(stage)?,
+        (None, None) => {
+            return Err(SearchError::Usage(
                 "--rerank needs --rerank-model or a rerank stage in the pipeline".into(),
-            )
-        })?;
-    let options = SessionOptions {
-        batch_size: 16,
-        max_length: stage.map_or(512, |s| s.max_length.get()),
-        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        onnxruntime: stage.and_then(|s| s.onnxruntime.clone()),
+            ));
+        }
     };
-    let mut encoder = CrossEncoder::load(
-        &resolve_model(&model)?,
-        &options,
-        stage.is_some_and(|s| s.sigmoid),
-    )?;
     hits.truncate(rerank.top);
     let texts: Vec<&str> = hits.iter().map(|h| h.text.as_str()).collect();
-    let scores = encoder.score(query, &texts)?;
+    let pairs: Vec<(&str, &str)> = texts.iter().map(|t| (query, *t)).collect();
+    let scores = reranker.score_pairs(&pairs)?;
     for (hit, score) in hits.iter_mut().zip(scores) {
         hit.rerank_score = Some(score);
     }

@@ -410,6 +410,16 @@ fn validate(cfg: &PipelineConfig) -> Result<(), (String, String)> {
                     );
                 }
             }
+            StageConfig::Dense(c)
+                if c.provider == DenseProvider::Openai && c.base_url.is_none() =>
+            {
+                return err(&path, "`provider: openai` needs `base_url`".into());
+            }
+            StageConfig::Rerank(c)
+                if c.provider == RerankProvider::Http && c.base_url.is_none() =>
+            {
+                return err(&path, "`provider: http` needs `base_url`".into());
+            }
             StageConfig::Dense(_) | StageConfig::Splade(_) => {}
             StageConfig::Rerank(c) => match (&c.query, &c.query_field) {
                 (Some(_), None) => {}

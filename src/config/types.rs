@@ -211,6 +211,20 @@ pub struct RerankStageConfig {
     pub threads: Option<PositiveInt>,
     #[serde(default)]
     pub onnxruntime: Option<PathBuf>,
+    /// `local` (ONNX Runtime) or `http` (a rerank service).
+    #[serde(default)]
+    pub provider: RerankProvider,
+    /// Remote provider: the service's base URL (e.g. `https://api.openai.com/v1`).
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Remote provider: the API key; keep it in the environment (`${OPENAI_API_KEY}`).
+    #[serde(default)]
+    pub api_key: Option<String>,
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: PositiveInt,
+    /// Remote provider: retries on 429, 5xx and transport errors.
+    #[serde(default = "default_remote_retries")]
+    pub max_retries: usize,
 }
 
 fn default_score_field() -> String {
@@ -298,6 +312,59 @@ pub struct DenseStageConfig {
     /// libonnxruntime.so, when neither ORT_DYLIB_PATH nor the setup location has it.
     #[serde(default)]
     pub onnxruntime: Option<PathBuf>,
+    /// `local` (ONNX Runtime) or `openai` (an OpenAI-compatible `/embeddings` service).
+    #[serde(default)]
+    pub provider: DenseProvider,
+    /// Remote provider: the service's base URL (e.g. `https://api.openai.com/v1`).
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Remote provider: the API key; keep it in the environment (`${OPENAI_API_KEY}`).
+    #[serde(default)]
+    pub api_key: Option<String>,
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: PositiveInt,
+    /// Remote provider: retries on 429, 5xx and transport errors.
+    #[serde(default = "default_remote_retries")]
+    pub max_retries: usize,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DenseProvider {
+    #[default]
+    Local,
+    Openai,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RerankProvider {
+    #[default]
+    Local,
+    /// The common rerank API (TEI `/rerank`, Cohere/Jina-style `{query, documents, top_n}`).
+    Http,
+}
+
+fn default_timeout_secs() -> PositiveInt {
+    PositiveInt(30)
+}
+fn default_remote_retries() -> usize {
+    3
+}
+
+/// The HTTP settings of a remote provider.
+pub fn remote_options(
+    base_url: &Option<String>,
+    api_key: &Option<String>,
+    timeout_secs: PositiveInt,
+    max_retries: usize,
+) -> crate::model::http::HttpOptions {
+    crate::model::http::HttpOptions {
+        base_url: base_url.clone().unwrap_or_default(),
+        api_key: api_key.clone(),
+        timeout: std::time::Duration::from_secs(timeout_secs.get() as u64),
+        max_retries,
+    }
 }
 
 pub const DEFAULT_DENSE_MODEL: &str = "all-MiniLM-L6-v2";

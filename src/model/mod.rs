@@ -4,6 +4,7 @@
 
 mod cross_encoder;
 mod embedder;
+pub mod http;
 mod pooling;
 mod resolve;
 mod runtime;
@@ -51,12 +52,14 @@ pub enum ModelError {
     Session { path: PathBuf, message: String },
     #[error("inference failed: {0}")]
     Inference(String),
+    #[error("model service {url}: {message}")]
+    Remote { url: String, message: String },
 }
 
 impl ModelError {
     /// All but inference failures are found at start-up: a configuration problem.
     pub fn is_config(&self) -> bool {
-        !matches!(self, ModelError::Inference(_))
+        !matches!(self, ModelError::Inference(_) | ModelError::Remote { .. })
     }
 }
 

@@ -1,4 +1,5 @@
-//! `dense`: embed each text with a transformer on ONNX Runtime and append a
+//! `dense`: embed each text — with a transformer on ONNX Runtime, or an
+//! OpenAI-compatible embeddings service — and append a
 //! `FixedSizeList<Float32>(dim)` column.
 
 use std::sync::Arc;
@@ -8,41 +9,117 @@ use arrow::record_batch::RecordBatch;
 
 use super::{Stage, StageError, text_column};
 use crate::batch::{Position, dense, with_column};
-use crate::config::DenseStageConfig;
+use crate::config::{DenseProvider, DenseStageConfig, remote_options};
+use crate::model::http::{HttpClient, openai_embeddings};
 use crate::model::{EmbedderOptions, ModelError, TextEmbedder, resolve_model};
 
+/// Text → vectors, wherever the model runs.
+pub enum DenseEncoder {
+    Local(Box<TextEmbedder>),
+    Remote {
+        client: HttpClient,
+        model: String,
+        batch_size: usize,
+        dim: usize,
+    },
+}
+
+impl DenseEncoder {
+    pub fn from_config(cfg: &DenseStageConfig) -> Result<Self, ModelError> {
+        match cfg.provider {
+            DenseProvider::Local => {
+                let files = resolve_model(&cfg.model)?;
+                let threads = cfg
+                    .threads
+                    .map(|t| t.get())
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+                let embedder = TextEmbedder::load(
+                    &files,
+                    &EmbedderOptions {
+                        batch_size: cfg.batch_size.get(),
+                        max_length: cfg.max_length.get(),
+                        threads,
+                        pooling: cfg.pooling,
+                        normalize: cfg.normalize,
+                        onnxruntime: cfg.onnxruntime.clone(),
+                    },
+                )?;
+                tracing::info!(model = %cfg.model, onnx = %files.onnx.display(), dim = embedder.dim(), "dense model loaded");
+                Ok(DenseEncoder::Local(Box::new(embedder)))
+            }
+            DenseProvider::Openai => {
+                let client = HttpClient::new(remote_options(
+                    &cfg.base_url,
+                    &cfg.api_key,
+                    cfg.timeout_secs,
+                    cfg.max_retries,
+                ));
+                // The dimension comes from the service itself.
+                let probe = openai_embeddings(&client, &cfg.model, &["dimension probe"])?;
+                let dim = probe.first().map_or(0, Vec::len);
+                Ok(DenseEncoder::Remote {
+                    client,
+                    model: cfg.model.clone(),
+                    batch_size: cfg.batch_size.get(),
+                    dim,
+                })
+            }
+        }
+    }
+
+    pub fn dim(&self) -> usize {
+        match self {
+            DenseEncoder::Local(embedder) => embedder.dim(),
+            DenseEncoder::Remote { dim, .. } => *dim,
+        }
+    }
+
+    /// `texts.len() × dim` values, row-major, in input order.
+    pub fn embed(&mut self, texts: &[&str]) -> Result<Vec<f32>, ModelError> {
+        match self {
+            DenseEncoder::Local(embedder) => embedder.embed(texts),
+            DenseEncoder::Remote {
+                client,
+                model,
+                batch_size,
+                dim,
+            } => {
+                let mut values = Vec::with_capacity(texts.len() * *dim);
+                for group in texts.chunks(*batch_size) {
+                    for vector in openai_embeddings(client, model, group)? {
+                        if vector.len() != *dim {
+                            return Err(ModelError::Remote {
+                                url: model.clone(),
+                                message: format!(
+                                    "a vector of {} values, expected {dim}",
+                                    vector.len()
+                                ),
+                            });
+                        }
+                        values.extend(vector);
+                    }
+                }
+                Ok(values)
+            }
+        }
+    }
+}
+
 pub struct DenseStage {
-    embedder: TextEmbedder,
+    encoder: DenseEncoder,
     field: String,
 }
 
 impl DenseStage {
     pub fn new(cfg: &DenseStageConfig) -> Result<Self, ModelError> {
-        let files = resolve_model(&cfg.model)?;
-        let threads = cfg
-            .threads
-            .map(|t| t.get())
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        let embedder = TextEmbedder::load(
-            &files,
-            &EmbedderOptions {
-                batch_size: cfg.batch_size.get(),
-                max_length: cfg.max_length.get(),
-                threads,
-                pooling: cfg.pooling,
-                normalize: cfg.normalize,
-                onnxruntime: cfg.onnxruntime.clone(),
-            },
-        )?;
-        tracing::info!(model = %cfg.model, onnx = %files.onnx.display(), dim = embedder.dim(), "dense model loaded");
         Ok(DenseStage {
-            embedder,
+            encoder: DenseEncoder::from_config(cfg)?,
             field: cfg.field.clone(),
         })
     }
 
     pub fn dim(&self) -> usize {
-        self.embedder.dim()
+        self.encoder.dim()
     }
 }
 
@@ -58,12 +135,12 @@ impl Stage for DenseStage {
     ) -> Result<RecordBatch, StageError> {
         let texts = text_column(&batch, position)?;
         let texts: Vec<&str> = texts.iter().map(|t| t.unwrap_or_default()).collect();
-        let values = self.embedder.embed(&texts)?;
+        let values = self.encoder.embed(&texts)?;
         let arrow_err = |source| StageError::Arrow {
             position: position.to_string(),
             source,
         };
-        let dim = self.embedder.dim();
+        let dim = self.encoder.dim();
         let column = dense::column(values, dim).map_err(arrow_err)?;
         let field = Field::new(&self.field, dense::data_type(dim), false);
         with_column(&batch, field, Arc::new(column)).map_err(arrow_err)

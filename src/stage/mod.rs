@@ -13,8 +13,8 @@ use crate::config::StageConfig;
 use crate::dead_letter::{DeadLetterError, DeadLetters};
 
 pub use chunk::ChunkStage;
-pub use dense::DenseStage;
-pub use rerank::RerankStage;
+pub use dense::{DenseEncoder, DenseStage};
+pub use rerank::{RerankStage, Reranker};
 pub use splade::SpladeStage;
 
 #[derive(Debug, thiserror::Error)]

@@ -10,27 +10,95 @@ use arrow::record_batch::RecordBatch;
 
 use super::{Stage, StageError, text_column};
 use crate::batch::{Position, with_column};
-use crate::config::RerankStageConfig;
+use crate::config::{RerankProvider, RerankStageConfig, remote_options};
+use crate::model::http::{HttpClient, rerank_scores};
 use crate::model::{CrossEncoder, ModelError, SessionOptions, resolve_model};
 
+/// (query, passage) → score, wherever the model runs.
+pub enum Reranker {
+    Local(Box<CrossEncoder>),
+    Remote {
+        client: HttpClient,
+        model: String,
+        sigmoid: bool,
+    },
+}
+
+impl Reranker {
+    pub fn from_config(cfg: &RerankStageConfig) -> Result<Self, ModelError> {
+        match cfg.provider {
+            RerankProvider::Local => {
+                let options = SessionOptions {
+                    batch_size: cfg.batch_size.get(),
+                    max_length: cfg.max_length.get(),
+                    threads: cfg.threads.map(|t| t.get()).unwrap_or_else(|| {
+                        std::thread::available_parallelism().map_or(1, |n| n.get())
+                    }),
+                    onnxruntime: cfg.onnxruntime.clone(),
+                };
+                Ok(Reranker::Local(Box::new(CrossEncoder::load(
+                    &resolve_model(&cfg.model)?,
+                    &options,
+                    cfg.sigmoid,
+                )?)))
+            }
+            RerankProvider::Http => Ok(Reranker::Remote {
+                client: HttpClient::new(remote_options(
+                    &cfg.base_url,
+                    &cfg.api_key,
+                    cfg.timeout_secs,
+                    cfg.max_retries,
+                )),
+                model: cfg.model.clone(),
+                sigmoid: cfg.sigmoid,
+            }),
+        }
+    }
+
+    /// Scores each pair, in input order.
+    pub fn score_pairs(&mut self, pairs: &[(&str, &str)]) -> Result<Vec<f32>, ModelError> {
+        match self {
+            Reranker::Local(encoder) => encoder.score_pairs(pairs),
+            Reranker::Remote {
+                client,
+                model,
+                sigmoid,
+            } => {
+                // One request per distinct query, scores put back in pair order.
+                let mut scores = vec![0.0; pairs.len()];
+                let mut queries: Vec<&str> = pairs.iter().map(|p| p.0).collect();
+                queries.sort_unstable();
+                queries.dedup();
+                for query in queries {
+                    let rows: Vec<usize> =
+                        (0..pairs.len()).filter(|&i| pairs[i].0 == query).collect();
+                    let documents: Vec<&str> = rows.iter().map(|&i| pairs[i].1).collect();
+                    for (row, score) in rows
+                        .into_iter()
+                        .zip(rerank_scores(client, model, query, &documents)?)
+                    {
+                        scores[row] = if *sigmoid {
+                            1.0 / (1.0 + (-score).exp())
+                        } else {
+                            score
+                        };
+                    }
+                }
+                Ok(scores)
+            }
+        }
+    }
+}
+
 pub struct RerankStage {
-    encoder: CrossEncoder,
+    encoder: Reranker,
     cfg: RerankStageConfig,
 }
 
 impl RerankStage {
     pub fn new(cfg: &RerankStageConfig) -> Result<Self, ModelError> {
-        let options = SessionOptions {
-            batch_size: cfg.batch_size.get(),
-            max_length: cfg.max_length.get(),
-            threads: cfg
-                .threads
-                .map(|t| t.get())
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
-            onnxruntime: cfg.onnxruntime.clone(),
-        };
         Ok(RerankStage {
-            encoder: CrossEncoder::load(&resolve_model(&cfg.model)?, &options, cfg.sigmoid)?,
+            encoder: Reranker::from_config(cfg)?,
             cfg: cfg.clone(),
         })
     }

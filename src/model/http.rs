@@ -1,0 +1,169 @@
+//! Models served elsewhere: one small JSON-over-HTTP client with timeouts,
+//! retries on 429/5xx/transport errors (exponential backoff), and clear
+//! errors for other statuses and malformed responses. API keys are sent as
+//! `Authorization: Bearer …` and never logged.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::ModelError;
+
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    pub base_url: String,
+    pub api_key: Option<String>,
+    pub timeout: Duration,
+    pub max_retries: usize,
+}
+
+pub struct HttpClient {
+    agent: ureq::Agent,
+    options: HttpOptions,
+}
+
+impl HttpClient {
+    pub fn new(options: HttpOptions) -> Self {
+        let agent = ureq::AgentBuilder::new().timeout(options.timeout).build();
+        HttpClient { agent, options }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!(
+            "{}/{}",
+            self.options.base_url.trim_end_matches('/'),
+            path.trim_start_matches('/')
+        )
+    }
+
+    /// POSTs `body` as JSON and returns the JSON response.
+    pub fn post(&self, path: &str, body: &Value) -> Result<Value, ModelError> {
+        let url = self.url(path);
+        let fail = |message: String| ModelError::Remote {
+            url: url.clone(),
+            message,
+        };
+        let mut delay = Duration::from_millis(200);
+        for attempt in 0.. {
+            let mut request = self
+                .agent
+                .post(&url)
+                .set("Content-Type", "application/json");
+            if let Some(key) = self.options.api_key.as_deref().filter(|k| !k.is_empty()) {
+                request = request.set("Authorization", &format!("Bearer {key}"));
+            }
+            let retryable = match request.send_json(body) {
+                Ok(response) => {
+                    let text = response
+                        .into_string()
+                        .map_err(|e| fail(format!("cannot read the response: {e}")))?;
+                    return serde_json::from_str(&text).map_err(|e| {
+                        let start: String = text.chars().take(200).collect();
+                        fail(format!("malformed JSON response ({e}): {start}"))
+                    });
+                }
+                Err(ureq::Error::Status(code, response)) if code == 429 || code >= 500 => {
+                    format!("HTTP {code} {}", response.status_text())
+                }
+                Err(ureq::Error::Status(code, response)) => {
+                    let text: String = response
+                        .into_string()
+                        .unwrap_or_default()
+                        .chars()
+                        .take(300)
+                        .collect();
+                    return Err(fail(format!("HTTP {code}: {text}")));
+                }
+                Err(ureq::Error::Transport(e)) => e.to_string(),
+            };
+            if attempt >= self.options.max_retries {
+                return Err(fail(format!(
+                    "{retryable} (after {} retries)",
+                    self.options.max_retries
+                )));
+            }
+            tracing::warn!(%url, error = %retryable, retry_in = ?delay, "model request failed; retrying");
+            std::thread::sleep(delay);
+            delay = (delay * 2).min(Duration::from_secs(10));
+        }
+        unreachable!("the loop only ends by returning")
+    }
+}
+
+/// OpenAI-compatible `/embeddings`: one vector per input, in input order.
+pub fn openai_embeddings(
+    client: &HttpClient,
+    model: &str,
+    texts: &[&str],
+) -> Result<Vec<Vec<f32>>, ModelError> {
+    let response = client.post(
+        "embeddings",
+        &serde_json::json!({"model": model, "input": texts}),
+    )?;
+    let malformed = |what: &str| ModelError::Remote {
+        url: client.url("embeddings"),
+        message: format!("malformed embeddings response: {what}"),
+    };
+    let data = response["data"]
+        .as_array()
+        .ok_or_else(|| malformed("no `data` list"))?;
+    if data.len() != texts.len() {
+        return Err(malformed(&format!(
+            "{} vectors for {} inputs",
+            data.len(),
+            texts.len()
+        )));
+    }
+    let mut vectors = vec![Vec::new(); texts.len()];
+    for (position, item) in data.iter().enumerate() {
+        let index = item["index"].as_u64().map_or(position, |i| i as usize);
+        let vector: Vec<f32> = item["embedding"]
+            .as_array()
+            .ok_or_else(|| malformed("an item has no `embedding`"))?
+            .iter()
+            .map(|v| {
+                v.as_f64()
+                    .map(|v| v as f32)
+                    .ok_or_else(|| malformed("a non-numeric value"))
+            })
+            .collect::<Result<_, _>>()?;
+        *vectors
+            .get_mut(index)
+            .ok_or_else(|| malformed("an index out of range"))? = vector;
+    }
+    Ok(vectors)
+}
+
+/// The common rerank API (`{query, documents, top_n}`): TEI answers a list of
+/// `{index, score}`, Cohere/Jina `{results: [{index, relevance_score}]}`.
+pub fn rerank_scores(
+    client: &HttpClient,
+    model: &str,
+    query: &str,
+    documents: &[&str],
+) -> Result<Vec<f32>, ModelError> {
+    let body = serde_json::json!({"model": model, "query": query, "documents": documents, "texts": documents, "top_n": documents.len()});
+    let response = client.post("rerank", &body)?;
+    let malformed = |what: &str| ModelError::Remote {
+        url: client.url("rerank"),
+        message: format!("malformed rerank response: {what}"),
+    };
+    let results = response
+        .as_array()
+        .or_else(|| response["results"].as_array())
+        .ok_or_else(|| malformed("neither a list nor `results`"))?;
+    let mut scores = vec![f32::NEG_INFINITY; documents.len()];
+    for item in results {
+        let index = item["index"]
+            .as_u64()
+            .ok_or_else(|| malformed("an item has no `index`"))? as usize;
+        let score = item["relevance_score"]
+            .as_f64()
+            .or_else(|| item["score"].as_f64())
+            .ok_or_else(|| malformed("an item has no score"))?;
+        *scores
+            .get_mut(index)
+            .ok_or_else(|| malformed("an index out of range"))? = score as f32;
+    }
+    Ok(scores)
+}

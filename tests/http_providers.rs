@@ -1,0 +1,265 @@
+//! Remote model providers against a small HTTP server started by the test on
+//! 127.0.0.1: OpenAI-compatible embeddings, the common rerank API, retries on
+//! 429/5xx, timeouts, and malformed responses.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::Float32Type;
+use common::*;
+
+/// The n-th request (0-based) and its body → status, body, delay.
+type Handler = dyn Fn(usize, &serde_json::Value) -> (u16, String, Duration) + Send + Sync;
+
+struct FakeService {
+    url: String,
+    requests: Arc<Mutex<Vec<(String, serde_json::Value)>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl FakeService {
+    fn start(handler: Box<Handler>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let requests: Arc<Mutex<Vec<(String, serde_json::Value)>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (seen, done) = (requests.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::SeqCst) {
+                let Ok((stream, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                stream.set_nonblocking(false).unwrap();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let (mut length, mut authorization) = (0, String::new());
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    let lower = line.to_ascii_lowercase();
+                    if let Some(v) = lower.strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                    if lower.starts_with("authorization:") {
+                        authorization = line.trim().to_string();
+                    }
+                }
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).unwrap();
+                let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                let index = {
+                    let mut seen = seen.lock().unwrap();
+                    seen.push((authorization, body.clone()));
+                    seen.len() - 1
+                };
+                let (status, reply, delay) = handler(index, &body);
+                std::thread::sleep(delay);
+                let mut stream = stream;
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+                    reply.len()
+                );
+            }
+        });
+        FakeService {
+            url,
+            requests,
+            stop,
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.requests.lock().unwrap().len()
+    }
+}
+
+impl Drop for FakeService {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Embeddings whose first value is the text's length.
+fn embeddings(body: &serde_json::Value) -> String {
+    let data: Vec<serde_json::Value> = body["input"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(i, t)| serde_json::json!({"index": i, "embedding": [t.as_str().unwrap().len() as f32, 1.0, 0.0, 0.5]}))
+        .collect();
+    serde_json::json!({"data": data}).to_string()
+}
+
+fn pipeline(ws: &Workspace, stage: &str) {
+    ws.write("in.jsonl", "{\"id\": \"a\", \"text\": \"short\"}\n{\"id\": \"b\", \"text\": \"a longer text\"}\n{\"id\": \"c\", \"text\": \"mid text\"}\n");
+    ws.write(
+        "p.yaml",
+        format!("name: h\nsource: {{ type: jsonl, path: in.jsonl, id_field: id }}\nstages:\n  - {stage}\nsinks:\n  - {{ type: arrow, path: out/h.arrow }}\n"),
+    );
+}
+
+#[test]
+fn openai_embeddings_provider_writes_the_services_vectors_and_sends_the_key() {
+    let service = FakeService::start(Box::new(|_, body| (200, embeddings(body), Duration::ZERO)));
+    let ws = Workspace::new();
+    pipeline(
+        &ws,
+        &format!(
+            "{{ type: dense, provider: openai, model: text-embedding-3-small, base_url: '{}/v1', api_key: '${{TEST_API_KEY}}', batch_size: 2 }}",
+            service.url
+        ),
+    );
+    let mut cmd = ws.command(&["run", "p.yaml"]);
+    cmd.env("TEST_API_KEY", "sk-test-123");
+    Run(cmd.output().unwrap()).expect_code(0);
+    let batch = read_ipc(&ws.path("out/h.arrow"));
+    let dense = batch.column_by_name("dense").unwrap().as_fixed_size_list();
+    assert_eq!(
+        dense.value_length(),
+        4,
+        "the dimension comes from the service"
+    );
+    let firsts: Vec<f32> = (0..dense.len())
+        .map(|i| dense.value(i).as_primitive::<Float32Type>().value(0))
+        .collect();
+    assert_eq!(
+        firsts,
+        vec![5.0, 13.0, 8.0],
+        "vectors stay with their texts"
+    );
+    let requests = service.requests.lock().unwrap();
+    assert!(
+        requests
+            .iter()
+            .all(|(auth, _)| auth == "Authorization: Bearer sk-test-123"),
+        "{requests:?}"
+    );
+    assert_eq!(
+        requests.len(),
+        3,
+        "a probe, then batches of two: {requests:?}"
+    );
+}
+
+#[test]
+fn throttling_and_server_errors_are_retried() {
+    let service = FakeService::start(Box::new(|n, body| match n {
+        0 => (429, "{}".into(), Duration::ZERO),
+        1 => (503, "{}".into(), Duration::ZERO),
+        _ => (200, embeddings(body), Duration::ZERO),
+    }));
+    let ws = Workspace::new();
+    pipeline(
+        &ws,
+        &format!(
+            "{{ type: dense, provider: openai, model: m, base_url: '{}' }}",
+            service.url
+        ),
+    );
+    ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
+    assert_eq!(
+        service.count(),
+        4,
+        "two failures, then the probe and one batch"
+    );
+}
+
+#[test]
+fn a_slow_service_times_out_and_a_malformed_answer_is_a_clear_error() {
+    let slow = FakeService::start(Box::new(|_, body| {
+        (200, embeddings(body), Duration::from_secs(3))
+    }));
+    let ws = Workspace::new();
+    pipeline(
+        &ws,
+        &format!(
+            "{{ type: dense, provider: openai, model: m, base_url: '{}', timeout_secs: 1, max_retries: 1 }}",
+            slow.url
+        ),
+    );
+    let run = ws.vecpipe(&["run", "p.yaml"]).expect_code(1);
+    assert!(
+        run.stderr().contains("model service") && run.stderr().contains("after 1 retries"),
+        "{}",
+        run.stderr()
+    );
+
+    let broken = FakeService::start(Box::new(|_, _| {
+        (200, "<html>not json</html>".into(), Duration::ZERO)
+    }));
+    pipeline(
+        &ws,
+        &format!(
+            "{{ type: dense, provider: openai, model: m, base_url: '{}' }}",
+            broken.url
+        ),
+    );
+    let run = ws.vecpipe(&["run", "p.yaml"]).expect_code(1);
+    assert!(
+        run.stderr().contains("malformed JSON response"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn http_reranker_scores_rows_in_tei_and_cohere_shapes() {
+    // Score = the document's length: TEI answers a list, Cohere/Jina `results`.
+    let scores = |body: &serde_json::Value| -> Vec<serde_json::Value> {
+        body["documents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .enumerate()
+            .map(|(i, d)| serde_json::json!({"index": i, "score": d.as_str().unwrap().len(), "relevance_score": d.as_str().unwrap().len()}))
+            .collect()
+    };
+    let tei = FakeService::start(Box::new(move |_, body| {
+        (
+            200,
+            serde_json::Value::from(scores(body)).to_string(),
+            Duration::ZERO,
+        )
+    }));
+    let cohere = FakeService::start(Box::new(move |_, body| {
+        (
+            200,
+            serde_json::json!({"results": scores(body)}).to_string(),
+            Duration::ZERO,
+        )
+    }));
+    for service in [&tei, &cohere] {
+        let ws = Workspace::new();
+        pipeline(
+            &ws,
+            &format!(
+                "{{ type: rerank, provider: http, model: reranker, base_url: '{}', query: 'q', min_score: 6 }}",
+                service.url
+            ),
+        );
+        ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
+        let batch = read_ipc(&ws.path("out/h.arrow"));
+        assert_eq!(
+            strs(&batch, "id"),
+            ["b", "c"],
+            "the short text scored under min_score"
+        );
+        let score = batch
+            .column_by_name("score")
+            .unwrap()
+            .as_primitive::<Float32Type>();
+        assert_eq!(score.values().to_vec(), vec![13.0, 8.0]);
+        assert!(score.null_count() == 0);
+    }
+}

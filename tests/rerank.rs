@@ -7,6 +7,7 @@ mod common;
 
 use std::path::PathBuf;
 
+use arrow::array::{Array, AsArray};
 use common::*;
 
 /// Builds the classifier graph once per test binary.
@@ -151,4 +152,44 @@ fn search_rerank_orders_hits_by_the_cross_encoder_and_shows_both_scores() {
     );
     assert!(hits.iter().all(|h| h["score"].is_number()));
     assert_eq!(hits[0]["rank"], 1);
+}
+
+#[test]
+fn records_with_a_query_and_candidates_get_them_back_in_score_order() {
+    let model = cross_encoder();
+    let ws = Workspace::new();
+    let candidates = [
+        "Turing was born in London.",
+        "ENIAC used vacuum tubes.",
+        "Linux began in Helsinki.",
+        "Lovelace wrote an algorithm.",
+    ];
+    let record = serde_json::json!({"id": "r1", "text": "x", "q": QUERY, "docs": serde_json::to_string(&candidates).unwrap()});
+    ws.write("in.jsonl", format!("{record}\n"));
+    ws.write(
+        "p.yaml",
+        format!(
+            "name: c\nsource: {{ type: jsonl, path: in.jsonl, id_field: id, metadata: [q, docs] }}\nstages:\n  - {{ type: rerank, model: {}, query_field: q, candidates_field: docs, top_k: 3, field: reranked }}\nsinks:\n  - {{ type: arrow, path: out/c.arrow }}\n",
+            model.display()
+        ),
+    );
+    ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
+    let batch = read_ipc(&ws.path("out/c.arrow"));
+    let list = batch.column_by_name("reranked").unwrap().as_list::<i32>();
+    let entries = list.value(0);
+    let entries = entries.as_struct();
+    assert_eq!(entries.len(), 3, "top_k keeps three");
+    let index = entries
+        .column(0)
+        .as_primitive::<arrow::datatypes::UInt32Type>();
+    let score = entries
+        .column(1)
+        .as_primitive::<arrow::datatypes::Float32Type>();
+    let text = entries.column(2).as_string::<i32>();
+    for i in 0..3 {
+        assert_eq!(text.value(i), candidates[index.value(i) as usize]);
+        if i > 0 {
+            assert!(score.value(i - 1) >= score.value(i), "best first");
+        }
+    }
 }

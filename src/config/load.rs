@@ -421,6 +421,16 @@ fn validate(cfg: &PipelineConfig) -> Result<(), (String, String)> {
                 return err(&path, "`provider: http` needs `base_url`".into());
             }
             StageConfig::Dense(_) | StageConfig::Splade(_) => {}
+            StageConfig::Rerank(c)
+                if c.candidates_field
+                    .as_ref()
+                    .is_some_and(|f| !src.metadata.contains(f)) =>
+            {
+                return err(
+                    &format!("{path}.candidates_field"),
+                    "must be one of source.metadata".into(),
+                );
+            }
             StageConfig::Rerank(c) => match (&c.query, &c.query_field) {
                 (Some(_), None) => {}
                 (None, Some(q)) if src.metadata.contains(q) => {}

@@ -195,7 +195,14 @@ pub struct RerankStageConfig {
     /// …or the metadata column holding each row's query.
     #[serde(default)]
     pub query_field: Option<String>,
-    /// Rows scoring below this are dropped (e.g. to keep only relevant chunks).
+    /// The metadata column holding each record's candidates (a JSON list of
+    /// texts): they are reranked against the record's query instead of its text.
+    #[serde(default)]
+    pub candidates_field: Option<String>,
+    /// With `candidates_field`: keep the k best candidates.
+    #[serde(default)]
+    pub top_k: Option<PositiveInt>,
+    /// Rows (or candidates) scoring below this are dropped (e.g. to keep only relevant chunks).
     #[serde(default)]
     pub min_score: Option<f32>,
     /// Squash logits into 0..1.

@@ -3,7 +3,10 @@
 
 use std::sync::Arc;
 
-use arrow::array::{AsArray, BooleanArray, Float32Array};
+use arrow::array::{
+    Array, AsArray, BooleanArray, Float32Array, Float32Builder, ListBuilder, StringBuilder,
+    StructBuilder, UInt32Builder,
+};
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::{DataType, Field};
 use arrow::record_batch::RecordBatch;
@@ -129,6 +132,9 @@ impl Stage for RerankStage {
             None => None,
         };
         let fixed = self.cfg.query.clone().unwrap_or_default();
+        if let Some(name) = self.cfg.candidates_field.clone() {
+            return self.rerank_candidates(&batch, &name, queries, &fixed, position);
+        }
         let pairs: Vec<(&str, &str)> = (0..batch.num_rows())
             .map(|row| {
                 let query = queries.map_or(fixed.as_str(), |q| q.value(row));
@@ -151,5 +157,75 @@ impl Stage for RerankStage {
             Some(keep) => filter_record_batch(&scored, &keep).map_err(arrow_err),
             None => Ok(scored),
         }
+    }
+}
+
+impl RerankStage {
+    /// Each record's candidates, scored against its query and sorted best
+    /// first: a `List<Struct<index, score, text>>` column, like pymilvus' rerank results.
+    fn rerank_candidates(
+        &mut self,
+        batch: &RecordBatch,
+        name: &str,
+        queries: Option<&arrow::array::StringArray>,
+        fixed: &str,
+        position: &Position,
+    ) -> Result<RecordBatch, StageError> {
+        let column = batch
+            .column_by_name(name)
+            .and_then(|c| c.as_string_opt::<i32>())
+            .ok_or_else(|| StageError::Column {
+                position: position.to_string(),
+                column: name.to_string(),
+                expected: "a string column holding a JSON list of texts",
+            })?;
+        let fields = arrow::datatypes::Fields::from(vec![
+            Field::new("index", DataType::UInt32, false),
+            Field::new("score", DataType::Float32, false),
+            Field::new("text", DataType::Utf8, false),
+        ]);
+        let mut results = ListBuilder::new(StructBuilder::from_fields(fields.clone(), 0))
+            .with_field(Field::new("item", DataType::Struct(fields), false));
+        for row in 0..batch.num_rows() {
+            let candidates: Vec<String> = if column.is_null(row) {
+                Vec::new()
+            } else {
+                serde_json::from_str(column.value(row)).map_err(|e| StageError::Column {
+                    position: format!("{} ({e})", position.record(row)),
+                    column: name.to_string(),
+                    expected: "a JSON list of texts",
+                })?
+            };
+            let query = queries.map_or(fixed, |q| q.value(row));
+            let pairs: Vec<(&str, &str)> = candidates.iter().map(|c| (query, c.as_str())).collect();
+            let scores = self.encoder.score_pairs(&pairs)?;
+            let mut ranked: Vec<(usize, f32)> = scores.into_iter().enumerate().collect();
+            ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+            ranked.retain(|(_, s)| self.cfg.min_score.is_none_or(|min| *s >= min));
+            ranked.truncate(self.cfg.top_k.map_or(usize::MAX, |k| k.get()));
+            let entries = results.values();
+            for (index, score) in ranked {
+                entries
+                    .field_builder::<UInt32Builder>(0)
+                    .expect("index")
+                    .append_value(index as u32);
+                entries
+                    .field_builder::<Float32Builder>(1)
+                    .expect("score")
+                    .append_value(score);
+                entries
+                    .field_builder::<StringBuilder>(2)
+                    .expect("text")
+                    .append_value(&candidates[index]);
+                entries.append(true);
+            }
+            results.append(true);
+        }
+        let list = results.finish();
+        let field = Field::new(&self.cfg.field, list.data_type().clone(), false);
+        with_column(batch, field, Arc::new(list)).map_err(|source| StageError::Arrow {
+            position: position.to_string(),
+            source,
+        })
     }
 }

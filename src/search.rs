@@ -351,7 +351,7 @@ fn rerank_hits(
             let options = SessionOptions {
                 batch_size: 16,
                 max_length: stage.map_or(512, |s| s.max_length.get()),
-                threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+                threads: crate::model::threads_or_cores(None),
                 onnxruntime: stage.and_then(|s| s.onnxruntime.clone()),
             };
             let sigmoid = stage.is_some_and(|s| s.sigmoid);

@@ -14,6 +14,13 @@ use tokenizers::{EncodeInput, Encoding, Tokenizer, TruncationParams};
 
 use super::{ModelError, ModelFiles, ensure_onnxruntime};
 
+/// ONNX Runtime intra-op threads: the configured number, else the machine's cores.
+pub fn threads_or_cores(configured: Option<crate::config::PositiveInt>) -> usize {
+    configured
+        .map(|t| t.get())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 /// Settings for loading a transformer.
 #[derive(Debug, Clone)]
 pub struct SessionOptions {

@@ -29,10 +29,7 @@ impl DenseEncoder {
         match cfg.provider {
             DenseProvider::Local => {
                 let files = resolve_model(&cfg.model)?;
-                let threads = cfg
-                    .threads
-                    .map(|t| t.get())
-                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+                let threads = crate::model::threads_or_cores(cfg.threads);
                 let embedder = TextEmbedder::load(
                     &files,
                     &EmbedderOptions {

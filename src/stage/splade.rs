@@ -23,10 +23,7 @@ impl SpladeStage {
         let options = SessionOptions {
             batch_size: cfg.batch_size.get(),
             max_length: cfg.max_length.get(),
-            threads: cfg
-                .threads
-                .map(|t| t.get())
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            threads: crate::model::threads_or_cores(cfg.threads),
             onnxruntime: cfg.onnxruntime.clone(),
         };
         Ok(SpladeStage {

@@ -11,7 +11,7 @@ use text_splitter::{ChunkConfig, ChunkSizer, TextSplitter};
 
 use std::path::{Path, PathBuf};
 
-use super::{Stage, StageContext, StageError, text_column};
+use super::{Stage, StageContext, StageError, arrow_error, text_column};
 use crate::batch::{Position, columns};
 use crate::config::ChunkStageConfig;
 use crate::dead_letter::DeadLetters;
@@ -86,10 +86,7 @@ impl<S: ChunkSizer + Send> Stage for ChunkStage<S> {
         batch: RecordBatch,
         position: &Position,
     ) -> Result<RecordBatch, StageError> {
-        let arrow_err = |source| StageError::Arrow {
-            position: position.to_string(),
-            source,
-        };
+        let arrow_err = arrow_error(position);
         let texts = text_column(&batch, position)?;
         let ids = batch
             .column_by_name(columns::ID)

@@ -4,11 +4,10 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::Field;
 use arrow::record_batch::RecordBatch;
 
-use super::{Stage, StageError, text_column};
-use crate::batch::{Position, dense, with_column};
+use super::{Stage, StageError, append_column, arrow_error, texts};
+use crate::batch::{Position, dense};
 use crate::config::{DenseProvider, DenseStageConfig, remote_options};
 use crate::model::http::{HttpClient, openai_embeddings};
 use crate::model::{EmbedderOptions, ModelError, TextEmbedder, resolve_model};
@@ -130,16 +129,8 @@ impl Stage for DenseStage {
         batch: RecordBatch,
         position: &Position,
     ) -> Result<RecordBatch, StageError> {
-        let texts = text_column(&batch, position)?;
-        let texts: Vec<&str> = texts.iter().map(|t| t.unwrap_or_default()).collect();
-        let values = self.encoder.embed(&texts)?;
-        let arrow_err = |source| StageError::Arrow {
-            position: position.to_string(),
-            source,
-        };
-        let dim = self.encoder.dim();
-        let column = dense::column(values, dim).map_err(arrow_err)?;
-        let field = Field::new(&self.field, dense::data_type(dim), false);
-        with_column(&batch, field, Arc::new(column)).map_err(arrow_err)
+        let values = self.encoder.embed(&texts(&batch, position)?)?;
+        let column = dense::column(values, self.encoder.dim()).map_err(arrow_error(position))?;
+        append_column(&batch, &self.field, Arc::new(column), position)
     }
 }

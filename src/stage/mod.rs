@@ -100,6 +100,47 @@ pub fn build_stage(cfg: &StageConfig, ctx: &StageContext) -> Result<Box<dyn Stag
     })
 }
 
+/// Maps Arrow errors of the batch at `position` to stage errors.
+fn arrow_error(position: &Position) -> impl Fn(arrow::error::ArrowError) -> StageError + Copy + '_ {
+    move |source| StageError::Arrow {
+        position: position.to_string(),
+        source,
+    }
+}
+
+/// The batch's texts, in row order.
+fn texts<'a>(batch: &'a RecordBatch, position: &Position) -> Result<Vec<&'a str>, StageError> {
+    Ok(text_column(batch, position)?
+        .iter()
+        .map(Option::unwrap_or_default)
+        .collect())
+}
+
+/// `batch` with one more (non-null) column named `name`.
+fn append_column(
+    batch: &RecordBatch,
+    name: &str,
+    column: arrow::array::ArrayRef,
+    position: &Position,
+) -> Result<RecordBatch, StageError> {
+    let field = arrow::datatypes::Field::new(name, column.data_type().clone(), false);
+    crate::batch::with_column(batch, field, column).map_err(arrow_error(position))
+}
+
+/// `batch` with a sparse column built from one (index, value) list per row.
+fn append_sparse(
+    batch: &RecordBatch,
+    name: &str,
+    rows: impl IntoIterator<Item = Vec<(u32, f32)>>,
+    position: &Position,
+) -> Result<RecordBatch, StageError> {
+    let mut sparse = crate::batch::sparse::SparseColumnBuilder::default();
+    for row in rows {
+        sparse.append_row(&row);
+    }
+    append_column(batch, name, std::sync::Arc::new(sparse.finish()), position)
+}
+
 /// The `text` column of a batch as strings.
 fn text_column<'a>(
     batch: &'a RecordBatch,

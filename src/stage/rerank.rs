@@ -11,8 +11,8 @@ use arrow::compute::filter_record_batch;
 use arrow::datatypes::{DataType, Field};
 use arrow::record_batch::RecordBatch;
 
-use super::{Stage, StageError, text_column};
-use crate::batch::{Position, with_column};
+use super::{Stage, StageError, append_column, arrow_error, text_column};
+use crate::batch::Position;
 use crate::config::{RerankProvider, RerankStageConfig, remote_options};
 use crate::model::http::{HttpClient, rerank_scores};
 use crate::model::{CrossEncoder, ModelError, SessionOptions, resolve_model};
@@ -140,19 +140,18 @@ impl Stage for RerankStage {
             })
             .collect();
         let scores = self.encoder.score_pairs(&pairs)?;
-        let arrow_err = |source| StageError::Arrow {
-            position: position.to_string(),
-            source,
-        };
         let keep: Option<BooleanArray> = self
             .cfg
             .min_score
             .map(|min| scores.iter().map(|s| Some(*s >= min)).collect());
-        let field = Field::new(&self.cfg.field, DataType::Float32, false);
-        let scored =
-            with_column(&batch, field, Arc::new(Float32Array::from(scores))).map_err(arrow_err)?;
+        let scored = append_column(
+            &batch,
+            &self.cfg.field,
+            Arc::new(Float32Array::from(scores)),
+            position,
+        )?;
         match keep {
-            Some(keep) => filter_record_batch(&scored, &keep).map_err(arrow_err),
+            Some(keep) => filter_record_batch(&scored, &keep).map_err(arrow_error(position)),
             None => Ok(scored),
         }
     }
@@ -219,11 +218,6 @@ impl RerankStage {
             }
             results.append(true);
         }
-        let list = results.finish();
-        let field = Field::new(&self.cfg.field, list.data_type().clone(), false);
-        with_column(batch, field, Arc::new(list)).map_err(|source| StageError::Arrow {
-            position: position.to_string(),
-            source,
-        })
+        append_column(batch, &self.cfg.field, Arc::new(results.finish()), position)
     }
 }

@@ -1,14 +1,10 @@
 //! `splade`: learned sparse vectors from a SPLADE model on ONNX Runtime,
 //! written to a sparse column (like `bm25`'s).
 
-use std::sync::Arc;
-
-use arrow::datatypes::Field;
 use arrow::record_batch::RecordBatch;
 
-use super::{Stage, StageError, text_column};
-use crate::batch::sparse::{SparseColumnBuilder, data_type};
-use crate::batch::{Position, with_column};
+use super::{Stage, StageError, append_sparse, texts};
+use crate::batch::Position;
 use crate::config::SpladeStageConfig;
 use crate::model::{ModelError, SessionOptions, SpladeEncoder, resolve_model};
 
@@ -43,16 +39,7 @@ impl Stage for SpladeStage {
         batch: RecordBatch,
         position: &Position,
     ) -> Result<RecordBatch, StageError> {
-        let texts = text_column(&batch, position)?;
-        let texts: Vec<&str> = texts.iter().map(|t| t.unwrap_or_default()).collect();
-        let mut sparse = SparseColumnBuilder::default();
-        for row in self.encoder.encode(&texts)? {
-            sparse.append_row(&row);
-        }
-        let field = Field::new(&self.field, data_type(), false);
-        with_column(&batch, field, Arc::new(sparse.finish())).map_err(|source| StageError::Arrow {
-            position: position.to_string(),
-            source,
-        })
+        let rows = self.encoder.encode(&texts(&batch, position)?)?;
+        append_sparse(&batch, &self.field, rows, position)
     }
 }

@@ -6,18 +6,15 @@ mod fit;
 mod params;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use arrow::datatypes::Field;
 use arrow::record_batch::RecordBatch;
 
 pub use analyzer::Analyzer;
 pub use fit::{Bm25Fitter, DEFAULT_B, DEFAULT_EPSILON, DEFAULT_K1};
 pub use params::{Bm25Encoder, Bm25Params};
 
-use super::{Stage, StageError, text_column};
-use crate::batch::sparse::{SparseColumnBuilder, data_type};
-use crate::batch::{Position, with_column};
+use super::{Stage, StageError, append_sparse, texts};
+use crate::batch::Position;
 use crate::config::{AnalyzerConfig, Bm25StageConfig};
 
 #[derive(Debug, thiserror::Error)]
@@ -113,15 +110,9 @@ impl Stage for Bm25Stage {
         batch: RecordBatch,
         position: &Position,
     ) -> Result<RecordBatch, StageError> {
-        let texts = text_column(&batch, position)?;
-        let mut sparse = SparseColumnBuilder::default();
-        for text in texts.iter() {
-            sparse.append_row(&self.encoder.encode_document(text.unwrap_or_default()));
-        }
-        let field = Field::new(&self.field, data_type(), false);
-        with_column(&batch, field, Arc::new(sparse.finish())).map_err(|source| StageError::Arrow {
-            position: position.to_string(),
-            source,
-        })
+        let rows = texts(&batch, position)?
+            .into_iter()
+            .map(|text| self.encoder.encode_document(text));
+        append_sparse(&batch, &self.field, rows, position)
     }
 }

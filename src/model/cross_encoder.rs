@@ -2,9 +2,7 @@
 //! (query, passage) pair; the first logit is the score (optionally squashed
 //! with a sigmoid).
 
-use ndarray::{Axis, Ix2};
-
-use super::session::{SessionOptions, TransformerSession};
+use super::session::{SessionOptions, TransformerSession, map_rows};
 use super::{ModelError, ModelFiles};
 
 pub struct CrossEncoder {
@@ -19,15 +17,7 @@ impl CrossEncoder {
         sigmoid: bool,
     ) -> Result<Self, ModelError> {
         let session = TransformerSession::load(files, options)?;
-        if session.output_shape.len() != 2 {
-            return Err(ModelError::Session {
-                path: files.onnx.clone(),
-                message: format!(
-                    "a cross-encoder outputs [batch, labels] logits; this one outputs shape {:?}",
-                    session.output_shape
-                ),
-            });
-        }
+        session.expect_output_rank(files, 2, "a cross-encoder outputs [batch, labels] logits")?;
         Ok(CrossEncoder { session, sigmoid })
     }
 
@@ -35,20 +25,14 @@ impl CrossEncoder {
     pub fn score_pairs(&mut self, pairs: &[(&str, &str)]) -> Result<Vec<f32>, ModelError> {
         let sigmoid = self.sigmoid;
         self.session.run_sorted_pairs(pairs, |output, _mask| {
-            let logits = output.into_dimensionality::<Ix2>().map_err(|e| {
-                ModelError::Inference(format!("expected [batch, labels] logits: {e}"))
-            })?;
-            Ok(logits
-                .axis_iter(Axis(0))
-                .map(|row| {
-                    let logit = row.first().copied().unwrap_or_default();
-                    if sigmoid {
-                        1.0 / (1.0 + (-logit).exp())
-                    } else {
-                        logit
-                    }
-                })
-                .collect())
+            map_rows(output, "labels", |row| {
+                let logit = row.first().copied().unwrap_or_default();
+                if sigmoid {
+                    1.0 / (1.0 + (-logit).exp())
+                } else {
+                    logit
+                }
+            })
         })
     }
 

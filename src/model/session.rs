@@ -21,6 +21,18 @@ pub fn threads_or_cores(configured: Option<crate::config::PositiveInt>) -> usize
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
+/// Each row of a `[batch, n]` output through `f`; `what` names the output in errors.
+pub fn map_rows<T>(
+    output: ArrayViewD<'_, f32>,
+    what: &str,
+    f: impl FnMut(ndarray::ArrayView1<'_, f32>) -> T,
+) -> Result<Vec<T>, ModelError> {
+    let rows = output
+        .into_dimensionality::<ndarray::Ix2>()
+        .map_err(|e| ModelError::Inference(format!("expected [batch, {what}]: {e}")))?;
+    Ok(rows.axis_iter(ndarray::Axis(0)).map(f).collect())
+}
+
 /// Settings for loading a transformer.
 #[derive(Debug, Clone)]
 pub struct SessionOptions {
@@ -94,6 +106,23 @@ impl TransformerSession {
             takes_type_ids,
             pad_id,
             batch_size: options.batch_size.max(1),
+        })
+    }
+
+    /// Fails unless the model's first output has `rank` dimensions; `expected`
+    /// says what the caller needs (shown with the actual shape).
+    pub fn expect_output_rank(
+        &self,
+        files: &ModelFiles,
+        rank: usize,
+        expected: &str,
+    ) -> Result<(), ModelError> {
+        if self.output_shape.len() == rank {
+            return Ok(());
+        }
+        Err(ModelError::Session {
+            path: files.onnx.clone(),
+            message: format!("{expected}; this one outputs shape {:?}", self.output_shape),
         })
     }
 

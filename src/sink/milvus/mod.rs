@@ -411,9 +411,7 @@ impl Sink for MilvusSink {
         }
         let plan = self.plan.as_ref().expect("prepared above");
         let position = ack.position().to_string();
-        let rows: Vec<_> = (0..batch.num_rows())
-            .map(|row| rows::entity(plan, &batch, row))
-            .collect();
+        let rows = rows::entities(plan, &batch);
         let mut rows = rows.into_iter().peekable();
         while rows.peek().is_some() {
             let group: Vec<_> = rows.by_ref().take(self.cfg.batch_rows.get()).collect();

@@ -1,29 +1,57 @@
-//! Arrow rows → the JSON rows the Milvus SDK upserts.
+//! Arrow batches → the JSON rows the Milvus SDK upserts, converted column by
+//! column (one cast per column, not per value).
 
-use arrow::array::{Array, AsArray};
-use arrow::datatypes::{DataType, Float32Type, UInt32Type};
+use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::datatypes::{DataType, Float32Type, Float64Type, Int64Type, UInt32Type};
 use arrow::record_batch::RecordBatch;
 use serde_json::{Map, Value, json};
 
 use super::schema::{CollectionPlan, FieldKind};
 
-/// Row `row` of `batch` as a Milvus entity (fields Milvus computes are left out).
-pub fn entity(plan: &CollectionPlan, batch: &RecordBatch, row: usize) -> Map<String, Value> {
-    let mut entity = Map::with_capacity(plan.fields.len());
+/// Every row of `batch` as a Milvus entity (fields Milvus computes are left out).
+pub fn entities(plan: &CollectionPlan, batch: &RecordBatch) -> Vec<Map<String, Value>> {
+    let mut rows: Vec<Map<String, Value>> = (0..batch.num_rows())
+        .map(|_| Map::with_capacity(plan.fields.len()))
+        .collect();
     for field in &plan.fields {
         let Some(column) = field.column else { continue };
-        let array = batch.column(column);
-        let value = if array.is_null(row) {
+        let values = column_values(&field.kind, batch.column(column));
+        for (row, value) in rows.iter_mut().zip(values) {
+            row.insert(field.name.clone(), value);
+        }
+    }
+    rows
+}
+
+fn column_values(kind: &FieldKind, array: &ArrayRef) -> Vec<Value> {
+    let rows = 0..array.len();
+    let value_or_null = |row: usize, value: &dyn Fn(usize) -> Value| {
+        if array.is_null(row) {
             Value::Null
         } else {
-            match &field.kind {
-                FieldKind::FloatVector(_) => {
-                    let list = array.as_fixed_size_list();
-                    let values = list.value(row);
-                    Value::from(values.as_primitive::<Float32Type>().values().to_vec())
-                }
-                FieldKind::SparseVector => {
-                    let entries = array.as_list::<i32>().value(row);
+            value(row)
+        }
+    };
+    match kind {
+        FieldKind::FloatVector(_) => {
+            let list = array.as_fixed_size_list();
+            rows.map(|r| {
+                value_or_null(r, &|r| {
+                    Value::from(
+                        list.value(r)
+                            .as_primitive::<Float32Type>()
+                            .values()
+                            .to_vec(),
+                    )
+                })
+            })
+            .collect()
+        }
+        FieldKind::SparseVector => {
+            let list = array.as_list::<i32>();
+            rows.map(|r| {
+                value_or_null(r, &|r| {
+                    let entries = list.value(r);
                     let entries = entries.as_struct();
                     let index = entries.column(0).as_primitive::<UInt32Type>();
                     let value = entries.column(1).as_primitive::<Float32Type>();
@@ -32,36 +60,35 @@ pub fn entity(plan: &CollectionPlan, batch: &RecordBatch, row: usize) -> Map<Str
                             .map(|i| (index.value(i).to_string(), json!(value.value(i))))
                             .collect(),
                     )
-                }
-                _ => scalar(array.as_ref(), row),
-            }
-        };
-        entity.insert(field.name.clone(), value);
+                })
+            })
+            .collect()
+        }
+        _ => scalars(array, rows),
     }
-    entity
 }
 
-fn scalar(array: &dyn Array, row: usize) -> Value {
-    match array.data_type() {
-        DataType::Utf8 => Value::from(array.as_string::<i32>().value(row)),
-        DataType::LargeUtf8 => Value::from(array.as_string::<i64>().value(row)),
-        DataType::Boolean => Value::from(array.as_boolean().value(row)),
-        t if t.is_integer() || t.is_floating() => {
-            let as_f64 = arrow::compute::cast(&array.slice(row, 1), &DataType::Float64).ok();
-            let as_i64 = arrow::compute::cast(&array.slice(row, 1), &DataType::Int64).ok();
-            match (t.is_integer(), as_i64, as_f64) {
-                (true, Some(v), _) => {
-                    Value::from(v.as_primitive::<arrow::datatypes::Int64Type>().value(0))
-                }
-                (false, _, Some(v)) => {
-                    json!(v.as_primitive::<arrow::datatypes::Float64Type>().value(0))
-                }
-                _ => Value::Null,
-            }
+/// Strings, booleans, integers and floats as themselves; anything else as text.
+fn scalars(array: &ArrayRef, rows: std::ops::Range<usize>) -> Vec<Value> {
+    let target = match array.data_type() {
+        DataType::Boolean => DataType::Boolean,
+        t if t.is_integer() => DataType::Int64,
+        t if t.is_floating() => DataType::Float64,
+        _ => DataType::Utf8,
+    };
+    let Ok(cast) = arrow::compute::cast(array, &target) else {
+        return rows.map(|_| Value::Null).collect();
+    };
+    rows.map(|r| {
+        if cast.is_null(r) {
+            return Value::Null;
         }
-        _ => match arrow::compute::cast(&array.slice(row, 1), &DataType::Utf8) {
-            Ok(text) => Value::from(text.as_string::<i32>().value(0)),
-            Err(_) => Value::Null,
-        },
-    }
+        match &target {
+            DataType::Boolean => Value::from(cast.as_boolean().value(r)),
+            DataType::Int64 => Value::from(cast.as_primitive::<Int64Type>().value(r)),
+            DataType::Float64 => json!(cast.as_primitive::<Float64Type>().value(r)),
+            _ => Value::from(cast.as_string::<i32>().value(r)),
+        }
+    })
+    .collect()
 }

@@ -238,7 +238,22 @@ fn usage(error: impl Into<anyhow::Error>) -> Failure {
     }
 }
 
-fn runtime(error: impl Into<anyhow::Error>) -> Failure {
+fn async_runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Runtime::new()
+        .context("cannot start the async runtime")
+        .map_err(runtime_failure)
+}
+
+/// A stop signal raised by SIGINT/SIGTERM (call inside the runtime).
+fn os_stop_signal() -> Result<StopSignal, Failure> {
+    let stop = StopSignal::default();
+    stop.raise_on_os_signals()
+        .context("cannot install signal handlers")
+        .map_err(runtime_failure)?;
+    Ok(stop)
+}
+
+fn runtime_failure(error: impl Into<anyhow::Error>) -> Failure {
     Failure {
         code: 1,
         error: error.into(),
@@ -290,14 +305,9 @@ fn dispatch(command: Command) -> Result<(), Failure> {
         } => {
             let cfg = load(&file)?;
             let backfill = backfill(&cfg, shard, resume, state);
-            let runtime_ = tokio::runtime::Runtime::new()
-                .context("cannot start the async runtime")
-                .map_err(runtime)?;
-            let summary = runtime_.block_on(async {
-                let stop = StopSignal::default();
-                stop.raise_on_os_signals()
-                    .context("cannot install signal handlers")
-                    .map_err(runtime)?;
+            let runtime = async_runtime()?;
+            let summary = runtime.block_on(async {
+                let stop = os_stop_signal()?;
                 run_pipeline(&cfg, stop, backfill)
                     .await
                     .map_err(Failure::from)
@@ -327,16 +337,11 @@ fn daemon(
     let cfg = load(file)?;
     let metrics = vecpipe::metrics::install()
         .context("cannot install the metrics recorder")
-        .map_err(runtime)?;
-    let runtime_ = tokio::runtime::Runtime::new()
-        .context("cannot start the async runtime")
-        .map_err(runtime)?;
-    let summary = runtime_.block_on(async {
+        .map_err(runtime_failure)?;
+    let runtime = async_runtime()?;
+    let summary = runtime.block_on(async {
         let listener = tokio::spawn(vecpipe::metrics::serve(metrics_addr, metrics));
-        let stop = StopSignal::default();
-        stop.raise_on_os_signals()
-            .context("cannot install signal handlers")
-            .map_err(runtime)?;
+        let stop = os_stop_signal()?;
         stop.exit_if_not_done_within(shutdown_timeout);
         let result = run_pipeline(&cfg, stop, Backfill::default())
             .await
@@ -369,11 +374,9 @@ fn search(args: SearchArgs) -> Result<(), Failure> {
             top: args.rerank_top,
         }),
     };
-    let runtime_ = tokio::runtime::Runtime::new()
-        .context("cannot start the async runtime")
-        .map_err(runtime)?;
+    let runtime = async_runtime()?;
     let hits =
-        vecpipe::search::search(&cfg, &args.query, &options, runtime_.handle()).map_err(|e| {
+        vecpipe::search::search(&cfg, &args.query, &options, runtime.handle()).map_err(|e| {
             Failure {
                 code: if e.is_config() { 2 } else { 1 },
                 error: e.into(),

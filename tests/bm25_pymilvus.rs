@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::*;
 use vecpipe::config::{AnalyzerConfig, StopWords, TokenizerKind};
@@ -13,24 +12,9 @@ use vecpipe::stage::bm25::{Analyzer, Bm25Encoder, Bm25Params};
 
 type Sparse = Vec<Vec<(u32, f32)>>;
 
-/// The venv with pymilvus-model, installed by `scripts/setup.sh test`.
-fn python() -> PathBuf {
-    setup(Some("test"));
-    repo_root().join(".venv/bin/python")
-}
-
 fn reference(args: &[&Path]) -> String {
-    let output = Command::new(python())
-        .arg(repo_root().join("tests/python/bm25_reference.py"))
-        .args(args)
-        .output()
-        .expect("python runs");
-    assert!(
-        output.status.success(),
-        "pymilvus reference failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    String::from_utf8(python_script("bm25_reference.py", &args)).unwrap()
 }
 
 fn whitespace_lowercase() -> AnalyzerConfig {

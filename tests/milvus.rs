@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::*;
 use milvus::v2::prelude::{ClientV2, ConnectConfig, ConsistencyLevel, QueryRequest};
 
@@ -49,14 +47,12 @@ fn ids(uri: &str, collection: &str, filter: &str) -> Vec<String> {
     ids
 }
 
-const CORPUS: &str = "pipelines/data/sample.jsonl";
-
 /// A workspace with the sample corpus, fitted BM25 params and a pipeline
 /// writing to `collection` on `uri` with extra sink settings.
 fn workspace(uri: &str, sink_extra: &str, stages: &str) -> Workspace {
     setup(None);
     let ws = Workspace::new();
-    std::fs::copy(repo_root().join(CORPUS), ws.path("corpus.jsonl")).unwrap();
+    sample_corpus(&ws);
     ws.write(
         "p.yaml",
         format!(
@@ -279,18 +275,11 @@ fn pymilvus_reads_what_vecpipe_wrote() {
         serde_json::json!({"dense": dense, "sparse": sparse}).to_string(),
     );
 
-    let output = std::process::Command::new(repo_root().join(".venv/bin/python"))
-        .arg(repo_root().join("tests/python/milvus_check.py"))
-        .args([server.uri.as_str(), "docs"])
-        .arg(Path::new(&queries))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let output = python_script(
+        "milvus_check.py",
+        &[server.uri.as_ref(), "docs".as_ref(), queries.as_os_str()],
     );
-    let seen: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let seen: serde_json::Value = serde_json::from_slice(&output).unwrap();
     assert_eq!(
         seen["count"].as_u64().unwrap(),
         run.summary_number("chunks")

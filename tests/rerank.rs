@@ -48,11 +48,7 @@ const QUERY: &str = "Where was Alan Turing born?";
 fn stage_scores_match_python_onnxruntime_and_min_score_filters() {
     let model = cross_encoder();
     let ws = Workspace::new();
-    std::fs::copy(
-        repo_root().join("pipelines/data/sample.jsonl"),
-        ws.path("corpus.jsonl"),
-    )
-    .unwrap();
+    sample_corpus(&ws);
     let pipeline = |min: &str| {
         format!(
             "name: r\nsource: {{ type: jsonl, path: corpus.jsonl, id_field: id }}\nstages:\n  - {{ type: rerank, model: {}, query: '{QUERY}'{min} }}\nsinks:\n  - {{ type: arrow, path: out/r.arrow }}\n",
@@ -74,18 +70,11 @@ fn stage_scores_match_python_onnxruntime_and_min_score_filters() {
 
     let pairs: Vec<(&str, &str)> = texts.iter().map(|t| (QUERY, t.as_str())).collect();
     let pairs_file = ws.write("pairs.json", serde_json::to_string(&pairs).unwrap());
-    let output = std::process::Command::new(repo_root().join(".venv/bin/python"))
-        .arg(repo_root().join("tests/python/cross_encoder_reference.py"))
-        .arg(&model)
-        .arg(&pairs_file)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let output = python_script(
+        "cross_encoder_reference.py",
+        &[model.as_os_str(), pairs_file.as_os_str()],
     );
-    let reference: Vec<f32> = serde_json::from_slice(&output.stdout).unwrap();
+    let reference: Vec<f32> = serde_json::from_slice(&output).unwrap();
     assert_eq!(scores.len(), reference.len());
     for (ours, theirs) in scores.iter().zip(&reference) {
         assert!((ours - theirs).abs() <= 1e-5, "{ours} vs {theirs}");
@@ -107,11 +96,7 @@ fn search_rerank_orders_hits_by_the_cross_encoder_and_shows_both_scores() {
     let model = cross_encoder();
     let milvus = MilvusServer::start();
     let ws = Workspace::new();
-    std::fs::copy(
-        repo_root().join("pipelines/data/sample.jsonl"),
-        ws.path("corpus.jsonl"),
-    )
-    .unwrap();
+    sample_corpus(&ws);
     ws.write(
         "p.yaml",
         format!(

@@ -72,18 +72,11 @@ fn vectors_match_python_onnxruntime_on_the_same_model() {
     );
     let ours = splade_rows(&ws, &texts, &stage);
     let texts_file = ws.write("texts.json", serde_json::to_string(&texts).unwrap());
-    let output = std::process::Command::new(repo_root().join(".venv/bin/python"))
-        .arg(repo_root().join("tests/python/splade_reference.py"))
-        .arg(model())
-        .arg(&texts_file)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let output = python_script(
+        "splade_reference.py",
+        &[model().as_os_str(), texts_file.as_os_str()],
     );
-    let theirs: Vec<Vec<(u32, f32)>> = serde_json::from_slice(&output.stdout).unwrap();
+    let theirs: Vec<Vec<(u32, f32)>> = serde_json::from_slice(&output).unwrap();
     assert_eq!(ours.len(), theirs.len());
     for (a, b) in ours.iter().zip(&theirs) {
         let (ia, ib): (Vec<u32>, Vec<u32>) = (
@@ -101,11 +94,7 @@ fn vectors_match_python_onnxruntime_on_the_same_model() {
 fn splade_vectors_in_milvus_answer_a_sparse_search() {
     let milvus = MilvusServer::start();
     let ws = Workspace::new();
-    std::fs::copy(
-        repo_root().join("pipelines/data/sample.jsonl"),
-        ws.path("corpus.jsonl"),
-    )
-    .unwrap();
+    sample_corpus(&ws);
     ws.write(
         "p.yaml",
         format!(

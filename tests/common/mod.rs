@@ -412,3 +412,27 @@ pub fn http_get(port: u16, path: &str) -> (u16, String) {
     let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
     (status, response)
 }
+
+/// Runs `tests/python/SCRIPT` with the test venv's Python; panics with its
+/// stderr unless it succeeds; returns its stdout.
+pub fn python_script(script: &str, args: &[&std::ffi::OsStr]) -> Vec<u8> {
+    setup(Some("test"));
+    let output = Command::new(repo_root().join(".venv/bin/python"))
+        .arg(repo_root().join("tests/python").join(script))
+        .args(args)
+        .output()
+        .expect("python runs");
+    assert!(
+        output.status.success(),
+        "{script} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+/// Copies the shipped sample corpus into the workspace as `corpus.jsonl`.
+pub fn sample_corpus(ws: &Workspace) -> PathBuf {
+    let path = ws.path("corpus.jsonl");
+    std::fs::copy(repo_root().join("pipelines/data/sample.jsonl"), &path).unwrap();
+    path
+}

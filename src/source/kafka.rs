@@ -329,6 +329,7 @@ impl RecordSource for KafkaSource {
             consumer: self.consumer.clone(),
             tracker: self.tracker.clone(),
             dead_letters: self.ctx.dead_letters.clone(),
+            last_lag_report: Mutex::new(None),
         }))
     }
 }
@@ -338,7 +339,11 @@ struct KafkaCommitter {
     consumer: Arc<BaseConsumer<KafkaContext>>,
     tracker: Arc<Mutex<OffsetTracker>>,
     dead_letters: crate::dead_letter::DeadLetters,
+    last_lag_report: Mutex<Option<Instant>>,
 }
+
+/// How often consumer lag is measured.
+const LAG_INTERVAL: Duration = Duration::from_secs(10);
 
 impl KafkaCommitter {
     /// Consumer lag per partition: the high watermark minus the offset being committed.
@@ -375,7 +380,6 @@ impl AckHandler for KafkaCommitter {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take(None);
-        self.report_lag(&done);
         commit(
             &self.consumer,
             &done,
@@ -385,6 +389,15 @@ impl AckHandler for KafkaCommitter {
                 CommitMode::Async
             },
         );
+        // After the commit, and at most every LAG_INTERVAL: each partition is a broker round trip.
+        let mut last_report = self
+            .last_lag_report
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if !done.is_empty() && last_report.is_none_or(|t| t.elapsed() >= LAG_INTERVAL) {
+            *last_report = Some(Instant::now());
+            self.report_lag(&done);
+        }
     }
 }
 

@@ -164,6 +164,30 @@ impl MilvusSink {
         })
     }
 
+    /// Runs one Milvus call to completion; `operation` names it in errors.
+    fn call<T>(
+        &self,
+        operation: &'static str,
+        request: impl std::future::Future<Output = Result<T, SdkError>>,
+    ) -> Result<T, MilvusError> {
+        self.runtime
+            .block_on(request)
+            .map_err(|e| self.request_error(operation, e))
+    }
+
+    fn collection_exists(&self) -> Result<bool, MilvusError> {
+        let request = HasCollectionRequest::builder()
+            .collection_name(&self.cfg.collection)
+            .build()
+            .map_err(|e| self.request_error("has_collection", e))?;
+        Ok(self
+            .call(
+                "has_collection",
+                self.connection.client.has_collection(request),
+            )?
+            .exists())
+    }
+
     fn request_error(&self, operation: &'static str, e: impl std::fmt::Display) -> MilvusError {
         MilvusError::Request {
             operation,
@@ -176,30 +200,13 @@ impl MilvusSink {
     fn prepare(&mut self, plan: CollectionPlan) -> Result<(), MilvusError> {
         let client = &self.connection.client;
         let name = self.cfg.collection.clone();
-        let exists = self
-            .runtime
-            .block_on(
-                client.has_collection(
-                    HasCollectionRequest::builder()
-                        .collection_name(&name)
-                        .build()
-                        .map_err(|e| self.request_error("has_collection", e))?,
-                ),
-            )
-            .map_err(|e| self.request_error("has_collection", e))?
-            .exists();
-        if exists {
-            let described = self
-                .runtime
-                .block_on(
-                    client.describe_collection(
-                        DescribeCollectionRequest::builder()
-                            .collection_name(&name)
-                            .build()
-                            .map_err(|e| self.request_error("describe_collection", e))?,
-                    ),
-                )
+        if self.collection_exists()? {
+            let request = DescribeCollectionRequest::builder()
+                .collection_name(&name)
+                .build()
                 .map_err(|e| self.request_error("describe_collection", e))?;
+            let described =
+                self.call("describe_collection", client.describe_collection(request))?;
             plan.check(&name, described.description().get_schema())?;
         } else if self.cfg.create == CreateMode::Never {
             return Err(MilvusError::Missing(name));
@@ -210,18 +217,14 @@ impl MilvusSink {
                 .index_params(plan.index_params(&self.cfg)?)
                 .build()
                 .map_err(|e| self.request_error("create_collection", e))?;
-            self.runtime
-                .block_on(client.create_collection(request))
-                .map_err(|e| self.request_error("create_collection", e))?;
+            self.call("create_collection", client.create_collection(request))?;
             tracing::info!(collection = %name, "created collection");
         }
         let load = LoadCollectionRequest::builder()
             .collection_name(&name)
             .build()
             .map_err(|e| self.request_error("load_collection", e))?;
-        self.runtime
-            .block_on(client.load_collection(load))
-            .map_err(|e| self.request_error("load_collection", e))?;
+        self.call("load_collection", client.load_collection(load))?;
         self.plan = Some(plan);
         Ok(())
     }
@@ -292,13 +295,12 @@ impl MilvusSink {
             .get(columns::TEXT)
             .and_then(Value::as_str)
             .unwrap_or_default();
-        self.dead_letters
-            .send(
-                format!("{position} (id {id})"),
-                &format!("rejected by Milvus: {e}"),
-                text.as_bytes(),
-            )
-            .map_err(|e| MilvusError::Config(e.to_string()))
+        self.dead_letters.send(
+            format!("{position} (id {id})"),
+            &format!("rejected by Milvus: {e}"),
+            text.as_bytes(),
+        )?;
+        Ok(())
     }
 
     fn delete_where(&self, filter: String) -> Result<(), MilvusError> {
@@ -307,9 +309,7 @@ impl MilvusSink {
             .filter(filter)
             .build()
             .map_err(|e| self.request_error("delete", e))?;
-        self.runtime
-            .block_on(self.connection.client.delete(request))
-            .map_err(|e| self.request_error("delete", e))?;
+        self.call("delete", self.connection.client.delete(request))?;
         Ok(())
     }
 
@@ -321,21 +321,8 @@ impl MilvusSink {
         let field = match &self.plan {
             Some(plan) if !plan.has_chunks => columns::ID,
             Some(_) => columns::DOC_ID,
-            None => {
-                let request = HasCollectionRequest::builder()
-                    .collection_name(&self.cfg.collection)
-                    .build()
-                    .map_err(|e| self.request_error("has_collection", e))?;
-                let exists = self
-                    .runtime
-                    .block_on(self.connection.client.has_collection(request))
-                    .map_err(|e| self.request_error("has_collection", e))?
-                    .exists();
-                if !exists {
-                    return Ok(());
-                }
-                columns::DOC_ID
-            }
+            None if !self.collection_exists()? => return Ok(()),
+            None => columns::DOC_ID,
         };
         let quoted: Vec<String> = ids
             .iter()

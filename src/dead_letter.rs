@@ -26,8 +26,17 @@ pub enum DeadLetterError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("dead-letter topic `{topic}`: {message}")]
-    Kafka { topic: String, message: String },
+    #[error("dead-letter topic `{topic}`")]
+    Kafka {
+        topic: String,
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    #[error(
+        "dead-letter topic `{topic}`: the producer queue stayed full for {:.1} s (is the broker reachable?)",
+        waited.as_secs_f64()
+    )]
+    QueueFull { topic: String, waited: Duration },
 }
 
 /// Where dead letters go; cheap to clone and shared by all nodes.
@@ -46,8 +55,21 @@ struct Inner {
 enum Output {
     #[default]
     Log,
-    File(PathBuf, Mutex<BufWriter<File>>),
-    Kafka(String, ThreadedProducer<DefaultProducerContext>),
+    File(PathBuf, Mutex<LetterFile>),
+    Kafka(Box<KafkaOutput>),
+}
+
+/// The dead-letter file and whether letters were written since the last sync.
+struct LetterFile {
+    writer: BufWriter<File>,
+    unsynced: bool,
+}
+
+struct KafkaOutput {
+    topic: String,
+    producer: ThreadedProducer<DefaultProducerContext>,
+    /// How long a send may wait for room in a full producer queue.
+    queue_full_limit: Duration,
 }
 
 #[derive(Serialize)]
@@ -92,11 +114,15 @@ impl DeadLetters {
                     for (key, value) in &cfg.options {
                         client.set(key, value);
                     }
-                    let producer = client.create().map_err(|e| DeadLetterError::Kafka {
+                    let producer = client.create().map_err(|source| DeadLetterError::Kafka {
                         topic: topic.clone(),
-                        message: e.to_string(),
+                        source,
                     })?;
-                    Ok(DeadLetters::with(Output::Kafka(topic, producer)))
+                    Ok(DeadLetters::with(Output::Kafka(Box::new(KafkaOutput {
+                        topic,
+                        producer,
+                        queue_full_limit: KAFKA_FLUSH_TIMEOUT,
+                    }))))
                 }
             },
         }
@@ -127,7 +153,10 @@ impl DeadLetters {
             .map_err(err)?;
         Ok(DeadLetters::with(Output::File(
             path.to_path_buf(),
-            Mutex::new(BufWriter::new(file)),
+            Mutex::new(LetterFile {
+                writer: BufWriter::new(file),
+                unsynced: false,
+            }),
         )))
     }
 
@@ -176,56 +205,15 @@ impl DeadLetters {
                 let mut line = serde_json::to_vec(&letter).expect("a struct of strings serializes");
                 line.push(b'\n');
                 let mut file = file.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                file.write_all(&line)
+                file.unsynced = true;
+                file.writer
+                    .write_all(&line)
                     .map_err(|source| DeadLetterError::File {
                         path: path.clone(),
                         source,
                     })
             }
-            Output::Kafka(topic, producer) => {
-                let mut owned = OwnedHeaders::new_with_capacity(headers.len() + 2);
-                for (name, value) in headers {
-                    owned = owned.insert(Header {
-                        key: name,
-                        value: Some(value),
-                    });
-                }
-                owned = owned
-                    .insert(Header {
-                        key: "vecpipe.reason",
-                        value: Some(reason),
-                    })
-                    .insert(Header {
-                        key: "vecpipe.position",
-                        value: Some(position),
-                    });
-                let mut record: BaseRecord<'_, [u8], [u8]> =
-                    BaseRecord::to(topic).payload(payload).headers(owned);
-                if let Some(key) = key {
-                    record = record.key(key);
-                }
-                let mut record = record;
-                loop {
-                    match producer.send(record) {
-                        Ok(()) => return Ok(()),
-                        Err((
-                            rdkafka::error::KafkaError::MessageProduction(
-                                rdkafka::types::RDKafkaErrorCode::QueueFull,
-                            ),
-                            back,
-                        )) => {
-                            record = back;
-                            std::thread::sleep(Duration::from_millis(10));
-                        }
-                        Err((e, _)) => {
-                            return Err(DeadLetterError::Kafka {
-                                topic: topic.clone(),
-                                message: e.to_string(),
-                            });
-                        }
-                    }
-                }
-            }
+            Output::Kafka(kafka) => kafka.send(position, reason, key, payload, headers),
         }
     }
 
@@ -239,20 +227,92 @@ impl DeadLetters {
             Output::Log => Ok(()),
             Output::File(path, file) => {
                 let mut file = file.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                if !file.unsynced {
+                    return Ok(());
+                }
                 let err = |source| DeadLetterError::File {
                     path: path.clone(),
                     source,
                 };
-                file.flush().map_err(err)?;
-                file.get_ref().sync_all().map_err(err)
+                file.writer.flush().map_err(err)?;
+                file.writer.get_ref().sync_all().map_err(err)?;
+                file.unsynced = false;
+                Ok(())
             }
-            Output::Kafka(topic, producer) => {
-                producer
+            Output::Kafka(kafka) => {
+                kafka
+                    .producer
                     .flush(KAFKA_FLUSH_TIMEOUT)
-                    .map_err(|e| DeadLetterError::Kafka {
-                        topic: topic.clone(),
-                        message: e.to_string(),
+                    .map_err(|source| DeadLetterError::Kafka {
+                        topic: kafka.topic.clone(),
+                        source,
                     })
+            }
+        }
+    }
+}
+
+impl KafkaOutput {
+    /// Queues one letter; waits at most `queue_full_limit` for room in a full queue.
+    fn send(
+        &self,
+        position: &str,
+        reason: &str,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        headers: &[(String, Vec<u8>)],
+    ) -> Result<(), DeadLetterError> {
+        let mut owned = OwnedHeaders::new_with_capacity(headers.len() + 2);
+        for (name, value) in headers {
+            owned = owned.insert(Header {
+                key: name,
+                value: Some(value),
+            });
+        }
+        owned = owned
+            .insert(Header {
+                key: "vecpipe.reason",
+                value: Some(reason),
+            })
+            .insert(Header {
+                key: "vecpipe.position",
+                value: Some(position),
+            });
+        let mut record: BaseRecord<'_, [u8], [u8]> =
+            BaseRecord::to(&self.topic).payload(payload).headers(owned);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
+        let started = std::time::Instant::now();
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(
+                        rdkafka::types::RDKafkaErrorCode::QueueFull,
+                    ),
+                    back,
+                )) if started.elapsed() < self.queue_full_limit => {
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(
+                        rdkafka::types::RDKafkaErrorCode::QueueFull,
+                    ),
+                    _,
+                )) => {
+                    return Err(DeadLetterError::QueueFull {
+                        topic: self.topic.clone(),
+                        waited: self.queue_full_limit,
+                    });
+                }
+                Err((source, _)) => {
+                    return Err(DeadLetterError::Kafka {
+                        topic: self.topic.clone(),
+                        source,
+                    });
+                }
             }
         }
     }
@@ -292,5 +352,33 @@ mod tests {
             RAW_LIMIT_BYTES + 1
         );
         assert_eq!(dl.count(), 2);
+    }
+
+    #[test]
+    fn a_full_kafka_queue_fails_the_send_after_the_limit_instead_of_looping() {
+        // Nothing listens on this port: the one-message queue never drains.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let producer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", format!("127.0.0.1:{port}"))
+            .set("queue.buffering.max.messages", "1")
+            .create()
+            .unwrap();
+        let dl = DeadLetters::with(Output::Kafka(Box::new(KafkaOutput {
+            topic: "dead".into(),
+            producer,
+            queue_full_limit: Duration::from_millis(300),
+        })));
+        dl.send("a:1", "bad", b"x").unwrap();
+        let started = std::time::Instant::now();
+        let err = dl.send("a:2", "bad", b"y").unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(
+            err.to_string(),
+            "dead-letter topic `dead`: the producer queue stayed full for 0.3 s (is the broker reachable?)"
+        );
     }
 }

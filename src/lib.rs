@@ -6,6 +6,7 @@
 pub mod batch;
 pub mod config;
 pub mod dead_letter;
+pub mod error;
 pub mod metrics;
 pub mod model;
 pub mod pipeline;

@@ -10,7 +10,8 @@ use vecpipe::config::{
     AnalyzerConfig, FileSourceConfig, PipelineConfig, PositiveInt, SourceConfig, StageConfig,
     StopWords, TokenizerKind, load_pipeline_file,
 };
-use vecpipe::pipeline::{FitInput, PipelineError, StopSignal, fit_bm25, run_pipeline};
+use vecpipe::error::Phased;
+use vecpipe::pipeline::{FitInput, StopSignal, fit_bm25, run_pipeline};
 use vecpipe::search::{Ranker, RerankOptions, SearchMode, SearchOptions};
 use vecpipe::source::backfill::{Backfill, Shard};
 use vecpipe::stage::bm25;
@@ -222,10 +223,10 @@ struct Failure {
     error: anyhow::Error,
 }
 
-impl From<PipelineError> for Failure {
-    fn from(e: PipelineError) -> Self {
+impl<E: std::error::Error + Send + Sync + 'static> From<Phased<E>> for Failure {
+    fn from(e: Phased<E>) -> Self {
         Failure {
-            code: if e.is_config() { 2 } else { 1 },
+            code: e.exit_code(),
             error: e.into(),
         }
     }
@@ -279,7 +280,7 @@ fn main() -> ExitCode {
     match dispatch(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure { code, error }) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", vecpipe::error::report(error.as_ref()));
             ExitCode::from(code)
         }
     }
@@ -375,13 +376,7 @@ fn search(args: SearchArgs) -> Result<(), Failure> {
         }),
     };
     let runtime = async_runtime()?;
-    let hits =
-        vecpipe::search::search(&cfg, &args.query, &options, runtime.handle()).map_err(|e| {
-            Failure {
-                code: if e.is_config() { 2 } else { 1 },
-                error: e.into(),
-            }
-        })?;
+    let hits = vecpipe::search::search(&cfg, &args.query, &options, runtime.handle())?;
     if args.json {
         for hit in &hits {
             println!("{}", serde_json::to_string(hit).expect("hits serialize"));

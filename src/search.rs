@@ -12,6 +12,7 @@ use tokio::runtime::Handle;
 
 use crate::batch::columns;
 use crate::config::{Bm25Mode, MilvusSinkConfig, PipelineConfig, SinkConfig, StageConfig};
+use crate::error::Phased;
 use crate::model::{CrossEncoder, ModelError, SessionOptions, SpladeEncoder, resolve_model};
 use crate::sink::milvus::{MilvusConnection, MilvusError};
 use crate::stage::bm25::{Analyzer, Bm25Encoder, Bm25Error, Bm25Params, resolve_analyzer};
@@ -31,17 +32,8 @@ pub enum SearchError {
     Search { collection: String, message: String },
 }
 
-impl SearchError {
-    pub fn is_config(&self) -> bool {
-        match self {
-            SearchError::Usage(_) => true,
-            SearchError::Model(e) => e.is_config(),
-            SearchError::Bm25(e) => e.is_config(),
-            SearchError::Milvus(e) => e.is_config(),
-            SearchError::Search { .. } => false,
-        }
-    }
-}
+/// A search error and its phase: loading the encoders or connecting is set-up (exit 2).
+pub type PhasedSearchError = Phased<SearchError>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SearchMode {
@@ -144,7 +136,7 @@ pub fn search(
     query: &str,
     options: &SearchOptions,
     runtime: &Handle,
-) -> Result<Vec<Hit>, SearchError> {
+) -> Result<Vec<Hit>, PhasedSearchError> {
     let sink = cfg
         .sinks
         .iter()
@@ -153,12 +145,12 @@ pub fn search(
             _ => None,
         })
         .ok_or_else(|| {
-            SearchError::Usage(format!(
+            Phased::Setup(SearchError::Usage(format!(
                 "pipeline `{}` has no milvus sink to search",
                 cfg.name
-            ))
+            )))
         })?;
-    let mut encoders = encoders(cfg, sink)?;
+    let mut encoders = encoders(cfg, sink).map_err(Phased::Setup)?;
     let mode = match (options.mode, &encoders.dense, &encoders.sparse) {
         (None, Some(_), Some(_)) | (Some(SearchMode::Hybrid), Some(_), Some(_)) => {
             SearchMode::Hybrid
@@ -166,19 +158,19 @@ pub fn search(
         (None, Some(_), None) | (Some(SearchMode::Dense), Some(_), _) => SearchMode::Dense,
         (None, None, Some(_)) | (Some(SearchMode::Sparse), _, Some(_)) => SearchMode::Sparse,
         (None, None, None) => {
-            return Err(SearchError::Usage(
+            return Err(Phased::Setup(SearchError::Usage(
                 "the pipeline writes no dense or sparse field".into(),
-            ));
+            )));
         }
         (Some(mode), _, _) => {
-            return Err(SearchError::Usage(format!(
+            return Err(Phased::Setup(SearchError::Usage(format!(
                 "--mode {mode:?} needs a {} field, which this pipeline does not write",
                 if mode == SearchMode::Dense {
                     "dense"
                 } else {
                     "sparse"
                 }
-            )));
+            ))));
         }
     };
 
@@ -218,18 +210,20 @@ pub fn search(
     let dense = if mode == SearchMode::Sparse {
         None
     } else {
-        dense_request(&mut encoders)?
+        dense_request(&mut encoders).map_err(Phased::Run)?
     };
     let sparse = if mode == SearchMode::Dense {
         None
     } else {
-        sparse_request(&mut encoders)?
+        sparse_request(&mut encoders).map_err(Phased::Run)?
     };
 
-    let connection = MilvusConnection::open(sink, runtime)?;
-    let failed = |e: &dyn std::fmt::Display| SearchError::Search {
-        collection: sink.collection.clone(),
-        message: e.to_string(),
+    let connection = MilvusConnection::open(sink, runtime).map_err(Phased::setup)?;
+    let failed = |e: &dyn std::fmt::Display| {
+        Phased::Run(SearchError::Search {
+            collection: sink.collection.clone(),
+            message: e.to_string(),
+        })
     };
     let load = LoadCollectionRequest::builder()
         .collection_name(&sink.collection)
@@ -341,7 +335,7 @@ fn rerank_hits(
     query: &str,
     rerank: &RerankOptions,
     hits: &mut Vec<Hit>,
-) -> Result<(), SearchError> {
+) -> Result<(), PhasedSearchError> {
     let stage = cfg.stages.iter().find_map(|s| match s {
         StageConfig::Rerank(r) => Some(r),
         _ => None,
@@ -355,23 +349,22 @@ fn rerank_hits(
                 onnxruntime: stage.and_then(|s| s.onnxruntime.clone()),
             };
             let sigmoid = stage.is_some_and(|s| s.sigmoid);
-            Reranker::Local(Box::new(CrossEncoder::load(
-                &resolve_model(model)?,
-                &options,
-                sigmoid,
-            )?))
+            let files = resolve_model(model).map_err(Phased::setup)?;
+            Reranker::Local(Box::new(
+                CrossEncoder::load(&files, &options, sigmoid).map_err(Phased::setup)?,
+            ))
         }
-        (None, Some(stage)) => Reranker::from_config(stage)?,
+        (None, Some(stage)) => Reranker::from_config(stage).map_err(Phased::setup)?,
         (None, None) => {
-            return Err(SearchError::Usage(
+            return Err(Phased::Setup(SearchError::Usage(
                 "--rerank needs --rerank-model or a rerank stage in the pipeline".into(),
-            ));
+            )));
         }
     };
     hits.truncate(rerank.top);
     let texts: Vec<&str> = hits.iter().map(|h| h.text.as_str()).collect();
     let pairs: Vec<(&str, &str)> = texts.iter().map(|t| (query, *t)).collect();
-    let scores = reranker.score_pairs(&pairs)?;
+    let scores = reranker.score_pairs(&pairs).map_err(Phased::run)?;
     for (hit, score) in hits.iter_mut().zip(scores) {
         hit.rerank_score = Some(score);
     }

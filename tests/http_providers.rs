@@ -4,102 +4,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::Float32Type;
 use common::*;
-
-/// The n-th request (0-based) and its body → status, body, delay.
-type Handler = dyn Fn(usize, &serde_json::Value) -> (u16, String, Duration) + Send + Sync;
-
-struct FakeService {
-    url: String,
-    requests: Arc<Mutex<Vec<(String, serde_json::Value)>>>,
-    stop: Arc<AtomicBool>,
-}
-
-impl FakeService {
-    fn start(handler: Box<Handler>) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let requests: Arc<Mutex<Vec<(String, serde_json::Value)>>> = Arc::default();
-        let stop = Arc::new(AtomicBool::new(false));
-        let (seen, done) = (requests.clone(), stop.clone());
-        std::thread::spawn(move || {
-            while !done.load(Ordering::SeqCst) {
-                let Ok((stream, _)) = listener.accept() else {
-                    std::thread::sleep(Duration::from_millis(5));
-                    continue;
-                };
-                stream.set_nonblocking(false).unwrap();
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let (mut length, mut authorization) = (0, String::new());
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    let lower = line.to_ascii_lowercase();
-                    if let Some(v) = lower.strip_prefix("content-length:") {
-                        length = v.trim().parse().unwrap_or(0);
-                    }
-                    if lower.starts_with("authorization:") {
-                        authorization = line.trim().to_string();
-                    }
-                }
-                let mut body = vec![0; length];
-                reader.read_exact(&mut body).unwrap();
-                let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-                let index = {
-                    let mut seen = seen.lock().unwrap();
-                    seen.push((authorization, body.clone()));
-                    seen.len() - 1
-                };
-                let (status, reply, delay) = handler(index, &body);
-                std::thread::sleep(delay);
-                let mut stream = stream;
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
-                    reply.len()
-                );
-            }
-        });
-        FakeService {
-            url,
-            requests,
-            stop,
-        }
-    }
-
-    fn count(&self) -> usize {
-        self.requests.lock().unwrap().len()
-    }
-}
-
-impl Drop for FakeService {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-    }
-}
-
-/// Embeddings whose first value is the text's length.
-fn embeddings(body: &serde_json::Value) -> String {
-    let data: Vec<serde_json::Value> = body["input"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .enumerate()
-        .map(|(i, t)| serde_json::json!({"index": i, "embedding": [t.as_str().unwrap().len() as f32, 1.0, 0.0, 0.5]}))
-        .collect();
-    serde_json::json!({"data": data}).to_string()
-}
 
 fn pipeline(ws: &Workspace, stage: &str) {
     ws.write("in.jsonl", "{\"id\": \"a\", \"text\": \"short\"}\n{\"id\": \"b\", \"text\": \"a longer text\"}\n{\"id\": \"c\", \"text\": \"mid text\"}\n");
@@ -188,7 +97,9 @@ fn a_slow_service_times_out_and_a_malformed_answer_is_a_clear_error() {
             slow.url
         ),
     );
-    let run = ws.vecpipe(&["run", "p.yaml"]).expect_code(1);
+    // The stage asks the service for its dimension while the pipeline is
+    // built: a service that does not answer then is a set-up error (exit 2).
+    let run = ws.vecpipe(&["run", "p.yaml"]).expect_code(2);
     assert!(
         run.stderr().contains("model service") && run.stderr().contains("after 1 retries"),
         "{}",
@@ -205,7 +116,7 @@ fn a_slow_service_times_out_and_a_malformed_answer_is_a_clear_error() {
             broken.url
         ),
     );
-    let run = ws.vecpipe(&["run", "p.yaml"]).expect_code(1);
+    let run = ws.vecpipe(&["run", "p.yaml"]).expect_code(2);
     assert!(
         run.stderr().contains("malformed JSON response"),
         "{}",

@@ -74,7 +74,7 @@ impl HttpClient {
                         .collect();
                     return Err(fail(format!("HTTP {code}: {text}")));
                 }
-                Err(ureq::Error::Transport(e)) => e.to_string(),
+                Err(ureq::Error::Transport(e)) => transport_problem(&e),
             };
             if attempt >= self.options.max_retries {
                 return Err(fail(format!(
@@ -88,6 +88,23 @@ impl HttpClient {
         }
         unreachable!("the loop only ends by returning")
     }
+}
+
+/// A transport error without the URL (the caller names it once).
+fn transport_problem(e: &ureq::Transport) -> String {
+    let mut text = e.kind().to_string();
+    if let Some(message) = e.message() {
+        text = format!("{text}: {message}");
+    }
+    let mut cause = std::error::Error::source(e);
+    while let Some(inner) = cause {
+        let inner_text = inner.to_string();
+        if !text.contains(&inner_text) {
+            text = format!("{text}: {inner_text}");
+        }
+        cause = inner.source();
+    }
+    text
 }
 
 /// OpenAI-compatible `/embeddings`: one vector per input, in input order.

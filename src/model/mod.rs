@@ -56,13 +56,6 @@ pub enum ModelError {
     Remote { url: String, message: String },
 }
 
-impl ModelError {
-    /// All but inference failures are found at start-up: a configuration problem.
-    pub fn is_config(&self) -> bool {
-        !matches!(self, ModelError::Inference(_) | ModelError::Remote { .. })
-    }
-}
-
 fn list(paths: &[PathBuf]) -> String {
     paths
         .iter()

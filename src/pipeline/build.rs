@@ -3,7 +3,7 @@
 
 use tokio::sync::mpsc;
 
-use super::{PipelineError, StopSignal};
+use super::{NodeError, PipelineError, StopSignal};
 use crate::batch::AckOutcome;
 use crate::config::PipelineConfig;
 use crate::dead_letter::DeadLetters;
@@ -20,19 +20,39 @@ pub(super) struct BuiltPipeline {
     pub dead_letters: DeadLetters,
 }
 
+/// Everything built here is set-up: its errors exit with code 2.
 pub(super) fn build(
     cfg: &PipelineConfig,
     acks: mpsc::UnboundedSender<AckOutcome>,
     stop: StopSignal,
     backfill: Backfill,
 ) -> Result<BuiltPipeline, PipelineError> {
-    let dead_letters = DeadLetters::open(cfg.dead_letter.as_ref())?;
+    let dead_letters = DeadLetters::open(cfg.dead_letter.as_ref()).map_err(PipelineError::setup)?;
+    // Where each sink reads: after how many stages.
+    let mut depths = Vec::new();
+    for sink in &cfg.sinks {
+        depths.push(match sink.inputs().first() {
+            None => cfg.stages.len(),
+            Some(id) => {
+                let index = cfg
+                    .stages
+                    .iter()
+                    .position(|s| s.id() == Some(id.as_str()))
+                    .ok_or_else(|| {
+                        PipelineError::Setup(NodeError::Usage(format!("no stage has id `{id}`")))
+                    })?;
+                index + 1
+            }
+        });
+    }
+    // Stages past the last one a sink reads would feed nobody: they are not run.
+    let used = depths.iter().copied().max().unwrap_or(0);
     let context = StageContext::for_stages(&cfg.stages, &dead_letters);
-    let stages = cfg
-        .stages
+    let stages = cfg.stages[..used]
         .iter()
         .map(|stage| build_stage(stage, &context))
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(PipelineError::setup)?;
     let source = open_source(
         &cfg.source,
         SourceContext {
@@ -41,21 +61,14 @@ pub(super) fn build(
             stop,
             backfill,
         },
-    )?;
+    )
+    .map_err(PipelineError::setup)?;
     let mut sinks = Vec::new();
-    for sink in &cfg.sinks {
-        let depth = match sink.inputs().first() {
-            None => cfg.stages.len(),
-            Some(id) => {
-                let index = cfg
-                    .stages
-                    .iter()
-                    .position(|s| s.id() == Some(id.as_str()))
-                    .ok_or_else(|| PipelineError::Usage(format!("no stage has id `{id}`")))?;
-                index + 1
-            }
-        };
-        sinks.push((build_sink(sink, &dead_letters)?, depth));
+    for (sink, depth) in cfg.sinks.iter().zip(depths) {
+        sinks.push((
+            build_sink(sink, &dead_letters).map_err(PipelineError::setup)?,
+            depth,
+        ));
     }
     Ok(BuiltPipeline {
         source,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use arrow::array::AsArray;
 use tokio::sync::mpsc;
 
-use super::PipelineError;
+use super::{NodeError, PipelineError};
 use crate::batch::columns;
 use crate::config::{AnalyzerConfig, SourceConfig, StageConfig};
 use crate::dead_letter::DeadLetters;
@@ -36,10 +36,10 @@ pub struct FitSummary {
 
 pub fn fit_bm25(input: &FitInput<'_>) -> Result<FitSummary, PipelineError> {
     if !input.source.is_bounded() {
-        return Err(PipelineError::Usage(
+        return Err(PipelineError::Setup(NodeError::Usage(
             "bm25 fit needs a bounded source (jsonl or parquet); fit on an export with --input"
                 .into(),
-        ));
+        )));
     }
     let dead_letters = DeadLetters::to_log();
     let (acks, _) = mpsc::unbounded_channel();
@@ -51,7 +51,8 @@ pub fn fit_bm25(input: &FitInput<'_>) -> Result<FitSummary, PipelineError> {
             stop: crate::pipeline::StopSignal::default(),
             backfill: Default::default(),
         },
-    )?;
+    )
+    .map_err(PipelineError::setup)?;
     // Only stages that change the rows or their text matter to the statistics;
     // the others (dense, bm25) just add columns and would only cost time.
     let context = StageContext::for_stages(input.stages, &dead_letters);
@@ -60,12 +61,16 @@ pub fn fit_bm25(input: &FitInput<'_>) -> Result<FitSummary, PipelineError> {
         .iter()
         .filter(|s| matches!(s, StageConfig::Chunk(_)))
         .map(|s| build_stage(s, &context))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut fitter = Bm25Fitter::new(&input.analyzer).map_err(StageError::from)?;
-    while let Some(envelope) = source.next_batch()? {
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(PipelineError::setup)?;
+    let mut fitter =
+        Bm25Fitter::new(&input.analyzer).map_err(|e| PipelineError::setup(StageError::from(e)))?;
+    while let Some(envelope) = source.next_batch().map_err(PipelineError::run)? {
         let mut batch = envelope.batch;
         for stage in &mut stages {
-            batch = stage.process(batch, envelope.ack.position())?;
+            batch = stage
+                .process(batch, envelope.ack.position())
+                .map_err(PipelineError::run)?;
         }
         let texts = batch
             .column_by_name(columns::TEXT)
@@ -76,10 +81,13 @@ pub fn fit_bm25(input: &FitInput<'_>) -> Result<FitSummary, PipelineError> {
         }
     }
     let documents = fitter.documents();
+    // An empty corpus means the source pointed at nothing usable: set-up.
     let params = fitter
         .finish(input.k1, input.b, input.epsilon)
-        .map_err(StageError::from)?;
-    params.save(input.out).map_err(StageError::from)?;
+        .map_err(|e| PipelineError::setup(StageError::from(e)))?;
+    params
+        .save(input.out)
+        .map_err(|e| PipelineError::run(StageError::from(e)))?;
     Ok(FitSummary {
         documents,
         terms: params.idf_word.len(),

@@ -16,7 +16,8 @@ use tokio::sync::mpsc;
 
 use crate::batch::AckOutcome;
 use crate::config::PipelineConfig;
-use crate::dead_letter::DeadLetterError;
+use crate::dead_letter::{DeadLetterError, DeadLetters};
+use crate::error::Phased;
 use crate::sink::SinkError;
 use crate::source::backfill::Backfill;
 use crate::source::{AckHandler, SourceError};
@@ -25,13 +26,14 @@ use crate::stage::StageError;
 pub use fit::{FitInput, FitSummary, fit_bm25};
 pub use shutdown::StopSignal;
 
+/// What went wrong in one node of the pipeline.
 #[derive(Debug, thiserror::Error)]
-pub enum PipelineError {
-    #[error("source: {0}")]
+pub enum NodeError {
+    #[error(transparent)]
     Source(#[from] SourceError),
-    #[error("stage: {0}")]
+    #[error(transparent)]
     Stage(#[from] StageError),
-    #[error("sink: {0}")]
+    #[error(transparent)]
     Sink(#[from] SinkError),
     #[error(transparent)]
     DeadLetter(#[from] DeadLetterError),
@@ -41,18 +43,8 @@ pub enum PipelineError {
     Crashed { node: String, message: String },
 }
 
-impl PipelineError {
-    /// True when the pipeline file (or what it points at) is wrong: exit code 2.
-    pub fn is_config(&self) -> bool {
-        match self {
-            PipelineError::Source(e) => e.is_config(),
-            PipelineError::Stage(e) => e.is_config(),
-            PipelineError::Sink(e) => e.is_config(),
-            PipelineError::Usage(_) => true,
-            _ => false,
-        }
-    }
-}
+/// A pipeline error and its phase: set-up errors exit 2, run-time ones 1.
+pub type PipelineError = Phased<NodeError>;
 
 /// What a finished run did.
 #[derive(Debug, Clone, PartialEq)]
@@ -115,17 +107,28 @@ pub async fn run_pipeline(
     let built = build::build(cfg, ack_tx, stop.clone(), backfill)?;
     let dead_letters = built.dead_letters.clone();
     let progress = progress::Progress::new(built.source.total_records());
-    let acks = tokio::spawn(count_acknowledged(ack_rx, built.source.ack_handler()));
-    let counters = Arc::new(Counters::default());
     let failed = Arc::new(AtomicBool::new(false));
+    let acks = tokio::spawn(collect_outcomes(
+        ack_rx,
+        built.source.ack_handler(),
+        dead_letters.clone(),
+        failed.clone(),
+    ));
+    let counters = Arc::new(Counters::default());
 
     crate::metrics::set_running(true);
     let result = nodes::run_graph(built, &counters, &failed, &stop, &progress).await;
     crate::metrics::set_running(false);
     progress.finish();
-    dead_letters.flush()?;
-    let records_acknowledged = acks.await.unwrap_or_default();
+    // Every ack is gone once the graph is: the collector makes its last commit.
+    let outcomes = acks.await.map_err(|e| {
+        PipelineError::Run(NodeError::Crashed {
+            node: "the acknowledgement collector".into(),
+            message: e.to_string(),
+        })
+    })?;
     result?;
+    let records_acknowledged = outcomes.map_err(PipelineError::run)?;
     Ok(RunSummary {
         name: cfg.name.clone(),
         records_in: counters.records_in.load(Ordering::Relaxed),
@@ -137,17 +140,23 @@ pub async fn run_pipeline(
     })
 }
 
-/// How often acknowledged Kafka offsets are committed.
+/// How often acknowledged Kafka offsets are committed and finished row groups recorded.
 const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Sums the records of delivered batches until every ack is gone, passing
-/// each outcome to the source's handler (which commits, periodically and last).
-async fn count_acknowledged(
+/// Receives every batch's outcome until the last ack is gone, passing each
+/// to the source's handler; periodically and at the end, it makes the dead
+/// letters durable and only then lets the handler commit (Kafka offsets,
+/// finished row groups). If the dead letters cannot be made durable, nothing
+/// more is committed, the run is stopped, and the error is returned.
+async fn collect_outcomes(
     mut outcomes: mpsc::UnboundedReceiver<AckOutcome>,
     handler: Option<Arc<dyn AckHandler>>,
-) -> u64 {
+    dead_letters: DeadLetters,
+    failed: Arc<AtomicBool>,
+) -> Result<u64, DeadLetterError> {
     let mut delivered = 0;
     let mut tick = tokio::time::interval(COMMIT_INTERVAL);
+    let mut broken: Option<DeadLetterError> = None;
     loop {
         tokio::select! {
             outcome = outcomes.recv() => {
@@ -155,21 +164,42 @@ async fn count_acknowledged(
                 if outcome.delivered {
                     delivered += outcome.records as u64;
                 } else {
-                    tracing::warn!(position = %outcome.position, "batch not delivered");
+                    tracing::debug!(position = %outcome.position, "batch not delivered");
                 }
                 if let Some(handler) = &handler {
                     handler.on_outcome(&outcome);
                 }
             }
-            _ = tick.tick() => {
-                if let Some(handler) = handler.clone() {
-                    let _ = tokio::task::spawn_blocking(move || handler.flush(false)).await;
+            _ = tick.tick(), if broken.is_none() => {
+                if let Err(e) = commit(&handler, &dead_letters, false).await {
+                    failed.store(true, Ordering::SeqCst);
+                    broken = Some(e);
                 }
             }
         }
     }
-    if let Some(handler) = handler {
-        let _ = tokio::task::spawn_blocking(move || handler.flush(true)).await;
+    if broken.is_none()
+        && let Err(e) = commit(&handler, &dead_letters, true).await
+    {
+        broken = Some(e);
     }
-    delivered
+    broken.map_or(Ok(delivered), Err)
+}
+
+/// Dead letters first, then the handler's commit (on the blocking pool).
+async fn commit(
+    handler: &Option<Arc<dyn AckHandler>>,
+    dead_letters: &DeadLetters,
+    last: bool,
+) -> Result<(), DeadLetterError> {
+    let (handler, dead_letters) = (handler.clone(), dead_letters.clone());
+    tokio::task::spawn_blocking(move || {
+        dead_letters.flush()?;
+        if let Some(handler) = handler {
+            handler.flush(last);
+        }
+        Ok(())
+    })
+    .await
+    .unwrap_or(Ok(()))
 }

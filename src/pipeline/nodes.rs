@@ -2,10 +2,15 @@
 //! chain where they read. Every node is a tokio task; CPU and file work runs
 //! on the blocking pool; edges are bounded channels, so a slow sink slows
 //! the source and memory stays bounded.
+//!
+//! The runner owns every acknowledgement: a sink task confirms a batch's ack
+//! only when its sink says the batch is durable. Whatever else happens to an
+//! envelope — a stage or sink error, a closed channel, a panic, a shutdown —
+//! drops its ack unconfirmed, and the batch is reported as not delivered.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-
 use std::time::Instant;
 
 use tokio::sync::mpsc;
@@ -13,10 +18,10 @@ use tokio::task::JoinSet;
 
 use super::build::BuiltPipeline;
 use super::progress::Progress;
-use super::{Counters, PipelineError, StopSignal};
-use crate::batch::Envelope;
+use super::{Counters, NodeError, PipelineError, StopSignal};
+use crate::batch::{Ack, Envelope};
 use crate::metrics;
-use crate::sink::Sink;
+use crate::sink::{Durable, Sink};
 use crate::source::RecordSource;
 use crate::stage::Stage;
 
@@ -53,19 +58,14 @@ pub(super) async fn run_graph(
     // Stages, last first, so each knows where its output goes.
     let mut next_input: Option<Tx> = None;
     for (index, stage) in stages.into_iter().enumerate().rev() {
-        let out = stream_to(
-            &mut tasks,
-            &mut readers[index + 1],
-            next_input.take(),
-            failed,
-        );
+        let out = stream_to(&mut tasks, &mut readers[index + 1], next_input.take());
         let (tx, rx) = mpsc::channel(EDGE_CAPACITY);
         next_input = Some(tx);
         let counters = (index + 1 == depth).then(|| counters.clone());
         let failed = failed.clone();
         tasks.spawn(async move { stage_task(stage, rx, out, counters, failed).await });
     }
-    let out = stream_to(&mut tasks, &mut readers[0], next_input, failed);
+    let out = stream_to(&mut tasks, &mut readers[0], next_input);
     {
         let (counters, failed, stop, progress) = (
             counters.clone(),
@@ -80,12 +80,7 @@ pub(super) async fn run_graph(
 
     let mut first_error = None;
     while let Some(joined) = tasks.join_next().await {
-        let result = joined.unwrap_or_else(|e| {
-            Err(PipelineError::Crashed {
-                node: "a pipeline task".into(),
-                message: e.to_string(),
-            })
-        });
+        let result = joined.unwrap_or_else(|e| Err(crashed("a pipeline task", e)));
         if let Err(e) = result {
             failed.store(true, Ordering::SeqCst);
             first_error.get_or_insert(e);
@@ -94,13 +89,21 @@ pub(super) async fn run_graph(
     first_error.map_or(Ok(()), Err)
 }
 
+fn crashed(node: &str, e: impl ToString) -> PipelineError {
+    PipelineError::Run(NodeError::Crashed {
+        node: node.to_string(),
+        message: e.to_string(),
+    })
+}
+
 /// One sender for a stream read by `readers` (and `next`, the following
 /// stage): direct when there is one reader, through a fan-out task otherwise.
+/// A stream nobody reads is not possible: the builder drops stages past the
+/// last one a sink reads.
 fn stream_to(
     tasks: &mut JoinSet<Result<(), PipelineError>>,
     readers: &mut Vec<Tx>,
     next: Option<Tx>,
-    failed: &Arc<AtomicBool>,
 ) -> Option<Tx> {
     let mut outs: Vec<Tx> = std::mem::take(readers);
     outs.extend(next);
@@ -109,15 +112,17 @@ fn stream_to(
         1 => outs.pop(),
         _ => {
             let (tx, mut rx) = mpsc::channel::<Envelope>(EDGE_CAPACITY);
-            let failed = failed.clone();
             tasks.spawn(async move {
                 while let Some(envelope) = rx.recv().await {
-                    for out in &outs {
-                        // Each reader holds its own clone of the ack.
-                        if out.send(envelope.clone()).await.is_err() {
-                            failed.store(true, Ordering::SeqCst);
+                    let (last, rest) = outs.split_last().expect("two or more readers");
+                    for out in rest {
+                        // Each reader gets its own ack handle to confirm.
+                        if out.send(envelope.share()).await.is_err() {
                             return Ok(());
                         }
+                    }
+                    if last.send(envelope).await.is_err() {
+                        return Ok(());
                     }
                 }
                 Ok(())
@@ -139,10 +144,7 @@ async fn blocking<S: Send + 'static, R: Send + 'static>(
         (state, result)
     })
     .await
-    .map_err(|e| PipelineError::Crashed {
-        node: node.to_string(),
-        message: e.to_string(),
-    })
+    .map_err(|e| crashed(node, e))
 }
 
 async fn source_task(
@@ -166,7 +168,7 @@ async fn source_task(
             Ok(None) => return Ok(()),
             Err(e) => {
                 failed.store(true, Ordering::SeqCst);
-                return Err(e.into());
+                return Err(PipelineError::run(e));
             }
         };
         let records = envelope.ack.records() as u64;
@@ -196,6 +198,10 @@ async fn stage_task(
     failed: Arc<AtomicBool>,
 ) -> Result<(), PipelineError> {
     while let Some(envelope) = input.recv().await {
+        if failed.load(Ordering::SeqCst) {
+            // Dropped unconfirmed: not delivered.
+            return Ok(());
+        }
         let kind = stage.kind();
         let started = Instant::now();
         metrics::records_in(kind, envelope.batch.num_rows());
@@ -217,7 +223,7 @@ async fn stage_task(
             Ok(envelope) => envelope,
             Err(e) => {
                 failed.store(true, Ordering::SeqCst);
-                return Err(e.into());
+                return Err(PipelineError::run(e));
             }
         };
         metrics::batch_time(kind, started.elapsed());
@@ -236,36 +242,85 @@ async fn stage_task(
     Ok(())
 }
 
+/// The acks of batches a sink holds but has not yet made durable, oldest first.
+#[derive(Default)]
+struct PendingAcks(VecDeque<Ack>);
+
+impl PendingAcks {
+    fn confirm_all(&mut self) {
+        for ack in self.0.drain(..) {
+            ack.confirm();
+        }
+    }
+
+    /// Applies a sink's answer for the batch whose ack is `ack`.
+    fn settle(&mut self, ack: Ack, durable: Durable) {
+        match durable {
+            Durable::All => {
+                self.confirm_all();
+                ack.confirm();
+            }
+            Durable::BeforeThis => {
+                self.confirm_all();
+                self.0.push_back(ack);
+            }
+            Durable::Nothing => self.0.push_back(ack),
+        }
+    }
+}
+
 async fn sink_task(
-    sink: Box<dyn Sink>,
+    mut sink: Box<dyn Sink>,
     mut input: Rx,
     failed: Arc<AtomicBool>,
 ) -> Result<(), PipelineError> {
-    let mut sink = sink;
+    let kind = sink.kind();
+    let mut pending = PendingAcks::default();
+    let mut prepared = false;
     while let Some(envelope) = input.recv().await {
         if failed.load(Ordering::SeqCst) {
             break;
         }
-        let (kind, rows, started) = (sink.kind(), envelope.batch.num_rows(), Instant::now());
-        let (back, result) = blocking(kind, sink, move |sink| sink.write(envelope)).await?;
+        if !prepared {
+            let schema = envelope.batch.schema();
+            let (back, result) = blocking(kind, sink, move |sink| sink.prepare(&schema)).await?;
+            sink = back;
+            if let Err(e) = result {
+                failed.store(true, Ordering::SeqCst);
+                return Err(PipelineError::setup(e));
+            }
+            prepared = true;
+        }
+        let (rows, started) = (envelope.batch.num_rows(), Instant::now());
+        let (back, (envelope, result)) = blocking(kind, sink, move |sink| {
+            let result = sink.write(&envelope);
+            (envelope, result)
+        })
+        .await?;
         sink = back;
         metrics::batch_time(kind, started.elapsed());
         metrics::records_in(kind, rows);
-        if let Err(e) = result {
-            failed.store(true, Ordering::SeqCst);
-            sink.abort();
-            return Err(e.into());
+        match result {
+            Ok(durable) => pending.settle(envelope.ack, durable),
+            Err(e) => {
+                failed.store(true, Ordering::SeqCst);
+                sink.abort();
+                return Err(PipelineError::run(e));
+            }
         }
     }
-    // A failure anywhere upstream must not publish partial output.
+    // A failure anywhere must not publish partial output; what the sink
+    // still held is dropped unconfirmed.
     if failed.load(Ordering::SeqCst) {
         sink.abort();
         return Ok(());
     }
-    let (mut sink, result) = blocking(sink.kind(), sink, |sink| sink.finish()).await?;
+    let (mut sink, result) = blocking(kind, sink, |sink| sink.finish()).await?;
     if let Err(e) = result {
+        failed.store(true, Ordering::SeqCst);
         sink.abort();
-        return Err(e.into());
+        return Err(PipelineError::run(e));
     }
+    pending.confirm_all();
     Ok(())
 }

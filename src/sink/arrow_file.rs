@@ -11,8 +11,8 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
-use super::{Sink, SinkError};
-use crate::batch::{Ack, Envelope};
+use super::{Durable, Sink, SinkError};
+use crate::batch::Envelope;
 use crate::config::ArrowSinkConfig;
 
 /// Rows per Parquet row group; also bounds the writer's memory.
@@ -50,8 +50,6 @@ struct OpenFile {
     tmp: PathBuf,
     target: PathBuf,
     rows: usize,
-    /// Released once the file is renamed into place.
-    acks: Vec<Ack>,
 }
 
 enum Writer {
@@ -127,24 +125,20 @@ impl ArrowFileSink {
                 tmp,
                 target,
                 rows: 0,
-                acks: Vec::new(),
             });
         }
         Ok(self.current.as_mut().expect("opened above"))
     }
 
-    fn write_slice(&mut self, batch: &RecordBatch, ack: &Ack) -> Result<(), SinkError> {
+    fn write_slice(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
         let open = self.open(&batch.schema())?;
         let tmp = open.tmp.clone();
         match &mut open.writer {
             Writer::Parquet(w) => {
-                w.write(batch).map_err(|source| SinkError::Parquet {
-                    path: tmp.clone(),
-                    source,
-                })?;
+                w.write(batch)
+                    .map_err(|source| parquet_error(&tmp, source))?;
                 if w.in_progress_size() > ROW_GROUP_BYTES {
-                    w.flush()
-                        .map_err(|source| SinkError::Parquet { path: tmp, source })?;
+                    w.flush().map_err(|source| parquet_error(&tmp, source))?;
                 }
             }
             Writer::Ipc(w) => w
@@ -152,7 +146,6 @@ impl ArrowFileSink {
                 .map_err(|source| SinkError::Arrow { path: tmp, source })?,
         }
         open.rows += batch.num_rows();
-        open.acks.push(ack.clone());
         Ok(())
     }
 
@@ -166,10 +159,9 @@ impl ArrowFileSink {
             move |source| SinkError::Io { path, source }
         };
         let file = match open.writer {
-            Writer::Parquet(w) => w.into_inner().map_err(|source| SinkError::Parquet {
-                path: open.tmp.clone(),
-                source,
-            })?,
+            Writer::Parquet(w) => w
+                .into_inner()
+                .map_err(|source| parquet_error(&open.tmp, source))?,
             Writer::Ipc(mut w) => {
                 w.finish().map_err(|source| SinkError::Arrow {
                     path: open.tmp.clone(),
@@ -192,7 +184,6 @@ impl ArrowFileSink {
         }
         tracing::info!(file = %open.target.display(), rows = open.rows, "wrote file");
         self.part += 1;
-        drop(open.acks);
         Ok(())
     }
 }
@@ -202,22 +193,33 @@ impl Sink for ArrowFileSink {
         "arrow"
     }
 
-    fn write(&mut self, envelope: Envelope) -> Result<(), SinkError> {
-        let Envelope { batch, ack, .. } = envelope;
+    fn write(&mut self, envelope: &Envelope) -> Result<Durable, SinkError> {
+        let batch = &envelope.batch;
         let Some(limit) = self.rotate_rows else {
-            return self.write_slice(&batch, &ack);
+            self.write_slice(batch)?;
+            return Ok(Durable::Nothing);
         };
-        let mut offset = 0;
+        if self.current.is_none() && self.part == 0 {
+            self.part = next_free_part(&self.path)?;
+        }
+        let (mut offset, mut durable) = (0, Durable::Nothing);
         loop {
             let room = limit - self.current.as_ref().map_or(0, |f| f.rows);
             let len = room.min(batch.num_rows() - offset);
-            self.write_slice(&batch.slice(offset, len), &ack)?;
+            self.write_slice(&batch.slice(offset, len))?;
             offset += len;
-            if len == room {
+            let completed = len == room;
+            if completed {
                 self.close_current()?;
             }
             if offset >= batch.num_rows() {
-                return Ok(());
+                return Ok(match (completed, durable) {
+                    (true, _) => Durable::All,
+                    (false, d) => d,
+                });
+            }
+            if completed {
+                durable = Durable::BeforeThis;
             }
         }
     }
@@ -228,11 +230,63 @@ impl Sink for ArrowFileSink {
 
     fn abort(&mut self) {
         if let Some(open) = self.current.take() {
-            for ack in &open.acks {
-                ack.fail();
-            }
             drop(open.writer);
             let _ = std::fs::remove_file(&open.tmp);
         }
     }
+}
+
+/// A Parquet error, or the I/O error inside it (a full disk, a size limit).
+fn parquet_error(path: &Path, source: parquet::errors::ParquetError) -> SinkError {
+    match source {
+        parquet::errors::ParquetError::External(inner) => {
+            match inner.downcast::<std::io::Error>() {
+                Ok(io) => SinkError::Io {
+                    path: path.to_path_buf(),
+                    source: *io,
+                },
+                Err(inner) => SinkError::Parquet {
+                    path: path.to_path_buf(),
+                    source: parquet::errors::ParquetError::External(inner),
+                },
+            }
+        }
+        source => SinkError::Parquet {
+            path: path.to_path_buf(),
+            source,
+        },
+    }
+}
+
+/// The first rotation part number after every `{stem}-NNNNN.{ext}` already in
+/// the directory: a completed part is never overwritten (a resumed backfill
+/// adds its parts after the first run's).
+fn next_free_part(path: &Path) -> Result<usize, SinkError> {
+    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+    let ext = path.extension().unwrap_or_default().to_string_lossy();
+    let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => dir.to_path_buf(),
+        None => PathBuf::from("."),
+    };
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(source) => return Err(SinkError::Io { path: dir, source }),
+    };
+    let prefix = format!("{stem}-");
+    let suffix = format!(".{ext}");
+    let mut next = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(number) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .and_then(|n| n.strip_suffix(&suffix))
+            .and_then(|n| n.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        next = next.max(number + 1);
+    }
+    Ok(next)
 }

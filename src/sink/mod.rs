@@ -1,9 +1,12 @@
-//! Sinks write batches durably and only then release their acks.
+//! Sinks write batches durably and say so; the runner then confirms the
+//! batches' acks.
 
 mod arrow_file;
 pub mod milvus;
 
 use std::path::PathBuf;
+
+use arrow::datatypes::SchemaRef;
 
 use crate::batch::Envelope;
 use crate::config::SinkConfig;
@@ -32,22 +35,34 @@ pub enum SinkError {
     Milvus(milvus::MilvusError),
 }
 
-impl SinkError {
-    /// Errors that mean the pipeline file is at fault (exit code 2).
-    pub fn is_config(&self) -> bool {
-        matches!(self, SinkError::Milvus(e) if e.is_config())
-    }
+/// How much of what a sink was given is durable after a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durable {
+    /// Nothing more than before (e.g. the batch went into an open file).
+    Nothing,
+    /// Every batch before this one; this one is still partly buffered
+    /// (a rotated file was completed in the middle of it).
+    BeforeThis,
+    /// Every batch so far, this one included.
+    All,
 }
 
-/// A destination; runs on a blocking thread.
+/// A destination; runs on a blocking thread. Sinks never touch acks: they
+/// say what is durable and the runner confirms the acks of those batches.
 pub trait Sink: Send {
     /// The `type:` of the sink, for logs.
     fn kind(&self) -> &'static str;
-    /// Writes a batch; its ack is held until the data is durable.
-    fn write(&mut self, envelope: Envelope) -> Result<(), SinkError>;
-    /// Makes everything written durable, then releases the held acks.
+    /// Checks or creates the destination for batches of this schema; called
+    /// once, before the first write. Its errors are the pipeline's set-up
+    /// errors (exit code 2).
+    fn prepare(&mut self, _schema: &SchemaRef) -> Result<(), SinkError> {
+        Ok(())
+    }
+    /// Writes a batch (its rows, then its `deletes`).
+    fn write(&mut self, envelope: &Envelope) -> Result<Durable, SinkError>;
+    /// Makes everything written durable.
     fn finish(&mut self) -> Result<(), SinkError>;
-    /// Throws away output that was not finished (after a failure elsewhere).
+    /// Throws away output that was not finished (after a failure anywhere).
     fn abort(&mut self);
 }
 

@@ -2,7 +2,7 @@
 //! it (`--resume`): the unit of work is one row group; a row group is
 //! recorded as finished once every batch read from it was acknowledged.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -88,11 +88,17 @@ pub fn finished_row_groups(path: &Path) -> Result<HashSet<FinishedRowGroup>, Sou
     Ok(done)
 }
 
-/// Counts in-flight batches per row group; records finished ones in the state file.
+type RowGroupKey = (Arc<PathBuf>, usize);
+
+/// Counts in-flight batches per row group and records finished ones in the
+/// state file, in read order: a row group is recorded only when it and every
+/// row group read before it are finished, so a failed batch pins the record
+/// where it is (nothing at or after it is recorded).
 pub struct RowGroupTracker {
-    outstanding: HashMap<(Arc<PathBuf>, usize), usize>,
-    fully_read: HashSet<(Arc<PathBuf>, usize)>,
-    finished: Vec<FinishedRowGroup>,
+    outstanding: HashMap<RowGroupKey, usize>,
+    fully_read: HashSet<RowGroupKey>,
+    /// Row groups not yet recorded, in read order, with "finished".
+    unrecorded: VecDeque<(RowGroupKey, bool)>,
     state: File,
     path: PathBuf,
 }
@@ -117,21 +123,27 @@ impl RowGroupTracker {
         Ok(RowGroupTracker {
             outstanding: HashMap::new(),
             fully_read: HashSet::new(),
-            finished: Vec::new(),
+            unrecorded: VecDeque::new(),
             state,
             path: path.to_path_buf(),
         })
     }
 
     pub fn batch_read(&mut self, file: &Arc<PathBuf>, row_group: usize) {
-        *self
-            .outstanding
-            .entry((file.clone(), row_group))
-            .or_default() += 1;
+        let key = (file.clone(), row_group);
+        self.note_read_order(&key);
+        *self.outstanding.entry(key).or_default() += 1;
+    }
+
+    fn note_read_order(&mut self, key: &RowGroupKey) {
+        if self.unrecorded.back().is_none_or(|(last, _)| last != key) {
+            self.unrecorded.push_back((key.clone(), false));
+        }
     }
 
     pub fn row_group_read(&mut self, file: &Arc<PathBuf>, row_group: usize) {
         let key = (file.clone(), row_group);
+        self.note_read_order(&key);
         if self.outstanding.get(&key).copied().unwrap_or(0) == 0 {
             self.finish(&key);
         } else {
@@ -150,22 +162,31 @@ impl RowGroupTracker {
         }
     }
 
-    fn finish(&mut self, key: &(Arc<PathBuf>, usize)) {
+    fn finish(&mut self, key: &RowGroupKey) {
         self.outstanding.remove(key);
-        self.finished.push(FinishedRowGroup {
-            file: key.0.to_path_buf(),
-            row_group: key.1,
-        });
+        if let Some(entry) = self.unrecorded.iter_mut().find(|(k, _)| k == key) {
+            entry.1 = true;
+        }
     }
 
+    /// Appends the finished prefix of the read order to the state file.
     fn write_finished(&mut self) -> std::io::Result<()> {
-        if self.finished.is_empty() {
-            return Ok(());
-        }
         let mut lines = Vec::new();
-        for entry in self.finished.drain(..) {
+        while self
+            .unrecorded
+            .front()
+            .is_some_and(|(_, finished)| *finished)
+        {
+            let ((file, row_group), _) = self.unrecorded.pop_front().expect("front exists");
+            let entry = FinishedRowGroup {
+                file: file.to_path_buf(),
+                row_group,
+            };
             serde_json::to_writer(&mut lines, &entry).expect("paths serialize");
             lines.push(b'\n');
+        }
+        if lines.is_empty() {
+            return Ok(());
         }
         self.state.write_all(&lines)?;
         self.state.sync_data()
@@ -236,5 +257,27 @@ mod tests {
             file: "a.parquet".into(),
             row_group: 0
         }));
+    }
+
+    #[test]
+    fn a_row_group_after_an_unfinished_one_is_not_recorded_until_that_one_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state.jsonl");
+        let file = Arc::new(PathBuf::from("a.parquet"));
+        let mut tracker = RowGroupTracker::open(&state, false).unwrap();
+        tracker.batch_read(&file, 0);
+        tracker.row_group_read(&file, 0);
+        tracker.batch_read(&file, 1);
+        tracker.row_group_read(&file, 1);
+        tracker.batch_done(&file, 1);
+        tracker.write_finished().unwrap();
+        assert!(
+            finished_row_groups(&state).unwrap().is_empty(),
+            "row group 0 is in flight (or failed): 1 must wait"
+        );
+        tracker.batch_done(&file, 0);
+        tracker.write_finished().unwrap();
+        let done = finished_row_groups(&state).unwrap();
+        assert_eq!(done.len(), 2);
     }
 }

@@ -225,10 +225,10 @@ impl KafkaSource {
     }
 }
 
-fn kafka_error(cfg: &KafkaSourceConfig, e: KafkaError) -> SourceError {
+fn kafka_error(cfg: &KafkaSourceConfig, source: KafkaError) -> SourceError {
     SourceError::Kafka {
         brokers: cfg.brokers.clone(),
-        message: e.to_string(),
+        source,
     }
 }
 
@@ -328,7 +328,7 @@ impl RecordSource for KafkaSource {
         Some(Arc::new(KafkaCommitter {
             consumer: self.consumer.clone(),
             tracker: self.tracker.clone(),
-            dead_letters: self.ctx.dead_letters.clone(),
+            committed: Mutex::new(HashMap::new()),
             last_lag_report: Mutex::new(None),
         }))
     }
@@ -338,7 +338,8 @@ impl RecordSource for KafkaSource {
 struct KafkaCommitter {
     consumer: Arc<BaseConsumer<KafkaContext>>,
     tracker: Arc<Mutex<OffsetTracker>>,
-    dead_letters: crate::dead_letter::DeadLetters,
+    /// The last offset committed per partition, for lag.
+    committed: Mutex<HashMap<TopicPartition, i64>>,
     last_lag_report: Mutex<Option<Instant>>,
 }
 
@@ -346,8 +347,8 @@ struct KafkaCommitter {
 const LAG_INTERVAL: Duration = Duration::from_secs(10);
 
 impl KafkaCommitter {
-    /// Consumer lag per partition: the high watermark minus the offset being committed.
-    fn report_lag(&self, committed: &[(TopicPartition, i64)]) {
+    /// Consumer lag per partition: the high watermark minus the committed offset.
+    fn report_lag(&self, committed: &HashMap<TopicPartition, i64>) {
         for ((topic, partition), offset) in committed {
             if let Ok((_, high)) =
                 self.consumer
@@ -369,12 +370,8 @@ impl AckHandler for KafkaCommitter {
         }
     }
 
+    /// The runner has made the dead letters durable before calling this.
     fn flush(&self, last: bool) {
-        // Dead letters of the committed records must be durable first.
-        if let Err(e) = self.dead_letters.flush() {
-            tracing::error!(error = %e, "dead letters not flushed; offsets not committed");
-            return;
-        }
         let done = self
             .tracker
             .lock()
@@ -389,14 +386,18 @@ impl AckHandler for KafkaCommitter {
                 CommitMode::Async
             },
         );
-        // After the commit, and at most every LAG_INTERVAL: each partition is a broker round trip.
+        let mut committed = self.committed.lock().unwrap_or_else(|p| p.into_inner());
+        committed.extend(done);
+        // Every LAG_INTERVAL, for every partition committed so far (so the
+        // figure does not go stale once the topic is drained): each
+        // partition is a broker round trip.
         let mut last_report = self
             .last_lag_report
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        if !done.is_empty() && last_report.is_none_or(|t| t.elapsed() >= LAG_INTERVAL) {
+        if !committed.is_empty() && last_report.is_none_or(|t| t.elapsed() >= LAG_INTERVAL) {
             *last_report = Some(Instant::now());
-            self.report_lag(&done);
+            self.report_lag(&committed);
         }
     }
 }

@@ -58,24 +58,14 @@ pub enum SourceError {
     },
     #[error("{0}")]
     Usage(String),
-    #[error("Kafka at {brokers}: {message}")]
-    Kafka { brokers: String, message: String },
+    #[error("Kafka at {brokers}")]
+    Kafka {
+        brokers: String,
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
     #[error(transparent)]
     DeadLetter(#[from] DeadLetterError),
-}
-
-impl SourceError {
-    /// Errors that mean the pipeline file points at the wrong thing.
-    pub fn is_config(&self) -> bool {
-        matches!(
-            self,
-            SourceError::NoFiles { .. }
-                | SourceError::BadGlob { .. }
-                | SourceError::Column { .. }
-                | SourceError::Kafka { .. }
-                | SourceError::Usage(_)
-        )
-    }
 }
 
 /// A bounded source read on a blocking thread, one batch at a time.

@@ -45,18 +45,6 @@ pub enum StageError {
     DeadLetter(#[from] DeadLetterError),
 }
 
-impl StageError {
-    /// Errors found while building the stage: the pipeline file is at fault.
-    pub fn is_config(&self) -> bool {
-        match self {
-            StageError::Tokenizer { .. } | StageError::ChunkConfig(_) => true,
-            StageError::Bm25(e) => e.is_config(),
-            StageError::Model(e) => e.is_config(),
-            _ => false,
-        }
-    }
-}
-
 /// One step of the chain; runs on a blocking thread, one batch at a time.
 pub trait Stage: Send {
     /// The `type:` of the stage, for logs and metrics.

@@ -2,6 +2,10 @@
 //! reads what it wrote with the arrow / parquet readers.
 #![allow(dead_code)]
 
+mod model_service;
+#[allow(unused_imports)]
+pub use model_service::{FakeService, embeddings};
+
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -297,60 +301,100 @@ impl Drop for MilvusServer {
     }
 }
 
-/// A Kafka-protocol broker (Tansu, memory storage) on a free 127.0.0.1 port.
+/// Which Kafka-protocol broker a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerKind {
+    /// Tansu, memory storage (its high watermarks are wrong).
+    Tansu,
+    /// noida-db, a second, independent implementation (correct watermarks).
+    Noida,
+}
+
+/// A Kafka-protocol broker on a free 127.0.0.1 port, stopped when dropped.
 pub struct KafkaBroker {
     child: std::process::Child,
     pub brokers: String,
-    _log: tempfile::TempDir,
+    pub kind: BrokerKind,
+    _dir: tempfile::TempDir,
 }
 
 impl KafkaBroker {
+    /// Tansu, the default broker of the tests.
     pub fn start() -> Self {
+        Self::start_kind(BrokerKind::Tansu)
+    }
+
+    pub fn start_kind(kind: BrokerKind) -> Self {
         setup(Some("test"));
-        let program = repo_root().join(".tools/tansu");
-        assert!(
-            program.is_file(),
-            "{} is missing after setup",
-            program.display()
-        );
-        let log = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let out = File::create(log.path().join("tansu.log")).unwrap();
-        let mut child = Command::new(&program)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "memory://tansu/", "--silent"])
+        let log_path = dir.path().join("broker.log");
+        let out = File::create(&log_path).unwrap();
+        let mut command = match kind {
+            BrokerKind::Tansu => {
+                let url = format!("tcp://127.0.0.1:{port}");
+                let mut c = Command::new(repo_root().join(".tools/tansu"));
+                c.args([
+                    "broker",
+                    "--listener-url",
+                    &url,
+                    "--advertised-listener-url",
+                    &url,
+                ])
+                .args(["--storage-engine", "memory://tansu/", "--silent"]);
+                c
+            }
+            BrokerKind::Noida => {
+                // The binary itself, not the console script (which wraps it in a subprocess).
+                let mut c = Command::new(repo_root().join(".tools/noida/noida_db/noida-db"));
+                c.args([
+                    "start",
+                    "--only",
+                    "kafka",
+                    "--kafka-port",
+                    &port.to_string(),
+                ])
+                .args(["--host", "127.0.0.1", "--data-dir"])
+                .arg(dir.path().join("data"));
+                c
+            }
+        };
+        let program = command.get_program().to_owned();
+        assert!(
+            Path::new(&program).is_file(),
+            "{} is missing after setup",
+            Path::new(&program).display()
+        );
+        let mut child = command
             .stdout(out.try_clone().unwrap())
             .stderr(out)
             .spawn()
-            .expect("tansu starts");
+            .expect("the broker starts");
         let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while std::net::TcpStream::connect_timeout(&address, std::time::Duration::from_millis(200))
             .is_err()
         {
-            let text = std::fs::read_to_string(log.path().join("tansu.log")).unwrap_or_default();
-            assert!(child.try_wait().unwrap().is_none(), "tansu exited:\n{text}");
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "{kind:?} exited:\n{text}"
+            );
             assert!(
                 std::time::Instant::now() < deadline,
-                "tansu did not listen within 30 s:\n{text}"
+                "{kind:?} did not listen within 30 s:\n{text}"
             );
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
         KafkaBroker {
             child,
             brokers: format!("127.0.0.1:{port}"),
-            _log: log,
+            kind,
+            _dir: dir,
         }
     }
 }
@@ -435,4 +479,101 @@ pub fn sample_corpus(ws: &Workspace) -> PathBuf {
     let path = ws.path("corpus.jsonl");
     std::fs::copy(repo_root().join("pipelines/data/sample.jsonl"), &path).unwrap();
     path
+}
+
+/// Every id in `collection` (empty when it does not exist), via the Rust SDK.
+pub fn milvus_ids_in(uri: &str, collection: &str) -> Vec<String> {
+    milvus_rows(uri, collection, "id")
+        .into_iter()
+        .map(|row| row["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Every id in the `docs` collection.
+pub fn milvus_ids(uri: &str) -> Vec<String> {
+    milvus_ids_in(uri, "docs")
+}
+
+/// `fields` (comma-separated) of every row of `collection`.
+pub fn milvus_rows(uri: &str, collection: &str, fields: &str) -> Vec<serde_json::Value> {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        use milvus::v2::prelude::{
+            ClientV2, ConnectConfig, ConsistencyLevel, HasCollectionRequest, LoadCollectionRequest,
+            QueryRequest,
+        };
+        let client = ClientV2::new(&ConnectConfig::new().uri(uri)).await.unwrap();
+        let has = client
+            .has_collection(
+                HasCollectionRequest::builder()
+                    .collection_name(collection)
+                    .build()
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        if !has.exists() {
+            return Vec::new();
+        }
+        // A restarted server comes back with the collection released.
+        let load = LoadCollectionRequest::builder()
+            .collection_name(collection)
+            .build()
+            .unwrap();
+        client.load_collection(load).await.unwrap();
+        let request = QueryRequest::builder()
+            .collection_name(collection)
+            .filter("id != \"\"")
+            .output_fields(fields.split(',').map(str::trim).collect::<Vec<_>>())
+            .limit(16384)
+            .consistency_level(ConsistencyLevel::Strong)
+            .build()
+            .unwrap();
+        let response = client.query(request).await.unwrap();
+        response
+            .results()
+            .rows()
+            .unwrap()
+            .map(|row| serde_json::Value::Object(row.to_entity_row().unwrap()))
+            .collect()
+    })
+}
+
+/// Waits until `docs` holds exactly `expected`, no duplicates (panics with the difference after `limit`).
+pub fn wait_for_ids(
+    uri: &str,
+    expected: &std::collections::BTreeSet<String>,
+    limit: std::time::Duration,
+) {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let ids = milvus_ids(uri);
+        let set: std::collections::BTreeSet<String> = ids.iter().cloned().collect();
+        assert_eq!(ids.len(), set.len(), "duplicate ids in Milvus");
+        if &set == expected {
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            let missing: Vec<_> = expected.difference(&set).take(5).collect();
+            let extra: Vec<_> = set.difference(expected).take(5).collect();
+            panic!(
+                "Milvus has {} of {} ids; missing e.g. {missing:?}, unexpected {extra:?}",
+                set.len(),
+                expected.len()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}
+
+/// The row groups a backfill's state file lists as finished, in order.
+pub fn recorded_row_groups(state: &Path) -> Vec<usize> {
+    std::fs::read_to_string(state)
+        .unwrap_or_default()
+        .lines()
+        .map(|line| {
+            let entry: serde_json::Value = serde_json::from_str(line).unwrap();
+            entry["row_group"].as_u64().unwrap() as usize
+        })
+        .collect()
 }

@@ -22,7 +22,7 @@ use tokio::runtime::Handle;
 pub use lite::{MilvusLite, is_local_path};
 pub use schema::{CollectionPlan, FieldKind};
 
-use super::{Sink, SinkError};
+use super::{Durable, Sink, SinkError};
 use crate::batch::{Envelope, columns};
 use crate::config::{CreateMode, MilvusSinkConfig};
 use crate::dead_letter::DeadLetters;
@@ -41,8 +41,12 @@ pub enum MilvusError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot connect to Milvus at {uri}: {message}")]
-    Connect { uri: String, message: String },
+    #[error("cannot connect to Milvus at {uri}")]
+    Connect {
+        uri: String,
+        #[source]
+        source: Box<SdkError>,
+    },
     #[error(
         "collection `{collection}` does not fit this pipeline: {problems}.\n  Milvus:   {milvus}\n  pipeline: {pipeline}"
     )]
@@ -62,25 +66,13 @@ pub enum MilvusError {
     Config(String),
     #[error(transparent)]
     DeadLetter(#[from] crate::dead_letter::DeadLetterError),
-    #[error("Milvus {operation} on `{collection}` failed: {message}")]
+    #[error("Milvus {operation} on `{collection}` failed")]
     Request {
         operation: &'static str,
         collection: String,
-        message: String,
+        #[source]
+        source: Box<SdkError>,
     },
-}
-
-impl MilvusError {
-    pub fn is_config(&self) -> bool {
-        matches!(
-            self,
-            MilvusError::LiteNotInstalled { .. }
-                | MilvusError::SchemaMismatch { .. }
-                | MilvusError::Missing(_)
-                | MilvusError::NoVectors { .. }
-                | MilvusError::Config(_)
-        )
-    }
 }
 
 /// Transport trouble is worth retrying; a server's verdict on a request is not.
@@ -125,9 +117,9 @@ impl MilvusConnection {
         let client =
             runtime
                 .block_on(ClientV2::new(&config))
-                .map_err(|e| MilvusError::Connect {
+                .map_err(|source| MilvusError::Connect {
                     uri: cfg.uri.clone(),
-                    message: e.to_string(),
+                    source: Box::new(source),
                 })?;
         Ok(MilvusConnection {
             client,
@@ -188,45 +180,87 @@ impl MilvusSink {
             .exists())
     }
 
-    fn request_error(&self, operation: &'static str, e: impl std::fmt::Display) -> MilvusError {
+    fn request_error(&self, operation: &'static str, source: SdkError) -> MilvusError {
         MilvusError::Request {
             operation,
             collection: self.cfg.collection.clone(),
-            message: e.to_string(),
+            source: Box::new(source),
         }
     }
 
     /// Creates the collection when missing, or checks that it fits; then loads it.
-    fn prepare(&mut self, plan: CollectionPlan) -> Result<(), MilvusError> {
-        let client = &self.connection.client;
+    fn prepare_collection(&mut self, mut plan: CollectionPlan) -> Result<(), MilvusError> {
         let name = self.cfg.collection.clone();
-        if self.collection_exists()? {
+        let exists = if self.collection_exists()? {
+            true
+        } else if self.cfg.create == CreateMode::Never {
+            return Err(MilvusError::Missing(name));
+        } else {
+            match self.create_collection(plan.clone()) {
+                Ok(created) => {
+                    plan = created;
+                    tracing::info!(collection = %name, "created collection");
+                    false
+                }
+                // Another writer (a second daemon of the group) created it meanwhile.
+                Err(_) if self.collection_exists()? => true,
+                Err(e) => return Err(e),
+            }
+        };
+        if exists {
             let request = DescribeCollectionRequest::builder()
                 .collection_name(&name)
                 .build()
                 .map_err(|e| self.request_error("describe_collection", e))?;
+            let client = &self.connection.client;
             let described =
                 self.call("describe_collection", client.describe_collection(request))?;
-            plan.check(&name, described.description().get_schema())?;
-        } else if self.cfg.create == CreateMode::Never {
-            return Err(MilvusError::Missing(name));
-        } else {
-            let request = CreateCollectionRequest::builder()
-                .collection_name(&name)
-                .schema(plan.collection_schema())
-                .index_params(plan.index_params(&self.cfg)?)
-                .build()
-                .map_err(|e| self.request_error("create_collection", e))?;
-            self.call("create_collection", client.create_collection(request))?;
-            tracing::info!(collection = %name, "created collection");
+            let existing = described.description().get_schema();
+            plan.check(&name, existing)?;
+            plan.adopt_nullability(existing);
         }
         let load = LoadCollectionRequest::builder()
             .collection_name(&name)
             .build()
             .map_err(|e| self.request_error("load_collection", e))?;
-        self.call("load_collection", client.load_collection(load))?;
+        self.call(
+            "load_collection",
+            self.connection.client.load_collection(load),
+        )?;
         self.plan = Some(plan);
         Ok(())
+    }
+
+    /// Creates the collection; a server without nullable vector fields
+    /// (Milvus before 2.6) gets them not nullable. Returns the plan used.
+    fn create_collection(&self, plan: CollectionPlan) -> Result<CollectionPlan, MilvusError> {
+        let create = |plan: &CollectionPlan| -> Result<(), MilvusError> {
+            let request = CreateCollectionRequest::builder()
+                .collection_name(&self.cfg.collection)
+                .schema(plan.collection_schema())
+                .index_params(plan.index_params(&self.cfg)?)
+                .build()
+                .map_err(|e| self.request_error("create_collection", e))?;
+            self.call(
+                "create_collection",
+                self.connection.client.create_collection(request),
+            )
+        };
+        match create(&plan) {
+            Err(MilvusError::Request { source, .. })
+                if plan.has_nullable_vectors() && !is_transient(&source) =>
+            {
+                tracing::info!(
+                    collection = %self.cfg.collection,
+                    error = %source,
+                    "the server refused nullable vector fields; creating them not nullable"
+                );
+                let plan = plan.without_nullable_vectors();
+                create(&plan)?;
+                Ok(plan)
+            }
+            result => result.map(|()| plan),
+        }
     }
 
     /// Upserts with retries; when the server rejects a group, rows are tried
@@ -249,14 +283,14 @@ impl MilvusSink {
                     std::thread::sleep(delay);
                     delay = (delay * 2).min(Duration::from_secs(30));
                 }
-                Err(e) if is_transient(&e) => return Err(self.request_error("upsert", e)),
+                Err(e) if is_transient(&e) => return Err(self.request_error("upsert", *e)),
                 Err(e) => {
                     tracing::warn!(collection = %self.cfg.collection, error = %e, "Milvus rejected rows; writing them one by one");
                     for value in &values {
                         match self.try_upsert(vec![value.clone()]) {
                             Ok(()) => {}
                             Err(e) if is_transient(&e) => {
-                                return Err(self.request_error("upsert", e));
+                                return Err(self.request_error("upsert", *e));
                             }
                             Err(e) => self.dead_letter(value, position, &e)?,
                         }
@@ -382,32 +416,33 @@ impl Sink for MilvusSink {
         "milvus"
     }
 
-    fn write(&mut self, envelope: Envelope) -> Result<(), SinkError> {
+    fn prepare(&mut self, schema: &arrow::datatypes::SchemaRef) -> Result<(), SinkError> {
+        let plan = CollectionPlan::from_batch_schema(schema, &self.cfg)?;
+        Ok(self.prepare_collection(plan)?)
+    }
+
+    fn write(&mut self, envelope: &Envelope) -> Result<Durable, SinkError> {
         let Envelope {
             batch,
             ack,
             deletes,
         } = envelope;
-        if batch.num_rows() == 0 {
-            self.delete_documents(&deletes)?;
-            return Ok(());
+        if batch.num_rows() > 0 {
+            let plan = self.plan.as_ref().ok_or_else(|| {
+                MilvusError::Config("the sink was not prepared before its first write".into())
+            })?;
+            let position = ack.position().to_string();
+            let rows = rows::entities(plan, batch);
+            let mut rows = rows.into_iter().peekable();
+            while rows.peek().is_some() {
+                let group: Vec<_> = rows.by_ref().take(self.cfg.batch_rows.get()).collect();
+                self.upsert(group, &position)?;
+            }
+            self.delete_stale(batch)?;
         }
-        if self.plan.is_none() {
-            let plan = CollectionPlan::from_batch_schema(&batch.schema(), &self.cfg)?;
-            self.prepare(plan)?;
-        }
-        let plan = self.plan.as_ref().expect("prepared above");
-        let position = ack.position().to_string();
-        let rows = rows::entities(plan, &batch);
-        let mut rows = rows.into_iter().peekable();
-        while rows.peek().is_some() {
-            let group: Vec<_> = rows.by_ref().take(self.cfg.batch_rows.get()).collect();
-            self.upsert(group, &position)?;
-        }
-        self.delete_stale(&batch)?;
-        self.delete_documents(&deletes)?;
-        // Written: the ack is released when `ack` drops here.
-        Ok(())
+        self.delete_documents(deletes)?;
+        // Dead letters of rejected rows are made durable by the runner before any commit.
+        Ok(Durable::All)
     }
 
     fn finish(&mut self) -> Result<(), SinkError> {

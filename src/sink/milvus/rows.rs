@@ -6,7 +6,7 @@ use arrow::datatypes::{DataType, Float32Type, Float64Type, Int64Type, UInt32Type
 use arrow::record_batch::RecordBatch;
 use serde_json::{Map, Value, json};
 
-use super::schema::{CollectionPlan, FieldKind};
+use super::schema::{CollectionPlan, FieldKind, PlannedField};
 
 /// Every row of `batch` as a Milvus entity (fields Milvus computes are left out).
 pub fn entities(plan: &CollectionPlan, batch: &RecordBatch) -> Vec<Map<String, Value>> {
@@ -15,7 +15,7 @@ pub fn entities(plan: &CollectionPlan, batch: &RecordBatch) -> Vec<Map<String, V
         .collect();
     for field in &plan.fields {
         let Some(column) = field.column else { continue };
-        let values = column_values(&field.kind, batch.column(column));
+        let values = column_values(field, batch.column(column));
         for (row, value) in rows.iter_mut().zip(values) {
             row.insert(field.name.clone(), value);
         }
@@ -23,7 +23,7 @@ pub fn entities(plan: &CollectionPlan, batch: &RecordBatch) -> Vec<Map<String, V
     rows
 }
 
-fn column_values(kind: &FieldKind, array: &ArrayRef) -> Vec<Value> {
+fn column_values(field: &PlannedField, array: &ArrayRef) -> Vec<Value> {
     let rows = 0..array.len();
     let value_or_null = |row: usize, value: &dyn Fn(usize) -> Value| {
         if array.is_null(row) {
@@ -32,7 +32,7 @@ fn column_values(kind: &FieldKind, array: &ArrayRef) -> Vec<Value> {
             value(row)
         }
     };
-    match kind {
+    match &field.kind {
         FieldKind::FloatVector(_) => {
             let list = array.as_fixed_size_list();
             rows.map(|r| {
@@ -55,6 +55,11 @@ fn column_values(kind: &FieldKind, array: &ArrayRef) -> Vec<Value> {
                     let entries = entries.as_struct();
                     let index = entries.column(0).as_primitive::<UInt32Type>();
                     let value = entries.column(1).as_primitive::<Float32Type>();
+                    if entries.is_empty() && field.nullable {
+                        // No weight: null in a nullable field (Milvus Lite
+                        // rejects `{}`; Milvus 2.4+ accepts it otherwise).
+                        return Value::Null;
+                    }
                     Value::Object(
                         (0..entries.len())
                             .map(|i| (index.value(i).to_string(), json!(value.value(i))))

@@ -52,12 +52,6 @@ pub enum Bm25Error {
     },
 }
 
-impl Bm25Error {
-    pub fn is_config(&self) -> bool {
-        !matches!(self, Bm25Error::Write { .. })
-    }
-}
-
 pub struct Bm25Stage {
     encoder: Bm25Encoder,
     field: String,

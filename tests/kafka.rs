@@ -6,6 +6,8 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -446,6 +448,129 @@ fn a_tombstone_deletes_the_documents_chunks(kind: BrokerKind) {
     Run(daemon.wait_with_output().unwrap()).expect_code(0);
 }
 
+/// A model service that answers one request with HTTP 400 stops the daemon
+/// (exit 1); every committed offset covers only documents Milvus holds, the
+/// failed batch's documents are not committed, and a restart writes the rest.
+fn a_model_service_error_stops_the_daemon_commits_nothing_unwritten_and_a_restart_writes_the_rest(
+    kind: BrokerKind,
+) {
+    let broker = KafkaBroker::start_kind(kind);
+    let milvus = MilvusServer::start();
+    create_topic(&broker.brokers, "docs", 2);
+    let ws = Workspace::new();
+    let docs: Vec<_> = (0..300).map(document).collect();
+    let failed_inputs: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (fail, seen) = (Arc::new(AtomicBool::new(true)), failed_inputs.clone());
+    // Request 0 is the dimension probe; request 6 is the sixth batch.
+    let service = FakeService::start(Box::new(move |index, body| {
+        if index == 6 && fail.swap(false, Ordering::SeqCst) {
+            let texts = body["input"].as_array().unwrap();
+            seen.lock()
+                .unwrap()
+                .extend(texts.iter().map(|t| t.as_str().unwrap().to_string()));
+            return (400, r#"{"error":"bad request"}"#.into(), Duration::ZERO);
+        }
+        (200, embeddings(body), Duration::ZERO)
+    }));
+    ws.write(
+        "daemon.yaml",
+        format!(
+            "name: daemon\nsource:\n  type: kafka\n  brokers: '{}'\n  topics: [docs]\n  group_id: vecpipe-test\n  id_field: id\n  batch_rows: 20\n  max_latency_ms: 100\n  options: {{ session.timeout.ms: '6000', heartbeat.interval.ms: '500' }}\nstages:\n  - {{ type: dense, provider: openai, model: m, base_url: '{}', max_retries: 0 }}\nsinks:\n  - {{ type: milvus, uri: '{}', collection: docs }}\n",
+            broker.brokers, service.url, milvus.uri
+        ),
+    );
+    produce(&producer(&broker.brokers), "docs", &docs);
+
+    let mut daemon = start_daemon(&ws, free_port());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while daemon.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the daemon did not stop on the failure"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let run = Run(daemon.wait_with_output().unwrap()).expect_code(1);
+    let last_line = run.stderr().lines().last().unwrap_or_default().to_string();
+    assert_eq!(
+        last_line,
+        format!(
+            "error: model service {}/embeddings: HTTP 400: {{\"error\":\"bad request\"}}",
+            service.url
+        )
+    );
+
+    // Where each document is: (partition, offset) → id.
+    let reader: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &broker.brokers)
+        .set("group.id", "position-reader")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    reader.subscribe(&["docs"]).unwrap();
+    let mut positions = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while positions.len() < docs.len() {
+        assert!(Instant::now() < deadline, "read {} of 300", positions.len());
+        if let Some(Ok(m)) = reader.poll(Duration::from_millis(200)) {
+            let key = String::from_utf8_lossy(m.key().unwrap()).into_owned();
+            positions.push((m.partition(), m.offset(), key));
+        }
+    }
+    let group: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &broker.brokers)
+        .set("group.id", "vecpipe-test")
+        .create()
+        .unwrap();
+    let mut partitions = rdkafka::TopicPartitionList::new();
+    partitions.add_partition("docs", 0);
+    partitions.add_partition("docs", 1);
+    let committed = group
+        .committed_offsets(partitions, Duration::from_secs(10))
+        .unwrap();
+    let committed_offset = |partition: i32| match committed
+        .find_partition("docs", partition)
+        .unwrap()
+        .offset()
+    {
+        rdkafka::Offset::Offset(o) => o,
+        _ => 0,
+    };
+    let in_milvus: BTreeSet<String> = milvus_ids(&milvus.uri).into_iter().collect();
+    let failed: BTreeSet<String> = failed_inputs
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|text| {
+            let number: String = text["Document ".len()..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            format!("doc-{number}")
+        })
+        .collect();
+    assert!(!failed.is_empty());
+    for (partition, offset, id) in &positions {
+        if *offset < committed_offset(*partition) {
+            assert!(
+                in_milvus.contains(id),
+                "{id} is committed but not in Milvus"
+            );
+            assert!(!failed.contains(id), "{id} failed but is committed");
+        }
+    }
+    assert!(
+        in_milvus.is_disjoint(&failed),
+        "the failed batch was not written"
+    );
+
+    let daemon = start_daemon(&ws, free_port());
+    let expected: BTreeSet<String> = docs.iter().map(|(id, _)| id.clone()).collect();
+    wait_for_ids(&milvus.uri, &expected, Duration::from_secs(120));
+    signal(&daemon, "-TERM");
+    Run(daemon.wait_with_output().unwrap()).expect_code(0);
+}
+
 /// Each test, once per broker.
 macro_rules! on_every_broker {
     ($($name:ident),* $(,)?) => {
@@ -471,4 +596,5 @@ on_every_broker!(
     malformed_payloads_go_to_the_dead_letter_topic_and_good_records_around_them_are_written,
     milvus_down_for_20_seconds_pauses_the_daemon_and_loses_nothing,
     a_tombstone_deletes_the_documents_chunks,
+    a_model_service_error_stops_the_daemon_commits_nothing_unwritten_and_a_restart_writes_the_rest,
 );

@@ -319,3 +319,63 @@ fn a_missing_milvus_lite_is_a_clear_error() {
         run.stderr()
     );
 }
+
+/// Words the BM25 params fitted on the sample corpus never saw.
+const UNSEEN: &str = "Zyxqorp vlemtrish quonzabel.";
+
+#[test]
+fn a_chunk_of_only_unseen_words_lands_and_is_found_by_dense_search() {
+    let server = MilvusServer::start();
+    let ws = workspace(&server.uri, "", ALL_STAGES);
+    let corpus = std::fs::read_to_string(ws.path("corpus.jsonl")).unwrap();
+    ws.write(
+        "corpus.jsonl",
+        format!(
+            "{corpus}{}\n",
+            serde_json::json!({"id": "unseen", "title": "new words", "text": UNSEEN})
+        ),
+    );
+    let run = ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
+    assert_eq!(
+        run.summary_number("dead-lettered,"),
+        0,
+        "{}\n{:?}",
+        run.stdout(),
+        dead_letters(&ws.path("out/dead.jsonl"))
+    );
+    assert!(dead_letters(&ws.path("out/dead.jsonl")).is_empty());
+    assert_eq!(
+        ids(&server.uri, "docs", "doc_id == \"unseen\""),
+        ["unseen#0"]
+    );
+    assert_eq!(top_doc(&ws, UNSEEN, "dense"), "unseen");
+    // Sparse search cannot match it, and does not fail over it.
+    assert_ne!(
+        top_doc(&ws, "Turing was born in Maida Vale", "sparse"),
+        "unseen"
+    );
+}
+
+#[test]
+fn an_updated_document_with_only_unseen_words_replaces_its_old_chunks() {
+    let server = MilvusServer::start();
+    let ws = workspace(&server.uri, "", ALL_STAGES);
+    ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
+    assert_eq!(
+        ids(&server.uri, "docs", "doc_id == \"turing\""),
+        ["turing#0", "turing#1"]
+    );
+    ws.write(
+        "corpus.jsonl",
+        format!(
+            "{}\n",
+            serde_json::json!({"id": "turing", "title": "renamed", "text": UNSEEN})
+        ),
+    );
+    ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
+    let rows = milvus_rows(&server.uri, "docs", "id, text, doc_id");
+    let turing: Vec<_> = rows.iter().filter(|r| r["doc_id"] == "turing").collect();
+    assert_eq!(turing.len(), 1, "{turing:?}");
+    assert_eq!(turing[0]["id"], "turing#0");
+    assert_eq!(turing[0]["text"], UNSEEN);
+}

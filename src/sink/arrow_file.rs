@@ -154,6 +154,17 @@ impl ArrowFileSink {
         let Some(open) = self.current.take() else {
             return Ok(());
         };
+        let tmp = open.tmp.clone();
+        Self::complete(open).inspect_err(|_| {
+            // Not published: nothing of it may stay behind.
+            let _ = std::fs::remove_file(&tmp);
+        })?;
+        self.part += 1;
+        Ok(())
+    }
+
+    /// Finishes, syncs and renames a file into place.
+    fn complete(open: OpenFile) -> Result<(), SinkError> {
         let io_err = |path: &Path| {
             let path = path.to_path_buf();
             move |source| SinkError::Io { path, source }
@@ -183,7 +194,6 @@ impl ArrowFileSink {
                 .map_err(io_err(dir))?;
         }
         tracing::info!(file = %open.target.display(), rows = open.rows, "wrote file");
-        self.part += 1;
         Ok(())
     }
 }

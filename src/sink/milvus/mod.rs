@@ -8,6 +8,7 @@ mod schema;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use arrow::array::AsArray;
@@ -136,6 +137,8 @@ pub struct MilvusSink {
     plan: Option<CollectionPlan>,
     dead_letters: DeadLetters,
     healthy: std::sync::atomic::AtomicBool,
+    /// Set once the server rejected an empty sparse vector (Milvus Lite).
+    empty_sparse_marked: std::sync::atomic::AtomicBool,
 }
 
 impl MilvusSink {
@@ -153,6 +156,7 @@ impl MilvusSink {
             plan: None,
             dead_letters,
             healthy: std::sync::atomic::AtomicBool::new(true),
+            empty_sparse_marked: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -189,16 +193,15 @@ impl MilvusSink {
     }
 
     /// Creates the collection when missing, or checks that it fits; then loads it.
-    fn prepare_collection(&mut self, mut plan: CollectionPlan) -> Result<(), MilvusError> {
+    fn prepare_collection(&mut self, plan: CollectionPlan) -> Result<(), MilvusError> {
         let name = self.cfg.collection.clone();
         let exists = if self.collection_exists()? {
             true
         } else if self.cfg.create == CreateMode::Never {
             return Err(MilvusError::Missing(name));
         } else {
-            match self.create_collection(plan.clone()) {
-                Ok(created) => {
-                    plan = created;
+            match self.create_collection(&plan) {
+                Ok(()) => {
                     tracing::info!(collection = %name, "created collection");
                     false
                 }
@@ -215,9 +218,7 @@ impl MilvusSink {
             let client = &self.connection.client;
             let described =
                 self.call("describe_collection", client.describe_collection(request))?;
-            let existing = described.description().get_schema();
-            plan.check(&name, existing)?;
-            plan.adopt_nullability(existing);
+            plan.check(&name, described.description().get_schema())?;
         }
         let load = LoadCollectionRequest::builder()
             .collection_name(&name)
@@ -231,36 +232,17 @@ impl MilvusSink {
         Ok(())
     }
 
-    /// Creates the collection; a server without nullable vector fields
-    /// (Milvus before 2.6) gets them not nullable. Returns the plan used.
-    fn create_collection(&self, plan: CollectionPlan) -> Result<CollectionPlan, MilvusError> {
-        let create = |plan: &CollectionPlan| -> Result<(), MilvusError> {
-            let request = CreateCollectionRequest::builder()
-                .collection_name(&self.cfg.collection)
-                .schema(plan.collection_schema())
-                .index_params(plan.index_params(&self.cfg)?)
-                .build()
-                .map_err(|e| self.request_error("create_collection", e))?;
-            self.call(
-                "create_collection",
-                self.connection.client.create_collection(request),
-            )
-        };
-        match create(&plan) {
-            Err(MilvusError::Request { source, .. })
-                if plan.has_nullable_vectors() && !is_transient(&source) =>
-            {
-                tracing::info!(
-                    collection = %self.cfg.collection,
-                    error = %source,
-                    "the server refused nullable vector fields; creating them not nullable"
-                );
-                let plan = plan.without_nullable_vectors();
-                create(&plan)?;
-                Ok(plan)
-            }
-            result => result.map(|()| plan),
-        }
+    fn create_collection(&self, plan: &CollectionPlan) -> Result<(), MilvusError> {
+        let request = CreateCollectionRequest::builder()
+            .collection_name(&self.cfg.collection)
+            .schema(plan.collection_schema())
+            .index_params(plan.index_params(&self.cfg)?)
+            .build()
+            .map_err(|e| self.request_error("create_collection", e))?;
+        self.call(
+            "create_collection",
+            self.connection.client.create_collection(request),
+        )
     }
 
     /// Upserts with retries; when the server rejects a group, rows are tried
@@ -287,19 +269,42 @@ impl MilvusSink {
                 Err(e) => {
                     tracing::warn!(collection = %self.cfg.collection, error = %e, "Milvus rejected rows; writing them one by one");
                     for value in &values {
-                        match self.try_upsert(vec![value.clone()]) {
-                            Ok(()) => {}
-                            Err(e) if is_transient(&e) => {
-                                return Err(self.request_error("upsert", *e));
-                            }
-                            Err(e) => self.dead_letter(value, position, &e)?,
-                        }
+                        self.upsert_one(value, position)?;
                     }
                     return Ok(());
                 }
             }
         }
         unreachable!("the loop only ends by returning")
+    }
+
+    /// One row the server rejected in a group: retried alone; a row whose
+    /// only fault is an empty sparse vector is retried with the marker (and
+    /// later rows get it up front); any other rejection is a dead letter.
+    fn upsert_one(&self, value: &Value, position: &str) -> Result<(), MilvusError> {
+        let rejection = match self.try_upsert(vec![value.clone()]) {
+            Ok(()) => return Ok(()),
+            Err(e) if is_transient(&e) => return Err(self.request_error("upsert", *e)),
+            Err(e) => e,
+        };
+        let plan = self.plan.as_ref().expect("prepared before writing");
+        if let Some(marked) = rows::with_empty_sparse_marked(plan, value) {
+            match self.try_upsert(vec![marked]) {
+                Ok(()) => {
+                    if !self.empty_sparse_marked.swap(true, Ordering::Relaxed) {
+                        tracing::info!(
+                            collection = %self.cfg.collection,
+                            "the server rejects empty sparse vectors; writing them as one marker weight at dimension {}",
+                            rows::EMPTY_SPARSE_DIMENSION
+                        );
+                    }
+                    return Ok(());
+                }
+                Err(e) if is_transient(&e) => return Err(self.request_error("upsert", *e)),
+                Err(_) => {}
+            }
+        }
+        self.dead_letter(value, position, &rejection)
     }
 
     fn set_healthy(&self, healthy: bool) {
@@ -432,7 +437,12 @@ impl Sink for MilvusSink {
                 MilvusError::Config("the sink was not prepared before its first write".into())
             })?;
             let position = ack.position().to_string();
-            let rows = rows::entities(plan, batch);
+            let empty_sparse = if self.empty_sparse_marked.load(Ordering::Relaxed) {
+                rows::EmptySparse::AsMarker
+            } else {
+                rows::EmptySparse::AsEmpty
+            };
+            let rows = rows::entities(plan, batch, empty_sparse);
             let mut rows = rows.into_iter().peekable();
             while rows.peek().is_some() {
                 let group: Vec<_> = rows.by_ref().take(self.cfg.batch_rows.get()).collect();

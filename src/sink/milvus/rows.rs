@@ -6,16 +6,61 @@ use arrow::datatypes::{DataType, Float32Type, Float64Type, Int64Type, UInt32Type
 use arrow::record_batch::RecordBatch;
 use serde_json::{Map, Value, json};
 
-use super::schema::{CollectionPlan, FieldKind, PlannedField};
+use super::schema::{CollectionPlan, FieldKind};
+
+/// The dimension that stands for "no weight" on servers that reject an empty
+/// sparse vector (Milvus Lite): one below the maximum, which the sparse
+/// protocol reserves. No query has it (vocabularies are far smaller), so the
+/// row is never a sparse hit and stays reachable through its other vectors.
+pub const EMPTY_SPARSE_DIMENSION: u32 = u32::MAX - 1;
+/// The marker's weight: the smallest positive normal float32.
+const EMPTY_SPARSE_WEIGHT: f32 = f32::MIN_POSITIVE;
+
+/// How a sparse vector with no weight is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmptySparse {
+    /// `{}`: what Milvus 2.4 and later accept.
+    AsEmpty,
+    /// One marker weight at [`EMPTY_SPARSE_DIMENSION`].
+    AsMarker,
+}
+
+/// `row` with every empty sparse vector of `plan` replaced by the marker;
+/// `None` when it has none.
+pub fn with_empty_sparse_marked(plan: &CollectionPlan, row: &Value) -> Option<Value> {
+    let mut row = row.clone();
+    let mut changed = false;
+    for field in plan
+        .fields
+        .iter()
+        .filter(|f| f.kind == FieldKind::SparseVector)
+    {
+        if let Some(value) = row.get_mut(&field.name)
+            && value.as_object().is_some_and(Map::is_empty)
+        {
+            *value = marker();
+            changed = true;
+        }
+    }
+    changed.then_some(row)
+}
+
+fn marker() -> Value {
+    json!({ EMPTY_SPARSE_DIMENSION.to_string(): EMPTY_SPARSE_WEIGHT })
+}
 
 /// Every row of `batch` as a Milvus entity (fields Milvus computes are left out).
-pub fn entities(plan: &CollectionPlan, batch: &RecordBatch) -> Vec<Map<String, Value>> {
+pub fn entities(
+    plan: &CollectionPlan,
+    batch: &RecordBatch,
+    empty_sparse: EmptySparse,
+) -> Vec<Map<String, Value>> {
     let mut rows: Vec<Map<String, Value>> = (0..batch.num_rows())
         .map(|_| Map::with_capacity(plan.fields.len()))
         .collect();
     for field in &plan.fields {
         let Some(column) = field.column else { continue };
-        let values = column_values(field, batch.column(column));
+        let values = column_values(&field.kind, batch.column(column), empty_sparse);
         for (row, value) in rows.iter_mut().zip(values) {
             row.insert(field.name.clone(), value);
         }
@@ -23,7 +68,7 @@ pub fn entities(plan: &CollectionPlan, batch: &RecordBatch) -> Vec<Map<String, V
     rows
 }
 
-fn column_values(field: &PlannedField, array: &ArrayRef) -> Vec<Value> {
+fn column_values(kind: &FieldKind, array: &ArrayRef, empty_sparse: EmptySparse) -> Vec<Value> {
     let rows = 0..array.len();
     let value_or_null = |row: usize, value: &dyn Fn(usize) -> Value| {
         if array.is_null(row) {
@@ -32,7 +77,7 @@ fn column_values(field: &PlannedField, array: &ArrayRef) -> Vec<Value> {
             value(row)
         }
     };
-    match &field.kind {
+    match kind {
         FieldKind::FloatVector(_) => {
             let list = array.as_fixed_size_list();
             rows.map(|r| {
@@ -55,10 +100,8 @@ fn column_values(field: &PlannedField, array: &ArrayRef) -> Vec<Value> {
                     let entries = entries.as_struct();
                     let index = entries.column(0).as_primitive::<UInt32Type>();
                     let value = entries.column(1).as_primitive::<Float32Type>();
-                    if entries.is_empty() && field.nullable {
-                        // No weight: null in a nullable field (Milvus Lite
-                        // rejects `{}`; Milvus 2.4+ accepts it otherwise).
-                        return Value::Null;
+                    if entries.is_empty() && empty_sparse == EmptySparse::AsMarker {
+                        return marker();
                     }
                     Value::Object(
                         (0..entries.len())

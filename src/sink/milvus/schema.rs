@@ -89,11 +89,11 @@ impl CollectionPlan {
                 (_, ArrowType::Boolean) => FieldKind::Bool,
                 _ => FieldKind::Json,
             };
-            // A sparse vector with no weight (a chunk of only words the BM25
-            // params never saw) is stored as null where the server allows it.
-            let nullable = kind == FieldKind::SparseVector
-                || (!matches!(kind, FieldKind::PrimaryKey | FieldKind::FloatVector(_))
-                    && ![columns::DOC_ID, columns::CHUNK_INDEX, columns::TEXT].contains(&name));
+            let nullable = !matches!(
+                kind,
+                FieldKind::PrimaryKey | FieldKind::FloatVector(_) | FieldKind::SparseVector
+            ) && ![columns::DOC_ID, columns::CHUNK_INDEX, columns::TEXT]
+                .contains(&name);
             fields.push(PlannedField {
                 name: name.to_string(),
                 kind,
@@ -201,41 +201,6 @@ impl CollectionPlan {
             .iter()
             .find(|f| f.kind == FieldKind::SparseVector)
             .map(|f| f.name.as_str())
-    }
-
-    /// The same plan with every vector field not nullable (for servers
-    /// without nullable vectors, e.g. Milvus 2.5).
-    pub fn without_nullable_vectors(&self) -> Self {
-        let mut plan = self.clone();
-        for field in &mut plan.fields {
-            if matches!(
-                field.kind,
-                FieldKind::FloatVector(_) | FieldKind::SparseVector
-            ) {
-                field.nullable = false;
-            }
-        }
-        plan
-    }
-
-    pub fn has_nullable_vectors(&self) -> bool {
-        self.fields.iter().any(|f| {
-            f.nullable && matches!(f.kind, FieldKind::FloatVector(_) | FieldKind::SparseVector)
-        })
-    }
-
-    /// Takes the nullability of the fields of an existing collection, so
-    /// rows are written the way that collection accepts them.
-    pub fn adopt_nullability(&mut self, existing: &CollectionSchema) {
-        for field in &mut self.fields {
-            if let Some(actual) = existing
-                .get_fields()
-                .iter()
-                .find(|f| f.get_name() == field.name)
-            {
-                field.nullable = actual.is_nullable();
-            }
-        }
     }
 
     /// An error naming both schemas when `existing` cannot take these rows.

@@ -7,8 +7,10 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo build --release --quiet
 vecpipe=target/release/vecpipe
-"$vecpipe" validate pipelines/quickstart.yaml
+"$vecpipe" validate --no-environment pipelines/quickstart.yaml
 "$vecpipe" bm25 fit --pipeline pipelines/quickstart.yaml
+# Now that the params exist: the source, models, params and Milvus Lite too.
+"$vecpipe" validate pipelines/quickstart.yaml
 "$vecpipe" run pipelines/quickstart.yaml
 echo
 echo '$ vecpipe search pipelines/quickstart.yaml "Where was Turing born?" --limit 3'

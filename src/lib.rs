@@ -14,3 +14,4 @@ pub mod search;
 pub mod sink;
 pub mod source;
 pub mod stage;
+pub mod stop;

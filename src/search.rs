@@ -79,6 +79,47 @@ pub struct Hit {
     pub text: String,
 }
 
+/// The hits as a table (rank, scores, id, the text's first 90 characters),
+/// or as one JSON object per line.
+pub fn format_hits(hits: &[Hit], json: bool) -> String {
+    let mut out = String::new();
+    if json {
+        for hit in hits {
+            out.push_str(&serde_json::to_string(hit).expect("hits serialize"));
+            out.push('\n');
+        }
+        return out;
+    }
+    let reranked = hits.iter().any(|h| h.rerank_score.is_some());
+    out.push_str(&if reranked {
+        format!(
+            "{:>4}  {:>8}  {:>8}  {:<16}  text\n",
+            "rank", "rerank", "score", "id"
+        )
+    } else {
+        format!("{:>4}  {:>8}  {:<16}  text\n", "rank", "score", "id")
+    });
+    for hit in hits {
+        let text: String = hit.text.chars().take(90).collect();
+        let more = if hit.text.chars().count() > 90 {
+            "…"
+        } else {
+            ""
+        };
+        out.push_str(&match hit.rerank_score {
+            Some(rerank) => format!(
+                "{:>4}  {:>8.4}  {:>8.4}  {:<16}  {text}{more}\n",
+                hit.rank, rerank, hit.score, hit.id
+            ),
+            None => format!(
+                "{:>4}  {:>8.4}  {:<16}  {text}{more}\n",
+                hit.rank, hit.score, hit.id
+            ),
+        });
+    }
+    out
+}
+
 /// How the pipeline encodes a query for each kind of field.
 struct QueryEncoders {
     dense: Option<(String, DenseEncoder)>,

@@ -50,13 +50,47 @@ pub enum ConfigError {
 
 /// Loads and validates a pipeline file, expanding `${VAR}` from the process environment.
 pub fn load_pipeline_file(path: &Path) -> Result<PipelineConfig, ConfigError> {
+    load_pipeline_file_located(path).map(|(cfg, _)| cfg)
+}
+
+/// Finds places in a loaded pipeline file, for problems found after loading.
+pub struct Locator {
+    file: String,
+    root: Node,
+}
+
+impl Locator {
+    /// A problem at a schema path such as `stages[1].model` (or its deepest existing parent).
+    pub fn at(&self, path: &str, message: String) -> Located {
+        let marker = locate(&self.root, path);
+        Located {
+            file: self.file.clone(),
+            line: marker.map_or(0, |m| m.line()),
+            column: marker.map_or(0, |m| m.column()),
+            path: path.to_string(),
+            message,
+        }
+    }
+}
+
+/// Like [`load_pipeline_file`], with a [`Locator`] for the file.
+pub fn load_pipeline_file_located(path: &Path) -> Result<(PipelineConfig, Locator), ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    load_pipeline_str(&path.display().to_string(), &text, &|name| {
-        std::env::var(name).ok()
-    })
+    let file = path.display().to_string();
+    let cfg = load_pipeline_str(&file, &text, &|name| std::env::var(name).ok())?;
+    let root = marked_yaml::parse_yaml(0, &text).map_err(|e| {
+        ConfigError::Invalid(Located {
+            file: file.clone(),
+            line: 0,
+            column: 0,
+            path: String::new(),
+            message: load_error_message(&e),
+        })
+    })?;
+    Ok((cfg, Locator { file, root }))
 }
 
 /// Loads and validates pipeline YAML; `file` names it in errors.
@@ -333,19 +367,19 @@ fn validate(cfg: &PipelineConfig) -> Result<(), (String, String)> {
     if cfg.name.trim().is_empty() {
         return err("name", "must not be empty".into());
     }
-    let src = cfg.source.record_fields();
+    let (id_field, text_field, metadata) = cfg.source.record_keys();
     let reserved = ["id", "doc_id", "chunk_index", "text"];
-    for (i, field) in src.metadata.iter().enumerate() {
+    for (i, field) in metadata.iter().enumerate() {
         if reserved.contains(&field.as_str())
-            || Some(field) == src.id_field.as_ref()
-            || *field == src.text_field
+            || Some(field.as_str()) == id_field
+            || field == text_field
         {
             return err(
                 &format!("source.metadata[{i}]"),
                 format!("`{field}` is already an output column (id, doc_id, chunk_index, text)"),
             );
         }
-        if src.metadata[..i].contains(field) {
+        if metadata[..i].contains(field) {
             return err(
                 &format!("source.metadata[{i}]"),
                 format!("`{field}` is listed twice"),
@@ -359,7 +393,7 @@ fn validate(cfg: &PipelineConfig) -> Result<(), (String, String)> {
         let path = format!("stages[{i}]");
         if let Some(field) = stage.output_field() {
             if reserved.contains(&field)
-                || src.metadata.iter().any(|m| m == field)
+                || metadata.iter().any(|m| m == field)
                 || added.contains(&field)
             {
                 return err(
@@ -424,7 +458,7 @@ fn validate(cfg: &PipelineConfig) -> Result<(), (String, String)> {
             StageConfig::Rerank(c)
                 if c.candidates_field
                     .as_ref()
-                    .is_some_and(|f| !src.metadata.contains(f)) =>
+                    .is_some_and(|f| !metadata.contains(f)) =>
             {
                 return err(
                     &format!("{path}.candidates_field"),
@@ -433,7 +467,7 @@ fn validate(cfg: &PipelineConfig) -> Result<(), (String, String)> {
             }
             StageConfig::Rerank(c) => match (&c.query, &c.query_field) {
                 (Some(_), None) => {}
-                (None, Some(q)) if src.metadata.contains(q) => {}
+                (None, Some(q)) if metadata.contains(q) => {}
                 (None, Some(q)) => {
                     return err(
                         &format!("{path}.query_field"),
@@ -498,7 +532,7 @@ fn validate(cfg: &PipelineConfig) -> Result<(), (String, String)> {
         }
         match sink {
             SinkConfig::Arrow(c) => {
-                if crate::sink::ArrowFormat::from_path(&c.path).is_none() {
+                if ArrowFormat::from_path(&c.path).is_none() {
                     return err(
                         &format!("{path}.path"),
                         format!("`{}` must end in .parquet or .arrow", c.path.display()),

@@ -5,5 +5,8 @@ mod env;
 mod load;
 mod types;
 
-pub use load::{ConfigError, Located, STEMMER_LANGUAGES, load_pipeline_file, load_pipeline_str};
+pub use load::{
+    ConfigError, Located, Locator, STEMMER_LANGUAGES, load_pipeline_file,
+    load_pipeline_file_located, load_pipeline_str,
+};
 pub use types::*;

@@ -29,11 +29,13 @@ pub enum SourceConfig {
 impl SourceConfig {
     pub const KINDS: &'static [&'static str] = &["jsonl", "parquet", "kafka"];
 
-    /// Which fields make a record, whatever the source.
-    pub fn record_fields(&self) -> crate::source::records::RecordFields {
+    /// The id field, the text field and the metadata fields, whatever the source.
+    pub fn record_keys(&self) -> (Option<&str>, &str, &[String]) {
         match self {
-            SourceConfig::Jsonl(c) | SourceConfig::Parquet(c) => c.record_fields(),
-            SourceConfig::Kafka(c) => c.record_fields(),
+            SourceConfig::Jsonl(c) | SourceConfig::Parquet(c) => {
+                (c.id_field.as_deref(), &c.text_field, &c.metadata)
+            }
+            SourceConfig::Kafka(c) => (c.id_field.as_deref(), &c.text_field, &c.metadata),
         }
     }
 
@@ -75,17 +77,6 @@ pub struct KafkaSourceConfig {
     pub max_text_bytes: PositiveInt,
 }
 
-impl KafkaSourceConfig {
-    pub fn record_fields(&self) -> crate::source::records::RecordFields {
-        crate::source::records::RecordFields::new(
-            &self.id_field,
-            &self.text_field,
-            &self.metadata,
-            self.max_text_bytes,
-        )
-    }
-}
-
 fn default_max_latency_ms() -> PositiveInt {
     PositiveInt(200)
 }
@@ -123,13 +114,16 @@ pub struct FileSourceConfig {
 }
 
 impl FileSourceConfig {
-    pub fn record_fields(&self) -> crate::source::records::RecordFields {
-        crate::source::records::RecordFields::new(
-            &self.id_field,
-            &self.text_field,
-            &self.metadata,
-            self.max_text_bytes,
-        )
+    /// A file, directory or glob with the text in `text_field`, every other key at its default.
+    pub fn for_path(path: &str, text_field: &str) -> Self {
+        FileSourceConfig {
+            path: path.to_string(),
+            id_field: None,
+            text_field: text_field.to_string(),
+            metadata: Vec::new(),
+            batch_rows: default_batch_rows(),
+            max_text_bytes: default_max_text_bytes(),
+        }
     }
 }
 
@@ -141,6 +135,16 @@ fn default_batch_rows() -> PositiveInt {
 }
 fn default_max_text_bytes() -> PositiveInt {
     PositiveInt(1 << 20)
+}
+
+/// How token embeddings become one vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pooling {
+    /// Mean over the tokens the attention mask keeps (sentence-transformers' default).
+    Mean,
+    /// The first token (`[CLS]`).
+    Cls,
 }
 
 /// One entry of `stages:`.
@@ -311,7 +315,7 @@ pub struct DenseStageConfig {
     pub threads: Option<PositiveInt>,
     /// `mean` or `cls`; default: the model's sentence-transformers config, else `mean`.
     #[serde(default)]
-    pub pooling: Option<crate::model::Pooling>,
+    pub pooling: Option<Pooling>,
     #[serde(default = "default_true")]
     pub normalize: bool,
     #[serde(default = "default_dense_field")]
@@ -357,21 +361,6 @@ fn default_timeout_secs() -> PositiveInt {
 }
 fn default_remote_retries() -> usize {
     3
-}
-
-/// The HTTP settings of a remote provider.
-pub fn remote_options(
-    base_url: &Option<String>,
-    api_key: &Option<String>,
-    timeout_secs: PositiveInt,
-    max_retries: usize,
-) -> crate::model::http::HttpOptions {
-    crate::model::http::HttpOptions {
-        base_url: base_url.clone().unwrap_or_default(),
-        api_key: api_key.clone(),
-        timeout: std::time::Duration::from_secs(timeout_secs.get() as u64),
-        max_retries,
-    }
 }
 
 pub const DEFAULT_DENSE_MODEL: &str = "all-MiniLM-L6-v2";
@@ -629,6 +618,24 @@ fn default_sparse_index() -> IndexSpec {
     IndexSpec {
         kind: "SPARSE_INVERTED_INDEX".into(),
         metric: "IP".into(),
+    }
+}
+
+/// The file format an `arrow` sink writes, from its path's extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArrowFormat {
+    Parquet,
+    Ipc,
+}
+
+impl ArrowFormat {
+    /// `.parquet` → Parquet; `.arrow`, `.ipc`, `.feather` → Arrow IPC file.
+    pub fn from_path(path: &std::path::Path) -> Option<Self> {
+        match path.extension()?.to_str()? {
+            "parquet" => Some(ArrowFormat::Parquet),
+            "arrow" | "ipc" | "feather" => Some(ArrowFormat::Ipc),
+            _ => None,
+        }
     }
 }
 

@@ -17,6 +17,23 @@ pub struct HttpOptions {
     pub max_retries: usize,
 }
 
+impl HttpOptions {
+    /// From a remote provider's config keys.
+    pub fn new(
+        base_url: &Option<String>,
+        api_key: &Option<String>,
+        timeout_secs: crate::config::PositiveInt,
+        max_retries: usize,
+    ) -> Self {
+        HttpOptions {
+            base_url: base_url.clone().unwrap_or_default(),
+            api_key: api_key.clone(),
+            timeout: Duration::from_secs(timeout_secs.get() as u64),
+            max_retries,
+        }
+    }
+}
+
 pub struct HttpClient {
     agent: ureq::Agent,
     options: HttpOptions,

@@ -8,22 +8,117 @@ use tokio::sync::mpsc;
 
 use super::{NodeError, PipelineError};
 use crate::batch::columns;
-use crate::config::{AnalyzerConfig, SourceConfig, StageConfig};
+use crate::config::{AnalyzerConfig, FileSourceConfig, PipelineConfig, SourceConfig, StageConfig};
 use crate::dead_letter::DeadLetters;
 use crate::source::{SourceContext, open_source};
 use crate::stage::bm25::Bm25Fitter;
 use crate::stage::{StageContext, StageError, build_stage};
 
 /// What to fit on and how.
-pub struct FitInput<'a> {
-    pub source: &'a SourceConfig,
+pub struct FitInput {
+    pub source: SourceConfig,
     /// Applied to every batch before fitting (the stages before `bm25`).
-    pub stages: &'a [StageConfig],
+    pub stages: Vec<StageConfig>,
     pub analyzer: AnalyzerConfig,
     pub k1: f64,
     pub b: f64,
     pub epsilon: f64,
-    pub out: &'a Path,
+    pub out: PathBuf,
+}
+
+/// The format of files to fit on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileFormat {
+    Jsonl,
+    Parquet,
+}
+
+impl FileFormat {
+    /// From the extension of a file or directory path (`.jsonl`, `.parquet`).
+    pub fn of_path(path: &str) -> Option<Self> {
+        match Path::new(path.trim_end_matches('/'))
+            .extension()?
+            .to_str()?
+        {
+            "jsonl" => Some(FileFormat::Jsonl),
+            "parquet" => Some(FileFormat::Parquet),
+            _ => None,
+        }
+    }
+}
+
+impl FitInput {
+    /// The pipeline's source through the stages before its `bm25` stage, with
+    /// that stage's analyzer; written to `out`, or to the stage's `params`.
+    pub fn from_pipeline(
+        cfg: &PipelineConfig,
+        out: Option<PathBuf>,
+    ) -> Result<Self, PipelineError> {
+        let bm25 = cfg.stages.iter().enumerate().find_map(|(i, s)| match s {
+            StageConfig::Bm25(c) => Some((i, c)),
+            _ => None,
+        });
+        let (stages, stage) = match bm25 {
+            Some((i, c)) => (&cfg.stages[..i], Some(c)),
+            None => (&cfg.stages[..], None),
+        };
+        let out = out
+            .or_else(|| stage.map(|c| c.params.clone()))
+            .ok_or_else(|| {
+                PipelineError::Setup(NodeError::Usage(format!(
+                    "pipeline `{}` has no bm25 stage: pass --out",
+                    cfg.name
+                )))
+            })?;
+        Ok(FitInput::new(
+            cfg.source.clone(),
+            stages.to_vec(),
+            stage.and_then(|c| c.analyzer.clone()).unwrap_or_default(),
+            out,
+        ))
+    }
+
+    /// Files (a file, directory or glob) with the text in `text_field`.
+    pub fn from_files(
+        path: &str,
+        format: Option<FileFormat>,
+        text_field: &str,
+        out: PathBuf,
+    ) -> Result<Self, PipelineError> {
+        let files = FileSourceConfig::for_path(path, text_field);
+        let source = match format.or_else(|| FileFormat::of_path(path)) {
+            Some(FileFormat::Jsonl) => SourceConfig::Jsonl(files),
+            Some(FileFormat::Parquet) => SourceConfig::Parquet(files),
+            None => {
+                return Err(PipelineError::Setup(NodeError::Usage(format!(
+                    "cannot tell the format of `{path}`: pass --format"
+                ))));
+            }
+        };
+        Ok(FitInput::new(
+            source,
+            Vec::new(),
+            AnalyzerConfig::default(),
+            out,
+        ))
+    }
+
+    fn new(
+        source: SourceConfig,
+        stages: Vec<StageConfig>,
+        analyzer: AnalyzerConfig,
+        out: PathBuf,
+    ) -> Self {
+        FitInput {
+            source,
+            stages,
+            analyzer,
+            k1: crate::stage::bm25::DEFAULT_K1,
+            b: crate::stage::bm25::DEFAULT_B,
+            epsilon: crate::stage::bm25::DEFAULT_EPSILON,
+            out,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -34,7 +129,7 @@ pub struct FitSummary {
     pub out: PathBuf,
 }
 
-pub fn fit_bm25(input: &FitInput<'_>) -> Result<FitSummary, PipelineError> {
+pub fn fit_bm25(input: &FitInput) -> Result<FitSummary, PipelineError> {
     if !input.source.is_bounded() {
         return Err(PipelineError::Setup(NodeError::Usage(
             "bm25 fit needs a bounded source (jsonl or parquet); fit on an export with --input"
@@ -44,18 +139,18 @@ pub fn fit_bm25(input: &FitInput<'_>) -> Result<FitSummary, PipelineError> {
     let dead_letters = DeadLetters::to_log();
     let (acks, _) = mpsc::unbounded_channel();
     let mut source = open_source(
-        input.source,
+        &input.source,
         SourceContext {
             acks,
             dead_letters: dead_letters.clone(),
-            stop: crate::pipeline::StopSignal::default(),
+            stop: crate::stop::StopSignal::default(),
             backfill: Default::default(),
         },
     )
     .map_err(PipelineError::setup)?;
     // Only stages that change the rows or their text matter to the statistics;
     // the others (dense, bm25) just add columns and would only cost time.
-    let context = StageContext::for_stages(input.stages, &dead_letters);
+    let context = StageContext::for_stages(&input.stages, &dead_letters);
     let mut stages = input
         .stages
         .iter()
@@ -86,12 +181,12 @@ pub fn fit_bm25(input: &FitInput<'_>) -> Result<FitSummary, PipelineError> {
         .finish(input.k1, input.b, input.epsilon)
         .map_err(|e| PipelineError::setup(StageError::from(e)))?;
     params
-        .save(input.out)
+        .save(&input.out)
         .map_err(|e| PipelineError::run(StageError::from(e)))?;
     Ok(FitSummary {
         documents,
         terms: params.idf_word.len(),
         skipped: dead_letters.count(),
-        out: input.out.to_path_buf(),
+        out: input.out.clone(),
     })
 }

@@ -3,10 +3,10 @@
 //! route acknowledgements, stop on a signal, and report a summary.
 
 mod build;
+mod check;
 mod fit;
 mod nodes;
 mod progress;
-mod shutdown;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,8 +23,9 @@ use crate::source::backfill::Backfill;
 use crate::source::{AckHandler, SourceError};
 use crate::stage::StageError;
 
-pub use fit::{FitInput, FitSummary, fit_bm25};
-pub use shutdown::StopSignal;
+pub use crate::stop::StopSignal;
+pub use check::{EnvironmentProblem, check_environment};
+pub use fit::{FileFormat, FitInput, FitSummary, fit_bm25};
 
 /// What went wrong in one node of the pipeline.
 #[derive(Debug, thiserror::Error)]

@@ -13,29 +13,13 @@ use parquet::file::properties::WriterProperties;
 
 use super::{Durable, Sink, SinkError};
 use crate::batch::Envelope;
+pub use crate::config::ArrowFormat;
 use crate::config::ArrowSinkConfig;
 
 /// Rows per Parquet row group; also bounds the writer's memory.
 const ROW_GROUP_ROWS: usize = 64 * 1024;
 /// Flush a row group early once this much is buffered.
 const ROW_GROUP_BYTES: usize = 64 << 20;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ArrowFormat {
-    Parquet,
-    Ipc,
-}
-
-impl ArrowFormat {
-    /// `.parquet` → Parquet; `.arrow`, `.ipc`, `.feather` → Arrow IPC file.
-    pub fn from_path(path: &Path) -> Option<Self> {
-        match path.extension()?.to_str()? {
-            "parquet" => Some(ArrowFormat::Parquet),
-            "arrow" | "ipc" | "feather" => Some(ArrowFormat::Ipc),
-            _ => None,
-        }
-    }
-}
 
 pub struct ArrowFileSink {
     path: PathBuf,
@@ -201,6 +185,27 @@ impl ArrowFileSink {
 impl Sink for ArrowFileSink {
     fn kind(&self) -> &'static str {
         "arrow"
+    }
+
+    /// The output's nearest existing ancestor must be a directory.
+    fn check(&mut self, _schema: &SchemaRef) -> Result<(), SinkError> {
+        let mut dir = self.path.parent();
+        while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
+            if d.exists() {
+                if d.is_dir() {
+                    return Ok(());
+                }
+                return Err(SinkError::Io {
+                    path: d.to_path_buf(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::NotADirectory,
+                        "exists and is not a directory",
+                    ),
+                });
+            }
+            dir = d.parent();
+        }
+        Ok(())
     }
 
     fn write(&mut self, envelope: &Envelope) -> Result<Durable, SinkError> {

@@ -58,6 +58,11 @@ pub trait Sink: Send {
     fn prepare(&mut self, _schema: &SchemaRef) -> Result<(), SinkError> {
         Ok(())
     }
+    /// Checks, without changing anything, that batches of this schema could
+    /// be written (for `vecpipe validate`).
+    fn check(&mut self, _schema: &SchemaRef) -> Result<(), SinkError> {
+        Ok(())
+    }
     /// Writes a batch (its rows, then its `deletes`).
     fn write(&mut self, envelope: &Envelope) -> Result<Durable, SinkError>;
     /// Makes everything written durable.

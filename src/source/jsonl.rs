@@ -36,7 +36,7 @@ struct OpenFile {
 impl JsonlSource {
     pub fn open(cfg: &FileSourceConfig, ctx: SourceContext) -> Result<Self, SourceError> {
         let files = resolve_files(&cfg.path, "jsonl")?;
-        let fields = cfg.record_fields();
+        let fields = RecordFields::from(cfg);
         Ok(JsonlSource {
             files,
             next_file: 0,
@@ -132,6 +132,10 @@ impl RecordSource for JsonlSource {
             self.ctx.acks.clone(),
         );
         Ok(Some(Envelope::new(rows.finish(self.schema.clone()), ack)))
+    }
+
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
     }
 
     fn total_records(&self) -> Option<u64> {

@@ -161,15 +161,7 @@ pub struct KafkaSource {
 
 impl KafkaSource {
     pub fn open(cfg: &KafkaSourceConfig, ctx: SourceContext) -> Result<Self, SourceError> {
-        let mut client = ClientConfig::new();
-        client
-            .set("bootstrap.servers", &cfg.brokers)
-            .set("group.id", &cfg.group_id)
-            .set("auto.offset.reset", "earliest");
-        // Any librdkafka setting (security.protocol, sasl.*, session.timeout.ms, …).
-        for (key, value) in &cfg.options {
-            client.set(key, value);
-        }
+        let mut client = client_config(cfg);
         // Offsets are ours to commit, after the sinks acknowledged.
         client
             .set("enable.auto.commit", "false")
@@ -186,7 +178,7 @@ impl KafkaSource {
             .map_err(|e| kafka_error(cfg, e))?;
         // Unhealthy until the group assigns partitions.
         crate::metrics::set_consumer_assigned(false);
-        let fields = cfg.record_fields();
+        let fields = RecordFields::from(cfg);
         Ok(KafkaSource {
             consumer: Arc::new(consumer),
             tracker,
@@ -222,6 +214,63 @@ impl KafkaSource {
                     .decode_text(payload, Some(key.unwrap_or(fallback_id)), rows)
             }
         }
+    }
+}
+
+/// The consumer settings: brokers, group, then any librdkafka setting of
+/// `options` (security.protocol, sasl.*, session.timeout.ms, …).
+fn client_config(cfg: &KafkaSourceConfig) -> ClientConfig {
+    let mut client = ClientConfig::new();
+    client
+        .set("bootstrap.servers", &cfg.brokers)
+        .set("group.id", &cfg.group_id)
+        .set("auto.offset.reset", "earliest");
+    for (key, value) in &cfg.options {
+        client.set(key, value);
+    }
+    client
+}
+
+/// How long `validate` waits for the brokers' metadata.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A client context that logs nothing: the check's answer is its result, and
+/// librdkafka's connection errors would only repeat it.
+struct Quiet;
+
+impl ClientContext for Quiet {
+    fn log(&self, _: rdkafka::config::RDKafkaLogLevel, _: &str, _: &str) {}
+    fn error(&self, _: KafkaError, _: &str) {}
+}
+
+impl ConsumerContext for Quiet {}
+
+/// The brokers answer and every topic exists (for `vecpipe validate`).
+pub fn check_kafka(cfg: &KafkaSourceConfig) -> Result<(), SourceError> {
+    let consumer: BaseConsumer<Quiet> = client_config(cfg)
+        .create_with_context(Quiet)
+        .map_err(|e| kafka_error(cfg, e))?;
+    let metadata = consumer
+        .fetch_metadata(None, CHECK_TIMEOUT)
+        .map_err(|e| kafka_error(cfg, e))?;
+    let missing: Vec<String> = cfg
+        .topics
+        .iter()
+        .filter(|topic| {
+            !metadata
+                .topics()
+                .iter()
+                .any(|t| t.name() == topic.as_str() && !t.partitions().is_empty())
+        })
+        .cloned()
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(SourceError::MissingTopics {
+            brokers: cfg.brokers.clone(),
+            topics: missing.join(", "),
+        })
     }
 }
 
@@ -318,6 +367,10 @@ impl RecordSource for KafkaSource {
             ack,
             deletes,
         }))
+    }
+
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
     }
 
     fn total_records(&self) -> Option<u64> {

@@ -20,7 +20,7 @@ use crate::dead_letter::{DeadLetterError, DeadLetters};
 
 pub use files::resolve_files;
 pub use jsonl::JsonlSource;
-pub use kafka::{KafkaSource, OffsetTracker};
+pub use kafka::{KafkaSource, OffsetTracker, check_kafka};
 pub use parquet::ParquetSource;
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +64,8 @@ pub enum SourceError {
         #[source]
         source: rdkafka::error::KafkaError,
     },
+    #[error("Kafka at {brokers}: no such topic: {topics}")]
+    MissingTopics { brokers: String, topics: String },
     #[error(transparent)]
     DeadLetter(#[from] DeadLetterError),
 }
@@ -74,6 +76,8 @@ pub trait RecordSource: Send {
     fn next_batch(&mut self) -> Result<Option<Envelope>, SourceError>;
     /// Records the whole source holds, when known up front (for progress).
     fn total_records(&self) -> Option<u64>;
+    /// The schema of every batch it produces.
+    fn schema(&self) -> SchemaRef;
     /// What to do with acknowledgements (e.g. commit Kafka offsets).
     fn ack_handler(&self) -> Option<Arc<dyn AckHandler>> {
         None
@@ -93,7 +97,7 @@ pub struct SourceContext {
     pub acks: mpsc::UnboundedSender<AckOutcome>,
     pub dead_letters: DeadLetters,
     /// Unbounded sources return `None` once it is raised.
-    pub stop: crate::pipeline::StopSignal,
+    pub stop: crate::stop::StopSignal,
     /// Sharding and resuming of bounded (Parquet) runs.
     pub backfill: backfill::Backfill,
 }

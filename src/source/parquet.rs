@@ -352,6 +352,10 @@ impl RecordSource for ParquetSource {
         }
     }
 
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
     fn total_records(&self) -> Option<u64> {
         Some(self.total_rows)
     }

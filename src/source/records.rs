@@ -19,6 +19,28 @@ pub struct RecordFields {
     pub max_text_bytes: usize,
 }
 
+impl From<&crate::config::FileSourceConfig> for RecordFields {
+    fn from(cfg: &crate::config::FileSourceConfig) -> Self {
+        RecordFields::new(
+            &cfg.id_field,
+            &cfg.text_field,
+            &cfg.metadata,
+            cfg.max_text_bytes,
+        )
+    }
+}
+
+impl From<&crate::config::KafkaSourceConfig> for RecordFields {
+    fn from(cfg: &crate::config::KafkaSourceConfig) -> Self {
+        RecordFields::new(
+            &cfg.id_field,
+            &cfg.text_field,
+            &cfg.metadata,
+            cfg.max_text_bytes,
+        )
+    }
+}
+
 impl RecordFields {
     pub fn new(
         id_field: &Option<String>,

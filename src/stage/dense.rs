@@ -8,8 +8,8 @@ use arrow::record_batch::RecordBatch;
 
 use super::{Stage, StageError, append_column, arrow_error, texts};
 use crate::batch::{Position, dense};
-use crate::config::{DenseProvider, DenseStageConfig, remote_options};
-use crate::model::http::{HttpClient, openai_embeddings};
+use crate::config::{DenseProvider, DenseStageConfig};
+use crate::model::http::{HttpClient, HttpOptions, openai_embeddings};
 use crate::model::{EmbedderOptions, ModelError, TextEmbedder, resolve_model};
 
 /// Text → vectors, wherever the model runs.
@@ -44,7 +44,7 @@ impl DenseEncoder {
                 Ok(DenseEncoder::Local(Box::new(embedder)))
             }
             DenseProvider::Openai => {
-                let client = HttpClient::new(remote_options(
+                let client = HttpClient::new(HttpOptions::new(
                     &cfg.base_url,
                     &cfg.api_key,
                     cfg.timeout_secs,

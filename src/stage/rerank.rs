@@ -13,8 +13,8 @@ use arrow::record_batch::RecordBatch;
 
 use super::{Stage, StageError, append_column, arrow_error, text_column};
 use crate::batch::Position;
-use crate::config::{RerankProvider, RerankStageConfig, remote_options};
-use crate::model::http::{HttpClient, rerank_scores};
+use crate::config::{RerankProvider, RerankStageConfig};
+use crate::model::http::{HttpClient, HttpOptions, rerank_scores};
 use crate::model::{CrossEncoder, ModelError, SessionOptions, resolve_model};
 
 /// (query, passage) → score, wherever the model runs.
@@ -44,7 +44,7 @@ impl Reranker {
                 )?)))
             }
             RerankProvider::Http => Ok(Reranker::Remote {
-                client: HttpClient::new(remote_options(
+                client: HttpClient::new(HttpOptions::new(
                     &cfg.base_url,
                     &cfg.api_key,
                     cfg.timeout_secs,

@@ -211,14 +211,7 @@ impl MilvusSink {
             }
         };
         if exists {
-            let request = DescribeCollectionRequest::builder()
-                .collection_name(&name)
-                .build()
-                .map_err(|e| self.request_error("describe_collection", e))?;
-            let client = &self.connection.client;
-            let described =
-                self.call("describe_collection", client.describe_collection(request))?;
-            plan.check(&name, described.description().get_schema())?;
+            self.check_existing(&plan)?;
         }
         let load = LoadCollectionRequest::builder()
             .collection_name(&name)
@@ -230,6 +223,19 @@ impl MilvusSink {
         )?;
         self.plan = Some(plan);
         Ok(())
+    }
+
+    /// An error naming both schemas when the existing collection does not fit.
+    fn check_existing(&self, plan: &CollectionPlan) -> Result<(), MilvusError> {
+        let request = DescribeCollectionRequest::builder()
+            .collection_name(&self.cfg.collection)
+            .build()
+            .map_err(|e| self.request_error("describe_collection", e))?;
+        let described = self.call(
+            "describe_collection",
+            self.connection.client.describe_collection(request),
+        )?;
+        plan.check(&self.cfg.collection, described.description().get_schema())
     }
 
     fn create_collection(&self, plan: &CollectionPlan) -> Result<(), MilvusError> {
@@ -424,6 +430,16 @@ impl Sink for MilvusSink {
     fn prepare(&mut self, schema: &arrow::datatypes::SchemaRef) -> Result<(), SinkError> {
         let plan = CollectionPlan::from_batch_schema(schema, &self.cfg)?;
         Ok(self.prepare_collection(plan)?)
+    }
+
+    fn check(&mut self, schema: &arrow::datatypes::SchemaRef) -> Result<(), SinkError> {
+        let plan = CollectionPlan::from_batch_schema(schema, &self.cfg)?;
+        if self.collection_exists()? {
+            self.check_existing(&plan)?;
+        } else if self.cfg.create == CreateMode::Never {
+            return Err(MilvusError::Missing(self.cfg.collection.clone()).into());
+        }
+        Ok(())
     }
 
     fn write(&mut self, envelope: &Envelope) -> Result<Durable, SinkError> {

@@ -2,11 +2,9 @@
 //! same params when fitted on the same corpus, and the same document and
 //! query vectors whichever side saved the params file.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 use vecpipe::config::{AnalyzerConfig, StopWords, TokenizerKind};
 use vecpipe::stage::bm25::{Analyzer, Bm25Encoder, Bm25Params};
 

@@ -2,13 +2,11 @@
 //! 127.0.0.1: OpenAI-compatible embeddings, the common rerank API, retries on
 //! 429/5xx, timeouts, and malformed responses.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::*;
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::Float32Type;
-use common::*;
 
 fn pipeline(ws: &Workspace, stage: &str) {
     ws.write("in.jsonl", "{\"id\": \"a\", \"text\": \"short\"}\n{\"id\": \"b\", \"text\": \"a longer text\"}\n{\"id\": \"c\", \"text\": \"mid text\"}\n");

@@ -1,13 +1,11 @@
 //! Stopping: SIGTERM drains and publishes what was read; kill -9 never
 //! leaves a half-written file under the final name.
 
-mod common;
-
 use std::io::Write;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 const RECORDS: usize = 500_000;
 

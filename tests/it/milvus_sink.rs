@@ -1,9 +1,7 @@
 //! The Milvus sink and `vecpipe search` against a real Milvus Lite server
 //! started by the harness (free 127.0.0.1 port, stopped after each test).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use milvus::v2::prelude::{ClientV2, ConnectConfig, ConsistencyLevel, QueryRequest};
 
 /// Query results through the Rust SDK (count, or ids matching a filter).

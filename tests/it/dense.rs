@@ -1,11 +1,9 @@
 //! The dense stage on the real all-MiniLM-L6-v2 ONNX model (set up by
 //! `scripts/setup.sh`), checked through pipelines and their output files.
 
-mod common;
-
+use crate::common::*;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Float32Type};
-use common::*;
 
 const REFERENCE: &str = "Artificial intelligence was founded as an academic discipline in 1956.";
 /// sentence-transformers' output for REFERENCE (pymilvus model docs).
@@ -18,7 +16,7 @@ const REFERENCE_START: [f64; 4] = [
 
 /// The models directory, after the setup script installed the model and runtime.
 fn setup() -> std::path::PathBuf {
-    common::setup(None);
+    crate::common::setup(None);
     repo_root().join("models")
 }
 

@@ -1,13 +1,11 @@
 //! Parquet sources (row groups, globs, metadata types, hashed ids) and the
 //! Arrow sink's formats, rotation and branching.
 
-mod common;
-
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use crate::common::*;
 use arrow::array::{Array, Int64Array, StringArray};
-use common::*;
 
 fn corpus(ws: &Workspace, file: &str, first: usize, rows: usize) {
     let texts: Vec<String> = (first..first + rows)

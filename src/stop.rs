@@ -1,5 +1,6 @@
-//! Graceful stop: the first SIGINT/SIGTERM stops reading and lets in-flight
-//! batches drain; a second one exits at once.
+//! The stop signal: the first SIGINT/SIGTERM stops reading and lets
+//! in-flight batches drain; a second one exits at once. A leaf module: the
+//! sources watch it, the runner and the commands raise it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

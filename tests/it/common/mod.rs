@@ -1,9 +1,40 @@
 //! Test harness: runs the real `vecpipe` binary in a temporary directory and
 //! reads what it wrote with the arrow / parquet readers.
-#![allow(dead_code)]
 
 mod model_service;
-#[allow(unused_imports)]
+
+/// Asserts that a whole output equals what is expected; on a mismatch prints
+/// both sides line by line, marking the first line that differs.
+macro_rules! assert_output_eq {
+    ($actual:expr, $expected:expr $(,)?) => {
+        $crate::common::compare_outputs(&$actual, &$expected, file!(), line!())
+    };
+}
+
+pub fn compare_outputs(actual: &str, expected: &str, file: &str, line: u32) {
+    if actual == expected {
+        return;
+    }
+    let (a, e): (Vec<&str>, Vec<&str>) = (actual.lines().collect(), expected.lines().collect());
+    let first = (0..a.len().max(e.len()))
+        .find(|&i| a.get(i) != e.get(i))
+        .unwrap_or(a.len().min(e.len()));
+    let show = |lines: &[&str]| {
+        lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| format!("{} {l}\n", if i == first { ">" } else { " " }))
+            .collect::<String>()
+    };
+    panic!(
+        "{file}:{line}: output differs at line {} (trailing newline: actual {}, expected {})\n--- actual\n{}--- expected\n{}",
+        first + 1,
+        actual.ends_with('\n'),
+        expected.ends_with('\n'),
+        show(&a),
+        show(&e)
+    );
+}
 pub use model_service::{FakeService, embeddings};
 
 use std::fs::File;
@@ -16,6 +47,15 @@ use arrow::datatypes::{DataType, Field, Schema};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::properties::WriterProperties;
+
+/// A port nothing listens on right now, on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -217,11 +257,7 @@ impl MilvusServer {
     pub fn start() -> Self {
         setup(None);
         let data = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let child = Self::spawn(&data, port);
         MilvusServer {
             child,
@@ -314,7 +350,6 @@ pub enum BrokerKind {
 pub struct KafkaBroker {
     child: std::process::Child,
     pub brokers: String,
-    pub kind: BrokerKind,
     _dir: tempfile::TempDir,
 }
 
@@ -327,11 +362,7 @@ impl KafkaBroker {
     pub fn start_kind(kind: BrokerKind) -> Self {
         setup(Some("test"));
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let log_path = dir.path().join("broker.log");
         let out = File::create(&log_path).unwrap();
         let mut command = match kind {
@@ -393,7 +424,6 @@ impl KafkaBroker {
         KafkaBroker {
             child,
             brokers: format!("127.0.0.1:{port}"),
-            kind,
             _dir: dir,
         }
     }

@@ -1,11 +1,9 @@
 //! Bad input gets a clear error or the dead letter — never a panic, never silent loss.
 
-mod common;
-
 use std::sync::Arc;
 
+use crate::common::*;
 use arrow::array::{BinaryArray, Int64Array, StringArray};
-use common::*;
 
 fn pipeline(source: &str) -> String {
     format!(

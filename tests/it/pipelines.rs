@@ -1,12 +1,10 @@
 //! Every example pipeline in `pipelines/` runs end to end and writes what it says.
 
-mod common;
-
 use std::collections::HashMap;
 
+use crate::common::*;
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::Float32Type;
-use common::*;
 use vecpipe::model::{EmbedderOptions, TextEmbedder, resolve_model};
 use vecpipe::stage::bm25::{Analyzer, Bm25Encoder, Bm25Params};
 
@@ -144,11 +142,7 @@ fn start_daemon(
     pipeline: &str,
     env: &[(&str, &str)],
 ) -> (std::process::Child, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let child = vecpipe(
         ws,
         &[
@@ -267,7 +261,7 @@ fn quickstart_fits_bm25_chunks_and_writes_parquet_that_finds_turing() {
         Run(cmd.output().unwrap()).expect_code(0)
     };
     setup(None);
-    let validated = run(&["validate", "pipelines/quickstart.yaml"]);
+    let validated = run(&["validate", "pipelines/quickstart.yaml", "--no-environment"]);
     assert!(validated.stdout().contains("ok (3 stage(s), 2 sink(s))"));
     let fitted = run(&["bm25", "fit", "--pipeline", "pipelines/quickstart.yaml"]);
     assert!(
@@ -275,6 +269,9 @@ fn quickstart_fits_bm25_chunks_and_writes_parquet_that_finds_turing() {
         "{}",
         fitted.stdout()
     );
+    // With the params fitted, the environment is ready too.
+    let validated = run(&["validate", "pipelines/quickstart.yaml"]);
+    assert!(validated.stdout().contains("ok (3 stage(s), 2 sink(s))"));
     let summary = run(&["run", "pipelines/quickstart.yaml"]).stdout();
 
     let corpus = std::fs::read_to_string(repo_root().join("pipelines/data/sample.jsonl")).unwrap();

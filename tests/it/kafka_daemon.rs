@@ -2,15 +2,13 @@
 //! and a real Milvus Lite, all started by the harness. Every test runs twice:
 //! against Tansu and against noida-db, two independent implementations.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -124,14 +122,6 @@ fn start_daemon(ws: &Workspace, metrics_port: u16) -> Child {
     .stderr(Stdio::piped())
     .spawn()
     .unwrap()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn signal(child: &Child, name: &str) {

@@ -3,12 +3,10 @@
 //! no cross-encoder weights can be had here), checked against Python
 //! onnxruntime on the same file; the stage and `search --rerank` use it.
 
-mod common;
-
 use std::path::PathBuf;
 
+use crate::common::*;
 use arrow::array::{Array, AsArray};
-use common::*;
 
 /// Builds the classifier graph once per test binary.
 fn cross_encoder() -> PathBuf {

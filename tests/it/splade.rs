@@ -1,9 +1,7 @@
 //! The SPLADE stage on a real SPLADE-tiny model (set up by scripts/setup.sh):
 //! term expansion, parity with Python onnxruntime, and sparse search in Milvus.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 fn model() -> std::path::PathBuf {
     setup(None);

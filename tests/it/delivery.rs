@@ -4,15 +4,13 @@
 //! checks the exit code, the whole error line, what the backfill state
 //! recorded, and that `--resume` leaves exactly the expected ids.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use crate::common::*;
 use arrow::array::{Array, StringArray};
-use common::*;
 
 const ROW_GROUPS: usize = 4;
 const ROWS_PER_GROUP: usize = 10;
@@ -118,7 +116,7 @@ fn a_model_service_error_mid_backfill_records_only_what_was_written_and_resume_w
     backfill_pipeline(&ws, &service, &milvus.uri, "");
 
     let run = ws.vecpipe(&["run", "p.yaml"]).expect_code(1);
-    assert_eq!(
+    assert_output_eq!(
         run.stderr(),
         format!(
             "error: model service {}/embeddings: HTTP 400: {{\"error\":\"bad request\"}}\n",
@@ -186,7 +184,7 @@ fn a_dead_letter_file_that_cannot_be_written_fails_the_run_and_records_nothing_a
         "dead_letter: { type: file, path: /dev/full }\n",
     );
     let run = ws.vecpipe(&["run", "p.yaml"]).expect_code(1);
-    assert_eq!(
+    assert_output_eq!(
         run.stderr(),
         "error: dead-letter file /dev/full: No space left on device (os error 28)\n"
     );
@@ -239,7 +237,7 @@ fn an_output_file_over_the_size_limit_fails_the_run_keeps_completed_parts_and_re
         .output()
         .unwrap();
     let run = Run(limited).expect_code(1);
-    assert_eq!(
+    assert_output_eq!(
         run.stderr(),
         "error: out/.docs-00003.parquet.tmp: File too large (os error 27)\n"
     );
@@ -279,7 +277,7 @@ fn a_missing_source_column_is_one_line_naming_the_file_and_the_column() {
         "name: backfill\nsource: { type: parquet, path: in/docs.parquet, id_field: id, text_field: body }\nsinks:\n  - { type: arrow, path: out/docs.parquet }\n",
     );
     let run = ws.vecpipe(&["run", "p.yaml"]).expect_code(2);
-    assert_eq!(
+    assert_output_eq!(
         run.stderr(),
         "error: in/docs.parquet: column `body` does not exist\n"
     );

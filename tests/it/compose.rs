@@ -1,11 +1,9 @@
 //! docker-compose.yml is valid (checked with a real Docker Compose binary, as
 //! no Docker engine runs here) and pins every image.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 /// `docker-compose -f FILE ARGS…` with the real Docker Compose binary.
 fn compose(file: &std::path::Path, args: &[&str]) -> std::process::Output {

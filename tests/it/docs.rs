@@ -1,10 +1,8 @@
 //! The README's configuration reference and the config schema agree.
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::repo_root;
+use crate::common::repo_root;
 
 /// Field names of the config structs (`kind` is spelled `type` in YAML).
 fn schema_keys() -> BTreeSet<String> {

@@ -1,0 +1,250 @@
+//! The command line: what `vecpipe` accepts, and turning flags into the
+//! library's options.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use vecpipe::config::{AnalyzerConfig, StopWords, TokenizerKind};
+use vecpipe::pipeline::FileFormat;
+use vecpipe::search::{Ranker, RerankOptions, SearchMode, SearchOptions};
+use vecpipe::source::backfill::Shard;
+use vecpipe::stage::bm25;
+
+#[derive(Parser)]
+#[command(
+    name = "vecpipe",
+    version,
+    about = "Turn text into searchable vectors: sources → stages → sinks"
+)]
+pub(crate) struct Cli {
+    /// Log lines on stderr as text or JSON (level: VECPIPE_LOG, default warn; info for daemon).
+    #[arg(long, value_enum, global = true, default_value = "text")]
+    pub(crate) log_format: LogFormat,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Command {
+    /// Check a pipeline file, then what it points at (source files and
+    /// columns, models, BM25 params, model services, Milvus, Kafka); report
+    /// each problem as FILE:LINE:COL: path: message.
+    Validate {
+        /// The pipeline YAML.
+        file: PathBuf,
+        /// Check only the file, not what it points at.
+        #[arg(long)]
+        no_environment: bool,
+    },
+    /// Run a pipeline to the end of its source, then print a summary line.
+    Run {
+        /// The pipeline YAML.
+        file: PathBuf,
+        /// Parquet sources: process only shard K of N (row groups whose ordinal ≡ K mod N).
+        #[arg(long, value_name = "K/N")]
+        shard: Option<Shard>,
+        /// Parquet sources: skip the row groups the state file lists as finished.
+        #[arg(long)]
+        resume: bool,
+        /// Where finished row groups are recorded (default: .vecpipe/state/NAME[.shard-K-of-N].jsonl).
+        #[arg(long, value_name = "FILE")]
+        state: Option<PathBuf>,
+    },
+    /// Run a pipeline continuously (Kafka source) until SIGTERM/SIGINT, serving
+    /// Prometheus /metrics and /health.
+    Daemon {
+        /// The pipeline YAML.
+        file: PathBuf,
+        /// Where /metrics and /health are served.
+        #[arg(long, default_value = "127.0.0.1:9464")]
+        metrics_addr: std::net::SocketAddr,
+        /// Seconds allowed to drain and commit after a stop signal; then exit 1.
+        #[arg(long, default_value_t = 30)]
+        shutdown_timeout: u64,
+    },
+    /// BM25 corpus statistics.
+    #[command(subcommand)]
+    Bm25(Bm25Command),
+    /// Search the pipeline's Milvus collection, encoding the query with its own models.
+    Search(SearchArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct SearchArgs {
+    /// The pipeline YAML (its milvus sink, dense and bm25 stages).
+    pub(crate) file: PathBuf,
+    /// The query text.
+    pub(crate) query: String,
+    /// dense, sparse, or hybrid (default: hybrid when both fields exist).
+    #[arg(long, value_enum)]
+    pub(crate) mode: Option<ModeArg>,
+    /// How hybrid search fuses the two result lists.
+    #[arg(long, value_enum, default_value = "rrf")]
+    pub(crate) ranker: RankerArg,
+    /// RRF's k.
+    #[arg(long, default_value_t = 60)]
+    pub(crate) rrf_k: i64,
+    /// Weighted ranker: dense,sparse weights.
+    #[arg(long, value_delimiter = ',', default_values_t = [0.7, 0.3])]
+    pub(crate) weights: Vec<f32>,
+    #[arg(long, default_value_t = 10)]
+    pub(crate) limit: usize,
+    /// A Milvus filter expression, e.g. 'doc_id == "turing"'.
+    #[arg(long)]
+    pub(crate) filter: Option<String>,
+    /// One JSON object per hit instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Rerank the first --rerank-top hits with a cross-encoder.
+    #[arg(long)]
+    pub(crate) rerank: bool,
+    #[arg(long, default_value_t = 20)]
+    pub(crate) rerank_top: usize,
+    /// The cross-encoder (default: the pipeline's rerank stage model).
+    #[arg(long)]
+    pub(crate) rerank_model: Option<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum ModeArg {
+    Dense,
+    Sparse,
+    Hybrid,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum RankerArg {
+    Rrf,
+    Weighted,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Bm25Command {
+    /// Fit BM25 statistics on a corpus and save them (pymilvus.model's JSON format).
+    Fit(FitArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct FitArgs {
+    /// Fit on this pipeline's source, through the stages before its `bm25` stage;
+    /// the analyzer and output path default to that stage's.
+    #[arg(long, conflicts_with = "input", required_unless_present = "input")]
+    pub(crate) pipeline: Option<PathBuf>,
+    /// A JSONL or Parquet file, directory or glob to fit on.
+    #[arg(long)]
+    pub(crate) input: Option<String>,
+    /// Format of --input; by default from its extension.
+    #[arg(long, value_enum, requires = "input")]
+    pub(crate) format: Option<InputFormat>,
+    /// Field holding the text in --input.
+    #[arg(long, default_value = "text", requires = "input")]
+    pub(crate) text_field: String,
+    /// Where to write the params (required with --input).
+    #[arg(long)]
+    pub(crate) out: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) analyzer: AnalyzerArgs,
+    #[arg(long, default_value_t = bm25::DEFAULT_K1)]
+    pub(crate) k1: f64,
+    #[arg(long, default_value_t = bm25::DEFAULT_B)]
+    pub(crate) b: f64,
+    #[arg(long, default_value_t = bm25::DEFAULT_EPSILON)]
+    pub(crate) epsilon: f64,
+}
+
+/// Analyzer flags; any one given replaces the default analyzer.
+#[derive(Args)]
+pub(crate) struct AnalyzerArgs {
+    /// standard (Unicode words) or whitespace.
+    #[arg(long, value_enum)]
+    pub(crate) tokenizer: Option<TokenizerArg>,
+    /// Keep case (the default lowercases).
+    #[arg(long)]
+    pub(crate) no_lowercase: bool,
+    /// english, none, or a comma-separated list of words.
+    #[arg(long)]
+    pub(crate) stop_words: Option<String>,
+    /// A Snowball language (english, french, …) or none.
+    #[arg(long)]
+    pub(crate) stemmer: Option<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum InputFormat {
+    Jsonl,
+    Parquet,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum TokenizerArg {
+    Standard,
+    Whitespace,
+}
+
+impl AnalyzerArgs {
+    pub(crate) fn given(&self) -> bool {
+        self.tokenizer.is_some()
+            || self.no_lowercase
+            || self.stop_words.is_some()
+            || self.stemmer.is_some()
+    }
+
+    pub(crate) fn to_config(&self) -> AnalyzerConfig {
+        let default = AnalyzerConfig::default();
+        AnalyzerConfig {
+            tokenizer: match self.tokenizer {
+                Some(TokenizerArg::Whitespace) => TokenizerKind::Whitespace,
+                Some(TokenizerArg::Standard) => TokenizerKind::Standard,
+                None => default.tokenizer,
+            },
+            lowercase: !self.no_lowercase,
+            stop_words: match self.stop_words.as_deref() {
+                None | Some("english") => StopWords::English,
+                Some("none") => StopWords::None,
+                Some(list) => {
+                    StopWords::List(list.split(',').map(|w| w.trim().to_string()).collect())
+                }
+            },
+            stemmer: self.stemmer.clone().unwrap_or(default.stemmer),
+        }
+    }
+}
+
+impl From<InputFormat> for FileFormat {
+    fn from(format: InputFormat) -> Self {
+        match format {
+            InputFormat::Jsonl => FileFormat::Jsonl,
+            InputFormat::Parquet => FileFormat::Parquet,
+        }
+    }
+}
+
+impl SearchArgs {
+    pub(crate) fn options(&self) -> SearchOptions {
+        SearchOptions {
+            mode: self.mode.map(|m| match m {
+                ModeArg::Dense => SearchMode::Dense,
+                ModeArg::Sparse => SearchMode::Sparse,
+                ModeArg::Hybrid => SearchMode::Hybrid,
+            }),
+            ranker: match self.ranker {
+                RankerArg::Rrf => Ranker::Rrf { k: self.rrf_k },
+                RankerArg::Weighted => Ranker::Weighted {
+                    weights: self.weights.clone(),
+                },
+            },
+            limit: self.limit,
+            filter: self.filter.clone(),
+            rerank: self.rerank.then(|| RerankOptions {
+                model: self.rerank_model.clone(),
+                top: self.rerank_top,
+            }),
+        }
+    }
+}

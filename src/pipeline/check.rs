@@ -1,0 +1,138 @@
+//! `vecpipe validate`'s look at the world: everything the pipeline points at
+//! is opened, loaded or asked, with the same code a run sets up with — the
+//! source (files match, Parquet footers and columns; Kafka brokers answer and
+//! topics exist), every stage (models, tokenizers, BM25 params, model
+//! services), and every sink against the exact schema the stages produce
+//! (Milvus answers; an existing collection fits). Nothing is written.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow::record_batch::RecordBatch;
+use tokio::sync::mpsc;
+
+use crate::batch::Position;
+use crate::config::{PipelineConfig, SourceConfig};
+use crate::dead_letter::DeadLetters;
+use crate::error::report;
+use crate::sink::build_sink;
+use crate::source::{SourceContext, open_source};
+use crate::stage::{StageContext, build_stage};
+
+/// One thing in the environment that would stop a run, at a schema path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvironmentProblem {
+    /// e.g. `source.path`, `stages[1]`, `sinks[0].uri`.
+    pub path: String,
+    pub message: String,
+}
+
+fn problem(
+    path: impl Into<String>,
+    error: &(dyn std::error::Error + 'static),
+) -> EnvironmentProblem {
+    EnvironmentProblem {
+        path: path.into(),
+        message: report(error),
+    }
+}
+
+/// Every problem found; empty when the pipeline can start. The checks block,
+/// so they run on the blocking pool, as a run's set-up and sinks do.
+pub async fn check_environment(cfg: &PipelineConfig) -> Vec<EnvironmentProblem> {
+    let cfg = cfg.clone();
+    tokio::task::spawn_blocking(move || check_blocking(&cfg))
+        .await
+        .unwrap_or_else(|e| {
+            vec![EnvironmentProblem {
+                path: String::new(),
+                message: format!("the environment check stopped unexpectedly: {e}"),
+            }]
+        })
+}
+
+fn check_blocking(cfg: &PipelineConfig) -> Vec<EnvironmentProblem> {
+    let mut problems = Vec::new();
+    let dead_letters = DeadLetters::to_log();
+    let source_schema = match &cfg.source {
+        // Brokers and topics are asked directly; no consumer joins the group.
+        SourceConfig::Kafka(kafka) => match crate::source::check_kafka(kafka) {
+            Ok(()) => Some(crate::source::records::RecordFields::from(kafka).schema()),
+            Err(e) => {
+                problems.push(problem("source.brokers", &e));
+                None
+            }
+        },
+        files => {
+            let (acks, _) = mpsc::unbounded_channel();
+            let context = SourceContext {
+                acks,
+                dead_letters: dead_letters.clone(),
+                stop: crate::stop::StopSignal::default(),
+                backfill: Default::default(),
+            };
+            match open_source(files, context) {
+                Ok(source) => Some(source.schema()),
+                Err(e) => {
+                    problems.push(problem("source.path", &e));
+                    None
+                }
+            }
+        }
+    };
+
+    // The schema after each stage, while every stage so far could be built.
+    let mut schemas = Vec::new();
+    let mut batch = source_schema.map(RecordBatch::new_empty);
+    if let Some(b) = &batch {
+        schemas.push(Some(b.schema()));
+    }
+    let context = StageContext::for_stages(&cfg.stages, &dead_letters);
+    let position = Position::Jsonl {
+        file: Arc::new(PathBuf::from(&cfg.name)),
+        line: 0,
+    };
+    for (index, stage_cfg) in cfg.stages.iter().enumerate() {
+        match build_stage(stage_cfg, &context) {
+            Ok(mut stage) => {
+                batch = batch.and_then(|b| match stage.process(b, &position) {
+                    Ok(out) => Some(out),
+                    Err(e) => {
+                        problems.push(problem(format!("stages[{index}]"), &e));
+                        None
+                    }
+                });
+            }
+            Err(e) => {
+                problems.push(problem(format!("stages[{index}]"), &e));
+                batch = None;
+            }
+        }
+        schemas.push(batch.as_ref().map(RecordBatch::schema));
+    }
+
+    for (index, sink_cfg) in cfg.sinks.iter().enumerate() {
+        let path = format!("sinks[{index}]");
+        let mut sink = match build_sink(sink_cfg, &dead_letters) {
+            Ok(sink) => sink,
+            Err(e) => {
+                problems.push(problem(format!("{path}.uri"), &e));
+                continue;
+            }
+        };
+        let depth = match sink_cfg.inputs().first() {
+            None => cfg.stages.len(),
+            Some(id) => match cfg.stages.iter().position(|s| s.id() == Some(id.as_str())) {
+                Some(i) => i + 1,
+                None => continue,
+            },
+        };
+        // Without the schema (an earlier problem), the sink is only opened.
+        if let Some(Some(schema)) = schemas.get(depth)
+            && let Err(e) = sink.check(schema)
+        {
+            problems.push(problem(path, &e));
+        }
+    }
+    problems
+}

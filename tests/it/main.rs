@@ -1,0 +1,22 @@
+//! The integration tests, in one binary (one link of the heavy
+//! dependencies instead of one per file). Each module runs the real
+//! `vecpipe` binary against real servers started on 127.0.0.1.
+
+#[macro_use]
+mod common;
+
+mod bad_input;
+mod bm25_pymilvus;
+mod compose;
+mod delivery;
+mod dense;
+mod docs;
+mod http_providers;
+mod kafka_daemon;
+mod milvus_sink;
+mod parquet_and_sinks;
+mod pipelines;
+mod rerank;
+mod shutdown;
+mod splade;
+mod validate;

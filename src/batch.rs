@@ -358,10 +358,6 @@ pub mod dense {
         Arc::new(Field::new("item", DataType::Float32, false))
     }
 
-    pub fn data_type(dim: usize) -> DataType {
-        DataType::FixedSizeList(item(), dim as i32)
-    }
-
     /// A column from `rows × dim` values, row-major.
     pub fn column(values: Vec<f32>, dim: usize) -> Result<FixedSizeListArray, ArrowError> {
         FixedSizeListArray::try_new(

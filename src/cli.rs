@@ -4,11 +4,11 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use vecpipe::Shard;
+use vecpipe::bm25;
 use vecpipe::config::{AnalyzerConfig, StopWords, TokenizerKind};
 use vecpipe::pipeline::FileFormat;
 use vecpipe::search::{Ranker, RerankOptions, SearchMode, SearchOptions};
-use vecpipe::source::backfill::Shard;
-use vecpipe::stage::bm25;
 
 #[derive(Parser)]
 #[command(

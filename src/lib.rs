@@ -3,15 +3,25 @@
 //! Sources decode records into Arrow batches, stages transform them in
 //! order, sinks write them durably; see `docs/architecture.md`.
 
-pub mod batch;
+//! What the binary and the tests use is public; the rest is crate-private,
+//! so the compiler reports what nothing uses.
+
 pub mod config;
-pub mod dead_letter;
 pub mod error;
 pub mod metrics;
-pub mod model;
 pub mod pipeline;
 pub mod search;
-pub mod sink;
-pub mod source;
-pub mod stage;
-pub mod stop;
+
+pub(crate) mod batch;
+pub(crate) mod dead_letter;
+pub(crate) mod model;
+pub(crate) mod sink;
+pub(crate) mod source;
+pub(crate) mod stage;
+pub(crate) mod stop;
+
+pub use model::{EmbedderOptions, TextEmbedder, resolve_model};
+pub use source::backfill::{Backfill, Shard};
+pub use source::text_id;
+/// BM25 as pymilvus.model computes it: params, analyzer, encoder, fitter.
+pub use stage::bm25;

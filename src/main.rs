@@ -11,10 +11,10 @@ use std::time::Duration;
 use anyhow::{Context, anyhow};
 use clap::Parser;
 use cli::{Bm25Command, Cli, Command, FitArgs, LogFormat, SearchArgs};
+use vecpipe::Backfill;
 use vecpipe::config::{PipelineConfig, load_pipeline_file, load_pipeline_file_located};
 use vecpipe::error::Phased;
 use vecpipe::pipeline::{FitInput, StopSignal, check_environment, fit_bm25, run_pipeline};
-use vecpipe::source::backfill::Backfill;
 
 /// A failure and the exit code it maps to.
 struct Failure {

@@ -35,10 +35,4 @@ impl CrossEncoder {
             })
         })
     }
-
-    /// Scores every passage against one query.
-    pub fn score(&mut self, query: &str, passages: &[&str]) -> Result<Vec<f32>, ModelError> {
-        let pairs: Vec<(&str, &str)> = passages.iter().map(|p| (query, *p)).collect();
-        self.score_pairs(&pairs)
-    }
 }

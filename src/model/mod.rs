@@ -17,8 +17,8 @@ pub use cross_encoder::CrossEncoder;
 pub use embedder::{EmbedderOptions, TextEmbedder};
 pub use pooling::{Pooling, pool};
 pub use resolve::{ModelFiles, models_dirs, resolve_model};
-pub use runtime::{ensure_onnxruntime, onnxruntime_candidates};
-pub use session::{SessionOptions, TransformerSession, threads_or_cores};
+pub use runtime::ensure_onnxruntime;
+pub use session::{SessionOptions, threads_or_cores};
 pub use splade::SpladeEncoder;
 
 #[derive(Debug, thiserror::Error)]

@@ -12,7 +12,7 @@ use crate::batch::Envelope;
 use crate::config::SinkConfig;
 use crate::dead_letter::DeadLetters;
 
-pub use arrow_file::{ArrowFileSink, ArrowFormat};
+pub use arrow_file::ArrowFileSink;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {

@@ -20,7 +20,7 @@ use crate::dead_letter::{DeadLetterError, DeadLetters};
 
 pub use files::resolve_files;
 pub use jsonl::JsonlSource;
-pub use kafka::{KafkaSource, OffsetTracker, check_kafka};
+pub use kafka::{KafkaSource, check_kafka};
 pub use parquet::ParquetSource;
 
 #[derive(Debug, thiserror::Error)]

@@ -113,10 +113,6 @@ impl DenseStage {
             field: cfg.field.clone(),
         })
     }
-
-    pub fn dim(&self) -> usize {
-        self.encoder.dim()
-    }
 }
 
 impl Stage for DenseStage {

@@ -12,7 +12,6 @@ use crate::batch::Position;
 use crate::config::StageConfig;
 use crate::dead_letter::{DeadLetterError, DeadLetters};
 
-pub use chunk::ChunkStage;
 pub use dense::{DenseEncoder, DenseStage};
 pub use rerank::{RerankStage, Reranker};
 pub use splade::SpladeStage;

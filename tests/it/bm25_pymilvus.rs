@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::common::*;
+use vecpipe::bm25::{Analyzer, Bm25Encoder, Bm25Params};
 use vecpipe::config::{AnalyzerConfig, StopWords, TokenizerKind};
-use vecpipe::stage::bm25::{Analyzer, Bm25Encoder, Bm25Params};
 
 type Sparse = Vec<Vec<(u32, f32)>>;
 

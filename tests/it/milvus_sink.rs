@@ -240,14 +240,14 @@ fn pymilvus_reads_what_vecpipe_wrote() {
     let run = ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
 
     // Query vectors from the same models, as a pymilvus user would compute them.
-    let files = vecpipe::model::resolve_model(
+    let files = vecpipe::resolve_model(
         &repo_root()
             .join("models/all-MiniLM-L6-v2")
             .display()
             .to_string(),
     )
     .unwrap();
-    let options = vecpipe::model::EmbedderOptions {
+    let options = vecpipe::EmbedderOptions {
         batch_size: 1,
         max_length: 256,
         threads: 1,
@@ -256,14 +256,14 @@ fn pymilvus_reads_what_vecpipe_wrote() {
         onnxruntime: Some(repo_root().join("models/onnxruntime/libonnxruntime.so")),
     };
     let question = "Where was Turing born?";
-    let dense = vecpipe::model::TextEmbedder::load(&files, &options)
+    let dense = vecpipe::TextEmbedder::load(&files, &options)
         .unwrap()
         .embed(&[question])
         .unwrap();
-    let params = vecpipe::stage::bm25::Bm25Params::load(&ws.path("bm25.json")).unwrap();
-    let analyzer = vecpipe::stage::bm25::Analyzer::new(params.analyzer.as_ref().unwrap()).unwrap();
+    let params = vecpipe::bm25::Bm25Params::load(&ws.path("bm25.json")).unwrap();
+    let analyzer = vecpipe::bm25::Analyzer::new(params.analyzer.as_ref().unwrap()).unwrap();
     let sparse: serde_json::Map<String, serde_json::Value> =
-        vecpipe::stage::bm25::Bm25Encoder::new(params, analyzer)
+        vecpipe::bm25::Bm25Encoder::new(params, analyzer)
             .encode_query(question)
             .into_iter()
             .map(|(i, v)| (i.to_string(), serde_json::json!(v)))

@@ -69,7 +69,7 @@ fn parquet_row_groups_stream_in_order_with_typed_metadata_and_hashed_ids() {
     );
     assert_eq!(
         ids[0],
-        vecpipe::source::text_id(&texts[0]),
+        vecpipe::text_id(&texts[0]),
         "id is a stable hash of the text"
     );
 }

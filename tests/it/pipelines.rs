@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use crate::common::*;
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::Float32Type;
-use vecpipe::model::{EmbedderOptions, TextEmbedder, resolve_model};
-use vecpipe::stage::bm25::{Analyzer, Bm25Encoder, Bm25Params};
+use vecpipe::bm25::{Analyzer, Bm25Encoder, Bm25Params};
+use vecpipe::{EmbedderOptions, TextEmbedder, resolve_model};
 
 /// Pipelines this file runs; a new example must be added here (and tested).
 const TESTED: &[&str] = &[

@@ -21,7 +21,7 @@ use serde_json::{Map, Value};
 use tokio::runtime::Handle;
 
 pub use lite::{MilvusLite, is_local_path};
-pub use schema::{CollectionPlan, FieldKind};
+pub use schema::CollectionPlan;
 
 use super::{Durable, Sink, SinkError};
 use crate::batch::{Envelope, columns};
@@ -90,7 +90,6 @@ fn is_transient(e: &SdkError) -> bool {
 /// A client, and the embedded server behind it when `uri` is a path.
 pub struct MilvusConnection {
     pub client: ClientV2,
-    pub uri: String,
     /// Dropped last: stops the embedded server.
     _lite: Option<MilvusLite>,
 }
@@ -109,9 +108,7 @@ impl MilvusConnection {
         let uri = lite
             .as_ref()
             .map_or(cfg.uri.clone(), |l| l.uri().to_string());
-        let mut config = ConnectConfig::new()
-            .uri(uri.clone())
-            .database(cfg.db.clone());
+        let mut config = ConnectConfig::new().uri(uri).database(cfg.db.clone());
         if let Some(token) = cfg.token() {
             config = config.token(token);
         }
@@ -124,7 +121,6 @@ impl MilvusConnection {
                 })?;
         Ok(MilvusConnection {
             client,
-            uri,
             _lite: lite,
         })
     }

@@ -189,13 +189,6 @@ impl CollectionPlan {
         Ok(params)
     }
 
-    pub fn dense_field(&self) -> Option<&str> {
-        self.fields
-            .iter()
-            .find(|f| matches!(f.kind, FieldKind::FloatVector(_)))
-            .map(|f| f.name.as_str())
-    }
-
     pub fn sparse_field(&self) -> Option<&str> {
         self.fields
             .iter()

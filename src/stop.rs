@@ -1,21 +1,41 @@
-//! The stop signal: the first SIGINT/SIGTERM stops reading and lets
-//! in-flight batches drain; a second one exits at once. A leaf module: the
-//! sources watch it, the runner and the commands raise it.
+//! The one token that tells every node how the run should end. A stop
+//! (the first SIGINT/SIGTERM) stops reading and lets in-flight batches
+//! drain; a failure (any node's error) also stops reading, and every node
+//! drops what it holds, unconfirmed. A second signal exits at once. A leaf
+//! module: sources watch it, the runner and the commands raise it.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 
-/// Raised when the run should stop reading new records.
+const RUNNING: u8 = 0;
+const STOPPING: u8 = 1;
+const FAILED: u8 = 2;
+
+/// Shared by every node of a run; clones are the same token.
 #[derive(Clone, Default)]
-pub struct StopSignal(Arc<AtomicBool>);
+pub struct StopSignal(Arc<AtomicU8>);
 
 impl StopSignal {
+    /// Stop reading and drain (a signal); no effect after a failure.
     pub fn raise(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        let _ = self
+            .0
+            .compare_exchange(RUNNING, STOPPING, Ordering::SeqCst, Ordering::SeqCst);
     }
 
+    /// Stop reading and drop what is in flight (a node failed).
+    pub fn fail(&self) {
+        self.0.store(FAILED, Ordering::SeqCst);
+    }
+
+    /// True once stopping or failed: read nothing more.
     pub fn is_raised(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.0.load(Ordering::SeqCst) != RUNNING
+    }
+
+    /// True once a node failed: publish nothing more.
+    pub fn has_failed(&self) -> bool {
+        self.0.load(Ordering::SeqCst) == FAILED
     }
 
     /// Once raised, allows `limit` for draining; then the process exits with code 1.
@@ -58,5 +78,22 @@ impl StopSignal {
             }
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_wins_over_a_stop_and_a_stop_does_not_undo_a_failure() {
+        let token = StopSignal::default();
+        assert!(!token.is_raised() && !token.has_failed());
+        token.raise();
+        assert!(token.is_raised() && !token.has_failed());
+        token.fail();
+        assert!(token.has_failed());
+        token.clone().raise();
+        assert!(token.has_failed(), "a later stop leaves it failed");
     }
 }

@@ -361,155 +361,183 @@ fn locate(root: &Node, path: &str) -> Option<Marker> {
     node.span().start().copied()
 }
 
+/// A rule broken: the schema path and the message.
+type Invalid = (String, String);
+
+fn invalid(path: &str, message: impl Into<String>) -> Invalid {
+    (path.to_string(), message.into())
+}
+
+/// Columns every batch has, whatever the pipeline.
+const RESERVED_COLUMNS: [&str; 4] = ["id", "doc_id", "chunk_index", "text"];
+
 /// Rules serde cannot express; the error names the schema path.
-fn validate(cfg: &PipelineConfig) -> Result<(), (String, String)> {
-    let err = |path: &str, msg: String| Err((path.to_string(), msg));
+fn validate(cfg: &PipelineConfig) -> Result<(), Invalid> {
     if cfg.name.trim().is_empty() {
-        return err("name", "must not be empty".into());
+        return Err(invalid("name", "must not be empty"));
     }
-    let (id_field, text_field, metadata) = cfg.source.record_keys();
-    let reserved = ["id", "doc_id", "chunk_index", "text"];
+    validate_metadata(&cfg.source)?;
+    let ids = validate_stages(cfg)?;
+    if let Some(dl) = &cfg.dead_letter {
+        validate_dead_letter(dl)?;
+    }
+    validate_sinks(cfg, &ids)
+}
+
+fn validate_metadata(source: &SourceConfig) -> Result<(), Invalid> {
+    let (id_field, text_field, metadata) = source.record_keys();
     for (i, field) in metadata.iter().enumerate() {
-        if reserved.contains(&field.as_str())
+        let path = format!("source.metadata[{i}]");
+        if RESERVED_COLUMNS.contains(&field.as_str())
             || Some(field.as_str()) == id_field
             || field == text_field
         {
-            return err(
-                &format!("source.metadata[{i}]"),
+            return Err(invalid(
+                &path,
                 format!("`{field}` is already an output column (id, doc_id, chunk_index, text)"),
-            );
+            ));
         }
         if metadata[..i].contains(field) {
-            return err(
-                &format!("source.metadata[{i}]"),
-                format!("`{field}` is listed twice"),
-            );
+            return Err(invalid(&path, format!("`{field}` is listed twice")));
         }
     }
+    Ok(())
+}
 
+/// Checks every stage; returns the stage ids.
+fn validate_stages(cfg: &PipelineConfig) -> Result<Vec<&str>, Invalid> {
+    let (_, _, metadata) = cfg.source.record_keys();
     let mut ids: Vec<&str> = Vec::new();
     let mut added: Vec<&str> = Vec::new();
     for (i, stage) in cfg.stages.iter().enumerate() {
         let path = format!("stages[{i}]");
         if let Some(field) = stage.output_field() {
-            if reserved.contains(&field)
+            if RESERVED_COLUMNS.contains(&field)
                 || metadata.iter().any(|m| m == field)
                 || added.contains(&field)
             {
-                return err(
+                return Err(invalid(
                     &format!("{path}.field"),
                     format!("`{field}` is already a column"),
-                );
+                ));
             }
             added.push(field);
         }
         if let Some(id) = stage.id() {
             if ids.contains(&id) {
-                return err(
+                return Err(invalid(
                     &format!("{path}.id"),
                     format!("stage id `{id}` is used twice"),
-                );
+                ));
             }
             ids.push(id);
         }
         match stage {
             StageConfig::Chunk(c) => {
-                let size = match (c.max_chars, c.max_tokens) {
-                    (Some(_), Some(_)) => {
-                        return err(
-                            &path,
-                            "set either `max_chars` or `max_tokens`, not both".into(),
-                        );
-                    }
-                    (None, None) => return err(&path, "set `max_chars` or `max_tokens`".into()),
-                    (Some(n), None) => n.get(),
-                    (None, Some(n)) => {
-                        let dense_follows = cfg.stages[i..]
-                            .iter()
-                            .any(|s| matches!(s, StageConfig::Dense(_)));
-                        if c.tokenizer.is_none() && !dense_follows {
-                            return err(
-                                &path,
-                                "`max_tokens` needs `tokenizer:` (a tokenizer.json or a model) or a later dense stage"
-                                    .into(),
-                            );
-                        }
-                        n.get()
-                    }
-                };
-                if c.overlap >= size {
-                    return err(
-                        &format!("{path}.overlap"),
-                        format!("must be smaller than the chunk size ({size})"),
-                    );
-                }
+                let dense_follows = cfg.stages[i..]
+                    .iter()
+                    .any(|s| matches!(s, StageConfig::Dense(_)));
+                validate_chunk(c, &path, dense_follows)?;
             }
             StageConfig::Dense(c)
                 if c.provider == DenseProvider::Openai && c.base_url.is_none() =>
             {
-                return err(&path, "`provider: openai` needs `base_url`".into());
-            }
-            StageConfig::Rerank(c)
-                if c.provider == RerankProvider::Http && c.base_url.is_none() =>
-            {
-                return err(&path, "`provider: http` needs `base_url`".into());
+                return Err(invalid(&path, "`provider: openai` needs `base_url`"));
             }
             StageConfig::Dense(_) | StageConfig::Splade(_) => {}
-            StageConfig::Rerank(c)
-                if c.candidates_field
-                    .as_ref()
-                    .is_some_and(|f| !metadata.contains(f)) =>
-            {
-                return err(
-                    &format!("{path}.candidates_field"),
-                    "must be one of source.metadata".into(),
-                );
-            }
-            StageConfig::Rerank(c) => match (&c.query, &c.query_field) {
-                (Some(_), None) => {}
-                (None, Some(q)) if metadata.contains(q) => {}
-                (None, Some(q)) => {
-                    return err(
-                        &format!("{path}.query_field"),
-                        format!("`{q}` must be one of source.metadata"),
-                    );
-                }
-                _ => return err(&path, "set either `query` or `query_field`".into()),
-            },
-            StageConfig::Bm25(c) => {
-                if let Some(analyzer) = &c.analyzer
-                    && analyzer.stemmer != "none"
-                    && !STEMMER_LANGUAGES.contains(&analyzer.stemmer.as_str())
-                {
-                    return err(
-                        &format!("{path}.analyzer.stemmer"),
-                        format!(
-                            "unknown stemmer `{}`, expected `none` or one of: {}",
-                            analyzer.stemmer,
-                            STEMMER_LANGUAGES.join(", ")
-                        ),
-                    );
-                }
-            }
+            StageConfig::Rerank(c) => validate_rerank(c, &path, metadata)?,
+            StageConfig::Bm25(c) => validate_bm25(c, &path)?,
         }
     }
+    Ok(ids)
+}
 
-    if let Some(dl) = &cfg.dead_letter {
-        match dl.kind {
-            DeadLetterKind::File if dl.path.is_none() => {
-                return err("dead_letter", "`type: file` needs `path`".into());
-            }
-            DeadLetterKind::Kafka if dl.topic.is_none() || dl.brokers.is_none() => {
-                return err(
-                    "dead_letter",
-                    "`type: kafka` needs `topic` and `brokers`".into(),
-                );
-            }
-            _ => {}
+fn validate_chunk(c: &ChunkStageConfig, path: &str, dense_follows: bool) -> Result<(), Invalid> {
+    let size = match (c.max_chars, c.max_tokens) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                path,
+                "set either `max_chars` or `max_tokens`, not both",
+            ));
         }
+        (None, None) => return Err(invalid(path, "set `max_chars` or `max_tokens`")),
+        (Some(n), None) => n.get(),
+        (None, Some(_)) if c.tokenizer.is_none() && !dense_follows => {
+            return Err(invalid(
+                path,
+                "`max_tokens` needs `tokenizer:` (a tokenizer.json or a model) or a later dense stage",
+            ));
+        }
+        (None, Some(n)) => n.get(),
+    };
+    if c.overlap >= size {
+        return Err(invalid(
+            &format!("{path}.overlap"),
+            format!("must be smaller than the chunk size ({size})"),
+        ));
     }
+    Ok(())
+}
+
+fn validate_rerank(c: &RerankStageConfig, path: &str, metadata: &[String]) -> Result<(), Invalid> {
+    if c.provider == RerankProvider::Http && c.base_url.is_none() {
+        return Err(invalid(path, "`provider: http` needs `base_url`"));
+    }
+    if c.candidates_field
+        .as_ref()
+        .is_some_and(|f| !metadata.contains(f))
+    {
+        return Err(invalid(
+            &format!("{path}.candidates_field"),
+            "must be one of source.metadata",
+        ));
+    }
+    match (&c.query, &c.query_field) {
+        (Some(_), None) => Ok(()),
+        (None, Some(q)) if metadata.contains(q) => Ok(()),
+        (None, Some(q)) => Err(invalid(
+            &format!("{path}.query_field"),
+            format!("`{q}` must be one of source.metadata"),
+        )),
+        _ => Err(invalid(path, "set either `query` or `query_field`")),
+    }
+}
+
+fn validate_bm25(c: &Bm25StageConfig, path: &str) -> Result<(), Invalid> {
+    match &c.analyzer {
+        Some(analyzer)
+            if analyzer.stemmer != "none"
+                && !STEMMER_LANGUAGES.contains(&analyzer.stemmer.as_str()) =>
+        {
+            Err(invalid(
+                &format!("{path}.analyzer.stemmer"),
+                format!(
+                    "unknown stemmer `{}`, expected `none` or one of: {}",
+                    analyzer.stemmer,
+                    STEMMER_LANGUAGES.join(", ")
+                ),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn validate_dead_letter(dl: &DeadLetterConfig) -> Result<(), Invalid> {
+    match dl.kind {
+        DeadLetterKind::File if dl.path.is_none() => {
+            Err(invalid("dead_letter", "`type: file` needs `path`"))
+        }
+        DeadLetterKind::Kafka if dl.topic.is_none() || dl.brokers.is_none() => Err(invalid(
+            "dead_letter",
+            "`type: kafka` needs `topic` and `brokers`",
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn validate_sinks(cfg: &PipelineConfig, ids: &[&str]) -> Result<(), Invalid> {
     if cfg.sinks.is_empty() {
-        return err("sinks", "at least one sink is required".into());
+        return Err(invalid("sinks", "at least one sink is required"));
     }
     let mut paths: Vec<&Path> = Vec::new();
     for (i, sink) in cfg.sinks.iter().enumerate() {
@@ -518,59 +546,65 @@ fn validate(cfg: &PipelineConfig) -> Result<(), (String, String)> {
             [] => {}
             [one] if ids.contains(&one.as_str()) => {}
             [one] => {
-                return err(
+                return Err(invalid(
                     &format!("{path}.inputs[0]"),
                     format!("no stage has `id: {one}` (stage ids: {})", ids.join(", ")),
-                );
+                ));
             }
             _ => {
-                return err(
+                return Err(invalid(
                     &format!("{path}.inputs"),
-                    "a sink takes exactly one input".into(),
-                );
+                    "a sink takes exactly one input",
+                ));
             }
         }
         match sink {
             SinkConfig::Arrow(c) => {
                 if ArrowFormat::from_path(&c.path).is_none() {
-                    return err(
+                    return Err(invalid(
                         &format!("{path}.path"),
                         format!("`{}` must end in .parquet or .arrow", c.path.display()),
-                    );
+                    ));
                 }
                 if paths.contains(&c.path.as_path()) {
-                    return err(
+                    return Err(invalid(
                         &format!("{path}.path"),
-                        "two sinks write the same file".into(),
-                    );
+                        "two sinks write the same file",
+                    ));
                 }
                 paths.push(&c.path);
             }
-            SinkConfig::Milvus(c) => {
-                if c.collection.trim().is_empty() {
-                    return err(&format!("{path}.collection"), "must not be empty".into());
-                }
-                if c.text_max_length.get() > 65_535 {
-                    return err(
-                        &format!("{path}.text_max_length"),
-                        "Milvus VARCHAR holds at most 65535 bytes".into(),
-                    );
-                }
-                let client_sparse = cfg
-                    .stages
-                    .iter()
-                    .any(|s| matches!(s, StageConfig::Bm25(b) if b.field == c.sparse_field));
-                if c.bm25 == Bm25Mode::Server && client_sparse {
-                    return err(
-                        &format!("{path}.bm25"),
-                        format!(
-                            "`server` makes Milvus compute `{}` from the text; remove the bm25 stage or use `bm25: client`",
-                            c.sparse_field
-                        ),
-                    );
-                }
-            }
+            SinkConfig::Milvus(c) => validate_milvus(c, &path, &cfg.stages)?,
         }
+    }
+    Ok(())
+}
+
+fn validate_milvus(
+    c: &MilvusSinkConfig,
+    path: &str,
+    stages: &[StageConfig],
+) -> Result<(), Invalid> {
+    if c.collection.trim().is_empty() {
+        return Err(invalid(&format!("{path}.collection"), "must not be empty"));
+    }
+    if c.text_max_length.get() > 65_535 {
+        return Err(invalid(
+            &format!("{path}.text_max_length"),
+            "Milvus VARCHAR holds at most 65535 bytes",
+        ));
+    }
+    let client_sparse = stages
+        .iter()
+        .any(|s| matches!(s, StageConfig::Bm25(b) if b.field == c.sparse_field));
+    if c.bm25 == Bm25Mode::Server && client_sparse {
+        return Err(invalid(
+            &format!("{path}.bm25"),
+            format!(
+                "`server` makes Milvus compute `{}` from the text; remove the bm25 stage or use `bm25: client`",
+                c.sparse_field
+            ),
+        ));
     }
     Ok(())
 }

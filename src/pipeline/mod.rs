@@ -9,7 +9,7 @@ mod nodes;
 mod progress;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -108,17 +108,16 @@ pub async fn run_pipeline(
     let built = build::build(cfg, ack_tx, stop.clone(), backfill)?;
     let dead_letters = built.dead_letters.clone();
     let progress = progress::Progress::new(built.source.total_records());
-    let failed = Arc::new(AtomicBool::new(false));
     let acks = tokio::spawn(collect_outcomes(
         ack_rx,
         built.source.ack_handler(),
         dead_letters.clone(),
-        failed.clone(),
+        stop.clone(),
     ));
     let counters = Arc::new(Counters::default());
 
     crate::metrics::set_running(true);
-    let result = nodes::run_graph(built, &counters, &failed, &stop, &progress).await;
+    let result = nodes::run_graph(built, &counters, &stop, &progress).await;
     crate::metrics::set_running(false);
     progress.finish();
     // Every ack is gone once the graph is: the collector makes its last commit.
@@ -153,7 +152,7 @@ async fn collect_outcomes(
     mut outcomes: mpsc::UnboundedReceiver<AckOutcome>,
     handler: Option<Arc<dyn AckHandler>>,
     dead_letters: DeadLetters,
-    failed: Arc<AtomicBool>,
+    stop: StopSignal,
 ) -> Result<u64, DeadLetterError> {
     let mut delivered = 0;
     let mut tick = tokio::time::interval(COMMIT_INTERVAL);
@@ -173,7 +172,7 @@ async fn collect_outcomes(
             }
             _ = tick.tick(), if broken.is_none() => {
                 if let Err(e) = commit(&handler, &dead_letters, false).await {
-                    failed.store(true, Ordering::SeqCst);
+                    stop.fail();
                     broken = Some(e);
                 }
             }

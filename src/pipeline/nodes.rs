@@ -10,7 +10,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use tokio::sync::mpsc;
@@ -34,7 +34,6 @@ type Rx = mpsc::Receiver<Envelope>;
 pub(super) async fn run_graph(
     built: BuiltPipeline,
     counters: &Arc<Counters>,
-    failed: &Arc<AtomicBool>,
     stop: &StopSignal,
     progress: &Progress,
 ) -> Result<(), PipelineError> {
@@ -52,8 +51,8 @@ pub(super) async fn run_graph(
     for (sink, at) in sinks {
         let (tx, rx) = mpsc::channel(EDGE_CAPACITY);
         readers[at].push(tx);
-        let failed = failed.clone();
-        tasks.spawn(async move { sink_task(sink, rx, failed).await });
+        let stop = stop.clone();
+        tasks.spawn(async move { sink_task(sink, rx, stop).await });
     }
     // Stages, last first, so each knows where its output goes.
     let mut next_input: Option<Tx> = None;
@@ -62,27 +61,22 @@ pub(super) async fn run_graph(
         let (tx, rx) = mpsc::channel(EDGE_CAPACITY);
         next_input = Some(tx);
         let counters = (index + 1 == depth).then(|| counters.clone());
-        let failed = failed.clone();
-        tasks.spawn(async move { stage_task(stage, rx, out, counters, failed).await });
+        let stop = stop.clone();
+        tasks.spawn(async move { stage_task(stage, rx, out, counters, stop).await });
     }
     let out = stream_to(&mut tasks, &mut readers[0], next_input);
     {
-        let (counters, failed, stop, progress) = (
-            counters.clone(),
-            failed.clone(),
-            stop.clone(),
-            progress.clone(),
+        let (counters, stop, progress) = (counters.clone(), stop.clone(), progress.clone());
+        tasks.spawn(
+            async move { source_task(source, out, counters, depth == 0, stop, progress).await },
         );
-        tasks.spawn(async move {
-            source_task(source, out, counters, depth == 0, failed, stop, progress).await
-        });
     }
 
     let mut first_error = None;
     while let Some(joined) = tasks.join_next().await {
         let result = joined.unwrap_or_else(|e| Err(crashed("a pipeline task", e)));
         if let Err(e) = result {
-            failed.store(true, Ordering::SeqCst);
+            stop.fail();
             first_error.get_or_insert(e);
         }
     }
@@ -152,12 +146,11 @@ async fn source_task(
     out: Option<Tx>,
     counters: Arc<Counters>,
     is_last: bool,
-    failed: Arc<AtomicBool>,
     stop: StopSignal,
     progress: Progress,
 ) -> Result<(), PipelineError> {
     loop {
-        if stop.is_raised() || failed.load(Ordering::SeqCst) {
+        if stop.is_raised() {
             return Ok(());
         }
         let started = Instant::now();
@@ -167,7 +160,7 @@ async fn source_task(
             Ok(Some(envelope)) => envelope,
             Ok(None) => return Ok(()),
             Err(e) => {
-                failed.store(true, Ordering::SeqCst);
+                stop.fail();
                 return Err(PipelineError::run(e));
             }
         };
@@ -195,10 +188,10 @@ async fn stage_task(
     mut input: Rx,
     out: Option<Tx>,
     counters: Option<Arc<Counters>>,
-    failed: Arc<AtomicBool>,
+    stop: StopSignal,
 ) -> Result<(), PipelineError> {
     while let Some(envelope) = input.recv().await {
-        if failed.load(Ordering::SeqCst) {
+        if stop.has_failed() {
             // Dropped unconfirmed: not delivered.
             return Ok(());
         }
@@ -222,7 +215,7 @@ async fn stage_task(
         let envelope = match result {
             Ok(envelope) => envelope,
             Err(e) => {
-                failed.store(true, Ordering::SeqCst);
+                stop.fail();
                 return Err(PipelineError::run(e));
             }
         };
@@ -272,13 +265,13 @@ impl PendingAcks {
 async fn sink_task(
     mut sink: Box<dyn Sink>,
     mut input: Rx,
-    failed: Arc<AtomicBool>,
+    stop: StopSignal,
 ) -> Result<(), PipelineError> {
     let kind = sink.kind();
     let mut pending = PendingAcks::default();
     let mut prepared = false;
     while let Some(envelope) = input.recv().await {
-        if failed.load(Ordering::SeqCst) {
+        if stop.has_failed() {
             break;
         }
         if !prepared {
@@ -286,7 +279,7 @@ async fn sink_task(
             let (back, result) = blocking(kind, sink, move |sink| sink.prepare(&schema)).await?;
             sink = back;
             if let Err(e) = result {
-                failed.store(true, Ordering::SeqCst);
+                stop.fail();
                 return Err(PipelineError::setup(e));
             }
             prepared = true;
@@ -303,7 +296,7 @@ async fn sink_task(
         match result {
             Ok(durable) => pending.settle(envelope.ack, durable),
             Err(e) => {
-                failed.store(true, Ordering::SeqCst);
+                stop.fail();
                 sink.abort();
                 return Err(PipelineError::run(e));
             }
@@ -311,13 +304,13 @@ async fn sink_task(
     }
     // A failure anywhere must not publish partial output; what the sink
     // still held is dropped unconfirmed.
-    if failed.load(Ordering::SeqCst) {
+    if stop.has_failed() {
         sink.abort();
         return Ok(());
     }
     let (mut sink, result) = blocking(kind, sink, |sink| sink.finish()).await?;
     if let Err(e) = result {
-        failed.store(true, Ordering::SeqCst);
+        stop.fail();
         sink.abort();
         return Err(PipelineError::run(e));
     }

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use milvus::v2::prelude::{
-    HybridSearchRequest, LoadCollectionRequest, RRFRerank, SearchRequest, SearchVectors,
-    SubSearchRequest, WeightedRerank,
+    HybridSearchRequest, LoadCollectionRequest, RRFRerank, SearchRequest, SearchResponse,
+    SearchVectors, SubSearchRequest, WeightedRerank,
 };
 use serde::Serialize;
 use tokio::runtime::Handle;
@@ -178,196 +178,243 @@ pub fn search(
     options: &SearchOptions,
     runtime: &Handle,
 ) -> Result<Vec<Hit>, PhasedSearchError> {
-    let sink = cfg
-        .sinks
+    let sink = milvus_sink(cfg).map_err(Phased::Setup)?;
+    let mut encoders = encoders(cfg, sink).map_err(Phased::Setup)?;
+    let mode = pick_mode(options.mode, &encoders).map_err(Phased::Setup)?;
+    let dense = match mode {
+        SearchMode::Sparse => None,
+        _ => encoders.dense_vector(query).map_err(Phased::Run)?,
+    };
+    let sparse = match mode {
+        SearchMode::Dense => None,
+        _ => encoders.sparse_vector(query).map_err(Phased::Run)?,
+    };
+    let connection = MilvusConnection::open(sink, runtime).map_err(Phased::setup)?;
+    let target = Target {
+        connection: &connection,
+        runtime,
+        collection: &sink.collection,
+        output: output_fields(cfg),
+    };
+    target.load().map_err(Phased::Run)?;
+    let limit = options
+        .rerank
+        .as_ref()
+        .map_or(options.limit, |r| r.top.max(options.limit)) as i64;
+    let Some(response) = target
+        .query(mode, dense, sparse, options, limit)
+        .map_err(Phased::Run)?
+    else {
+        tracing::warn!("no query term is in the BM25 vocabulary; nothing to search");
+        return Ok(Vec::new());
+    };
+    let mut hits = target.hits(&response).map_err(Phased::Run)?;
+    if let Some(rerank) = &options.rerank {
+        rerank_hits(cfg, query, rerank, &mut hits)?;
+    }
+    hits.truncate(options.limit);
+    Ok(hits)
+}
+
+/// The pipeline's first Milvus sink.
+fn milvus_sink(cfg: &PipelineConfig) -> Result<&MilvusSinkConfig, SearchError> {
+    cfg.sinks
         .iter()
         .find_map(|s| match s {
             SinkConfig::Milvus(m) => Some(m.as_ref()),
             _ => None,
         })
         .ok_or_else(|| {
-            Phased::Setup(SearchError::Usage(format!(
+            SearchError::Usage(format!(
                 "pipeline `{}` has no milvus sink to search",
                 cfg.name
-            )))
-        })?;
-    let mut encoders = encoders(cfg, sink).map_err(Phased::Setup)?;
-    let mode = match (options.mode, &encoders.dense, &encoders.sparse) {
-        (None, Some(_), Some(_)) | (Some(SearchMode::Hybrid), Some(_), Some(_)) => {
-            SearchMode::Hybrid
-        }
-        (None, Some(_), None) | (Some(SearchMode::Dense), Some(_), _) => SearchMode::Dense,
-        (None, None, Some(_)) | (Some(SearchMode::Sparse), _, Some(_)) => SearchMode::Sparse,
-        (None, None, None) => {
-            return Err(Phased::Setup(SearchError::Usage(
-                "the pipeline writes no dense or sparse field".into(),
-            )));
-        }
-        (Some(mode), _, _) => {
-            return Err(Phased::Setup(SearchError::Usage(format!(
-                "--mode {mode:?} needs a {} field, which this pipeline does not write",
-                if mode == SearchMode::Dense {
-                    "dense"
-                } else {
-                    "sparse"
-                }
-            ))));
-        }
-    };
-
-    let dense_request =
-        |encoders: &mut QueryEncoders| -> Result<Option<(String, SearchVectors)>, SearchError> {
-            let Some((field, embedder)) = encoders.dense.as_mut() else {
-                return Ok(None);
-            };
-            let vector = embedder.embed(&[query])?;
-            Ok(Some((field.clone(), SearchVectors::Float(vec![vector]))))
-        };
-    let sparse_request =
-        |encoders: &mut QueryEncoders| -> Result<Option<(String, SearchVectors)>, SearchError> {
-            let Some((field, encoder)) = encoders.sparse.as_mut() else {
-                return Ok(None);
-            };
-            let terms = match encoder {
-                SparseQuery::Server => {
-                    return Ok(Some((
-                        field.clone(),
-                        SearchVectors::EmbeddedText(vec![query.to_string()]),
-                    )));
-                }
-                SparseQuery::Client(bm25) => bm25.encode_query(query),
-                SparseQuery::Splade(splade) => splade.encode(&[query])?.pop().unwrap_or_default(),
-            };
-            let vector: BTreeMap<u32, f32> = terms.into_iter().collect();
-            if vector.is_empty() {
-                // No query term is in the vocabulary: nothing to match.
-                return Ok(None);
-            }
-            Ok(Some((
-                field.clone(),
-                SearchVectors::SparseFloat(vec![vector]),
-            )))
-        };
-    let dense = if mode == SearchMode::Sparse {
-        None
-    } else {
-        dense_request(&mut encoders).map_err(Phased::Run)?
-    };
-    let sparse = if mode == SearchMode::Dense {
-        None
-    } else {
-        sparse_request(&mut encoders).map_err(Phased::Run)?
-    };
-
-    let connection = MilvusConnection::open(sink, runtime).map_err(Phased::setup)?;
-    let failed = |e: &dyn std::fmt::Display| {
-        Phased::Run(SearchError::Search {
-            collection: sink.collection.clone(),
-            message: e.to_string(),
+            ))
         })
-    };
-    let load = LoadCollectionRequest::builder()
-        .collection_name(&sink.collection)
-        .build()
-        .map_err(|e| failed(&e))?;
-    runtime
-        .block_on(connection.client.load_collection(load))
-        .map_err(|e| failed(&e))?;
+}
 
-    let limit = options
-        .rerank
-        .as_ref()
-        .map_or(options.limit, |r| r.top.max(options.limit)) as i64;
-    let output = [columns::ID, columns::DOC_ID, columns::TEXT];
-    let has_doc_id = cfg
+/// The mode asked for, or hybrid when both fields exist; an error when the
+/// pipeline does not write the field the mode needs.
+fn pick_mode(
+    asked: Option<SearchMode>,
+    encoders: &QueryEncoders,
+) -> Result<SearchMode, SearchError> {
+    match (asked, &encoders.dense, &encoders.sparse) {
+        (None | Some(SearchMode::Hybrid), Some(_), Some(_)) => Ok(SearchMode::Hybrid),
+        (None, Some(_), None) | (Some(SearchMode::Dense), Some(_), _) => Ok(SearchMode::Dense),
+        (None, None, Some(_)) | (Some(SearchMode::Sparse), _, Some(_)) => Ok(SearchMode::Sparse),
+        (None, None, None) => Err(SearchError::Usage(
+            "the pipeline writes no dense or sparse field".into(),
+        )),
+        (Some(mode), _, _) => Err(SearchError::Usage(format!(
+            "--mode {mode:?} needs a {} field, which this pipeline does not write",
+            if mode == SearchMode::Dense {
+                "dense"
+            } else {
+                "sparse"
+            }
+        ))),
+    }
+}
+
+/// `id`, `text`, and `doc_id` when the pipeline chunks.
+fn output_fields(cfg: &PipelineConfig) -> Vec<&'static str> {
+    let chunks = cfg
         .stages
         .iter()
         .any(|s| matches!(s, StageConfig::Chunk(_)));
-    let output: Vec<&str> = output
+    [columns::ID, columns::DOC_ID, columns::TEXT]
         .into_iter()
-        .filter(|f| has_doc_id || *f != columns::DOC_ID)
-        .collect();
-    let response = match (dense, sparse) {
-        (Some(d), Some(s)) if mode == SearchMode::Hybrid => {
-            let sub = |(field, vectors): (String, SearchVectors)| {
-                let mut request = SubSearchRequest::builder()
+        .filter(|f| chunks || *f != columns::DOC_ID)
+        .collect()
+}
+
+impl QueryEncoders {
+    fn dense_vector(
+        &mut self,
+        query: &str,
+    ) -> Result<Option<(String, SearchVectors)>, SearchError> {
+        let Some((field, embedder)) = self.dense.as_mut() else {
+            return Ok(None);
+        };
+        let vector = embedder.embed(&[query])?;
+        Ok(Some((field.clone(), SearchVectors::Float(vec![vector]))))
+    }
+
+    /// `None` also when no query term is in the vocabulary: nothing to match.
+    fn sparse_vector(
+        &mut self,
+        query: &str,
+    ) -> Result<Option<(String, SearchVectors)>, SearchError> {
+        let Some((field, encoder)) = self.sparse.as_mut() else {
+            return Ok(None);
+        };
+        let terms = match encoder {
+            SparseQuery::Server => {
+                return Ok(Some((
+                    field.clone(),
+                    SearchVectors::EmbeddedText(vec![query.to_string()]),
+                )));
+            }
+            SparseQuery::Client(bm25) => bm25.encode_query(query),
+            SparseQuery::Splade(splade) => splade.encode(&[query])?.pop().unwrap_or_default(),
+        };
+        let vector: BTreeMap<u32, f32> = terms.into_iter().collect();
+        if vector.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some((
+            field.clone(),
+            SearchVectors::SparseFloat(vec![vector]),
+        )))
+    }
+}
+
+/// The collection searched, and how.
+struct Target<'a> {
+    connection: &'a MilvusConnection,
+    runtime: &'a Handle,
+    collection: &'a str,
+    output: Vec<&'static str>,
+}
+
+impl Target<'_> {
+    fn failed(&self, e: &dyn std::fmt::Display) -> SearchError {
+        SearchError::Search {
+            collection: self.collection.to_string(),
+            message: e.to_string(),
+        }
+    }
+
+    /// Loads the collection (a restarted server comes back with it released).
+    fn load(&self) -> Result<(), SearchError> {
+        let load = LoadCollectionRequest::builder()
+            .collection_name(self.collection)
+            .build()
+            .map_err(|e| self.failed(&e))?;
+        self.runtime
+            .block_on(self.connection.client.load_collection(load))
+            .map_err(|e| self.failed(&e))
+    }
+
+    /// One search (hybrid when both vectors are given); `None` without vectors.
+    fn query(
+        &self,
+        mode: SearchMode,
+        dense: Option<(String, SearchVectors)>,
+        sparse: Option<(String, SearchVectors)>,
+        options: &SearchOptions,
+        limit: i64,
+    ) -> Result<Option<SearchResponse>, SearchError> {
+        let client = &self.connection.client;
+        let response = match (dense, sparse) {
+            (Some(d), Some(s)) if mode == SearchMode::Hybrid => {
+                let sub = |(field, vectors): (String, SearchVectors)| {
+                    let mut request = SubSearchRequest::builder()
+                        .vector_field(field)
+                        .vectors(vectors)
+                        .limit(limit);
+                    if let Some(filter) = &options.filter {
+                        request = request.filter(filter.clone());
+                    }
+                    request.build().map_err(|e| self.failed(&e))
+                };
+                let request = HybridSearchRequest::builder()
+                    .collection_name(self.collection)
+                    .sub_requests(vec![sub(d)?, sub(s)?])
+                    .output_fields(self.output.clone())
+                    .limit(limit);
+                let request = match &options.ranker {
+                    Ranker::Rrf { k } => request.rerank(RRFRerank::new().k(*k)),
+                    Ranker::Weighted { weights } => {
+                        request.rerank(WeightedRerank::new().weights(weights.clone()))
+                    }
+                };
+                let request = request.build().map_err(|e| self.failed(&e))?;
+                self.runtime.block_on(client.hybrid_search(request))
+            }
+            (Some((field, vectors)), _) | (None, Some((field, vectors))) => {
+                let mut request = SearchRequest::builder()
+                    .collection_name(self.collection)
                     .vector_field(field)
                     .vectors(vectors)
+                    .output_fields(self.output.clone())
                     .limit(limit);
                 if let Some(filter) = &options.filter {
                     request = request.filter(filter.clone());
                 }
-                request.build().map_err(|e| failed(&e))
-            };
-            let mut request = HybridSearchRequest::builder()
-                .collection_name(&sink.collection)
-                .sub_requests(vec![sub(d)?, sub(s)?])
-                .output_fields(output.clone())
-                .limit(limit);
-            request = match &options.ranker {
-                Ranker::Rrf { k } => request.rerank(RRFRerank::new().k(*k)),
-                Ranker::Weighted { weights } => {
-                    request.rerank(WeightedRerank::new().weights(weights.clone()))
-                }
-            };
-            runtime
-                .block_on(
-                    connection
-                        .client
-                        .hybrid_search(request.build().map_err(|e| failed(&e))?),
-                )
-                .map_err(|e| failed(&e))?
-        }
-        (Some((field, vectors)), _) | (None, Some((field, vectors))) => {
-            let mut request = SearchRequest::builder()
-                .collection_name(&sink.collection)
-                .vector_field(field)
-                .vectors(vectors)
-                .output_fields(output.clone())
-                .limit(limit);
-            if let Some(filter) = &options.filter {
-                request = request.filter(filter.clone());
+                let request = request.build().map_err(|e| self.failed(&e))?;
+                self.runtime.block_on(client.search(request))
             }
-            runtime
-                .block_on(
-                    connection
-                        .client
-                        .search(request.build().map_err(|e| failed(&e))?),
-                )
-                .map_err(|e| failed(&e))?
-        }
-        (None, None) => {
-            tracing::warn!("no query term is in the BM25 vocabulary; nothing to search");
-            return Ok(Vec::new());
-        }
-    };
+            (None, None) => return Ok(None),
+        };
+        response.map(Some).map_err(|e| self.failed(&e))
+    }
 
-    let mut hits = Vec::new();
-    for result in response.results() {
-        let scores = result.get_scores();
-        for (i, row) in result.rows().map_err(|e| failed(&e))?.enumerate() {
-            let entity = row.to_entity_row().map_err(|e| failed(&e))?;
-            let text_of = |name: &str| {
-                entity
-                    .get(name)
-                    .and_then(|v| v.as_str())
-                    .map(str::to_string)
-            };
-            hits.push(Hit {
-                rank: i + 1,
-                id: text_of(columns::ID).unwrap_or_default(),
-                doc_id: text_of(columns::DOC_ID),
-                score: scores.get(i).copied().unwrap_or_default(),
-                rerank_score: None,
-                text: text_of(columns::TEXT).unwrap_or_default(),
-            });
+    /// The response's rows as hits, best first.
+    fn hits(&self, response: &SearchResponse) -> Result<Vec<Hit>, SearchError> {
+        let mut hits = Vec::new();
+        for result in response.results() {
+            let scores = result.get_scores();
+            for (i, row) in result.rows().map_err(|e| self.failed(&e))?.enumerate() {
+                let entity = row.to_entity_row().map_err(|e| self.failed(&e))?;
+                let text_of = |name: &str| {
+                    entity
+                        .get(name)
+                        .and_then(|v| v.as_str())
+                        .map(str::to_string)
+                };
+                hits.push(Hit {
+                    rank: i + 1,
+                    id: text_of(columns::ID).unwrap_or_default(),
+                    doc_id: text_of(columns::DOC_ID),
+                    score: scores.get(i).copied().unwrap_or_default(),
+                    rerank_score: None,
+                    text: text_of(columns::TEXT).unwrap_or_default(),
+                });
+            }
         }
+        Ok(hits)
     }
-    if let Some(rerank) = &options.rerank {
-        rerank_hits(cfg, query, rerank, &mut hits)?;
-    }
-    hits.truncate(options.limit);
-    Ok(hits)
 }
 
 /// Scores the hits with a cross-encoder and sorts them by that score.

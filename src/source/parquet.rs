@@ -14,7 +14,9 @@ use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
 };
 
-use super::backfill::{FinishedRowGroup, RowGroupProgress, RowGroupTracker, finished_row_groups};
+use super::backfill::{
+    Backfill, FinishedRowGroup, RowGroupProgress, RowGroupTracker, finished_row_groups,
+};
 use super::{
     AckHandler, RecordSource, SourceContext, SourceError, output_schema, resolve_files, text_id,
     text_problem,
@@ -62,123 +64,24 @@ fn is_binary(t: &DataType) -> bool {
 
 impl ParquetSource {
     pub fn open(cfg: &FileSourceConfig, ctx: SourceContext) -> Result<Self, SourceError> {
-        let mut files = Vec::new();
+        let mut files: Vec<ParquetFile> = Vec::new();
         let mut metadata_fields: Option<Vec<Field>> = None;
         for path in resolve_files(&cfg.path, "parquet")? {
-            let file = File::open(&path).map_err(|source| SourceError::Io {
-                path: path.clone(),
-                source,
-            })?;
-            let metadata =
-                ArrowReaderMetadata::load(&file, Default::default()).map_err(|source| {
-                    SourceError::Parquet {
-                        path: path.clone(),
-                        source,
-                    }
-                })?;
-            let schema = metadata.schema().clone();
-            let column = |name: &str, accept: &dyn Fn(&DataType) -> bool, expected: &str| {
-                let problem = |problem: String| SourceError::Column {
-                    path: path.clone(),
-                    column: name.to_string(),
-                    problem,
-                };
-                let (index, field) = schema
-                    .column_with_name(name)
-                    .ok_or_else(|| problem("does not exist".to_string()))?;
-                if !accept(field.data_type()) {
-                    return Err(problem(format!(
-                        "is {}, expected {expected}",
-                        field.data_type()
-                    )));
-                }
-                Ok((index, field.clone()))
-            };
-            let mut roots = vec![
-                column(
-                    &cfg.text_field,
-                    &|t| is_string(t) || is_binary(t),
-                    "a string column",
-                )?
-                .0,
-            ];
-            if let Some(id_field) = &cfg.id_field {
-                let accept = |t: &DataType| is_string(t) || t.is_integer();
-                roots.push(column(id_field, &accept, "a string or integer column")?.0);
-            }
-            let mut fields = Vec::new();
-            for name in &cfg.metadata {
-                let (index, field) = column(name, &|_| true, "any type")?;
-                roots.push(index);
-                fields.push(Field::new(name, field.data_type().clone(), true));
-            }
+            let (file, fields) = open_file(path, cfg)?;
             // Metadata columns must agree across files, since they share one output schema.
-            match &metadata_fields {
-                None => metadata_fields = Some(fields),
-                Some(first) => {
-                    for (a, b) in first.iter().zip(&fields) {
-                        if a.data_type() != b.data_type() {
-                            return Err(SourceError::Column {
-                                path: path.clone(),
-                                column: a.name().clone(),
-                                problem: format!(
-                                    "is {} here but {} in {}",
-                                    b.data_type(),
-                                    a.data_type(),
-                                    files.first().map_or(String::new(), |f: &ParquetFile| f
-                                        .path
-                                        .display()
-                                        .to_string())
-                                ),
-                            });
-                        }
-                    }
+            match (&metadata_fields, files.first()) {
+                (Some(first_fields), Some(first)) => {
+                    same_metadata_types(first_fields, &first.path, &fields, &file.path)?;
                 }
+                _ => metadata_fields = Some(fields),
             }
-            let projection = ProjectionMask::roots(metadata.parquet_schema(), roots);
-            files.push(ParquetFile {
-                path: Arc::new(path),
-                metadata,
-                projection,
-            });
+            files.push(file);
         }
-        let backfill = &ctx.backfill;
-        let finished = match (&backfill.state_file, backfill.resume) {
-            (Some(path), true) => finished_row_groups(path)?,
-            _ => Default::default(),
-        };
-        let mut units = Vec::new();
-        let mut total_rows = 0u64;
-        let mut ordinal = 0usize;
-        for (index, file) in files.iter().enumerate() {
-            for row_group in 0..file.metadata.metadata().num_row_groups() {
-                let mine = backfill.shard.is_none_or(|s| ordinal % s.count == s.index);
-                ordinal += 1;
-                let done = finished.contains(&FinishedRowGroup {
-                    file: file.path.to_path_buf(),
-                    row_group,
-                });
-                if mine && !done {
-                    units.push((index, row_group));
-                    total_rows += file
-                        .metadata
-                        .metadata()
-                        .row_group(row_group)
-                        .num_rows()
-                        .max(0) as u64;
-                }
-            }
-        }
-        if !finished.is_empty() {
-            tracing::info!(
-                skipped = finished.len(),
-                "resuming: skipping row groups finished earlier"
-            );
-        }
-        let tracker = match &backfill.state_file {
+        let (units, total_rows) = plan_row_groups(&files, &ctx.backfill)?;
+        let tracker = match &ctx.backfill.state_file {
             Some(path) => Some(Arc::new(Mutex::new(RowGroupTracker::open(
                 path,
-                backfill.resume,
+                ctx.backfill.resume,
             )?))),
             None => None,
         };
@@ -314,6 +217,126 @@ impl ParquetSource {
         }
         RecordBatch::try_new(self.schema.clone(), columns).map_err(arrow_err)
     }
+}
+
+/// Reads a file's footer and checks its text, id and metadata columns;
+/// returns the file with its projection, and the metadata fields.
+fn open_file(
+    path: PathBuf,
+    cfg: &FileSourceConfig,
+) -> Result<(ParquetFile, Vec<Field>), SourceError> {
+    let file = File::open(&path).map_err(|source| SourceError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let metadata = ArrowReaderMetadata::load(&file, Default::default()).map_err(|source| {
+        SourceError::Parquet {
+            path: path.clone(),
+            source,
+        }
+    })?;
+    let schema = metadata.schema().clone();
+    let column = |name: &str, accept: &dyn Fn(&DataType) -> bool, expected: &str| {
+        let problem = |problem: String| SourceError::Column {
+            path: path.clone(),
+            column: name.to_string(),
+            problem,
+        };
+        let (index, field) = schema
+            .column_with_name(name)
+            .ok_or_else(|| problem("does not exist".to_string()))?;
+        if !accept(field.data_type()) {
+            return Err(problem(format!(
+                "is {}, expected {expected}",
+                field.data_type()
+            )));
+        }
+        Ok((index, field.clone()))
+    };
+    let text = |t: &DataType| is_string(t) || is_binary(t);
+    let mut roots = vec![column(&cfg.text_field, &text, "a string column")?.0];
+    if let Some(id_field) = &cfg.id_field {
+        let accept = |t: &DataType| is_string(t) || t.is_integer();
+        roots.push(column(id_field, &accept, "a string or integer column")?.0);
+    }
+    let mut fields = Vec::new();
+    for name in &cfg.metadata {
+        let (index, field) = column(name, &|_| true, "any type")?;
+        roots.push(index);
+        fields.push(Field::new(name, field.data_type().clone(), true));
+    }
+    let projection = ProjectionMask::roots(metadata.parquet_schema(), roots);
+    let file = ParquetFile {
+        path: Arc::new(path),
+        metadata,
+        projection,
+    };
+    Ok((file, fields))
+}
+
+/// An error naming both files when a metadata column's type differs.
+fn same_metadata_types(
+    first: &[Field],
+    first_path: &Path,
+    fields: &[Field],
+    path: &Path,
+) -> Result<(), SourceError> {
+    for (a, b) in first.iter().zip(fields) {
+        if a.data_type() != b.data_type() {
+            return Err(SourceError::Column {
+                path: path.to_path_buf(),
+                column: a.name().clone(),
+                problem: format!(
+                    "is {} here but {} in {}",
+                    b.data_type(),
+                    a.data_type(),
+                    first_path.display()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The row groups this run reads, as (file index, row group), and their rows:
+/// this shard's, less those a resumed run finished before.
+fn plan_row_groups(
+    files: &[ParquetFile],
+    backfill: &Backfill,
+) -> Result<(Vec<(usize, usize)>, u64), SourceError> {
+    let finished = match (&backfill.state_file, backfill.resume) {
+        (Some(path), true) => finished_row_groups(path)?,
+        _ => Default::default(),
+    };
+    let mut units = Vec::new();
+    let mut total_rows = 0u64;
+    let mut ordinal = 0usize;
+    for (index, file) in files.iter().enumerate() {
+        for row_group in 0..file.metadata.metadata().num_row_groups() {
+            let mine = backfill.shard.is_none_or(|s| ordinal % s.count == s.index);
+            ordinal += 1;
+            let done = finished.contains(&FinishedRowGroup {
+                file: file.path.to_path_buf(),
+                row_group,
+            });
+            if mine && !done {
+                units.push((index, row_group));
+                total_rows += file
+                    .metadata
+                    .metadata()
+                    .row_group(row_group)
+                    .num_rows()
+                    .max(0) as u64;
+            }
+        }
+    }
+    if !finished.is_empty() {
+        tracing::info!(
+            skipped = finished.len(),
+            "resuming: skipping row groups finished earlier"
+        );
+    }
+    Ok((units, total_rows))
 }
 
 impl RecordSource for ParquetSource {

@@ -54,39 +54,18 @@ pub async fn check_environment(cfg: &PipelineConfig) -> Vec<EnvironmentProblem> 
 fn check_blocking(cfg: &PipelineConfig) -> Vec<EnvironmentProblem> {
     let mut problems = Vec::new();
     let dead_letters = DeadLetters::to_log();
-    let source_schema = match &cfg.source {
-        // Brokers and topics are asked directly; no consumer joins the group.
-        SourceConfig::Kafka(kafka) => match crate::source::check_kafka(kafka) {
-            Ok(()) => Some(crate::source::records::RecordFields::from(kafka).schema()),
-            Err(e) => {
-                problems.push(problem("source.brokers", &e));
-                None
-            }
-        },
-        files => {
-            let (acks, _) = mpsc::unbounded_channel();
-            let context = SourceContext {
-                acks,
-                dead_letters: dead_letters.clone(),
-                stop: crate::stop::StopSignal::default(),
-                backfill: Default::default(),
-            };
-            match open_source(files, context) {
-                Ok(source) => Some(source.schema()),
-                Err(e) => {
-                    problems.push(problem("source.path", &e));
-                    None
-                }
-            }
+    let source_schema = match source_schema(&cfg.source, &dead_letters) {
+        Ok(schema) => Some(schema),
+        Err(e) => {
+            problems.push(e);
+            None
         }
     };
 
     // The schema after each stage, while every stage so far could be built.
     let mut schemas = Vec::new();
     let mut batch = source_schema.map(RecordBatch::new_empty);
-    if let Some(b) = &batch {
-        schemas.push(Some(b.schema()));
-    }
+    schemas.push(batch.as_ref().map(RecordBatch::schema));
     let context = StageContext::for_stages(&cfg.stages, &dead_letters);
     let position = Position::Jsonl {
         file: Arc::new(PathBuf::from(&cfg.name)),
@@ -135,4 +114,30 @@ fn check_blocking(cfg: &PipelineConfig) -> Vec<EnvironmentProblem> {
         }
     }
     problems
+}
+
+/// The schema of the source's batches, or what stops it from being read.
+fn source_schema(
+    source: &SourceConfig,
+    dead_letters: &DeadLetters,
+) -> Result<arrow::datatypes::SchemaRef, EnvironmentProblem> {
+    match source {
+        // Brokers and topics are asked directly; no consumer joins the group.
+        SourceConfig::Kafka(kafka) => match crate::source::check_kafka(kafka) {
+            Ok(()) => Ok(crate::source::records::RecordFields::from(kafka).schema()),
+            Err(e) => Err(problem("source.brokers", &e)),
+        },
+        files => {
+            let (acks, _) = mpsc::unbounded_channel();
+            let context = SourceContext {
+                acks,
+                dead_letters: dead_letters.clone(),
+                stop: crate::stop::StopSignal::default(),
+                backfill: Default::default(),
+            };
+            open_source(files, context)
+                .map(|source| source.schema())
+                .map_err(|e| problem("source.path", &e))
+        }
+    }
 }

@@ -292,20 +292,15 @@ impl KafkaOutput {
                         rdkafka::types::RDKafkaErrorCode::QueueFull,
                     ),
                     back,
-                )) if started.elapsed() < self.queue_full_limit => {
+                )) => {
+                    if started.elapsed() >= self.queue_full_limit {
+                        return Err(DeadLetterError::QueueFull {
+                            topic: self.topic.clone(),
+                            waited: self.queue_full_limit,
+                        });
+                    }
                     record = back;
                     std::thread::sleep(Duration::from_millis(10));
-                }
-                Err((
-                    rdkafka::error::KafkaError::MessageProduction(
-                        rdkafka::types::RDKafkaErrorCode::QueueFull,
-                    ),
-                    _,
-                )) => {
-                    return Err(DeadLetterError::QueueFull {
-                        topic: self.topic.clone(),
-                        waited: self.queue_full_limit,
-                    });
                 }
                 Err((source, _)) => {
                     return Err(DeadLetterError::Kafka {

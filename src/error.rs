@@ -43,9 +43,16 @@ impl<E: std::error::Error + 'static> Phased<E> {
 /// once: a cause whose text the message before it already contains (as some
 /// libraries' errors do) is not repeated.
 pub fn report(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut line = error.to_string();
-    let mut previous = line.clone();
-    let mut cause = error.source();
+    with_causes(error.to_string(), error.source())
+}
+
+/// `head`, then each cause in `cause`'s chain by the same rule as [`report`].
+pub(crate) fn with_causes(
+    head: String,
+    mut cause: Option<&(dyn std::error::Error + 'static)>,
+) -> String {
+    let mut line = head.clone();
+    let mut previous = head;
     while let Some(e) = cause {
         let text = e.to_string();
         if !text.is_empty() && !previous.contains(&text) {

@@ -18,6 +18,21 @@ pub struct PipelineConfig {
     pub dead_letter: Option<DeadLetterConfig>,
 }
 
+impl PipelineConfig {
+    /// How many stages a sink's input has passed through: all of them, or up
+    /// to the stage its `inputs` names (`None` when no stage has that id).
+    pub fn sink_depth(&self, sink: &SinkConfig) -> Option<usize> {
+        match sink.inputs().first() {
+            None => Some(self.stages.len()),
+            Some(id) => self
+                .stages
+                .iter()
+                .position(|s| s.id() == Some(id.as_str()))
+                .map(|index| index + 1),
+        }
+    }
+}
+
 /// `source:` — where records come from.
 #[derive(Debug, Clone)]
 pub enum SourceConfig {

@@ -109,19 +109,11 @@ impl HttpClient {
 
 /// A transport error without the URL (the caller names it once).
 fn transport_problem(e: &ureq::Transport) -> String {
-    let mut text = e.kind().to_string();
-    if let Some(message) = e.message() {
-        text = format!("{text}: {message}");
-    }
-    let mut cause = std::error::Error::source(e);
-    while let Some(inner) = cause {
-        let inner_text = inner.to_string();
-        if !text.contains(&inner_text) {
-            text = format!("{text}: {inner_text}");
-        }
-        cause = inner.source();
-    }
-    text
+    let head = match e.message() {
+        Some(message) => format!("{}: {message}", e.kind()),
+        None => e.kind().to_string(),
+    };
+    crate::error::with_causes(head, std::error::Error::source(e))
 }
 
 /// OpenAI-compatible `/embeddings`: one vector per input, in input order.

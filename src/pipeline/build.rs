@@ -31,19 +31,12 @@ pub(super) fn build(
     // Where each sink reads: after how many stages.
     let mut depths = Vec::new();
     for sink in &cfg.sinks {
-        depths.push(match sink.inputs().first() {
-            None => cfg.stages.len(),
-            Some(id) => {
-                let index = cfg
-                    .stages
-                    .iter()
-                    .position(|s| s.id() == Some(id.as_str()))
-                    .ok_or_else(|| {
-                        PipelineError::Setup(NodeError::Usage(format!("no stage has id `{id}`")))
-                    })?;
-                index + 1
-            }
-        });
+        depths.push(cfg.sink_depth(sink).ok_or_else(|| {
+            PipelineError::Setup(NodeError::Usage(format!(
+                "no stage has id `{}`",
+                sink.inputs().join(", ")
+            )))
+        })?);
     }
     // Stages past the last one a sink reads would feed nobody: they are not run.
     let used = depths.iter().copied().max().unwrap_or(0);

@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
-use tokio::sync::mpsc;
 
 use crate::batch::Position;
 use crate::config::{PipelineConfig, SourceConfig};
@@ -99,15 +98,8 @@ fn check_blocking(cfg: &PipelineConfig) -> Vec<EnvironmentProblem> {
                 continue;
             }
         };
-        let depth = match sink_cfg.inputs().first() {
-            None => cfg.stages.len(),
-            Some(id) => match cfg.stages.iter().position(|s| s.id() == Some(id.as_str())) {
-                Some(i) => i + 1,
-                None => continue,
-            },
-        };
         // Without the schema (an earlier problem), the sink is only opened.
-        if let Some(Some(schema)) = schemas.get(depth)
+        if let Some(Some(schema)) = cfg.sink_depth(sink_cfg).and_then(|d| schemas.get(d))
             && let Err(e) = sink.check(schema)
         {
             problems.push(problem(path, &e));
@@ -127,17 +119,8 @@ fn source_schema(
             Ok(()) => Ok(crate::source::records::RecordFields::from(kafka).schema()),
             Err(e) => Err(problem("source.brokers", &e)),
         },
-        files => {
-            let (acks, _) = mpsc::unbounded_channel();
-            let context = SourceContext {
-                acks,
-                dead_letters: dead_letters.clone(),
-                stop: crate::stop::StopSignal::default(),
-                backfill: Default::default(),
-            };
-            open_source(files, context)
-                .map(|source| source.schema())
-                .map_err(|e| problem("source.path", &e))
-        }
+        files => open_source(files, SourceContext::detached(dead_letters.clone()))
+            .map(|source| source.schema())
+            .map_err(|e| problem("source.path", &e)),
     }
 }

@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 
 use arrow::array::AsArray;
-use tokio::sync::mpsc;
 
 use super::{NodeError, PipelineError};
 use crate::batch::columns;
@@ -137,17 +136,8 @@ pub fn fit_bm25(input: &FitInput) -> Result<FitSummary, PipelineError> {
         )));
     }
     let dead_letters = DeadLetters::to_log();
-    let (acks, _) = mpsc::unbounded_channel();
-    let mut source = open_source(
-        &input.source,
-        SourceContext {
-            acks,
-            dead_letters: dead_letters.clone(),
-            stop: crate::stop::StopSignal::default(),
-            backfill: Default::default(),
-        },
-    )
-    .map_err(PipelineError::setup)?;
+    let mut source = open_source(&input.source, SourceContext::detached(dead_letters.clone()))
+        .map_err(PipelineError::setup)?;
     // Only stages that change the rows or their text matter to the statistics;
     // the others (dense, bm25) just add columns and would only cost time.
     let context = StageContext::for_stages(&input.stages, &dead_letters);

@@ -42,14 +42,19 @@ enum Writer {
 }
 
 impl ArrowFileSink {
-    pub fn new(cfg: &ArrowSinkConfig) -> Self {
-        ArrowFileSink {
+    /// With rotation, numbering starts after the parts already there.
+    pub fn new(cfg: &ArrowSinkConfig) -> Result<Self, SinkError> {
+        let rotate_rows = cfg.rotate_rows.map(|n| n.get());
+        Ok(ArrowFileSink {
             format: ArrowFormat::from_path(&cfg.path).unwrap_or(ArrowFormat::Parquet),
             path: cfg.path.clone(),
-            rotate_rows: cfg.rotate_rows.map(|n| n.get()),
-            part: 0,
+            rotate_rows,
+            part: match rotate_rows {
+                Some(_) => next_free_part(&cfg.path)?,
+                None => 0,
+            },
             current: None,
-        }
+        })
     }
 
     /// `out/x.parquet`, or `out/x-00003.parquet` when rotating.
@@ -214,9 +219,6 @@ impl Sink for ArrowFileSink {
             self.write_slice(batch)?;
             return Ok(Durable::Nothing);
         };
-        if self.current.is_none() && self.part == 0 {
-            self.part = next_free_part(&self.path)?;
-        }
         let (mut offset, mut durable) = (0, Durable::Nothing);
         loop {
             let room = limit - self.current.as_ref().map_or(0, |f| f.rows);

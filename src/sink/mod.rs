@@ -76,7 +76,7 @@ pub fn build_sink(
     dead_letters: &DeadLetters,
 ) -> Result<Box<dyn Sink>, SinkError> {
     Ok(match cfg {
-        SinkConfig::Arrow(c) => Box::new(ArrowFileSink::new(c)),
+        SinkConfig::Arrow(c) => Box::new(ArrowFileSink::new(c)?),
         SinkConfig::Milvus(c) => Box::new(milvus::MilvusSink::new(c, dead_letters.clone())?),
     })
 }

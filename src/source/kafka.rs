@@ -26,6 +26,8 @@ const POLL: Duration = Duration::from_millis(100);
 pub struct OffsetTracker {
     in_flight: HashMap<TopicPartition, VecDeque<InFlight>>,
     committable: HashMap<TopicPartition, i64>,
+    /// The last offset taken for commit per owned partition, for lag.
+    committed: HashMap<TopicPartition, i64>,
 }
 
 struct InFlight {
@@ -74,15 +76,19 @@ impl OffsetTracker {
                 .collect(),
             None => self.committable.keys().cloned().collect(),
         };
-        keys.into_iter()
+        let taken: Vec<(TopicPartition, i64)> = keys
+            .into_iter()
             .filter_map(|tp| self.committable.remove(&tp).map(|offset| (tp, offset)))
-            .collect()
+            .collect();
+        self.committed.extend(taken.iter().cloned());
+        taken
     }
 
     fn forget(&mut self, partitions: &[TopicPartition]) {
         for tp in partitions {
             self.in_flight.remove(tp);
             self.committable.remove(tp);
+            self.committed.remove(tp);
         }
     }
 }
@@ -381,7 +387,6 @@ impl RecordSource for KafkaSource {
         Some(Arc::new(KafkaCommitter {
             consumer: self.consumer.clone(),
             tracker: self.tracker.clone(),
-            committed: Mutex::new(HashMap::new()),
             last_lag_report: Mutex::new(None),
         }))
     }
@@ -391,8 +396,6 @@ impl RecordSource for KafkaSource {
 struct KafkaCommitter {
     consumer: Arc<BaseConsumer<KafkaContext>>,
     tracker: Arc<Mutex<OffsetTracker>>,
-    /// The last offset committed per partition, for lag.
-    committed: Mutex<HashMap<TopicPartition, i64>>,
     last_lag_report: Mutex<Option<Instant>>,
 }
 
@@ -425,11 +428,10 @@ impl AckHandler for KafkaCommitter {
 
     /// The runner has made the dead letters durable before calling this.
     fn flush(&self, last: bool) {
-        let done = self
-            .tracker
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take(None);
+        let (done, committed) = {
+            let mut tracker = self.tracker.lock().unwrap_or_else(|p| p.into_inner());
+            (tracker.take(None), tracker.committed.clone())
+        };
         commit(
             &self.consumer,
             &done,
@@ -439,11 +441,9 @@ impl AckHandler for KafkaCommitter {
                 CommitMode::Async
             },
         );
-        let mut committed = self.committed.lock().unwrap_or_else(|p| p.into_inner());
-        committed.extend(done);
-        // Every LAG_INTERVAL, for every partition committed so far (so the
-        // figure does not go stale once the topic is drained): each
-        // partition is a broker round trip.
+        // Every LAG_INTERVAL, for every owned partition committed so far (so
+        // the figure does not go stale once the topic is drained; revoked
+        // partitions are forgotten): each partition is a broker round trip.
         let mut last_report = self
             .last_lag_report
             .lock()
@@ -488,5 +488,16 @@ mod tests {
         tracker.forget(&[tp(0)]);
         tracker.acknowledge(0, &[(tp(0), 0, 9)]);
         assert!(tracker.take(None).is_empty());
+    }
+
+    #[test]
+    fn lag_is_measured_only_for_partitions_still_owned() {
+        let mut tracker = OffsetTracker::default();
+        tracker.register(0, &[(tp(0), 0, 9), (tp(1), 0, 4)]);
+        tracker.acknowledge(0, &[(tp(0), 0, 9), (tp(1), 0, 4)]);
+        tracker.take(None);
+        assert_eq!(tracker.committed.len(), 2);
+        tracker.forget(&[tp(1)]);
+        assert_eq!(tracker.committed, HashMap::from([(tp(0), 10)]));
     }
 }

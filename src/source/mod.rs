@@ -102,6 +102,20 @@ pub struct SourceContext {
     pub backfill: backfill::Backfill,
 }
 
+impl SourceContext {
+    /// For reading a source outside a run (`bm25 fit`, `validate`): outcomes
+    /// go nowhere, nothing stops it, no backfill plan.
+    pub fn detached(dead_letters: DeadLetters) -> Self {
+        let (acks, _) = mpsc::unbounded_channel();
+        SourceContext {
+            acks,
+            dead_letters,
+            stop: crate::stop::StopSignal::default(),
+            backfill: backfill::Backfill::default(),
+        }
+    }
+}
+
 /// Opens the configured source; schemas are checked here, before any record is read.
 pub fn open_source(
     cfg: &SourceConfig,

@@ -190,27 +190,18 @@ impl MilvusSink {
 
     /// Creates the collection when missing, or checks that it fits; then loads it.
     fn prepare_collection(&mut self, plan: CollectionPlan) -> Result<(), MilvusError> {
-        let name = self.cfg.collection.clone();
-        let exists = if self.collection_exists()? {
-            true
-        } else if self.cfg.create == CreateMode::Never {
-            return Err(MilvusError::Missing(name));
-        } else {
+        if !self.existing_fits(&plan)? {
             match self.create_collection(&plan) {
                 Ok(()) => {
-                    tracing::info!(collection = %name, "created collection");
-                    false
+                    tracing::info!(collection = %self.cfg.collection, "created collection");
                 }
                 // Another writer (a second daemon of the group) created it meanwhile.
-                Err(_) if self.collection_exists()? => true,
+                Err(_) if self.collection_exists()? => self.check_existing(&plan)?,
                 Err(e) => return Err(e),
             }
-        };
-        if exists {
-            self.check_existing(&plan)?;
         }
         let load = LoadCollectionRequest::builder()
-            .collection_name(&name)
+            .collection_name(&self.cfg.collection)
             .build()
             .map_err(|e| self.request_error("load_collection", e))?;
         self.call(
@@ -219,6 +210,19 @@ impl MilvusSink {
         )?;
         self.plan = Some(plan);
         Ok(())
+    }
+
+    /// True when the collection exists and fits `plan`; false when it is
+    /// missing and the sink may create it; otherwise the error.
+    fn existing_fits(&self, plan: &CollectionPlan) -> Result<bool, MilvusError> {
+        if self.collection_exists()? {
+            self.check_existing(plan)?;
+            Ok(true)
+        } else if self.cfg.create == CreateMode::Never {
+            Err(MilvusError::Missing(self.cfg.collection.clone()))
+        } else {
+            Ok(false)
+        }
     }
 
     /// An error naming both schemas when the existing collection does not fit.
@@ -359,11 +363,10 @@ impl MilvusSink {
         if ids.is_empty() {
             return Ok(());
         }
+        // The runner prepares the sink (and so the plan) before any write.
         let field = match &self.plan {
             Some(plan) if !plan.has_chunks => columns::ID,
-            Some(_) => columns::DOC_ID,
-            None if !self.collection_exists()? => return Ok(()),
-            None => columns::DOC_ID,
+            _ => columns::DOC_ID,
         };
         let quoted: Vec<String> = ids
             .iter()
@@ -430,11 +433,7 @@ impl Sink for MilvusSink {
 
     fn check(&mut self, schema: &arrow::datatypes::SchemaRef) -> Result<(), SinkError> {
         let plan = CollectionPlan::from_batch_schema(schema, &self.cfg)?;
-        if self.collection_exists()? {
-            self.check_existing(&plan)?;
-        } else if self.cfg.create == CreateMode::Never {
-            return Err(MilvusError::Missing(self.cfg.collection.clone()).into());
-        }
+        self.existing_fits(&plan)?;
         Ok(())
     }
 

@@ -289,6 +289,11 @@ pub mod sparse {
     };
     use arrow::datatypes::{DataType, Field, Fields};
 
+    /// The default name of a sparse column (`bm25`, `splade`, Milvus' BM25 function).
+    pub(crate) fn default_field() -> String {
+        "sparse".to_string()
+    }
+
     fn entry_fields() -> Fields {
         Fields::from(vec![
             Field::new("index", DataType::UInt32, false),

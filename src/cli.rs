@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use vecpipe::Shard;
 use vecpipe::bm25;
-use vecpipe::config::{AnalyzerConfig, StopWords, TokenizerKind};
+use vecpipe::bm25::{AnalyzerConfig, StopWords, TokenizerKind};
 use vecpipe::pipeline::FileFormat;
 use vecpipe::search::{Ranker, RerankOptions, SearchMode, SearchOptions};
 

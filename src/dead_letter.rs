@@ -11,9 +11,51 @@ use std::time::Duration;
 
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::config::{DeadLetterConfig, DeadLetterKind};
+use crate::config::Invalid;
+
+/// `dead_letter: { type: file, path: out/dead-letter.jsonl }` or
+/// `{ type: kafka, topic: ..., brokers: ... }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DeadLetterConfig {
+    #[serde(rename = "type", default)]
+    pub kind: DeadLetterKind,
+    /// `file`: the JSONL file.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// `kafka`: the topic, brokers and any librdkafka producer settings.
+    #[serde(default)]
+    pub topic: Option<String>,
+    #[serde(default)]
+    pub brokers: Option<String>,
+    #[serde(default)]
+    pub options: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum DeadLetterKind {
+    #[default]
+    File,
+    Kafka,
+}
+
+impl DeadLetterConfig {
+    /// Rules serde cannot express; paths are relative to `dead_letter`.
+    pub(crate) fn validate(&self) -> Result<(), Invalid> {
+        match self.kind {
+            DeadLetterKind::File if self.path.is_none() => {
+                Err(Invalid::at("", "`type: file` needs `path`"))
+            }
+            DeadLetterKind::Kafka if self.topic.is_none() || self.brokers.is_none() => {
+                Err(Invalid::at("", "`type: kafka` needs `topic` and `brokers`"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
 
 /// How much of a bad record the file form keeps in `raw`.
 pub const RAW_LIMIT_BYTES: usize = 1024;

@@ -15,12 +15,16 @@ pub mod search;
 pub(crate) mod batch;
 pub(crate) mod dead_letter;
 pub(crate) mod model;
+pub(crate) mod registry;
 pub(crate) mod sink;
 pub(crate) mod source;
 pub(crate) mod stage;
 pub(crate) mod stop;
 
 pub use model::{EmbedderOptions, TextEmbedder, resolve_model};
+pub use registry::{
+    ComponentInfo, PipelineConfig, catalog, load_pipeline_file, load_pipeline_str, setting_keys,
+};
 pub use source::backfill::{Backfill, Shard};
 pub use source::text_id;
 /// BM25 as pymilvus.model computes it: params, analyzer, encoder, fitter.

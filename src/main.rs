@@ -11,10 +11,9 @@ use std::time::Duration;
 use anyhow::{Context, anyhow};
 use clap::Parser;
 use cli::{Bm25Command, Cli, Command, FitArgs, LogFormat, SearchArgs};
-use vecpipe::Backfill;
-use vecpipe::config::{PipelineConfig, load_pipeline_file, load_pipeline_file_located};
 use vecpipe::error::Phased;
 use vecpipe::pipeline::{FitInput, StopSignal, check_environment, fit_bm25, run_pipeline};
+use vecpipe::{Backfill, PipelineConfig, load_pipeline_file};
 
 /// A failure and the exit code it maps to.
 struct Failure {
@@ -83,7 +82,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             state,
         } => {
             let cfg = load(&file)?;
-            let backfill = Backfill::for_run(&cfg, shard, resume, state);
+            let backfill = cfg.backfill(shard, resume, state);
             let summary = async_runtime()?.block_on(async {
                 run_pipeline(&cfg, os_stop_signal()?, backfill)
                     .await
@@ -103,13 +102,13 @@ fn dispatch(command: Command) -> Result<(), Failure> {
 }
 
 fn validate(file: &Path, no_environment: bool) -> Result<(), Failure> {
-    let (cfg, locator) = load_pipeline_file_located(file).map_err(usage)?;
+    let cfg = load(file)?;
     if !no_environment {
         let problems = async_runtime()?.block_on(check_environment(&cfg));
         if !problems.is_empty() {
             let lines: Vec<String> = problems
                 .into_iter()
-                .map(|p| locator.at(&p.path, p.message).to_string())
+                .map(|p| cfg.at(&p.path, p.message).to_string())
                 .collect();
             return Err(usage(anyhow!(lines.join("\nerror: "))));
         }
@@ -117,8 +116,8 @@ fn validate(file: &Path, no_environment: bool) -> Result<(), Failure> {
     println!(
         "{}: ok ({} stage(s), {} sink(s))",
         file.display(),
-        cfg.stages.len(),
-        cfg.sinks.len()
+        cfg.stage_count(),
+        cfg.sink_count()
     );
     Ok(())
 }

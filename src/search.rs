@@ -11,10 +11,10 @@ use serde::Serialize;
 use tokio::runtime::Handle;
 
 use crate::batch::columns;
-use crate::config::{Bm25Mode, MilvusSinkConfig, PipelineConfig, SinkConfig, StageConfig};
 use crate::error::Phased;
 use crate::model::{CrossEncoder, ModelError, SessionOptions, SpladeEncoder, resolve_model};
-use crate::sink::milvus::{MilvusConnection, MilvusError};
+use crate::registry::{PipelineConfig, SinkConfig, StageConfig};
+use crate::sink::milvus::{Bm25Mode, MilvusConnection, MilvusError, MilvusSinkConfig};
 use crate::stage::bm25::{Analyzer, Bm25Encoder, Bm25Error, Bm25Params, resolve_analyzer};
 use crate::stage::{DenseEncoder, Reranker};
 
@@ -136,7 +136,7 @@ enum SparseQuery {
 fn encoders(cfg: &PipelineConfig, sink: &MilvusSinkConfig) -> Result<QueryEncoders, SearchError> {
     let mut dense = None;
     let mut sparse = None;
-    for stage in &cfg.stages {
+    for stage in cfg.stage_configs() {
         match stage {
             StageConfig::Dense(d) if dense.is_none() => {
                 dense = Some((d.field.clone(), DenseEncoder::from_config(d)?));
@@ -220,8 +220,8 @@ pub fn search(
 fn milvus_sink(cfg: &PipelineConfig) -> Result<&MilvusSinkConfig, SearchError> {
     cfg.sinks
         .iter()
-        .find_map(|s| match s {
-            SinkConfig::Milvus(m) => Some(m.as_ref()),
+        .find_map(|s| match &s.config {
+            SinkConfig::Milvus(m) => Some(m),
             _ => None,
         })
         .ok_or_else(|| {
@@ -259,8 +259,7 @@ fn pick_mode(
 /// `id`, `text`, and `doc_id` when the pipeline chunks.
 fn output_fields(cfg: &PipelineConfig) -> Vec<&'static str> {
     let chunks = cfg
-        .stages
-        .iter()
+        .stage_configs()
         .any(|s| matches!(s, StageConfig::Chunk(_)));
     [columns::ID, columns::DOC_ID, columns::TEXT]
         .into_iter()
@@ -424,7 +423,7 @@ fn rerank_hits(
     rerank: &RerankOptions,
     hits: &mut Vec<Hit>,
 ) -> Result<(), PhasedSearchError> {
-    let stage = cfg.stages.iter().find_map(|s| match s {
+    let stage = cfg.stage_configs().find_map(|s| match s {
         StageConfig::Rerank(r) => Some(r),
         _ => None,
     });

@@ -1,12 +1,12 @@
-//! The pipeline YAML: its schema ([`PipelineConfig`] and the component
-//! configs), loading with environment expansion, and located errors.
+//! The bottom layer of the pipeline YAML: reading it with places kept,
+//! `${VAR}` expansion, located errors, tag dispatch and primitives. Which
+//! components exist is the registry's business (`crate::registry`).
 
 mod env;
 mod load;
 mod types;
 
-pub use load::{
-    ConfigError, Located, Locator, STEMMER_LANGUAGES, load_pipeline_file,
-    load_pipeline_file_located, load_pipeline_str,
-};
-pub use types::*;
+pub use load::{ConfigError, Document, Located};
+pub(crate) use load::{NodeError, Tagged, read_node, sequence, tagged};
+pub use types::PositiveInt;
+pub(crate) use types::{Invalid, Surroundings, yes};

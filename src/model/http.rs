@@ -9,6 +9,16 @@ use serde_json::Value;
 
 use super::ModelError;
 
+/// The default of a remote provider's `timeout_secs`.
+pub(crate) fn default_timeout_secs() -> crate::config::PositiveInt {
+    crate::config::PositiveInt(30)
+}
+
+/// The default of a remote provider's `max_retries`.
+pub(crate) fn default_retries() -> usize {
+    3
+}
+
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
     pub base_url: String,

@@ -21,6 +21,11 @@ pub use runtime::ensure_onnxruntime;
 pub use session::{SessionOptions, threads_or_cores};
 pub use splade::SpladeEncoder;
 
+/// The default of a model stage's `max_length`: tokens kept per text.
+pub(crate) fn default_max_length() -> crate::config::PositiveInt {
+    crate::config::PositiveInt(256)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     #[error(

@@ -1,8 +1,17 @@
 //! Sentence pooling over token embeddings.
 
 use ndarray::ArrayView2;
+use serde::{Deserialize, Serialize};
 
-pub use crate::config::Pooling;
+/// How token embeddings become one vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pooling {
+    /// Mean over the tokens the attention mask keeps (sentence-transformers' default).
+    Mean,
+    /// The first token (`[CLS]`).
+    Cls,
+}
 
 /// Pools one sequence's hidden states (`[tokens, dim]`) with its attention mask,
 /// then L2-normalises when asked.

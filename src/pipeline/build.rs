@@ -5,12 +5,12 @@ use tokio::sync::mpsc;
 
 use super::{NodeError, PipelineError, StopSignal};
 use crate::batch::AckOutcome;
-use crate::config::PipelineConfig;
 use crate::dead_letter::DeadLetters;
-use crate::sink::{Sink, build_sink};
+use crate::registry::{PipelineConfig, stage_context};
+use crate::sink::Sink;
 use crate::source::backfill::Backfill;
 use crate::source::{RecordSource, SourceContext, open_source};
-use crate::stage::{Stage, StageContext, build_stage};
+use crate::stage::Stage;
 
 pub(super) struct BuiltPipeline {
     pub source: Box<dyn RecordSource>,
@@ -34,20 +34,21 @@ pub(super) fn build(
         depths.push(cfg.sink_depth(sink).ok_or_else(|| {
             PipelineError::Setup(NodeError::Usage(format!(
                 "no stage has id `{}`",
-                sink.inputs().join(", ")
+                sink.inputs.join(", ")
             )))
         })?);
     }
     // Stages past the last one a sink reads would feed nobody: they are not run.
     let used = depths.iter().copied().max().unwrap_or(0);
-    let context = StageContext::for_stages(&cfg.stages, &dead_letters);
-    let stages = cfg.stages[..used]
-        .iter()
-        .map(|stage| build_stage(stage, &context))
+    let context = stage_context(cfg.stage_configs(), &dead_letters);
+    let stages = cfg
+        .stage_configs()
+        .take(used)
+        .map(|stage| stage.component().build(&context))
         .collect::<Result<Vec<_>, _>>()
         .map_err(PipelineError::setup)?;
     let source = open_source(
-        &cfg.source,
+        cfg.source.component(),
         SourceContext {
             acks,
             dead_letters: dead_letters.clone(),
@@ -59,7 +60,10 @@ pub(super) fn build(
     let mut sinks = Vec::new();
     for (sink, depth) in cfg.sinks.iter().zip(depths) {
         sinks.push((
-            build_sink(sink, &dead_letters).map_err(PipelineError::setup)?,
+            sink.config
+                .component()
+                .build(&dead_letters)
+                .map_err(PipelineError::setup)?,
             depth,
         ));
     }

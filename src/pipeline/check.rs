@@ -11,12 +11,9 @@ use std::sync::Arc;
 use arrow::record_batch::RecordBatch;
 
 use crate::batch::Position;
-use crate::config::{PipelineConfig, SourceConfig};
 use crate::dead_letter::DeadLetters;
 use crate::error::report;
-use crate::sink::build_sink;
-use crate::source::{SourceContext, open_source};
-use crate::stage::{StageContext, build_stage};
+use crate::registry::{PipelineConfig, stage_context};
 
 /// One thing in the environment that would stop a run, at a schema path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,10 +50,11 @@ pub async fn check_environment(cfg: &PipelineConfig) -> Vec<EnvironmentProblem> 
 fn check_blocking(cfg: &PipelineConfig) -> Vec<EnvironmentProblem> {
     let mut problems = Vec::new();
     let dead_letters = DeadLetters::to_log();
-    let source_schema = match source_schema(&cfg.source, &dead_letters) {
+    let source = cfg.source.component();
+    let source_schema = match source.check(&dead_letters) {
         Ok(schema) => Some(schema),
         Err(e) => {
-            problems.push(e);
+            problems.push(problem(format!("source.{}", source.origin_key()), &e));
             None
         }
     };
@@ -65,13 +63,13 @@ fn check_blocking(cfg: &PipelineConfig) -> Vec<EnvironmentProblem> {
     let mut schemas = Vec::new();
     let mut batch = source_schema.map(RecordBatch::new_empty);
     schemas.push(batch.as_ref().map(RecordBatch::schema));
-    let context = StageContext::for_stages(&cfg.stages, &dead_letters);
+    let context = stage_context(cfg.stage_configs(), &dead_letters);
     let position = Position::Jsonl {
         file: Arc::new(PathBuf::from(&cfg.name)),
         line: 0,
     };
-    for (index, stage_cfg) in cfg.stages.iter().enumerate() {
-        match build_stage(stage_cfg, &context) {
+    for (index, stage_cfg) in cfg.stage_configs().enumerate() {
+        match stage_cfg.component().build(&context) {
             Ok(mut stage) => {
                 batch = batch.and_then(|b| match stage.process(b, &position) {
                     Ok(out) => Some(out),
@@ -91,10 +89,14 @@ fn check_blocking(cfg: &PipelineConfig) -> Vec<EnvironmentProblem> {
 
     for (index, sink_cfg) in cfg.sinks.iter().enumerate() {
         let path = format!("sinks[{index}]");
-        let mut sink = match build_sink(sink_cfg, &dead_letters) {
+        let component = sink_cfg.config.component();
+        let mut sink = match component.build(&dead_letters) {
             Ok(sink) => sink,
             Err(e) => {
-                problems.push(problem(format!("{path}.uri"), &e));
+                problems.push(problem(
+                    format!("{path}.{}", component.destination_key()),
+                    &e,
+                ));
                 continue;
             }
         };
@@ -106,21 +108,4 @@ fn check_blocking(cfg: &PipelineConfig) -> Vec<EnvironmentProblem> {
         }
     }
     problems
-}
-
-/// The schema of the source's batches, or what stops it from being read.
-fn source_schema(
-    source: &SourceConfig,
-    dead_letters: &DeadLetters,
-) -> Result<arrow::datatypes::SchemaRef, EnvironmentProblem> {
-    match source {
-        // Brokers and topics are asked directly; no consumer joins the group.
-        SourceConfig::Kafka(kafka) => match crate::source::check_kafka(kafka) {
-            Ok(()) => Ok(crate::source::records::RecordFields::from(kafka).schema()),
-            Err(e) => Err(problem("source.brokers", &e)),
-        },
-        files => open_source(files, SourceContext::detached(dead_letters.clone()))
-            .map(|source| source.schema())
-            .map_err(|e| problem("source.path", &e)),
-    }
 }

@@ -7,17 +7,20 @@ use arrow::array::AsArray;
 
 use super::{NodeError, PipelineError};
 use crate::batch::columns;
-use crate::config::{AnalyzerConfig, FileSourceConfig, PipelineConfig, SourceConfig, StageConfig};
 use crate::dead_letter::DeadLetters;
+use crate::registry::{PipelineConfig, SourceConfig, StageConfig, stage_context};
+use crate::source::files::FileSourceConfig;
+use crate::source::jsonl::JsonlSourceConfig;
+use crate::source::parquet::ParquetSourceConfig;
 use crate::source::{SourceContext, open_source};
-use crate::stage::bm25::Bm25Fitter;
-use crate::stage::{StageContext, StageError, build_stage};
+use crate::stage::StageError;
+use crate::stage::bm25::{AnalyzerConfig, Bm25Fitter};
 
 /// What to fit on and how.
 pub struct FitInput {
-    pub source: SourceConfig,
+    source: SourceConfig,
     /// Applied to every batch before fitting (the stages before `bm25`).
-    pub stages: Vec<StageConfig>,
+    stages: Vec<StageConfig>,
     pub analyzer: AnalyzerConfig,
     pub k1: f64,
     pub b: f64,
@@ -53,13 +56,14 @@ impl FitInput {
         cfg: &PipelineConfig,
         out: Option<PathBuf>,
     ) -> Result<Self, PipelineError> {
-        let bm25 = cfg.stages.iter().enumerate().find_map(|(i, s)| match s {
+        let stages: Vec<StageConfig> = cfg.stage_configs().cloned().collect();
+        let bm25 = stages.iter().enumerate().find_map(|(i, s)| match s {
             StageConfig::Bm25(c) => Some((i, c)),
             _ => None,
         });
-        let (stages, stage) = match bm25 {
-            Some((i, c)) => (&cfg.stages[..i], Some(c)),
-            None => (&cfg.stages[..], None),
+        let (before, stage) = match bm25 {
+            Some((i, c)) => (&stages[..i], Some(c)),
+            None => (&stages[..], None),
         };
         let out = out
             .or_else(|| stage.map(|c| c.params.clone()))
@@ -71,7 +75,7 @@ impl FitInput {
             })?;
         Ok(FitInput::new(
             cfg.source.clone(),
-            stages.to_vec(),
+            before.to_vec(),
             stage.and_then(|c| c.analyzer.clone()).unwrap_or_default(),
             out,
         ))
@@ -86,8 +90,8 @@ impl FitInput {
     ) -> Result<Self, PipelineError> {
         let files = FileSourceConfig::for_path(path, text_field);
         let source = match format.or_else(|| FileFormat::of_path(path)) {
-            Some(FileFormat::Jsonl) => SourceConfig::Jsonl(files),
-            Some(FileFormat::Parquet) => SourceConfig::Parquet(files),
+            Some(FileFormat::Jsonl) => SourceConfig::Jsonl(JsonlSourceConfig(files)),
+            Some(FileFormat::Parquet) => SourceConfig::Parquet(ParquetSourceConfig(files)),
             None => {
                 return Err(PipelineError::Setup(NodeError::Usage(format!(
                     "cannot tell the format of `{path}`: pass --format"
@@ -129,23 +133,27 @@ pub struct FitSummary {
 }
 
 pub fn fit_bm25(input: &FitInput) -> Result<FitSummary, PipelineError> {
-    if !input.source.is_bounded() {
+    if !input.source.component().is_bounded() {
         return Err(PipelineError::Setup(NodeError::Usage(
             "bm25 fit needs a bounded source (jsonl or parquet); fit on an export with --input"
                 .into(),
         )));
     }
     let dead_letters = DeadLetters::to_log();
-    let mut source = open_source(&input.source, SourceContext::detached(dead_letters.clone()))
-        .map_err(PipelineError::setup)?;
+    let mut source = open_source(
+        input.source.component(),
+        SourceContext::detached(dead_letters.clone()),
+    )
+    .map_err(PipelineError::setup)?;
     // Only stages that change the rows or their text matter to the statistics;
     // the others (dense, bm25) just add columns and would only cost time.
-    let context = StageContext::for_stages(&input.stages, &dead_letters);
+    let context = stage_context(&input.stages, &dead_letters);
     let mut stages = input
         .stages
         .iter()
-        .filter(|s| matches!(s, StageConfig::Chunk(_)))
-        .map(|s| build_stage(s, &context))
+        .map(StageConfig::component)
+        .filter(|s| s.reshapes_rows())
+        .map(|s| s.build(&context))
         .collect::<Result<Vec<_>, _>>()
         .map_err(PipelineError::setup)?;
     let mut fitter =

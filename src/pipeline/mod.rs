@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use crate::batch::AckOutcome;
-use crate::config::PipelineConfig;
 use crate::dead_letter::{DeadLetterError, DeadLetters};
 use crate::error::Phased;
+use crate::registry::PipelineConfig;
 use crate::sink::SinkError;
 use crate::source::backfill::Backfill;
 use crate::source::{AckHandler, SourceError};

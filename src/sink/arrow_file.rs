@@ -11,10 +11,69 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
-use super::{Durable, Sink, SinkError};
+use serde::Deserialize;
+
+use super::{Durable, Sink, SinkComponent, SinkError};
 use crate::batch::Envelope;
-pub use crate::config::ArrowFormat;
-use crate::config::ArrowSinkConfig;
+use crate::config::{Invalid, PositiveInt, Surroundings};
+use crate::dead_letter::DeadLetters;
+
+/// The file format an `arrow` sink writes, from its path's extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArrowFormat {
+    Parquet,
+    Ipc,
+}
+
+impl ArrowFormat {
+    /// `.parquet` → Parquet; `.arrow`, `.ipc`, `.feather` → Arrow IPC file.
+    pub fn from_path(path: &std::path::Path) -> Option<Self> {
+        match path.extension()?.to_str()? {
+            "parquet" => Some(ArrowFormat::Parquet),
+            "arrow" | "ipc" | "feather" => Some(ArrowFormat::Ipc),
+            _ => None,
+        }
+    }
+}
+
+/// `{ type: arrow, path: out/x.parquet | out/x.arrow, rotate_rows: N }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ArrowSinkConfig {
+    /// `.parquet` writes Parquet, `.arrow` writes an Arrow IPC file.
+    pub path: PathBuf,
+    /// Start a new numbered file after this many rows.
+    #[serde(default)]
+    pub rotate_rows: Option<PositiveInt>,
+}
+
+impl SinkComponent for ArrowSinkConfig {
+    fn kind() -> &'static str {
+        "arrow"
+    }
+
+    fn validate(&self, _around: &Surroundings) -> Result<(), Invalid> {
+        if ArrowFormat::from_path(&self.path).is_none() {
+            return Err(Invalid::at(
+                "path",
+                format!("`{}` must end in .parquet or .arrow", self.path.display()),
+            ));
+        }
+        Ok(())
+    }
+
+    fn output_file(&self) -> Option<&Path> {
+        Some(&self.path)
+    }
+
+    fn destination_key(&self) -> &'static str {
+        "path"
+    }
+
+    fn build(&self, _dead_letters: &DeadLetters) -> Result<Box<dyn Sink>, SinkError> {
+        Ok(Box::new(ArrowFileSink::new(self)?))
+    }
+}
 
 /// Rows per Parquet row group; also bounds the writer's memory.
 const ROW_GROUP_ROWS: usize = 64 * 1024;

@@ -1,18 +1,17 @@
 //! Sinks write batches durably and say so; the runner then confirms the
-//! batches' acks.
+//! batches' acks. Each sink module owns its config struct and implements
+//! [`SinkComponent`]; `crate::registry` lists them.
 
-mod arrow_file;
+pub(crate) mod arrow_file;
 pub mod milvus;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use arrow::datatypes::SchemaRef;
 
 use crate::batch::Envelope;
-use crate::config::SinkConfig;
+use crate::config::{Invalid, Surroundings};
 use crate::dead_letter::DeadLetters;
-
-pub use arrow_file::ArrowFileSink;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
@@ -71,12 +70,28 @@ pub trait Sink: Send {
     fn abort(&mut self);
 }
 
-pub fn build_sink(
-    cfg: &SinkConfig,
-    dead_letters: &DeadLetters,
-) -> Result<Box<dyn Sink>, SinkError> {
-    Ok(match cfg {
-        SinkConfig::Arrow(c) => Box::new(ArrowFileSink::new(c)?),
-        SinkConfig::Milvus(c) => Box::new(milvus::MilvusSink::new(c, dead_letters.clone())?),
-    })
+/// A sink's config: its `type:` name, its rules and how it is built. One
+/// per sink module; `crate::registry` lists them.
+///
+/// `validate`'s environment check for a sink is [`build`](Self::build)
+/// (the destination answers) followed by [`Sink::check`] against the schema
+/// the stages produce.
+pub(crate) trait SinkComponent {
+    /// The `type:` that selects this sink.
+    fn kind() -> &'static str
+    where
+        Self: Sized;
+    /// Rules serde cannot express; paths are relative to the sink.
+    fn validate(&self, _around: &Surroundings) -> Result<(), Invalid> {
+        Ok(())
+    }
+    /// The file it writes, if it writes one: no two sinks may share it.
+    fn output_file(&self) -> Option<&Path> {
+        None
+    }
+    /// The key naming its destination (`path`, `uri`), blamed when the
+    /// destination cannot be opened.
+    fn destination_key(&self) -> &'static str;
+    /// Opens the destination (nothing is written before `prepare`).
+    fn build(&self, dead_letters: &DeadLetters) -> Result<Box<dyn Sink>, SinkError>;
 }

@@ -51,29 +51,6 @@ pub struct Backfill {
 }
 
 impl Backfill {
-    /// The plan of a `run`: Parquet runs record finished row groups unless
-    /// told where, in `.vecpipe/state/NAME[.shard-K-of-N].jsonl`.
-    pub fn for_run(
-        cfg: &crate::config::PipelineConfig,
-        shard: Option<Shard>,
-        resume: bool,
-        state: Option<PathBuf>,
-    ) -> Self {
-        let state_file = state.or_else(|| {
-            matches!(cfg.source, crate::config::SourceConfig::Parquet(_)).then(|| {
-                let suffix = shard.map_or(String::new(), |s| {
-                    format!(".shard-{}-of-{}", s.index, s.count)
-                });
-                PathBuf::from(".vecpipe/state").join(format!("{}{suffix}.jsonl", cfg.name))
-            })
-        });
-        Backfill {
-            shard,
-            state_file,
-            resume,
-        }
-    }
-
     pub fn is_default(&self) -> bool {
         self.shard.is_none() && self.state_file.is_none() && !self.resume
     }

@@ -2,7 +2,70 @@
 
 use std::path::{Path, PathBuf};
 
-use super::SourceError;
+use arrow::datatypes::SchemaRef;
+use serde::Deserialize;
+
+use super::records::RecordFields;
+use super::{RecordSource, SourceContext, SourceError};
+use crate::config::PositiveInt;
+use crate::dead_letter::DeadLetters;
+
+/// Settings of a file source (`jsonl` or `parquet`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileSourceConfig {
+    /// A file, a directory (every file in it with the format's extension) or a glob.
+    pub path: String,
+    /// Column holding the document id; absent = a stable hash of the text.
+    #[serde(default)]
+    pub id_field: Option<String>,
+    #[serde(default = "super::records::default_text_field")]
+    pub text_field: String,
+    /// Extra columns carried through to the sinks.
+    #[serde(default)]
+    pub metadata: Vec<String>,
+    /// Records per batch leaving the source.
+    #[serde(default = "super::records::default_batch_rows")]
+    pub batch_rows: PositiveInt,
+    /// Longer texts are dead-lettered.
+    #[serde(default = "super::records::default_max_text_bytes")]
+    pub max_text_bytes: PositiveInt,
+}
+
+impl FileSourceConfig {
+    /// A file, directory or glob with the text in `text_field`, every other key at its default.
+    pub fn for_path(path: &str, text_field: &str) -> Self {
+        FileSourceConfig {
+            path: path.to_string(),
+            id_field: None,
+            text_field: text_field.to_string(),
+            metadata: Vec::new(),
+            batch_rows: super::records::default_batch_rows(),
+            max_text_bytes: super::records::default_max_text_bytes(),
+        }
+    }
+}
+
+impl FileSourceConfig {
+    pub(crate) fn fields(&self) -> RecordFields {
+        RecordFields::new(
+            &self.id_field,
+            &self.text_field,
+            &self.metadata,
+            self.max_text_bytes,
+        )
+    }
+
+    /// `validate`'s look at a file source: open it (files match, footers and
+    /// columns are read) and take its schema.
+    pub(crate) fn check<S: RecordSource>(
+        &self,
+        open: impl FnOnce(&Self, SourceContext) -> Result<S, SourceError>,
+        dead_letters: &DeadLetters,
+    ) -> Result<SchemaRef, SourceError> {
+        open(self, SourceContext::detached(dead_letters.clone())).map(|source| source.schema())
+    }
+}
 
 /// Files named by `pattern`: the file itself, a directory's files ending in
 /// `.{extension}`, or a glob's matches; sorted, so runs are repeatable.

@@ -7,10 +7,41 @@ use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 
+use serde::Deserialize;
+
+use super::files::FileSourceConfig;
 use super::records::{RecordFields, Rows};
-use super::{RecordSource, SourceContext, SourceError, resolve_files};
+use super::{RecordSource, SourceComponent, SourceContext, SourceError, resolve_files};
 use crate::batch::{Ack, Envelope, Position};
-use crate::config::FileSourceConfig;
+use crate::dead_letter::DeadLetters;
+
+/// `{ type: jsonl, path, id_field, text_field, metadata, ... }`: one JSON
+/// object per line.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(transparent)]
+pub(crate) struct JsonlSourceConfig(pub FileSourceConfig);
+
+impl SourceComponent for JsonlSourceConfig {
+    fn kind() -> &'static str {
+        "jsonl"
+    }
+
+    fn fields(&self) -> RecordFields {
+        self.0.fields()
+    }
+
+    fn open(&self, ctx: SourceContext) -> Result<Box<dyn RecordSource>, SourceError> {
+        Ok(Box::new(JsonlSource::open(&self.0, ctx)?))
+    }
+
+    fn origin_key(&self) -> &'static str {
+        "path"
+    }
+
+    fn check(&self, dead_letters: &DeadLetters) -> Result<SchemaRef, SourceError> {
+        self.0.check(JsonlSource::open, dead_letters)
+    }
+}
 
 /// JSON overhead allowed on top of `max_text_bytes` before a line is too long to parse.
 const LINE_SLACK_BYTES: usize = 64 * 1024;
@@ -36,7 +67,7 @@ struct OpenFile {
 impl JsonlSource {
     pub fn open(cfg: &FileSourceConfig, ctx: SourceContext) -> Result<Self, SourceError> {
         let files = resolve_files(&cfg.path, "jsonl")?;
-        let fields = RecordFields::from(cfg);
+        let fields = cfg.fields();
         Ok(JsonlSource {
             files,
             next_file: 0,

@@ -13,11 +13,13 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Reb
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use serde::Deserialize;
 
 use super::records::{RecordFields, Rows};
-use super::{AckHandler, RecordSource, SourceContext, SourceError};
+use super::{AckHandler, RecordSource, SourceComponent, SourceContext, SourceError};
 use crate::batch::{Ack, AckOutcome, Envelope, OffsetRange, Position, TopicPartition};
-use crate::config::{KafkaFormat, KafkaSourceConfig};
+use crate::config::PositiveInt;
+use crate::dead_letter::DeadLetters;
 
 const POLL: Duration = Duration::from_millis(100);
 
@@ -155,6 +157,85 @@ fn commit(
     }
 }
 
+/// `{ type: kafka, brokers, topics, group_id, format: json|text, ... }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct KafkaSourceConfig {
+    /// `host:port[,host:port…]`
+    pub brokers: String,
+    pub topics: Vec<String>,
+    pub group_id: String,
+    #[serde(default)]
+    pub format: KafkaFormat,
+    /// JSON field holding the id; without it (and without `key_as_id`), a hash of the text.
+    #[serde(default)]
+    pub id_field: Option<String>,
+    #[serde(default = "crate::source::records::default_text_field")]
+    pub text_field: String,
+    #[serde(default)]
+    pub metadata: Vec<String>,
+    /// Use the message key as the document id.
+    #[serde(default)]
+    pub key_as_id: bool,
+    /// Any librdkafka setting (`security.protocol`, `sasl.*`, `session.timeout.ms`, …).
+    #[serde(default)]
+    pub options: std::collections::BTreeMap<String, String>,
+    #[serde(default = "crate::source::records::default_batch_rows")]
+    pub batch_rows: PositiveInt,
+    /// Longest wait to fill a batch once its first record arrived.
+    #[serde(default = "default_max_latency_ms")]
+    pub max_latency_ms: PositiveInt,
+    #[serde(default = "crate::source::records::default_max_text_bytes")]
+    pub max_text_bytes: PositiveInt,
+}
+
+fn default_max_latency_ms() -> PositiveInt {
+    PositiveInt(200)
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum KafkaFormat {
+    /// A JSON object per message.
+    #[default]
+    Json,
+    /// The payload is the text; the key (or topic/partition@offset) is the id.
+    Text,
+}
+
+impl SourceComponent for KafkaSourceConfig {
+    fn kind() -> &'static str {
+        "kafka"
+    }
+
+    fn fields(&self) -> RecordFields {
+        RecordFields::new(
+            &self.id_field,
+            &self.text_field,
+            &self.metadata,
+            self.max_text_bytes,
+        )
+    }
+
+    fn is_bounded(&self) -> bool {
+        false
+    }
+
+    fn open(&self, ctx: SourceContext) -> Result<Box<dyn RecordSource>, SourceError> {
+        Ok(Box::new(KafkaSource::open(self, ctx)?))
+    }
+
+    fn origin_key(&self) -> &'static str {
+        "brokers"
+    }
+
+    /// Brokers and topics are asked directly; no consumer joins the group.
+    fn check(&self, _dead_letters: &DeadLetters) -> Result<SchemaRef, SourceError> {
+        check_kafka(self)?;
+        Ok(self.fields().schema())
+    }
+}
+
 pub struct KafkaSource {
     consumer: Arc<BaseConsumer<KafkaContext>>,
     tracker: Arc<Mutex<OffsetTracker>>,
@@ -184,7 +265,7 @@ impl KafkaSource {
             .map_err(|e| kafka_error(cfg, e))?;
         // Unhealthy until the group assigns partitions.
         crate::metrics::set_consumer_assigned(false);
-        let fields = RecordFields::from(cfg);
+        let fields = cfg.fields();
         Ok(KafkaSource {
             consumer: Arc::new(consumer),
             tracker,
@@ -252,7 +333,7 @@ impl ClientContext for Quiet {
 impl ConsumerContext for Quiet {}
 
 /// The brokers answer and every topic exists (for `vecpipe validate`).
-pub fn check_kafka(cfg: &KafkaSourceConfig) -> Result<(), SourceError> {
+fn check_kafka(cfg: &KafkaSourceConfig) -> Result<(), SourceError> {
     let consumer: BaseConsumer<Quiet> = client_config(cfg)
         .create_with_context(Quiet)
         .map_err(|e| kafka_error(cfg, e))?;

@@ -1,11 +1,13 @@
 //! Sources: read records, turn them into batches of `id`, `text` and
-//! metadata columns, and send bad records to the dead letter.
+//! metadata columns, and send bad records to the dead letter. Each source
+//! module owns its config struct and implements [`SourceComponent`];
+//! `crate::registry` lists them.
 
 pub mod backfill;
-mod files;
-mod jsonl;
-mod kafka;
-mod parquet;
+pub(crate) mod files;
+pub(crate) mod jsonl;
+pub(crate) mod kafka;
+pub(crate) mod parquet;
 pub mod records;
 
 use std::path::PathBuf;
@@ -15,13 +17,11 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use tokio::sync::mpsc;
 
 use crate::batch::{AckOutcome, Envelope, columns};
-use crate::config::SourceConfig;
+use crate::config::{Invalid, Surroundings};
 use crate::dead_letter::{DeadLetterError, DeadLetters};
 
 pub use files::resolve_files;
-pub use jsonl::JsonlSource;
-pub use kafka::{KafkaSource, check_kafka};
-pub use parquet::ParquetSource;
+use records::RecordFields;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -116,21 +116,49 @@ impl SourceContext {
     }
 }
 
-/// Opens the configured source; schemas are checked here, before any record is read.
-pub fn open_source(
-    cfg: &SourceConfig,
+/// A source's config: its `type:` name, its rules, and how it is opened
+/// and checked. One per source module; `crate::registry` lists them.
+pub(crate) trait SourceComponent {
+    /// The `type:` that selects this source.
+    fn kind() -> &'static str
+    where
+        Self: Sized;
+    /// The id field, the text field and the metadata fields of its records.
+    fn fields(&self) -> RecordFields;
+    /// Rules serde cannot express; paths are relative to `source`.
+    fn validate(&self, _around: &Surroundings) -> Result<(), Invalid> {
+        Ok(())
+    }
+    /// False for sources that never end by themselves (Kafka).
+    fn is_bounded(&self) -> bool {
+        true
+    }
+    /// True when it reads by units a backfill can shard, record and resume
+    /// (Parquet row groups).
+    fn supports_backfill(&self) -> bool {
+        false
+    }
+    /// Opens it; schemas are checked here, before any record is read.
+    fn open(&self, ctx: SourceContext) -> Result<Box<dyn RecordSource>, SourceError>;
+    /// The key naming where records come from (`path`, `brokers`), blamed
+    /// when they cannot be read.
+    fn origin_key(&self) -> &'static str;
+    /// `validate`'s look: the schema of the batches it would produce, or
+    /// what stops it. Changes nothing.
+    fn check(&self, dead_letters: &DeadLetters) -> Result<SchemaRef, SourceError>;
+}
+
+/// Opens a source for a run or a fit, refusing a backfill plan it cannot follow.
+pub(crate) fn open_source(
+    cfg: &dyn SourceComponent,
     ctx: SourceContext,
 ) -> Result<Box<dyn RecordSource>, SourceError> {
-    Ok(match cfg {
-        SourceConfig::Jsonl(_) | SourceConfig::Kafka(_) if !ctx.backfill.is_default() => {
-            return Err(SourceError::Usage(
-                "--shard, --state and --resume work on parquet sources (by row group)".into(),
-            ));
-        }
-        SourceConfig::Jsonl(c) => Box::new(JsonlSource::open(c, ctx)?),
-        SourceConfig::Parquet(c) => Box::new(ParquetSource::open(c, ctx)?),
-        SourceConfig::Kafka(c) => Box::new(KafkaSource::open(c, ctx)?),
-    })
+    if !cfg.supports_backfill() && !ctx.backfill.is_default() {
+        return Err(SourceError::Usage(
+            "--shard, --state and --resume work on parquet sources (by row group)".into(),
+        ));
+    }
+    cfg.open(ctx)
 }
 
 /// The id of a record without an id field: a stable hash of its text.

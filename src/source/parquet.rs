@@ -13,16 +13,51 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
 };
+use serde::Deserialize;
 
 use super::backfill::{
     Backfill, FinishedRowGroup, RowGroupProgress, RowGroupTracker, finished_row_groups,
 };
+use super::files::FileSourceConfig;
+use super::records::RecordFields;
 use super::{
-    AckHandler, RecordSource, SourceContext, SourceError, output_schema, resolve_files, text_id,
-    text_problem,
+    AckHandler, RecordSource, SourceComponent, SourceContext, SourceError, output_schema,
+    resolve_files, text_id, text_problem,
 };
 use crate::batch::{Ack, Envelope, Position};
-use crate::config::FileSourceConfig;
+use crate::dead_letter::DeadLetters;
+
+/// `{ type: parquet, path, id_field, text_field, metadata, ... }`: read one
+/// row group at a time; backfills shard, record and resume by row group.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(transparent)]
+pub(crate) struct ParquetSourceConfig(pub FileSourceConfig);
+
+impl SourceComponent for ParquetSourceConfig {
+    fn kind() -> &'static str {
+        "parquet"
+    }
+
+    fn fields(&self) -> RecordFields {
+        self.0.fields()
+    }
+
+    fn supports_backfill(&self) -> bool {
+        true
+    }
+
+    fn open(&self, ctx: SourceContext) -> Result<Box<dyn RecordSource>, SourceError> {
+        Ok(Box::new(ParquetSource::open(&self.0, ctx)?))
+    }
+
+    fn origin_key(&self) -> &'static str {
+        "path"
+    }
+
+    fn check(&self, dead_letters: &DeadLetters) -> Result<SchemaRef, SourceError> {
+        self.0.check(ParquetSource::open, dead_letters)
+    }
+}
 
 pub struct ParquetSource {
     files: Vec<ParquetFile>,

@@ -19,26 +19,15 @@ pub struct RecordFields {
     pub max_text_bytes: usize,
 }
 
-impl From<&crate::config::FileSourceConfig> for RecordFields {
-    fn from(cfg: &crate::config::FileSourceConfig) -> Self {
-        RecordFields::new(
-            &cfg.id_field,
-            &cfg.text_field,
-            &cfg.metadata,
-            cfg.max_text_bytes,
-        )
-    }
+/// The defaults of the record keys every source shares.
+pub(crate) fn default_text_field() -> String {
+    "text".to_string()
 }
-
-impl From<&crate::config::KafkaSourceConfig> for RecordFields {
-    fn from(cfg: &crate::config::KafkaSourceConfig) -> Self {
-        RecordFields::new(
-            &cfg.id_field,
-            &cfg.text_field,
-            &cfg.metadata,
-            cfg.max_text_bytes,
-        )
-    }
+pub(crate) fn default_batch_rows() -> crate::config::PositiveInt {
+    crate::config::PositiveInt(1024)
+}
+pub(crate) fn default_max_text_bytes() -> crate::config::PositiveInt {
+    crate::config::PositiveInt(1 << 20)
 }
 
 impl RecordFields {

@@ -11,23 +11,79 @@ use text_splitter::{ChunkConfig, ChunkSizer, TextSplitter};
 
 use std::path::{Path, PathBuf};
 
-use super::{Stage, StageContext, StageError, arrow_error, text_column};
+use serde::Deserialize;
+
+use super::{Stage, StageComponent, StageContext, StageError, arrow_error, text_column};
 use crate::batch::{Position, columns};
-use crate::config::ChunkStageConfig;
+use crate::config::{Invalid, PositiveInt, Surroundings};
 use crate::dead_letter::DeadLetters;
+
+/// `{ type: chunk, max_chars | max_tokens + tokenizer, overlap }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ChunkStageConfig {
+    #[serde(default)]
+    pub max_chars: Option<PositiveInt>,
+    #[serde(default)]
+    pub max_tokens: Option<PositiveInt>,
+    /// With `max_tokens`: a `tokenizer.json`, or a model (as in `dense`) whose
+    /// tokenizer to use; default: the model of a later `dense` stage.
+    #[serde(default)]
+    pub tokenizer: Option<String>,
+    #[serde(default)]
+    pub overlap: usize,
+}
+
+impl StageComponent for ChunkStageConfig {
+    fn kind() -> &'static str {
+        "chunk"
+    }
+
+    fn validate(&self, around: &Surroundings) -> Result<(), Invalid> {
+        let size = match (self.max_chars, self.max_tokens) {
+            (Some(_), Some(_)) => {
+                return Err(Invalid::at(
+                    "",
+                    "set either `max_chars` or `max_tokens`, not both",
+                ));
+            }
+            (None, None) => return Err(Invalid::at("", "set `max_chars` or `max_tokens`")),
+            (Some(n), None) => n.get(),
+            (None, Some(_)) if self.tokenizer.is_none() && around.later_model.is_none() => {
+                return Err(Invalid::at(
+                    "",
+                    "`max_tokens` needs `tokenizer:` (a tokenizer.json or a model) or a later dense stage",
+                ));
+            }
+            (None, Some(n)) => n.get(),
+        };
+        if self.overlap >= size {
+            return Err(Invalid::at(
+                "overlap",
+                format!("must be smaller than the chunk size ({size})"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn reshapes_rows(&self) -> bool {
+        true
+    }
+
+    fn build(&self, ctx: &StageContext) -> Result<Box<dyn Stage>, StageError> {
+        chunk_stage(self, ctx)
+    }
+}
 
 pub struct ChunkStage<S: ChunkSizer> {
     splitter: TextSplitter<S>,
     dead_letters: DeadLetters,
 }
 
-pub(super) fn build(
-    cfg: &ChunkStageConfig,
-    ctx: &StageContext,
-) -> Result<Box<dyn Stage>, StageError> {
+fn chunk_stage(cfg: &ChunkStageConfig, ctx: &StageContext) -> Result<Box<dyn Stage>, StageError> {
     let bad = |e: text_splitter::ChunkConfigError| StageError::ChunkConfig(e.to_string());
     let dead_letters = ctx.dead_letters.clone();
-    let tokenizer_source = cfg.tokenizer.as_ref().or(ctx.dense_model.as_ref());
+    let tokenizer_source = cfg.tokenizer.as_ref().or(ctx.tokenizer_model.as_ref());
     match (cfg.max_chars, cfg.max_tokens, tokenizer_source) {
         (_, Some(max_tokens), Some(source)) => {
             // A tokenizer.json file, or a model whose tokenizer to use.

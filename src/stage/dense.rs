@@ -4,13 +4,104 @@
 
 use std::sync::Arc;
 
-use arrow::record_batch::RecordBatch;
+use std::path::PathBuf;
 
-use super::{Stage, StageError, append_column, arrow_error, texts};
+use arrow::record_batch::RecordBatch;
+use serde::Deserialize;
+
+use super::{Stage, StageComponent, StageContext, StageError, append_column, arrow_error, texts};
 use crate::batch::{Position, dense};
-use crate::config::{DenseProvider, DenseStageConfig};
+use crate::config::{Invalid, PositiveInt, Surroundings};
+use crate::model::Pooling;
 use crate::model::http::{HttpClient, HttpOptions, openai_embeddings};
 use crate::model::{EmbedderOptions, ModelError, TextEmbedder, resolve_model};
+
+/// `{ type: dense, model: all-MiniLM-L6-v2, batch_size: 64, ... }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DenseStageConfig {
+    /// A short name, a Hugging Face repo id, or a directory with `model.onnx` + `tokenizer.json`.
+    #[serde(default = "default_dense_model")]
+    pub model: String,
+    /// Texts per inference call.
+    #[serde(default = "default_dense_batch")]
+    pub batch_size: PositiveInt,
+    /// Tokens kept per text; longer texts are truncated.
+    #[serde(default = "crate::model::default_max_length")]
+    pub max_length: PositiveInt,
+    /// ONNX Runtime intra-op threads; default: the machine's cores.
+    #[serde(default)]
+    pub threads: Option<PositiveInt>,
+    /// `mean` or `cls`; default: the model's sentence-transformers config, else `mean`.
+    #[serde(default)]
+    pub pooling: Option<Pooling>,
+    #[serde(default = "crate::config::yes")]
+    pub normalize: bool,
+    #[serde(default = "default_dense_field")]
+    pub field: String,
+    /// libonnxruntime.so, when neither ORT_DYLIB_PATH nor the setup location has it.
+    #[serde(default)]
+    pub onnxruntime: Option<PathBuf>,
+    /// `local` (ONNX Runtime) or `openai` (an OpenAI-compatible `/embeddings` service).
+    #[serde(default)]
+    pub provider: DenseProvider,
+    /// Remote provider: the service's base URL (e.g. `https://api.openai.com/v1`).
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Remote provider: the API key; keep it in the environment (`${OPENAI_API_KEY}`).
+    #[serde(default)]
+    pub api_key: Option<String>,
+    #[serde(default = "crate::model::http::default_timeout_secs")]
+    pub timeout_secs: PositiveInt,
+    /// Remote provider: retries on 429, 5xx and transport errors.
+    #[serde(default = "crate::model::http::default_retries")]
+    pub max_retries: usize,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum DenseProvider {
+    #[default]
+    Local,
+    Openai,
+}
+
+pub(crate) const DEFAULT_DENSE_MODEL: &str = "all-MiniLM-L6-v2";
+
+fn default_dense_model() -> String {
+    DEFAULT_DENSE_MODEL.to_string()
+}
+fn default_dense_batch() -> PositiveInt {
+    PositiveInt(64)
+}
+fn default_dense_field() -> String {
+    "dense".to_string()
+}
+
+impl StageComponent for DenseStageConfig {
+    fn kind() -> &'static str {
+        "dense"
+    }
+
+    fn validate(&self, _around: &Surroundings) -> Result<(), Invalid> {
+        if self.provider == DenseProvider::Openai && self.base_url.is_none() {
+            return Err(Invalid::at("", "`provider: openai` needs `base_url`"));
+        }
+        Ok(())
+    }
+
+    fn output_field(&self) -> Option<&str> {
+        Some(&self.field)
+    }
+
+    fn tokenizer_model(&self) -> Option<&str> {
+        (self.provider == DenseProvider::Local).then_some(self.model.as_str())
+    }
+
+    fn build(&self, _ctx: &StageContext) -> Result<Box<dyn Stage>, StageError> {
+        Ok(Box::new(DenseStage::new(self)?))
+    }
+}
 
 /// Text → vectors, wherever the model runs.
 pub enum DenseEncoder {

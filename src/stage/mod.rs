@@ -1,20 +1,20 @@
-//! Stages transform batches in order: `chunk`, `bm25`.
+//! Stages transform batches in order. Each stage module owns its config
+//! struct and implements [`StageComponent`]; `crate::registry` lists them.
 
 pub mod bm25;
-mod chunk;
-mod dense;
-mod rerank;
-mod splade;
+pub(crate) mod chunk;
+pub(crate) mod dense;
+pub(crate) mod rerank;
+pub(crate) mod splade;
 
 use arrow::record_batch::RecordBatch;
 
 use crate::batch::Position;
-use crate::config::StageConfig;
+use crate::config::{Invalid, Surroundings};
 use crate::dead_letter::{DeadLetterError, DeadLetters};
 
-pub use dense::{DenseEncoder, DenseStage};
-pub use rerank::{RerankStage, Reranker};
-pub use splade::SpladeStage;
+pub use dense::DenseEncoder;
+pub use rerank::Reranker;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StageError {
@@ -59,32 +59,42 @@ pub trait Stage: Send {
 #[derive(Clone, Default)]
 pub struct StageContext {
     pub dead_letters: DeadLetters,
-    /// The model of the pipeline's `dense` stage, whose tokenizer `chunk`
-    /// uses for `max_tokens` when it names none.
-    pub dense_model: Option<String>,
+    /// The model of the pipeline's first stage that names one with a
+    /// tokenizer (`dense`), which `chunk` uses for `max_tokens` when it
+    /// names none.
+    pub tokenizer_model: Option<String>,
 }
 
-impl StageContext {
-    pub fn for_stages(stages: &[StageConfig], dead_letters: &DeadLetters) -> Self {
-        StageContext {
-            dead_letters: dead_letters.clone(),
-            dense_model: stages.iter().find_map(|s| match s {
-                StageConfig::Dense(d) => Some(d.model.clone()),
-                _ => None,
-            }),
-        }
+/// A stage's config: its `type:` name, its rules, what it adds and how it
+/// is built. One per stage module; `crate::registry` lists them.
+///
+/// `validate`'s environment check for a stage is [`build`](Self::build)
+/// (models, tokenizers and params files load; services answer) followed by
+/// a run on an empty batch.
+pub(crate) trait StageComponent {
+    /// The `type:` that selects this stage.
+    fn kind() -> &'static str
+    where
+        Self: Sized;
+    /// Rules serde cannot express; paths are relative to the stage.
+    fn validate(&self, _around: &Surroundings) -> Result<(), Invalid> {
+        Ok(())
     }
-}
-
-/// Builds a stage from its config, loading whatever files it needs.
-pub fn build_stage(cfg: &StageConfig, ctx: &StageContext) -> Result<Box<dyn Stage>, StageError> {
-    Ok(match cfg {
-        StageConfig::Chunk(c) => chunk::build(c, ctx)?,
-        StageConfig::Dense(c) => Box::new(DenseStage::new(c)?),
-        StageConfig::Bm25(c) => Box::new(bm25::Bm25Stage::new(c)?),
-        StageConfig::Splade(c) => Box::new(SpladeStage::new(c)?),
-        StageConfig::Rerank(c) => Box::new(RerankStage::new(c)?),
-    })
+    /// The column the stage adds, if it adds one.
+    fn output_field(&self) -> Option<&str> {
+        None
+    }
+    /// A model whose tokenizer an earlier stage may borrow.
+    fn tokenizer_model(&self) -> Option<&str> {
+        None
+    }
+    /// True when it changes the rows or their text (what `bm25 fit` replays
+    /// before counting terms); false when it only adds columns.
+    fn reshapes_rows(&self) -> bool {
+        false
+    }
+    /// Loads whatever the stage needs.
+    fn build(&self, ctx: &StageContext) -> Result<Box<dyn Stage>, StageError>;
 }
 
 /// Maps Arrow errors of the batch at `position` to stage errors.

@@ -9,13 +9,135 @@ use arrow::array::{
 };
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::{DataType, Field};
-use arrow::record_batch::RecordBatch;
+use std::path::PathBuf;
 
-use super::{Stage, StageError, append_column, arrow_error, text_column};
+use arrow::record_batch::RecordBatch;
+use serde::Deserialize;
+
+use super::{
+    Stage, StageComponent, StageContext, StageError, append_column, arrow_error, text_column,
+};
 use crate::batch::Position;
-use crate::config::{RerankProvider, RerankStageConfig};
+use crate::config::{Invalid, PositiveInt, Surroundings};
 use crate::model::http::{HttpClient, HttpOptions, rerank_scores};
 use crate::model::{CrossEncoder, ModelError, SessionOptions, resolve_model};
+
+/// `{ type: rerank, model: DIR, query: "text" | query_field: q, min_score: S }`:
+/// scores each row against a query with a cross-encoder.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RerankStageConfig {
+    /// A sequence-classification model: a directory with `model.onnx` and `tokenizer.json`,
+    /// or a Hugging Face repo id such as `cross-encoder/ms-marco-MiniLM-L-6-v2`.
+    pub model: String,
+    /// A fixed query every row is scored against…
+    #[serde(default)]
+    pub query: Option<String>,
+    /// …or the metadata column holding each row's query.
+    #[serde(default)]
+    pub query_field: Option<String>,
+    /// The metadata column holding each record's candidates (a JSON list of
+    /// texts): they are reranked against the record's query instead of its text.
+    #[serde(default)]
+    pub candidates_field: Option<String>,
+    /// With `candidates_field`: keep the k best candidates.
+    #[serde(default)]
+    pub top_k: Option<PositiveInt>,
+    /// Rows (or candidates) scoring below this are dropped (e.g. to keep only relevant chunks).
+    #[serde(default)]
+    pub min_score: Option<f32>,
+    /// Squash logits into 0..1.
+    #[serde(default)]
+    pub sigmoid: bool,
+    #[serde(default = "default_score_field")]
+    pub field: String,
+    #[serde(default = "default_rerank_batch")]
+    pub batch_size: PositiveInt,
+    #[serde(default = "default_rerank_max_length")]
+    pub max_length: PositiveInt,
+    #[serde(default)]
+    pub threads: Option<PositiveInt>,
+    #[serde(default)]
+    pub onnxruntime: Option<PathBuf>,
+    /// `local` (ONNX Runtime) or `http` (a rerank service).
+    #[serde(default)]
+    pub provider: RerankProvider,
+    /// Remote provider: the service's base URL (e.g. `https://api.openai.com/v1`).
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Remote provider: the API key; keep it in the environment (`${OPENAI_API_KEY}`).
+    #[serde(default)]
+    pub api_key: Option<String>,
+    #[serde(default = "crate::model::http::default_timeout_secs")]
+    pub timeout_secs: PositiveInt,
+    /// Remote provider: retries on 429, 5xx and transport errors.
+    #[serde(default = "crate::model::http::default_retries")]
+    pub max_retries: usize,
+}
+
+fn default_score_field() -> String {
+    "score".to_string()
+}
+fn default_rerank_max_length() -> PositiveInt {
+    PositiveInt(512)
+}
+
+fn default_rerank_batch() -> PositiveInt {
+    PositiveInt(32)
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RerankProvider {
+    #[default]
+    Local,
+    /// The common rerank API (TEI `/rerank`, Cohere/Jina-style `{query, documents, top_n}`).
+    Http,
+}
+
+impl StageComponent for RerankStageConfig {
+    fn kind() -> &'static str {
+        "rerank"
+    }
+
+    fn validate(&self, around: &Surroundings) -> Result<(), Invalid> {
+        if self.provider == RerankProvider::Http && self.base_url.is_none() {
+            return Err(Invalid::at("", "`provider: http` needs `base_url`"));
+        }
+        if self
+            .candidates_field
+            .as_ref()
+            .is_some_and(|f| !around.metadata.contains(f))
+        {
+            return Err(Invalid::at(
+                "candidates_field",
+                "must be one of source.metadata",
+            ));
+        }
+        match (&self.query, &self.query_field) {
+            (Some(_), None) => Ok(()),
+            (None, Some(q)) if around.metadata.contains(q) => Ok(()),
+            (None, Some(q)) => Err(Invalid::at(
+                "query_field",
+                format!("`{q}` must be one of source.metadata"),
+            )),
+            _ => Err(Invalid::at("", "set either `query` or `query_field`")),
+        }
+    }
+
+    fn output_field(&self) -> Option<&str> {
+        Some(&self.field)
+    }
+
+    fn reshapes_rows(&self) -> bool {
+        // `min_score` drops rows.
+        self.min_score.is_some()
+    }
+
+    fn build(&self, _ctx: &StageContext) -> Result<Box<dyn Stage>, StageError> {
+        Ok(Box::new(RerankStage::new(self)?))
+    }
+}
 
 /// (query, passage) → score, wherever the model runs.
 pub enum Reranker {

@@ -1,12 +1,59 @@
 //! `splade`: learned sparse vectors from a SPLADE model on ONNX Runtime,
 //! written to a sparse column (like `bm25`'s).
 
-use arrow::record_batch::RecordBatch;
+use std::path::PathBuf;
 
-use super::{Stage, StageError, append_sparse, texts};
+use arrow::record_batch::RecordBatch;
+use serde::Deserialize;
+
+use super::{Stage, StageComponent, StageContext, StageError, append_sparse, texts};
 use crate::batch::Position;
-use crate::config::SpladeStageConfig;
+use crate::config::PositiveInt;
 use crate::model::{ModelError, SessionOptions, SpladeEncoder, resolve_model};
+
+/// `{ type: splade, model: splade-tiny, top_k: 200, field: sparse }`: learned sparse vectors.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SpladeStageConfig {
+    /// A directory with a SPLADE `model.onnx` (see scripts/convert_bert_onnx.py --head splade)
+    /// and `tokenizer.json`, or a name under the models directory.
+    #[serde(default = "default_splade_model")]
+    pub model: String,
+    #[serde(default = "default_splade_batch")]
+    pub batch_size: PositiveInt,
+    #[serde(default = "crate::model::default_max_length")]
+    pub max_length: PositiveInt,
+    #[serde(default)]
+    pub threads: Option<PositiveInt>,
+    /// Keep only the k heaviest terms of each text.
+    #[serde(default)]
+    pub top_k: Option<PositiveInt>,
+    #[serde(default = "crate::batch::sparse::default_field")]
+    pub field: String,
+    #[serde(default)]
+    pub onnxruntime: Option<PathBuf>,
+}
+
+fn default_splade_model() -> String {
+    "splade-tiny".to_string()
+}
+fn default_splade_batch() -> PositiveInt {
+    PositiveInt(32)
+}
+
+impl StageComponent for SpladeStageConfig {
+    fn kind() -> &'static str {
+        "splade"
+    }
+
+    fn output_field(&self) -> Option<&str> {
+        Some(&self.field)
+    }
+
+    fn build(&self, _ctx: &StageContext) -> Result<Box<dyn Stage>, StageError> {
+        Ok(Box::new(SpladeStage::new(self)?))
+    }
+}
 
 pub struct SpladeStage {
     encoder: SpladeEncoder,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::common::*;
 use vecpipe::bm25::{Analyzer, Bm25Encoder, Bm25Params};
-use vecpipe::config::{AnalyzerConfig, StopWords, TokenizerKind};
+use vecpipe::bm25::{AnalyzerConfig, StopWords, TokenizerKind};
 
 type Sparse = Vec<Vec<(u32, f32)>>;
 

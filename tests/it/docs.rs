@@ -4,21 +4,17 @@ use std::collections::BTreeSet;
 
 use crate::common::repo_root;
 
-/// Field names of the config structs (`kind` is spelled `type` in YAML).
+/// Every key a pipeline file can have, from the component registry and the
+/// other settings (`type` included: every component has it).
 fn schema_keys() -> BTreeSet<String> {
-    let types = std::fs::read_to_string(repo_root().join("src/config/types.rs")).unwrap();
-    types
-        .lines()
-        .filter_map(|line| line.trim().strip_prefix("pub "))
-        .filter_map(|rest| rest.split_once(':').map(|(name, _)| name.trim()))
-        .filter(|name| name.chars().all(|c| c.is_ascii_lowercase() || c == '_') && !name.is_empty())
-        .map(|name| {
-            if name == "kind" {
-                "type".to_string()
-            } else {
-                name.to_string()
-            }
-        })
+    let components = vecpipe::catalog().into_iter().flat_map(|c| c.keys);
+    let settings = vecpipe::setting_keys()
+        .into_iter()
+        .flat_map(|(_, keys)| keys.iter().copied());
+    components
+        .chain(settings)
+        .chain(["type"])
+        .map(str::to_string)
         .collect()
 }
 
@@ -79,13 +75,15 @@ fn every_schema_key_is_documented_in_the_reference() {
 #[test]
 fn every_documented_key_exists_in_the_schema() {
     let schema = schema_keys();
-    let component_types = [
-        "chunk", "dense", "bm25", "splade", "rerank", "arrow", "milvus", "jsonl", "parquet",
-        "kafka", "file",
-    ];
+    // Component types, and the dead letter's `type: file | kafka`.
+    let types: BTreeSet<&str> = vecpipe::catalog()
+        .into_iter()
+        .map(|c| c.kind)
+        .chain(["file", "kafka"])
+        .collect();
     for key in documented_keys(&reference()) {
         assert!(
-            schema.contains(&key) || component_types.contains(&key.as_str()),
+            schema.contains(&key) || types.contains(key.as_str()),
             "the README documents `{key}`, which the schema does not have"
         );
     }

@@ -2,6 +2,7 @@
 //! Milvus collection created from the pipeline's schema; stale chunks of
 //! re-ingested documents are deleted; embedded Milvus Lite when `uri` is a path.
 
+mod config;
 mod lite;
 mod rows;
 mod schema;
@@ -25,8 +26,8 @@ pub use schema::CollectionPlan;
 
 use super::{Durable, Sink, SinkError};
 use crate::batch::{Envelope, columns};
-use crate::config::{CreateMode, MilvusSinkConfig};
 use crate::dead_letter::DeadLetters;
+pub(crate) use config::{Bm25Mode, CreateMode, IndexConfig, IndexSpec, MilvusSinkConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MilvusError {

@@ -8,8 +8,8 @@ use milvus::v2::prelude::{
 };
 
 use super::MilvusError;
+use super::{Bm25Mode, MilvusSinkConfig};
 use crate::batch::columns;
-use crate::config::{Bm25Mode, MilvusSinkConfig};
 
 /// Longest chunk id / document id Milvus will accept from us.
 pub const ID_MAX_LENGTH: u32 = 512;

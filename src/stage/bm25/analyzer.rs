@@ -2,15 +2,146 @@
 //! order of Milvus' `english` analyzer.
 
 use std::collections::HashSet;
+use std::fmt;
 
 use rust_stemmers::{Algorithm, Stemmer};
 use unicode_segmentation::UnicodeSegmentation;
 
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+
 use super::Bm25Error;
-use crate::config::{AnalyzerConfig, StopWords, TokenizerKind};
+use crate::config::Invalid;
 
 /// Milvus' `_english_` stop-word list (Lucene's), one word per line.
 const ENGLISH_STOP_WORDS: &str = include_str!("../../../config/stopwords/english.txt");
+
+/// Text analysis for BM25, in the shape of Milvus analyzers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnalyzerConfig {
+    #[serde(default)]
+    pub tokenizer: TokenizerKind,
+    #[serde(default = "crate::config::yes")]
+    pub lowercase: bool,
+    #[serde(default)]
+    pub stop_words: StopWords,
+    /// A Snowball language (`english`, `french`, ...) or `none`.
+    #[serde(default = "default_stemmer")]
+    pub stemmer: String,
+}
+
+impl AnalyzerConfig {
+    /// Rules serde cannot express: the stemmer must be a Snowball language.
+    pub(crate) fn validate(&self) -> Result<(), Invalid> {
+        if self.stemmer == "none" || STEMMER_LANGUAGES.contains(&self.stemmer.as_str()) {
+            return Ok(());
+        }
+        Err(Invalid::at(
+            "stemmer",
+            format!(
+                "unknown stemmer `{}`, expected `none` or one of: {}",
+                self.stemmer,
+                STEMMER_LANGUAGES.join(", ")
+            ),
+        ))
+    }
+}
+
+impl Default for AnalyzerConfig {
+    fn default() -> Self {
+        AnalyzerConfig {
+            tokenizer: TokenizerKind::default(),
+            lowercase: true,
+            stop_words: StopWords::default(),
+            stemmer: default_stemmer(),
+        }
+    }
+}
+
+fn default_stemmer() -> String {
+    "english".to_string()
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenizerKind {
+    /// Unicode word boundaries (UAX #29), like Milvus' `standard` tokenizer.
+    #[default]
+    Standard,
+    /// Split on white space only.
+    Whitespace,
+}
+
+/// `stop_words: english | none | [list]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum StopWords {
+    #[default]
+    English,
+    None,
+    List(Vec<String>),
+}
+
+impl Serialize for StopWords {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            StopWords::English => s.serialize_str("english"),
+            StopWords::None => s.serialize_str("none"),
+            StopWords::List(words) => words.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for StopWords {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct StopWordsVisitor;
+        impl<'de> Visitor<'de> for StopWordsVisitor {
+            type Value = StopWords;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("`english`, `none` or a list of words")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<StopWords, E> {
+                match v {
+                    "english" => Ok(StopWords::English),
+                    "none" => Ok(StopWords::None),
+                    other => Err(E::custom(format!(
+                        "expected `english`, `none` or a list of words, found `{other}`"
+                    ))),
+                }
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<StopWords, A::Error> {
+                let mut words = Vec::new();
+                while let Some(word) = seq.next_element::<String>()? {
+                    words.push(word);
+                }
+                Ok(StopWords::List(words))
+            }
+        }
+        d.deserialize_any(StopWordsVisitor)
+    }
+}
+
+/// Snowball languages that `stemmer:` accepts.
+pub const STEMMER_LANGUAGES: &[&str] = &[
+    "arabic",
+    "danish",
+    "dutch",
+    "english",
+    "finnish",
+    "french",
+    "german",
+    "greek",
+    "hungarian",
+    "italian",
+    "norwegian",
+    "portuguese",
+    "romanian",
+    "russian",
+    "spanish",
+    "swedish",
+    "tamil",
+    "turkish",
+];
 
 pub struct Analyzer {
     tokenizer: TokenizerKind,
@@ -115,7 +246,7 @@ mod tests {
 
     #[test]
     fn every_listed_stemmer_language_exists() {
-        for language in crate::config::STEMMER_LANGUAGES {
+        for language in STEMMER_LANGUAGES {
             assert!(stemmer(language).unwrap().is_some(), "{language}");
         }
         assert!(matches!(stemmer("klingon"), Err(Bm25Error::Stemmer(_))));

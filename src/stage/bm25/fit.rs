@@ -3,8 +3,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::AnalyzerConfig;
 use super::{Analyzer, Bm25Error, Bm25Params};
-use crate::config::AnalyzerConfig;
 
 pub const DEFAULT_K1: f64 = 1.5;
 pub const DEFAULT_B: f64 = 0.75;
@@ -88,8 +88,8 @@ impl Bm25Fitter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{StopWords, TokenizerKind};
     use crate::stage::bm25::Bm25Encoder;
+    use crate::stage::bm25::{StopWords, TokenizerKind};
 
     fn plain() -> AnalyzerConfig {
         AnalyzerConfig {

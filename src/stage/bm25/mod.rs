@@ -9,13 +9,15 @@ use std::path::PathBuf;
 
 use arrow::record_batch::RecordBatch;
 
-pub use analyzer::Analyzer;
+pub use analyzer::{Analyzer, AnalyzerConfig, STEMMER_LANGUAGES, StopWords, TokenizerKind};
 pub use fit::{Bm25Fitter, DEFAULT_B, DEFAULT_EPSILON, DEFAULT_K1};
 pub use params::{Bm25Encoder, Bm25Params};
 
-use super::{Stage, StageError, append_sparse, texts};
+use serde::Deserialize;
+
+use super::{Stage, StageComponent, StageContext, StageError, append_sparse, texts};
 use crate::batch::Position;
-use crate::config::{AnalyzerConfig, Bm25StageConfig};
+use crate::config::{Invalid, Surroundings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Bm25Error {
@@ -52,13 +54,47 @@ pub enum Bm25Error {
     },
 }
 
-pub struct Bm25Stage {
+/// `{ type: bm25, params: FILE, analyzer: {...}, field: sparse }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Bm25StageConfig {
+    /// A params file from `vecpipe bm25 fit` or pymilvus.model's `save`.
+    pub params: PathBuf,
+    /// Must match the analyzer stored in the params file, when it has one.
+    #[serde(default)]
+    pub analyzer: Option<AnalyzerConfig>,
+    #[serde(default = "crate::batch::sparse::default_field")]
+    pub field: String,
+}
+
+impl StageComponent for Bm25StageConfig {
+    fn kind() -> &'static str {
+        "bm25"
+    }
+
+    fn validate(&self, _around: &Surroundings) -> Result<(), Invalid> {
+        match &self.analyzer {
+            Some(analyzer) => analyzer.validate().map_err(|e| e.within("analyzer")),
+            None => Ok(()),
+        }
+    }
+
+    fn output_field(&self) -> Option<&str> {
+        Some(&self.field)
+    }
+
+    fn build(&self, _ctx: &StageContext) -> Result<Box<dyn Stage>, StageError> {
+        Ok(Box::new(Bm25Stage::new(self)?))
+    }
+}
+
+pub(crate) struct Bm25Stage {
     encoder: Bm25Encoder,
     field: String,
 }
 
 impl Bm25Stage {
-    pub fn new(cfg: &Bm25StageConfig) -> Result<Self, Bm25Error> {
+    pub(crate) fn new(cfg: &Bm25StageConfig) -> Result<Self, Bm25Error> {
         let params = Bm25Params::load(&cfg.params)?;
         let analyzer =
             resolve_analyzer(&cfg.params, params.analyzer.as_ref(), cfg.analyzer.as_ref())?;

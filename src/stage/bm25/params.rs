@@ -7,8 +7,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::AnalyzerConfig;
 use super::{Analyzer, Bm25Error};
-use crate::config::AnalyzerConfig;
 
 /// pymilvus.model `BM25EmbeddingFunction.save()` format, version `v1`.
 /// `analyzer` is ours; pymilvus ignores it when loading.

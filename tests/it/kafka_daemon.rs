@@ -3,7 +3,7 @@
 //! against Tansu and against noida-db, two independent implementations.
 
 use std::collections::BTreeSet;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -108,29 +108,6 @@ fn daemon_pipeline(
             "name: daemon\nsource:\n  type: kafka\n  brokers: '{}'\n  topics: [{topic}]\n  group_id: vecpipe-test\n  id_field: id\n  batch_rows: 16\n  max_latency_ms: 100\n  options: {{ session.timeout.ms: '6000', heartbeat.interval.ms: '500' }}\n{STAGES}sinks:\n  - {{ type: milvus, uri: '{}', collection: docs }}\n{dead_letter}",
             broker.brokers, milvus.uri
         ),
-    );
-}
-
-fn start_daemon(ws: &Workspace, metrics_port: u16) -> Child {
-    ws.command(&[
-        "daemon",
-        "daemon.yaml",
-        "--metrics-addr",
-        &format!("127.0.0.1:{metrics_port}"),
-    ])
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap()
-}
-
-fn signal(child: &Child, name: &str) {
-    assert!(
-        std::process::Command::new("kill")
-            .args([name, &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
     );
 }
 

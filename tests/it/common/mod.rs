@@ -472,6 +472,31 @@ impl KafkaBroker {
     }
 }
 
+/// `vecpipe daemon daemon.yaml` in the workspace, its output piped.
+pub fn start_daemon(ws: &Workspace, metrics_port: u16) -> std::process::Child {
+    ws.command(&[
+        "daemon",
+        "daemon.yaml",
+        "--metrics-addr",
+        &format!("127.0.0.1:{metrics_port}"),
+    ])
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap()
+}
+
+/// Sends a signal (`-TERM`, `-KILL`, …) to a child process.
+pub fn signal(child: &std::process::Child, name: &str) {
+    assert!(
+        std::process::Command::new("kill")
+            .args([name, &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
 /// A plain HTTP GET on 127.0.0.1: (status, whole response).
 pub fn http_get(port: u16, path: &str) -> (u16, String) {
     use std::io::{Read, Write};

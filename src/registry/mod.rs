@@ -16,46 +16,36 @@ use serde_aux::serde_introspection::serde_introspect;
 use crate::config::{ConfigError, Document, Located, NodeError, read_node, sequence, tagged};
 use crate::dead_letter::{DeadLetterConfig, DeadLetters};
 use crate::sink::SinkComponent;
-use crate::sink::arrow_file::ArrowSinkConfig;
-use crate::sink::milvus::MilvusSinkConfig;
 use crate::source::SourceComponent;
 use crate::source::backfill::{Backfill, Shard};
-use crate::source::jsonl::JsonlSourceConfig;
-use crate::source::kafka::KafkaSourceConfig;
-use crate::source::parquet::ParquetSourceConfig;
-use crate::stage::bm25::Bm25StageConfig;
-use crate::stage::chunk::ChunkStageConfig;
-use crate::stage::dense::DenseStageConfig;
-use crate::stage::rerank::RerankStageConfig;
-use crate::stage::splade::SpladeStageConfig;
 use crate::stage::{StageComponent, StageContext};
 use macros::components;
 
 components! {
     /// `source:` — where records come from.
     pub(crate) enum SourceConfig: SourceComponent {
-        Jsonl(JsonlSourceConfig),
-        Parquet(ParquetSourceConfig),
-        Kafka(KafkaSourceConfig),
+        Jsonl(crate::source::jsonl::JsonlSourceConfig),
+        Parquet(crate::source::parquet::ParquetSourceConfig),
+        Kafka(crate::source::kafka::KafkaSourceConfig),
     }
 }
 
 components! {
     /// What one entry of `stages:` does.
     pub(crate) enum StageConfig: StageComponent {
-        Chunk(ChunkStageConfig),
-        Dense(DenseStageConfig),
-        Bm25(Bm25StageConfig),
-        Splade(SpladeStageConfig),
-        Rerank(RerankStageConfig),
+        Chunk(crate::stage::chunk::ChunkStageConfig),
+        Dense(crate::stage::dense::DenseStageConfig),
+        Bm25(crate::stage::bm25::Bm25StageConfig),
+        Splade(crate::stage::splade::SpladeStageConfig),
+        Rerank(crate::stage::rerank::RerankStageConfig),
     }
 }
 
 components! {
     /// Where one entry of `sinks:` writes.
     pub(crate) enum SinkConfig: SinkComponent {
-        Arrow(ArrowSinkConfig),
-        Milvus(MilvusSinkConfig),
+        Arrow(crate::sink::arrow_file::ArrowSinkConfig),
+        Milvus(crate::sink::milvus::MilvusSinkConfig),
     }
 }
 

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use super::*;
 use crate::config::PositiveInt;
+use crate::source::jsonl::JsonlSourceConfig;
 use crate::stage::bm25::{StopWords, TokenizerKind};
 
 fn load(text: &str) -> Result<PipelineConfig, ConfigError> {

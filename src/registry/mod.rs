@@ -46,6 +46,7 @@ components! {
     pub(crate) enum SinkConfig: SinkComponent {
         Arrow(crate::sink::arrow_file::ArrowSinkConfig),
         Milvus(crate::sink::milvus::MilvusSinkConfig),
+        Jsonl(crate::sink::jsonl::JsonlSinkConfig),
     }
 }
 

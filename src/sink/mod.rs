@@ -3,6 +3,7 @@
 //! [`SinkComponent`]; `crate::registry` lists them.
 
 pub(crate) mod arrow_file;
+pub(crate) mod jsonl;
 pub mod milvus;
 
 use std::path::{Path, PathBuf};

@@ -12,6 +12,7 @@ mod delivery;
 mod dense;
 mod docs;
 mod http_providers;
+mod jsonl_sink;
 mod kafka_daemon;
 mod milvus_sink;
 mod parquet_and_sinks;

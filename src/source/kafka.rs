@@ -11,7 +11,7 @@ use arrow::datatypes::SchemaRef;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use serde::Deserialize;
 
@@ -302,6 +302,75 @@ impl KafkaSource {
             }
         }
     }
+
+    /// Adds one message to the batch: a row, a delete (a tombstone), or a
+    /// dead letter.
+    fn take(
+        &self,
+        message: &BorrowedMessage<'_>,
+        position: &str,
+        rows: &mut Rows,
+        deletes: &mut Vec<String>,
+    ) -> Result<(), SourceError> {
+        let headers = || crate::dead_letter::message_headers(message);
+        let Some(payload) = message.payload() else {
+            // A tombstone deletes the document whose id is the key.
+            match message.key().map(std::str::from_utf8) {
+                Some(Ok(id)) => deletes.push(id.to_string()),
+                _ => self.ctx.dead_letters.send_record(
+                    position,
+                    "tombstone without a UTF-8 key",
+                    message.key(),
+                    &[],
+                    &headers(),
+                )?,
+            }
+            return Ok(());
+        };
+        if let Err(reason) = self.decode(message.key(), payload, position, rows) {
+            self.ctx.dead_letters.send_record(
+                position,
+                &reason,
+                message.key(),
+                payload,
+                &headers(),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The batch so far, with its ack; its offsets are registered for commits.
+    fn seal(
+        &mut self,
+        records: usize,
+        ranges: BTreeMap<(Arc<str>, i32), (i64, i64)>,
+        rows: Rows,
+        deletes: Vec<String>,
+    ) -> Envelope {
+        let batch = self.next_batch;
+        self.next_batch += 1;
+        let ranges: Vec<OffsetRange> = ranges
+            .into_iter()
+            .map(|(tp, (first, last))| (tp, first, last))
+            .collect();
+        self.tracker
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .register(batch, &ranges);
+        let ack = Ack::new(
+            Position::Kafka {
+                batch,
+                ranges: Arc::new(ranges),
+            },
+            records,
+            self.ctx.acks.clone(),
+        );
+        Envelope {
+            batch: rows.finish(self.schema.clone()),
+            ack,
+            deletes,
+        }
+    }
 }
 
 /// The consumer settings: brokers, group, then any librdkafka setting of
@@ -406,54 +475,9 @@ impl RecordSource for KafkaSource {
                 .or_insert((offset, offset));
             range.1 = offset;
             let position = format!("{topic}/{partition}@{offset}");
-            let Some(payload) = message.payload() else {
-                // A tombstone deletes the document whose id is the key.
-                match message.key().map(std::str::from_utf8) {
-                    Some(Ok(id)) => deletes.push(id.to_string()),
-                    _ => self.ctx.dead_letters.send_record(
-                        &position,
-                        "tombstone without a UTF-8 key",
-                        message.key(),
-                        &[],
-                        &crate::dead_letter::message_headers(&message),
-                    )?,
-                }
-                continue;
-            };
-            if let Err(reason) = self.decode(message.key(), payload, &position, &mut rows) {
-                let headers = crate::dead_letter::message_headers(&message);
-                self.ctx.dead_letters.send_record(
-                    &position,
-                    &reason,
-                    message.key(),
-                    payload,
-                    &headers,
-                )?;
-            }
+            self.take(&message, &position, &mut rows, &mut deletes)?;
         }
-        let batch = self.next_batch;
-        self.next_batch += 1;
-        let ranges: Vec<OffsetRange> = ranges
-            .into_iter()
-            .map(|(tp, (first, last))| (tp, first, last))
-            .collect();
-        self.tracker
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .register(batch, &ranges);
-        let ack = Ack::new(
-            Position::Kafka {
-                batch,
-                ranges: Arc::new(ranges),
-            },
-            records,
-            self.ctx.acks.clone(),
-        );
-        Ok(Some(Envelope {
-            batch: rows.finish(self.schema.clone()),
-            ack,
-            deletes,
-        }))
+        Ok(Some(self.seal(records, ranges, rows, deletes)))
     }
 
     fn schema(&self) -> SchemaRef {

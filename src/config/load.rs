@@ -200,16 +200,8 @@ pub(crate) fn tagged<T: Tagged, S: DeserializeOwned>(
 }
 
 fn node_error(prefix: &str, e: marked_yaml::FromNodeError) -> NodeError {
-    let inner = e
-        .path()
-        .filter(|p| !p.is_empty() && *p != ".")
-        .map(str::to_string);
-    let path = match (prefix.is_empty(), inner) {
-        (_, None) => prefix.to_string(),
-        (true, Some(inner)) => inner,
-        (false, Some(inner)) if inner.starts_with('[') => format!("{prefix}{inner}"),
-        (false, Some(inner)) => format!("{prefix}.{inner}"),
-    };
+    let inner = e.path().filter(|p| *p != ".").unwrap_or_default();
+    let path = super::types::join_path(prefix, inner);
     let marker = e.start_mark();
     let message = match &*e {
         marked_yaml::Error::IntegerParseFailure(..) => format!("expected an integer ({})", *e),

@@ -26,12 +26,21 @@ impl Invalid {
 
     /// The same problem, seen from a parent at `prefix` (e.g. `stages[2]`).
     pub(crate) fn within(self, prefix: &str) -> Self {
-        let path = match self.path.as_str() {
-            "" => prefix.to_string(),
-            p if p.starts_with('[') => format!("{prefix}{p}"),
-            p => format!("{prefix}.{p}"),
-        };
-        Invalid { path, ..self }
+        Invalid {
+            path: join_path(prefix, &self.path),
+            ..self
+        }
+    }
+}
+
+/// A schema path below `prefix`: `stages[1]` + `overlap` → `stages[1].overlap`,
+/// `sinks[0]` + `[2]` → `sinks[0][2]`; either side may be empty.
+pub(crate) fn join_path(prefix: &str, inner: &str) -> String {
+    match (prefix, inner) {
+        ("", inner) => inner.to_string(),
+        (prefix, "") => prefix.to_string(),
+        (prefix, inner) if inner.starts_with('[') => format!("{prefix}{inner}"),
+        (prefix, inner) => format!("{prefix}.{inner}"),
     }
 }
 

@@ -15,7 +15,7 @@ use crate::error::Phased;
 use crate::model::{CrossEncoder, ModelError, SessionOptions, SpladeEncoder, resolve_model};
 use crate::registry::{PipelineConfig, SinkConfig, StageConfig};
 use crate::sink::milvus::{Bm25Mode, MilvusConnection, MilvusError, MilvusSinkConfig};
-use crate::stage::bm25::{Analyzer, Bm25Encoder, Bm25Error, Bm25Params, resolve_analyzer};
+use crate::stage::bm25::{Bm25Encoder, Bm25Error};
 use crate::stage::{DenseEncoder, Reranker};
 
 #[derive(Debug, thiserror::Error)]
@@ -142,24 +142,10 @@ fn encoders(cfg: &PipelineConfig, sink: &MilvusSinkConfig) -> Result<QueryEncode
                 dense = Some((d.field.clone(), DenseEncoder::from_config(d)?));
             }
             StageConfig::Bm25(b) if sparse.is_none() && sink.bm25 == Bm25Mode::Client => {
-                let params = Bm25Params::load(&b.params)?;
-                let analyzer =
-                    resolve_analyzer(&b.params, params.analyzer.as_ref(), b.analyzer.as_ref())?;
-                let encoder = Bm25Encoder::new(params, Analyzer::new(&analyzer)?);
-                sparse = Some((b.field.clone(), SparseQuery::Client(encoder)));
+                sparse = Some((b.field.clone(), SparseQuery::Client(b.encoder()?)));
             }
             StageConfig::Splade(s) if sparse.is_none() && sink.bm25 == Bm25Mode::Client => {
-                let options = SessionOptions {
-                    batch_size: 1,
-                    max_length: s.max_length.get(),
-                    threads: s.threads.map_or(1, |t| t.get()),
-                    onnxruntime: s.onnxruntime.clone(),
-                };
-                let encoder = SpladeEncoder::load(
-                    &resolve_model(&s.model)?,
-                    &options,
-                    s.top_k.map(|k| k.get()),
-                )?;
+                let encoder = s.encoder(1, s.threads.map_or(1, |t| t.get()))?;
                 sparse = Some((s.field.clone(), SparseQuery::Splade(Box::new(encoder))));
             }
             _ => {}

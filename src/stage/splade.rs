@@ -41,6 +41,28 @@ fn default_splade_batch() -> PositiveInt {
     PositiveInt(32)
 }
 
+impl SpladeStageConfig {
+    /// The stage's model, for batches of `batch_size` texts (the stage's, or
+    /// 1 for a search query) on `threads` threads.
+    pub(crate) fn encoder(
+        &self,
+        batch_size: usize,
+        threads: usize,
+    ) -> Result<SpladeEncoder, ModelError> {
+        let options = SessionOptions {
+            batch_size,
+            max_length: self.max_length.get(),
+            threads,
+            onnxruntime: self.onnxruntime.clone(),
+        };
+        SpladeEncoder::load(
+            &resolve_model(&self.model)?,
+            &options,
+            self.top_k.map(|k| k.get()),
+        )
+    }
+}
+
 impl StageComponent for SpladeStageConfig {
     fn kind() -> &'static str {
         "splade"
@@ -62,15 +84,9 @@ pub struct SpladeStage {
 
 impl SpladeStage {
     pub fn new(cfg: &SpladeStageConfig) -> Result<Self, ModelError> {
-        let files = resolve_model(&cfg.model)?;
-        let options = SessionOptions {
-            batch_size: cfg.batch_size.get(),
-            max_length: cfg.max_length.get(),
-            threads: crate::model::threads_or_cores(cfg.threads),
-            onnxruntime: cfg.onnxruntime.clone(),
-        };
+        let threads = crate::model::threads_or_cores(cfg.threads);
         Ok(SpladeStage {
-            encoder: SpladeEncoder::load(&files, &options, cfg.top_k.map(|k| k.get()))?,
+            encoder: cfg.encoder(cfg.batch_size.get(), threads)?,
             field: cfg.field.clone(),
         })
     }

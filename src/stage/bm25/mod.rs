@@ -67,6 +67,20 @@ pub(crate) struct Bm25StageConfig {
     pub field: String,
 }
 
+impl Bm25StageConfig {
+    /// The encoder of its params file, with the analyzer stored there (or the
+    /// configured one, which must agree).
+    pub(crate) fn encoder(&self) -> Result<Bm25Encoder, Bm25Error> {
+        let params = Bm25Params::load(&self.params)?;
+        let analyzer = resolve_analyzer(
+            &self.params,
+            params.analyzer.as_ref(),
+            self.analyzer.as_ref(),
+        )?;
+        Ok(Bm25Encoder::new(params, Analyzer::new(&analyzer)?))
+    }
+}
+
 impl StageComponent for Bm25StageConfig {
     fn kind() -> &'static str {
         "bm25"
@@ -95,11 +109,8 @@ pub(crate) struct Bm25Stage {
 
 impl Bm25Stage {
     pub(crate) fn new(cfg: &Bm25StageConfig) -> Result<Self, Bm25Error> {
-        let params = Bm25Params::load(&cfg.params)?;
-        let analyzer =
-            resolve_analyzer(&cfg.params, params.analyzer.as_ref(), cfg.analyzer.as_ref())?;
         Ok(Bm25Stage {
-            encoder: Bm25Encoder::new(params, Analyzer::new(&analyzer)?),
+            encoder: cfg.encoder()?,
             field: cfg.field.clone(),
         })
     }

@@ -7,6 +7,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use vecpipe::Shard;
 use vecpipe::bm25;
 use vecpipe::bm25::{AnalyzerConfig, StopWords, TokenizerKind};
+use vecpipe::eval::EvalOptions;
+use vecpipe::eval::metrics::Cutoffs;
 use vecpipe::pipeline::FileFormat;
 use vecpipe::search::{Ranker, RerankOptions, SearchMode, SearchOptions};
 
@@ -73,6 +75,9 @@ pub(crate) enum Command {
     Bm25(Bm25Command),
     /// Search the pipeline's Milvus collection, encoding the query with its own models.
     Search(SearchArgs),
+    /// Score the pipeline's search on a labelled query set (BEIR format):
+    /// nDCG, recall and MRR per mode, and the time per query.
+    Eval(EvalArgs),
 }
 
 #[derive(Args)]
@@ -80,10 +85,30 @@ pub(crate) struct SearchArgs {
     /// The pipeline YAML (its milvus sink, dense and bm25 stages).
     pub(crate) file: PathBuf,
     /// The query text.
-    pub(crate) query: String,
+    #[arg(required_unless_present = "queries", conflicts_with = "queries")]
+    pub(crate) query: Option<String>,
+    /// Many queries: a JSON-lines file of `{"_id", "text"}` (BEIR's
+    /// queries.jsonl); prints one JSON object per hit, with its `query_id`.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) queries: Option<PathBuf>,
     /// dense, sparse, or hybrid (default: hybrid when both fields exist).
     #[arg(long, value_enum)]
     pub(crate) mode: Option<ModeArg>,
+    #[command(flatten)]
+    pub(crate) ranking: RankingArgs,
+    #[arg(long, default_value_t = 10)]
+    pub(crate) limit: usize,
+    /// A Milvus filter expression, e.g. 'doc_id == "turing"'.
+    #[arg(long)]
+    pub(crate) filter: Option<String>,
+    /// One JSON object per hit instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// How results are fused and reranked (search and eval).
+#[derive(Args)]
+pub(crate) struct RankingArgs {
     /// How hybrid search fuses the two result lists.
     #[arg(long, value_enum, default_value = "rrf")]
     pub(crate) ranker: RankerArg,
@@ -93,14 +118,6 @@ pub(crate) struct SearchArgs {
     /// Weighted ranker: dense,sparse weights.
     #[arg(long, value_delimiter = ',', default_values_t = [0.7, 0.3])]
     pub(crate) weights: Vec<f32>,
-    #[arg(long, default_value_t = 10)]
-    pub(crate) limit: usize,
-    /// A Milvus filter expression, e.g. 'doc_id == "turing"'.
-    #[arg(long)]
-    pub(crate) filter: Option<String>,
-    /// One JSON object per hit instead of a table.
-    #[arg(long)]
-    pub(crate) json: bool,
     /// Rerank the first --rerank-top hits with a cross-encoder.
     #[arg(long)]
     pub(crate) rerank: bool,
@@ -111,11 +128,49 @@ pub(crate) struct SearchArgs {
     pub(crate) rerank_model: Option<String>,
 }
 
+#[derive(Args)]
+pub(crate) struct EvalArgs {
+    /// The pipeline YAML whose Milvus collection is searched.
+    pub(crate) file: PathBuf,
+    /// The queries: JSON lines of `{"_id", "text"}` (BEIR's queries.jsonl).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) queries: PathBuf,
+    /// The judgements: `query-id<TAB>corpus-id<TAB>score` with a header line
+    /// (BEIR's qrels/test.tsv), or TREC's four columns.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) qrels: PathBuf,
+    /// Which searches to score; all: every one the pipeline's fields allow.
+    #[arg(long, value_enum, default_value = "all")]
+    pub(crate) mode: EvalModeArg,
+    #[command(flatten)]
+    pub(crate) ranking: RankingArgs,
+    /// The cut-off of nDCG, MRR and the first recall.
+    #[arg(long, default_value_t = 10, value_parser = at_least_one())]
+    pub(crate) k: usize,
+    /// The cut-off of the second recall.
+    #[arg(long, default_value_t = 100, value_parser = at_least_one())]
+    pub(crate) deep: usize,
+    /// Queries encoded and searched per request.
+    #[arg(long, default_value_t = 32, value_parser = at_least_one())]
+    pub(crate) batch: usize,
+    /// The report as one JSON object.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 pub(crate) enum ModeArg {
     Dense,
     Sparse,
     Hybrid,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum EvalModeArg {
+    Dense,
+    Sparse,
+    Hybrid,
+    All,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -225,26 +280,73 @@ impl From<InputFormat> for FileFormat {
     }
 }
 
+fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(1..)
+}
+
+impl From<ModeArg> for SearchMode {
+    fn from(mode: ModeArg) -> Self {
+        match mode {
+            ModeArg::Dense => SearchMode::Dense,
+            ModeArg::Sparse => SearchMode::Sparse,
+            ModeArg::Hybrid => SearchMode::Hybrid,
+        }
+    }
+}
+
+impl RankingArgs {
+    fn ranker(&self) -> Ranker {
+        match self.ranker {
+            RankerArg::Rrf => Ranker::Rrf { k: self.rrf_k },
+            RankerArg::Weighted => Ranker::Weighted {
+                weights: self.weights.clone(),
+            },
+        }
+    }
+
+    fn rerank(&self) -> Option<RerankOptions> {
+        self.rerank.then(|| RerankOptions {
+            model: self.rerank_model.clone(),
+            top: self.rerank_top,
+        })
+    }
+}
+
 impl SearchArgs {
     pub(crate) fn options(&self) -> SearchOptions {
         SearchOptions {
-            mode: self.mode.map(|m| match m {
-                ModeArg::Dense => SearchMode::Dense,
-                ModeArg::Sparse => SearchMode::Sparse,
-                ModeArg::Hybrid => SearchMode::Hybrid,
-            }),
-            ranker: match self.ranker {
-                RankerArg::Rrf => Ranker::Rrf { k: self.rrf_k },
-                RankerArg::Weighted => Ranker::Weighted {
-                    weights: self.weights.clone(),
-                },
-            },
+            mode: self.mode.map(Into::into),
+            ranker: self.ranking.ranker(),
             limit: self.limit,
             filter: self.filter.clone(),
-            rerank: self.rerank.then(|| RerankOptions {
-                model: self.rerank_model.clone(),
-                top: self.rerank_top,
-            }),
+            rerank: self.ranking.rerank(),
+        }
+    }
+}
+
+impl EvalArgs {
+    pub(crate) fn options(&self) -> EvalOptions {
+        let modes = match self.mode {
+            EvalModeArg::Dense => Some(vec![SearchMode::Dense]),
+            EvalModeArg::Sparse => Some(vec![SearchMode::Sparse]),
+            EvalModeArg::Hybrid => Some(vec![SearchMode::Hybrid]),
+            EvalModeArg::All => None,
+        };
+        EvalOptions {
+            queries: self.queries.clone(),
+            qrels: self.qrels.clone(),
+            modes,
+            ranker: self.ranking.ranker(),
+            rerank: self.ranking.rerank(),
+            cutoffs: self.cutoffs(),
+            batch: self.batch,
+        }
+    }
+
+    pub(crate) fn cutoffs(&self) -> Cutoffs {
+        Cutoffs {
+            k: self.k,
+            deep: self.deep,
         }
     }
 }

@@ -24,6 +24,14 @@ impl<E: std::error::Error + 'static> Phased<E> {
         Phased::Run(error.into())
     }
 
+    /// The same phase, the error wrapped into a caller's error type.
+    pub fn convert<F: std::error::Error + From<E>>(self) -> Phased<F> {
+        match self {
+            Phased::Setup(e) => Phased::Setup(e.into()),
+            Phased::Run(e) => Phased::Run(e.into()),
+        }
+    }
+
     /// 2 for set-up errors, 1 for run-time ones.
     pub fn exit_code(&self) -> u8 {
         match self {

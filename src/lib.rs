@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod error;
+pub mod eval;
 pub mod metrics;
 pub mod pipeline;
 pub mod search;
@@ -15,6 +16,7 @@ pub mod search;
 pub(crate) mod batch;
 pub(crate) mod dead_letter;
 pub(crate) mod model;
+pub(crate) mod progress;
 pub(crate) mod registry;
 pub(crate) mod sink;
 pub(crate) mod source;

@@ -4,16 +4,21 @@
 
 mod cli;
 
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use clap::Parser;
-use cli::{Bm25Command, Cli, Command, FitArgs, LogFormat, SearchArgs};
+use cli::{Bm25Command, Cli, Command, EvalArgs, FitArgs, LogFormat, SearchArgs};
 use vecpipe::error::Phased;
 use vecpipe::pipeline::{FitInput, StopSignal, check_environment, fit_bm25, run_pipeline};
+use vecpipe::search::{QueryHit, Searcher, json_lines};
 use vecpipe::{Backfill, PipelineConfig, load_pipeline_file};
+
+/// Queries encoded and searched per request with `search --queries`.
+const QUERY_BATCH: usize = 32;
 
 /// A failure and the exit code it maps to.
 struct Failure {
@@ -98,6 +103,7 @@ fn dispatch(command: Command) -> Result<(), Failure> {
         } => daemon(&file, metrics_addr, Duration::from_secs(shutdown_timeout)),
         Command::Bm25(Bm25Command::Fit(args)) => fit(args),
         Command::Search(args) => search(args),
+        Command::Eval(args) => eval(args),
     }
 }
 
@@ -148,8 +154,44 @@ fn daemon(
 fn search(args: SearchArgs) -> Result<(), Failure> {
     let cfg = load(&args.file)?;
     let runtime = async_runtime()?;
-    let hits = vecpipe::search::search(&cfg, &args.query, &args.options(), runtime.handle())?;
-    print!("{}", vecpipe::search::format_hits(&hits, args.json));
+    let options = args.options();
+    let Some(file) = &args.queries else {
+        let query = args.query.as_deref().unwrap_or_default();
+        let hits = vecpipe::search::search(&cfg, query, &options, runtime.handle())?;
+        print!("{}", vecpipe::search::format_hits(&hits, args.json));
+        return Ok(());
+    };
+    let queries = vecpipe::search::read_queries(file).map_err(usage)?;
+    let mut searcher = Searcher::open(&cfg, options.rerank.as_ref(), runtime.handle())?;
+    let mut out = std::io::stdout().lock();
+    for batch in queries.chunks(QUERY_BATCH) {
+        let texts: Vec<&str> = batch.iter().map(|q| q.text.as_str()).collect();
+        let hits = searcher.search(&texts, &options)?;
+        let lines = batch.iter().zip(&hits).flat_map(|(query, hits)| {
+            hits.iter().map(|hit| QueryHit {
+                query_id: &query.id,
+                hit,
+            })
+        });
+        out.write_all(json_lines(lines).as_bytes())
+            .context("cannot write to stdout")
+            .map_err(runtime_failure)?;
+    }
+    Ok(())
+}
+
+fn eval(args: EvalArgs) -> Result<(), Failure> {
+    let cfg = load(&args.file)?;
+    let runtime = async_runtime()?;
+    let report = vecpipe::eval::evaluate(&cfg, &args.options(), runtime.handle())?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("the report serializes")
+        );
+    } else {
+        print!("{}", report.table(args.cutoffs()));
+    }
     Ok(())
 }
 

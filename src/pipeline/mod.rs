@@ -6,7 +6,6 @@ mod build;
 mod check;
 mod fit;
 mod nodes;
-mod progress;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -107,7 +106,7 @@ pub async fn run_pipeline(
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
     let built = build::build(cfg, ack_tx, stop.clone(), backfill)?;
     let dead_letters = built.dead_letters.clone();
-    let progress = progress::Progress::new(built.source.total_records());
+    let progress = crate::progress::Progress::new(built.source.total_records(), "records");
     let acks = tokio::spawn(collect_outcomes(
         ack_rx,
         built.source.ack_handler(),

@@ -17,10 +17,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::build::BuiltPipeline;
-use super::progress::Progress;
 use super::{Counters, NodeError, PipelineError, StopSignal};
 use crate::batch::{Ack, Envelope};
 use crate::metrics;
+use crate::progress::Progress;
 use crate::sink::{Durable, Sink};
 use crate::source::RecordSource;
 use crate::stage::Stage;

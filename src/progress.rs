@@ -9,7 +9,8 @@ pub struct Progress(ProgressBar);
 
 impl Progress {
     /// A bar when the total is known, a counter otherwise; hidden unless stderr is a terminal.
-    pub fn new(total: Option<u64>) -> Self {
+    /// `unit` names what is counted ("records", "queries").
+    pub fn new(total: Option<u64>, unit: &str) -> Self {
         let target = if std::io::stderr().is_terminal() {
             ProgressDrawTarget::stderr()
         } else {
@@ -17,14 +18,16 @@ impl Progress {
         };
         let bar = match total {
             Some(total) => ProgressBar::with_draw_target(Some(total), target).with_style(
-                ProgressStyle::with_template(
-                    "{bar:40} {human_pos}/{human_len} records {per_sec} eta {eta}",
-                )
+                ProgressStyle::with_template(&format!(
+                    "{{bar:40}} {{human_pos}}/{{human_len}} {unit} {{per_sec}} eta {{eta}}"
+                ))
                 .expect("valid template"),
             ),
             None => ProgressBar::with_draw_target(None, target).with_style(
-                ProgressStyle::with_template("{spinner} {human_pos} records {per_sec}")
-                    .expect("valid template"),
+                ProgressStyle::with_template(&format!(
+                    "{{spinner}} {{human_pos}} {unit} {{per_sec}}"
+                ))
+                .expect("valid template"),
             ),
         };
         Progress(bar)

@@ -1,0 +1,59 @@
+//! Hits as a table for people, or as JSON lines for other tools.
+
+use serde::Serialize;
+
+use super::Hit;
+
+/// The hits as a table (rank, scores, id, the text's first 90 characters),
+/// or as one JSON object per line.
+pub fn format_hits(hits: &[Hit], json: bool) -> String {
+    if json {
+        return json_lines(hits.iter());
+    }
+    let mut out = String::new();
+    let reranked = hits.iter().any(|h| h.rerank_score.is_some());
+    out.push_str(&if reranked {
+        format!(
+            "{:>4}  {:>8}  {:>8}  {:<16}  text\n",
+            "rank", "rerank", "score", "id"
+        )
+    } else {
+        format!("{:>4}  {:>8}  {:<16}  text\n", "rank", "score", "id")
+    });
+    for hit in hits {
+        let text: String = hit.text.chars().take(90).collect();
+        let more = if hit.text.chars().count() > 90 {
+            "…"
+        } else {
+            ""
+        };
+        let rerank = match (reranked, hit.rerank_score) {
+            (false, _) => String::new(),
+            (true, Some(score)) => format!("{score:>8.4}  "),
+            (true, None) => format!("{:>8}  ", ""),
+        };
+        out.push_str(&format!(
+            "{:>4}  {rerank}{:>8.4}  {:<16}  {text}{more}\n",
+            hit.rank, hit.score, hit.id
+        ));
+    }
+    out
+}
+
+/// One JSON object per line.
+pub fn json_lines<T: Serialize>(items: impl IntoIterator<Item = T>) -> String {
+    let mut out = String::new();
+    for item in items {
+        out.push_str(&serde_json::to_string(&item).expect("plain data serializes"));
+        out.push('\n');
+    }
+    out
+}
+
+/// A hit of one query among many: the hit's fields and the query's id.
+#[derive(Serialize)]
+pub struct QueryHit<'a> {
+    pub query_id: &'a str,
+    #[serde(flatten)]
+    pub hit: &'a Hit,
+}

@@ -41,8 +41,9 @@ pub fn rank_documents<'a>(scored: impl IntoIterator<Item = (&'a str, f32)>) -> V
     ranked
 }
 
-/// The figures of one ranking against its judgements (`None` when the query
-/// has no relevant document: trec_eval leaves such queries out of the mean).
+/// The figures of one ranking against its judgements; `None` when the query
+/// has no relevant document (it would score 0 whatever the ranking, so it is
+/// left out of the mean; BEIR's qrels have no such query).
 pub fn score_query(ranked: &[&str], judged: &Judgements, cut: Cutoffs) -> Option<QueryMetrics> {
     let grade = |doc: &str| judged.get(doc).copied().unwrap_or(0).max(0);
     let relevant = judged.values().filter(|g| **g >= 1).count();

@@ -11,6 +11,7 @@ mod compose;
 mod delivery;
 mod dense;
 mod docs;
+mod eval;
 mod http_providers;
 mod jsonl_sink;
 mod kafka_daemon;

@@ -10,6 +10,7 @@ use vecpipe::{EmbedderOptions, TextEmbedder, resolve_model};
 
 /// Pipelines this file runs; a new example must be added here (and tested).
 const TESTED: &[&str] = &[
+    "beir-eval.yaml", // in eval.rs
     "hybrid-server-bm25.yaml",
     "kafka-to-milvus.yaml",
     "kafka-to-parquet.yaml",
@@ -19,13 +20,7 @@ const TESTED: &[&str] = &[
 
 /// Runs the binary from the repository root with `env`; outputs under a temp dir.
 fn vecpipe(ws: &Workspace, args: &[&str], env: &[(&str, &str)]) -> std::process::Command {
-    let mut cmd = ws.command(args);
-    cmd.current_dir(repo_root())
-        .env("VECPIPE_OUT", ws.dir.path());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd
+    ws.command_at_root(args, env)
 }
 
 fn top_hit(

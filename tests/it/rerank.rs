@@ -9,7 +9,7 @@ use crate::common::*;
 use arrow::array::{Array, AsArray};
 
 /// Builds the classifier graph once per test binary.
-fn cross_encoder() -> PathBuf {
+pub(crate) fn cross_encoder() -> PathBuf {
     static MODEL: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     MODEL
         .get_or_init(|| {

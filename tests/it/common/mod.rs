@@ -95,6 +95,18 @@ impl Workspace {
         cmd
     }
 
+    /// A command for the binary run from the repository root (for the
+    /// example pipelines), outputs under the workspace (`VECPIPE_OUT`).
+    pub fn command_at_root(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
+        let mut cmd = self.command(args);
+        cmd.current_dir(repo_root())
+            .env("VECPIPE_OUT", self.dir.path());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
     pub fn vecpipe(&self, args: &[&str]) -> Run {
         Run(self.command(args).output().expect("vecpipe runs"))
     }

@@ -7,18 +7,45 @@ use super::{SearchError, SearchMode};
 use crate::registry::{PipelineConfig, StageConfig};
 use crate::sink::milvus::{Bm25Mode, MilvusSinkConfig};
 use crate::stage::DenseEncoder;
-use crate::stage::bm25::Bm25Encoder;
+use crate::stage::bm25::{Bm25Encoder, Bm25StageConfig};
+use crate::stage::dense::DenseStageConfig;
+use crate::stage::splade::SpladeStageConfig;
 
-/// How the pipeline encodes a query for each kind of field.
+/// How the pipeline encodes a query for each kind of field. A model is
+/// loaded when a search first needs it: a sparse search loads no dense model.
 pub(super) struct QueryEncoders {
-    pub dense: Option<(String, DenseEncoder)>,
-    pub sparse: Option<(String, SparseQuery)>,
+    dense: Option<Side<DenseStageConfig, DenseEncoder>>,
+    sparse: Option<Side<SparseSource, SparseQuery>>,
 }
 
-pub(super) enum SparseQuery {
+/// One kind of field: its name, what encodes it, and that encoder once loaded.
+struct Side<C, E> {
+    field: String,
+    config: C,
+    encoder: Option<E>,
+}
+
+impl<C, E> Side<C, E> {
+    fn new(field: &str, config: C) -> Self {
+        Side {
+            field: field.to_string(),
+            config,
+            encoder: None,
+        }
+    }
+}
+
+/// Where a sparse query vector comes from.
+enum SparseSource {
+    Bm25(Bm25StageConfig),
+    Splade(SpladeStageConfig),
+    /// Milvus' BM25 function encodes the raw text.
+    Server,
+}
+
+enum SparseQuery {
     Client(Bm25Encoder),
     Splade(Box<crate::model::SpladeEncoder>),
-    /// Milvus' BM25 function encodes the raw text.
     Server,
 }
 
@@ -35,28 +62,48 @@ pub(super) struct QueryVectors {
 }
 
 impl QueryEncoders {
-    pub fn new(cfg: &PipelineConfig, sink: &MilvusSinkConfig) -> Result<Self, SearchError> {
+    pub fn new(cfg: &PipelineConfig, sink: &MilvusSinkConfig) -> Self {
         let mut dense = None;
         let mut sparse = None;
         for stage in cfg.stage_configs() {
             match stage {
                 StageConfig::Dense(d) if dense.is_none() => {
-                    dense = Some((d.field.clone(), DenseEncoder::from_config(d)?));
+                    dense = Some(Side::new(&d.field, d.clone()))
                 }
                 StageConfig::Bm25(b) if sparse.is_none() && sink.bm25 == Bm25Mode::Client => {
-                    sparse = Some((b.field.clone(), SparseQuery::Client(b.encoder()?)));
+                    sparse = Some(Side::new(&b.field, SparseSource::Bm25(b.clone())));
                 }
                 StageConfig::Splade(s) if sparse.is_none() && sink.bm25 == Bm25Mode::Client => {
-                    let encoder = s.encoder(32, s.threads.map_or(1, |t| t.get()))?;
-                    sparse = Some((s.field.clone(), SparseQuery::Splade(Box::new(encoder))));
+                    sparse = Some(Side::new(&s.field, SparseSource::Splade(s.clone())));
                 }
                 _ => {}
             }
         }
         if sink.bm25 == Bm25Mode::Server {
-            sparse = Some((sink.sparse_field.clone(), SparseQuery::Server));
+            sparse = Some(Side::new(&sink.sparse_field, SparseSource::Server));
         }
-        Ok(QueryEncoders { dense, sparse })
+        QueryEncoders { dense, sparse }
+    }
+
+    /// Loads the models `mode` needs and has not loaded yet.
+    pub fn prepare(&mut self, mode: SearchMode) -> Result<(), SearchError> {
+        if let (true, Some(side)) = (mode != SearchMode::Sparse, self.dense.as_mut())
+            && side.encoder.is_none()
+        {
+            side.encoder = Some(DenseEncoder::from_config(&side.config)?);
+        }
+        if let (true, Some(side)) = (mode != SearchMode::Dense, self.sparse.as_mut())
+            && side.encoder.is_none()
+        {
+            side.encoder = Some(match &side.config {
+                SparseSource::Bm25(b) => SparseQuery::Client(b.encoder()?),
+                SparseSource::Splade(s) => {
+                    SparseQuery::Splade(Box::new(s.encoder(32, s.threads.map_or(1, |t| t.get()))?))
+                }
+                SparseSource::Server => SparseQuery::Server,
+            });
+        }
+        Ok(())
     }
 
     /// The modes this pipeline's fields allow, in the order dense, sparse, hybrid.
@@ -95,22 +142,25 @@ impl QueryEncoders {
         }
     }
 
-    /// Each query's vectors for `mode`, encoded in one pass per model.
+    /// Each query's vectors for `mode`, encoded in one pass per model
+    /// (after [`prepare`](Self::prepare) for that mode).
     pub fn encode(
         &mut self,
         queries: &[&str],
         mode: SearchMode,
     ) -> Result<Vec<QueryVectors>, SearchError> {
         let mut dense: Vec<Option<Vec<f32>>> = vec![None; queries.len()];
-        if let (true, Some((_, embedder))) = (mode != SearchMode::Sparse, self.dense.as_mut()) {
+        let embedder = self.dense.as_mut().and_then(|s| s.encoder.as_mut());
+        if let (true, Some(embedder)) = (mode != SearchMode::Sparse, embedder) {
             let flat = embedder.embed(queries)?;
             let dim = flat.len() / queries.len().max(1);
             for (slot, vector) in dense.iter_mut().zip(flat.chunks_exact(dim.max(1))) {
                 *slot = Some(vector.to_vec());
             }
         }
-        let sparse = match (mode != SearchMode::Dense, self.sparse.as_mut()) {
-            (true, Some((_, encoder))) => encoder.encode(queries)?,
+        let encoder = self.sparse.as_mut().and_then(|s| s.encoder.as_mut());
+        let sparse = match (mode != SearchMode::Dense, encoder) {
+            (true, Some(encoder)) => encoder.encode(queries)?,
             _ => queries.iter().map(|_| None).collect(),
         };
         Ok(dense
@@ -121,11 +171,11 @@ impl QueryEncoders {
     }
 
     pub fn dense_field(&self) -> &str {
-        self.dense.as_ref().map_or("", |(field, _)| field)
+        self.dense.as_ref().map_or("", |side| &side.field)
     }
 
     pub fn sparse_field(&self) -> &str {
-        self.sparse.as_ref().map_or("", |(field, _)| field)
+        self.sparse.as_ref().map_or("", |side| &side.field)
     }
 }
 

@@ -147,7 +147,7 @@ impl Searcher {
         runtime: &Handle,
     ) -> Result<Self, PhasedSearchError> {
         let sink = milvus_sink(cfg).map_err(Phased::Setup)?;
-        let encoders = QueryEncoders::new(cfg, sink).map_err(Phased::Setup)?;
+        let encoders = QueryEncoders::new(cfg, sink);
         let reranker = rerank.map(|r| rerank::load(cfg, r)).transpose()?;
         let connection = MilvusConnection::open(sink, runtime).map_err(Phased::setup)?;
         let searcher = Searcher {
@@ -177,6 +177,7 @@ impl Searcher {
             .encoders
             .pick_mode(options.mode)
             .map_err(Phased::Setup)?;
+        self.encoders.prepare(mode).map_err(Phased::Setup)?;
         let fetch = options
             .rerank
             .as_ref()

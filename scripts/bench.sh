@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Throughput benchmarks, each run side by side with its reference.
-#   scripts/bench.sh [dense|bm25|milvus|kafka|backfill|all]   (default: all)
+#   scripts/bench.sh [dense|bm25|milvus|kafka|backfill|eval|all]   (default: all)
 #   BENCH_SENTENCES=2000 BENCH_MILVUS_ROWS=20000 BENCH_ROWS=1000000 BENCH_REF_ROWS=20000
+#   BENCH_EVAL_DOCS=5000
 #   control the sizes.
 # Work files go to ${BENCH_DIR:-target/bench}.
 set -euo pipefail
@@ -216,12 +217,50 @@ YAML
   echo "backfill ($rows docs): ${wall} s wall, ${rss_mib} MiB peak RSS, input $(du -m "$parquet" | cut -f1) MiB parquet"
 }
 
+bench_eval() {
+  # `vecpipe eval` over 200 queries (models loaded once, batches of 32): queries/s
+  # per mode; and one `vecpipe search` (process start to exit, model load
+  # included) vs the same dense query in plain Python (onnxruntime + pymilvus),
+  # alternated 3 times, medians. One Milvus Lite collection of DOCS documents.
+  local docs="${BENCH_EVAL_DOCS:-5000}" work="$dir/eval" model="$PWD/models/all-MiniLM-L6-v2"
+  local query="Which birds cannot fly and live in Antarctica?"
+  mkdir -p "$work"
+  "$python" scripts/bench/eval_data.py "$docs" "$work"
+  start_lite "$dir/lite-eval"
+  cat > "$work/p.yaml" <<YAML
+name: bench-eval
+source: { type: jsonl, path: $work/corpus.jsonl, id_field: _id }
+stages:
+  - { type: dense, model: all-MiniLM-L6-v2, threads: 2 }
+  - { type: bm25, params: $work/bm25.json }
+sinks:
+  - { type: milvus, uri: "$lite_uri", collection: bench_eval }
+YAML
+  "$vecpipe" bm25 fit --pipeline "$work/p.yaml" > /dev/null
+  "$vecpipe" run "$work/p.yaml" > /dev/null
+  "$vecpipe" eval "$work/p.yaml" --queries "$work/queries.jsonl" --qrels "$work/qrels.tsv" --json > "$work/report.json"
+  "$python" -c 'import json, sys
+for run in json.load(open(sys.argv[1]))["runs"]:
+    print("eval (%s docs, 200 queries, Milvus Lite): %s %.1f queries/s (%.1f ms/query)" % (sys.argv[2], run["mode"], run["queries_per_second"], run["ms_per_query"]))' "$work/report.json" "$docs"
+  local ours_dense=() ours_hybrid=() reference=()
+  for _ in 1 2 3; do
+    timed "$vecpipe" search "$work/p.yaml" "$query" --mode dense; ours_dense+=("$wall")
+    timed "$python" scripts/bench/search_pymilvus.py "$model" "$lite_uri" bench_eval "$query" 2; reference+=("$wall")
+    timed "$vecpipe" search "$work/p.yaml" "$query" --mode hybrid; ours_hybrid+=("$wall")
+  done
+  stop_lite
+  median() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
+  awk -v d="$(median "${ours_dense[@]}")" -v h="$(median "${ours_hybrid[@]}")" -v r="$(median "${reference[@]}")" -v n="$docs" 'BEGIN {
+    printf "one query (%d docs, Milvus Lite, medians of 3, process start to exit): vecpipe search dense %.2f s, hybrid %.2f s | plain Python (onnxruntime + pymilvus) dense %.2f s | ratio %.2fx\n", n, d, h, r, r/d }'
+}
+
 case "$what" in
   dense) bench_dense ;;
   milvus) bench_milvus ;;
   kafka) bench_kafka ;;
   bm25) bench_bm25 ;;
   backfill) bench_backfill ;;
-  all) bench_dense; bench_bm25; bench_milvus; bench_kafka; bench_backfill ;;
-  *) echo "usage: scripts/bench.sh [dense|bm25|milvus|kafka|backfill|all]" >&2; exit 2 ;;
+  eval) bench_eval ;;
+  all) bench_dense; bench_bm25; bench_milvus; bench_kafka; bench_backfill; bench_eval ;;
+  *) echo "usage: scripts/bench.sh [dense|bm25|milvus|kafka|backfill|eval|all]" >&2; exit 2 ;;
 esac

@@ -30,6 +30,25 @@ fn query(
     })
 }
 
+/// Rows in the collection's sealed segments: Milvus Lite writes a segment as a
+/// Parquet file under its data directory when the collection is flushed.
+fn sealed_rows(server: &MilvusServer, collection: &str) -> usize {
+    let data = server
+        .data
+        .path()
+        .join("milvus/collections")
+        .join(collection)
+        .join("partitions/_default/data");
+    let Ok(entries) = std::fs::read_dir(&data) else {
+        return 0;
+    };
+    entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .map(|p| read_parquet(&p).num_rows())
+        .sum()
+}
+
 fn count(uri: &str, collection: &str) -> u64 {
     query(uri, collection, None)[0]["count(*)"]
         .as_u64()
@@ -85,6 +104,11 @@ fn pipeline_creates_the_collection_writes_every_chunk_and_a_rerun_changes_nothin
     let chunks = run.summary_number("chunks");
     assert!(chunks > 12);
     assert_eq!(count(&server.uri, "docs"), chunks);
+    assert_eq!(
+        sealed_rows(&server, "docs"),
+        chunks as usize,
+        "the end of the run flushed every row into sealed segments"
+    );
     ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
     assert_eq!(
         count(&server.uri, "docs"),

@@ -489,10 +489,10 @@ impl Sink for MilvusSink {
     /// are indexed and searched fast (Milvus Lite searches unsealed rows 5–10×
     /// slower), so a failed flush is a warning, not a failed run.
     fn finish(&mut self) -> Result<(), SinkError> {
-        if std::mem::take(&mut self.unflushed) {
-            if let Err(e) = self.flush() {
-                tracing::warn!(collection = %self.cfg.collection, "{}", crate::error::report(&e));
-            }
+        if std::mem::take(&mut self.unflushed)
+            && let Err(e) = self.flush()
+        {
+            tracing::warn!(collection = %self.cfg.collection, "{}", crate::error::report(&e));
         }
         Ok(())
     }

@@ -14,19 +14,17 @@ use crate::error::Phased;
 use crate::progress::Progress;
 use crate::registry::{PipelineConfig, StageConfig};
 use crate::search::{
-    Hit, Query, QueryFileError, Ranker, RerankOptions, SearchError, SearchMode, SearchOptions,
+    Hit, LineFileError, Query, Ranker, RerankOptions, SearchError, SearchMode, SearchOptions,
     Searcher, read_queries,
 };
 use metrics::{Cutoffs, QueryMetrics, mean, rank_documents, score_query};
-pub use qrels::{Qrels, QrelsError, read_qrels};
+pub use qrels::{Qrels, read_qrels};
 pub use report::{EvalReport, RunReport};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
     #[error(transparent)]
-    Queries(#[from] QueryFileError),
-    #[error(transparent)]
-    Qrels(#[from] QrelsError),
+    Input(#[from] LineFileError),
     #[error(transparent)]
     Search(#[from] SearchError),
     #[error("no query of {queries} has a relevant document in {qrels}")]

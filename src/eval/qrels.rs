@@ -2,48 +2,18 @@
 //! `score`, a header line) or TREC's four columns (`qid 0 docid grade`).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::metrics::Judgements;
-
-#[derive(Debug, thiserror::Error)]
-pub enum QrelsError {
-    #[error("cannot read {path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path}:{line}: {message}")]
-    Line {
-        path: PathBuf,
-        line: usize,
-        message: String,
-    },
-    #[error("{path}: no judgements")]
-    Empty { path: PathBuf },
-}
+use crate::search::{LineFileError, parse_lines};
 
 /// Query id → its judgements.
 pub type Qrels = HashMap<String, Judgements>;
 
 /// Reads a qrels file. A first line whose grade is not a number is a header;
 /// columns are split on tabs, or on runs of spaces when there is no tab.
-pub fn read_qrels(path: &Path) -> Result<Qrels, QrelsError> {
-    let contents = std::fs::read_to_string(path).map_err(|source| QrelsError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let mut qrels = Qrels::new();
-    for (index, line) in contents.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let located = |message: String| QrelsError::Line {
-            path: path.to_path_buf(),
-            line: index + 1,
-            message,
-        };
+pub fn read_qrels(path: &Path) -> Result<Qrels, LineFileError> {
+    let lines = parse_lines(path, "judgements", |index, line| {
         let columns: Vec<&str> = if line.contains('\t') {
             line.split('\t').map(str::trim).collect()
         } else {
@@ -52,27 +22,21 @@ pub fn read_qrels(path: &Path) -> Result<Qrels, QrelsError> {
         let (query, doc, grade) = match columns.as_slice() {
             [query, doc, grade] | [query, _, doc, grade] => (*query, *doc, *grade),
             _ => {
-                return Err(located(format!(
+                return Err(format!(
                     "expected `query-id<TAB>corpus-id<TAB>score` (or TREC's 4 columns), found {} column(s)",
                     columns.len()
-                )));
+                ));
             }
         };
-        let Ok(grade) = grade.parse::<i64>() else {
-            if index == 0 {
-                continue; // the header
-            }
-            return Err(located(format!("score `{grade}` is not an integer")));
-        };
-        qrels
-            .entry(query.to_string())
-            .or_default()
-            .insert(doc.to_string(), grade);
-    }
-    if qrels.is_empty() {
-        return Err(QrelsError::Empty {
-            path: path.to_path_buf(),
-        });
+        match grade.parse::<i64>() {
+            Ok(grade) => Ok(Some((query.to_string(), doc.to_string(), grade))),
+            Err(_) if index == 0 => Ok(None), // the header
+            Err(_) => Err(format!("score `{grade}` is not an integer")),
+        }
+    })?;
+    let mut qrels = Qrels::new();
+    for (query, doc, grade) in lines {
+        qrels.entry(query).or_default().insert(doc, grade);
     }
     Ok(qrels)
 }

@@ -25,7 +25,7 @@ use crate::stage::Reranker;
 use crate::stage::bm25::Bm25Error;
 use encode::{QueryEncoders, QueryVectors, Sparse, sparse_vectors};
 pub use format::{QueryHit, format_hits, json_lines};
-pub use queries::{Query, QueryFileError, read_queries};
+pub use queries::{LineFileError, Query, parse_lines, read_queries};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {

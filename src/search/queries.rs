@@ -4,8 +4,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+/// A line-oriented input file (queries, judgements) that cannot be used.
 #[derive(Debug, thiserror::Error)]
-pub enum QueryFileError {
+pub enum LineFileError {
     #[error("cannot read {path}: {source}")]
     Io {
         path: PathBuf,
@@ -18,8 +19,8 @@ pub enum QueryFileError {
         line: usize,
         message: String,
     },
-    #[error("{path}: no queries")]
-    Empty { path: PathBuf },
+    #[error("{path}: no {what}")]
+    Empty { path: PathBuf, what: &'static str },
 }
 
 /// One query of the file.
@@ -29,31 +30,43 @@ pub struct Query {
     pub text: String,
 }
 
-/// The queries of `path`, in file order; blank lines are skipped. `_id` (or
-/// `id`) may be a string or a number; `text` must be a non-empty string.
-pub fn read_queries(path: &Path) -> Result<Vec<Query>, QueryFileError> {
-    let contents = std::fs::read_to_string(path).map_err(|source| QueryFileError::Io {
+/// What `parse` makes of each non-blank line of `path` (given its 0-based
+/// index; `None` skips it), or the first line it rejects, located; an error
+/// naming `what` when nothing is left.
+pub fn parse_lines<T>(
+    path: &Path,
+    what: &'static str,
+    mut parse: impl FnMut(usize, &str) -> Result<Option<T>, String>,
+) -> Result<Vec<T>, LineFileError> {
+    let contents = std::fs::read_to_string(path).map_err(|source| LineFileError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    let mut queries = Vec::new();
+    let mut items = Vec::new();
     for (index, line) in contents.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let query = parse_query(line).map_err(|message| QueryFileError::Line {
+        let item = parse(index, line).map_err(|message| LineFileError::Line {
             path: path.to_path_buf(),
             line: index + 1,
             message,
         })?;
-        queries.push(query);
+        items.extend(item);
     }
-    if queries.is_empty() {
-        return Err(QueryFileError::Empty {
+    if items.is_empty() {
+        return Err(LineFileError::Empty {
             path: path.to_path_buf(),
+            what,
         });
     }
-    Ok(queries)
+    Ok(items)
+}
+
+/// The queries of `path`, in file order; blank lines are skipped. `_id` (or
+/// `id`) may be a string or a number; `text` must be a non-empty string.
+pub fn read_queries(path: &Path) -> Result<Vec<Query>, LineFileError> {
+    parse_lines(path, "queries", |_, line| parse_query(line).map(Some))
 }
 
 fn parse_query(line: &str) -> Result<Query, String> {

@@ -11,6 +11,8 @@ use serde_json::Value;
 const PIPELINE: &str = "pipelines/beir-eval.yaml";
 const QUERIES: &str = "pipelines/data/beir-mini/queries.jsonl";
 const QRELS: &str = "pipelines/data/beir-mini/qrels/test.tsv";
+/// `vecpipe eval` on the example set.
+const EVAL: [&str; 6] = ["eval", PIPELINE, "--queries", QUERIES, "--qrels", QRELS];
 
 /// The example corpus fitted and ingested into `milvus`.
 fn ingested(milvus: &MilvusServer) -> Workspace {
@@ -62,15 +64,8 @@ fn every_figure_of_every_mode_matches_trec_eval_on_the_hits_search_prints() {
         "--rerank-top",
         "10",
     ];
-    let mut eval = vec![
-        "eval",
-        PIPELINE,
-        "--queries",
-        QUERIES,
-        "--qrels",
-        QRELS,
-        "--json",
-    ];
+    let mut eval = EVAL.to_vec();
+    eval.push("--json");
     eval.extend(rerank);
     let report: Value = serde_json::from_str(
         &Run(run_at_root(&ws, &milvus, &eval))
@@ -197,29 +192,14 @@ fn many_queries_give_the_hits_each_query_gets_alone_and_the_table_lists_each_mod
     assert_eq!(many.lines().count(), 24 * 3);
     assert_output_eq!(normalised(&many), normalised(&expected));
 
-    let table = Run(run_at_root(
-        &ws,
-        &milvus,
-        &["eval", PIPELINE, "--queries", QUERIES, "--qrels", QRELS],
-    ))
-    .expect_code(0)
-    .stdout();
-    let json: Value = serde_json::from_str(
-        &Run(run_at_root(
-            &ws,
-            &milvus,
-            &[
-                "eval",
-                PIPELINE,
-                "--queries",
-                QUERIES,
-                "--qrels",
-                QRELS,
-                "--json",
-            ],
-        ))
+    let table = Run(run_at_root(&ws, &milvus, &EVAL))
         .expect_code(0)
-        .stdout(),
+        .stdout();
+    let json_args = [&EVAL[..], &["--json"]].concat();
+    let json: Value = serde_json::from_str(
+        &Run(run_at_root(&ws, &milvus, &json_args))
+            .expect_code(0)
+            .stdout(),
     )
     .unwrap();
     let mut lines = table.lines();
@@ -288,12 +268,7 @@ fn bad_input_and_an_unreachable_server_exit_2_naming_the_problem() {
         assert_eq!(run.stdout(), "");
     }
     milvus.stop();
-    let run = Run(run_at_root(
-        &ws,
-        &milvus,
-        &["eval", PIPELINE, "--queries", QUERIES, "--qrels", QRELS],
-    ))
-    .expect_code(2);
+    let run = Run(run_at_root(&ws, &milvus, &EVAL)).expect_code(2);
     assert!(
         run.stderr().starts_with(&format!(
             "error: cannot connect to Milvus at {}",

@@ -17,6 +17,8 @@ pub mod columns {
     /// Added by the chunk stage.
     pub const DOC_ID: &str = "doc_id";
     pub const CHUNK_INDEX: &str = "chunk_index";
+    /// Added for incremental runs: a hash of the document and of what shapes its rows.
+    pub const FINGERPRINT: &str = "fingerprint";
 }
 
 /// A Kafka (topic, partition).

@@ -57,6 +57,9 @@ pub(crate) enum Command {
         /// Where finished row groups are recorded (default: .vecpipe/state/NAME[.shard-K-of-N].jsonl).
         #[arg(long, value_name = "FILE")]
         state: Option<PathBuf>,
+        /// Embed and write every document, also those the Milvus sinks hold unchanged.
+        #[arg(long)]
+        force: bool,
     },
     /// Run a pipeline continuously (Kafka source) until SIGTERM/SIGINT, serving
     /// Prometheus /metrics and /health.

@@ -13,9 +13,11 @@ use anyhow::{Context, anyhow};
 use clap::Parser;
 use cli::{Bm25Command, Cli, Command, EvalArgs, FitArgs, LogFormat, SearchArgs};
 use vecpipe::error::Phased;
-use vecpipe::pipeline::{FitInput, StopSignal, check_environment, fit_bm25, run_pipeline};
+use vecpipe::pipeline::{
+    FitInput, RunOptions, StopSignal, check_environment, fit_bm25, run_pipeline,
+};
 use vecpipe::search::{QueryHit, Searcher, json_lines};
-use vecpipe::{Backfill, PipelineConfig, load_pipeline_file};
+use vecpipe::{PipelineConfig, load_pipeline_file};
 
 /// Queries encoded and searched per request with `search --queries`.
 const QUERY_BATCH: usize = 32;
@@ -85,11 +87,15 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             shard,
             resume,
             state,
+            force,
         } => {
             let cfg = load(&file)?;
-            let backfill = cfg.backfill(shard, resume, state);
+            let options = RunOptions {
+                backfill: cfg.backfill(shard, resume, state),
+                force,
+            };
             let summary = async_runtime()?.block_on(async {
-                run_pipeline(&cfg, os_stop_signal()?, backfill)
+                run_pipeline(&cfg, os_stop_signal()?, options)
                     .await
                     .map_err(Failure::from)
             })?;
@@ -141,7 +147,7 @@ fn daemon(
         let listener = tokio::spawn(vecpipe::metrics::serve(metrics_addr, metrics));
         let stop = os_stop_signal()?;
         stop.exit_if_not_done_within(shutdown_timeout);
-        let result = run_pipeline(&cfg, stop, Backfill::default())
+        let result = run_pipeline(&cfg, stop, RunOptions::default())
             .await
             .map_err(Failure::from);
         listener.abort();

@@ -8,6 +8,7 @@
 //! | `vecpipe_batch_seconds` | histogram | `node` |
 //! | `vecpipe_dead_letters_total` | counter | |
 //! | `vecpipe_embedding_tokens_total` | counter | |
+//! | `vecpipe_documents_unchanged_total` | counter | |
 //! | `vecpipe_kafka_records_total` | counter | `topic`, `partition` |
 //! | `vecpipe_consumer_lag` | gauge | `topic`, `partition` |
 //! | `vecpipe_sink_retries_total` | counter | `sink` |
@@ -42,6 +43,11 @@ pub fn batch_time(node: &'static str, elapsed: Duration) {
 
 pub fn dead_letter() {
     counter!("vecpipe_dead_letters_total").increment(1);
+}
+
+/// Documents an incremental run skipped: the sinks hold them as they are.
+pub fn documents_unchanged(n: usize) {
+    counter!("vecpipe_documents_unchanged_total").increment(n as u64);
 }
 
 pub fn embedding_tokens(n: usize) {

@@ -5,6 +5,7 @@
 mod build;
 mod check;
 mod fit;
+mod incremental;
 mod nodes;
 
 use std::sync::Arc;
@@ -60,6 +61,8 @@ pub struct RunSummary {
     pub elapsed: Duration,
     /// True when a signal stopped the run before the source was exhausted.
     pub stopped_early: bool,
+    /// Documents skipped because the sinks hold them as they are (incremental runs).
+    pub unchanged: Option<u64>,
 }
 
 impl std::fmt::Display for RunSummary {
@@ -72,9 +75,11 @@ impl std::fmt::Display for RunSummary {
         };
         write!(
             f,
-            "{}: {} records in, {} chunks out, {} dead-lettered, {:.2} s, {:.0} records/s{}",
+            "{}: {} records in, {}{} chunks out, {} dead-lettered, {:.2} s, {:.0} records/s{}",
             self.name,
             self.records_in,
+            self.unchanged
+                .map_or(String::new(), |n| format!("{n} unchanged, ")),
             self.rows_out,
             self.dead_lettered,
             secs,
@@ -95,16 +100,25 @@ struct Counters {
     rows_out: AtomicU64,
 }
 
-/// Runs a pipeline to the end of its source, or until `stop` is raised;
-/// `backfill` shards and resumes Parquet runs.
+/// How a run goes besides its pipeline file.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Shards and resumes Parquet runs.
+    pub backfill: Backfill,
+    /// Embed and write every document, unchanged ones too.
+    pub force: bool,
+}
+
+/// Runs a pipeline to the end of its source, or until `stop` is raised.
 pub async fn run_pipeline(
     cfg: &PipelineConfig,
     stop: StopSignal,
-    backfill: Backfill,
+    options: RunOptions,
 ) -> Result<RunSummary, PipelineError> {
     let started = Instant::now();
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
-    let built = build::build(cfg, ack_tx, stop.clone(), backfill)?;
+    let built = build::build(cfg, ack_tx, stop.clone(), options.backfill, options.force)?;
+    let unchanged = built.unchanged.clone();
     let dead_letters = built.dead_letters.clone();
     let progress = crate::progress::Progress::new(built.source.total_records(), "records");
     let acks = tokio::spawn(collect_outcomes(
@@ -136,6 +150,7 @@ pub async fn run_pipeline(
         records_acknowledged,
         elapsed: started.elapsed(),
         stopped_early: stop.is_raised(),
+        unchanged: unchanged.map(|n| n.load(Ordering::Relaxed)),
     })
 }
 

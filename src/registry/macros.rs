@@ -40,6 +40,14 @@ macro_rules! components {
                 }
             }
 
+            /// Its `type:` (not every family's callers need it).
+            #[allow(dead_code)]
+            $vis fn kind(&self) -> &'static str {
+                match self {
+                    $($name::$variant(_) => <$config as $family>::kind(),)+
+                }
+            }
+
             /// Every registered component of the family: its `type:` and
             /// the keys of its config (read from the config's `Deserialize`).
             $vis fn catalog() -> Vec<(&'static str, &'static [&'static str])> {

@@ -8,7 +8,7 @@ use super::PipelineConfig;
 use crate::config::{Invalid, Surroundings};
 
 /// Columns every batch has, whatever the pipeline.
-const RESERVED_COLUMNS: [&str; 4] = ["id", "doc_id", "chunk_index", "text"];
+const RESERVED_COLUMNS: [&str; 5] = ["id", "doc_id", "chunk_index", "text", "fingerprint"];
 
 /// Rules serde cannot express; the error names the schema path.
 pub(super) fn pipeline(cfg: &PipelineConfig) -> Result<(), Invalid> {

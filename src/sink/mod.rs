@@ -6,6 +6,7 @@ pub(crate) mod arrow_file;
 pub(crate) mod jsonl;
 pub mod milvus;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use arrow::datatypes::SchemaRef;
@@ -33,6 +34,21 @@ pub enum SinkError {
     },
     #[error(transparent)]
     Milvus(milvus::MilvusError),
+}
+
+/// A document's rows as a destination holds them: (row id, fingerprint).
+pub(crate) type StoredRows = Vec<(String, String)>;
+
+/// What a destination holds of some documents, for incremental runs.
+pub(crate) trait FingerprintStore: Send {
+    /// For each of `documents` the destination has, its rows; `None` when
+    /// the destination keeps no fingerprints (then nothing can be skipped).
+    /// `chunked`: documents are found by `doc_id`, else by `id`.
+    fn stored(
+        &self,
+        documents: &[&str],
+        chunked: bool,
+    ) -> Result<Option<HashMap<String, StoredRows>>, SinkError>;
 }
 
 /// How much of what a sink was given is durable after a call.
@@ -69,6 +85,12 @@ pub trait Sink: Send {
     fn finish(&mut self) -> Result<(), SinkError>;
     /// Throws away output that was not finished (after a failure anywhere).
     fn abort(&mut self);
+    /// What the destination holds of documents, when it can say: a sink
+    /// that rewrites its output each run (files) cannot, and then no
+    /// document is skipped as unchanged.
+    fn fingerprints(&self) -> Option<Box<dyn FingerprintStore>> {
+        None
+    }
 }
 
 /// A sink's config: its `type:` name, its rules and how it is built. One

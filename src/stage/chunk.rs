@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{Stage, StageComponent, StageContext, StageError, arrow_error, text_column};
+use super::{
+    Stage, StageComponent, StageContext, StageError, StageShape, arrow_error, text_column,
+};
 use crate::batch::{Position, columns};
 use crate::config::{Invalid, PositiveInt, Surroundings};
 use crate::dead_letter::DeadLetters;
@@ -68,6 +70,15 @@ impl StageComponent for ChunkStageConfig {
 
     fn reshapes_rows(&self) -> bool {
         true
+    }
+
+    fn shape(&self) -> Result<StageShape, StageError> {
+        Ok(StageShape::settings((
+            self.max_chars,
+            self.max_tokens,
+            &self.tokenizer,
+            self.overlap,
+        )))
     }
 
     fn build(&self, ctx: &StageContext) -> Result<Box<dyn Stage>, StageError> {

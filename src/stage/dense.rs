@@ -9,7 +9,9 @@ use std::path::PathBuf;
 use arrow::record_batch::RecordBatch;
 use serde::Deserialize;
 
-use super::{Stage, StageComponent, StageContext, StageError, append_column, arrow_error, texts};
+use super::{
+    Stage, StageComponent, StageContext, StageError, StageShape, append_column, arrow_error, texts,
+};
 use crate::batch::{Position, dense};
 use crate::config::{Invalid, PositiveInt, Surroundings};
 use crate::model::Pooling;
@@ -96,6 +98,20 @@ impl StageComponent for DenseStageConfig {
 
     fn tokenizer_model(&self) -> Option<&str> {
         (self.provider == DenseProvider::Local).then_some(self.model.as_str())
+    }
+
+    fn shape(&self) -> Result<StageShape, StageError> {
+        let settings = (
+            &self.model,
+            self.max_length,
+            self.pooling,
+            self.normalize,
+            &self.field,
+            self.provider,
+            &self.base_url,
+        );
+        let local = (self.provider == DenseProvider::Local).then_some(self.model.as_str());
+        StageShape::with_model(settings, local)
     }
 
     fn build(&self, _ctx: &StageContext) -> Result<Box<dyn Stage>, StageError> {

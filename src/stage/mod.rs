@@ -42,6 +42,12 @@ pub enum StageError {
     },
     #[error(transparent)]
     DeadLetter(#[from] DeadLetterError),
+    #[error("batch at {position}: cannot look up what the sinks hold")]
+    Lookup {
+        position: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 /// One step of the chain; runs on a blocking thread, one batch at a time.
@@ -93,8 +99,42 @@ pub(crate) trait StageComponent {
     fn reshapes_rows(&self) -> bool {
         false
     }
+    /// What of this stage shapes the rows it outputs, for incremental runs'
+    /// fingerprints: the settings that change rows or vectors (not batch
+    /// sizes, threads or keys) and the files it loads (their contents count).
+    fn shape(&self) -> Result<StageShape, StageError>;
     /// Loads whatever the stage needs.
     fn build(&self, ctx: &StageContext) -> Result<Box<dyn Stage>, StageError>;
+}
+
+/// See [`StageComponent::shape`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageShape {
+    pub settings: String,
+    pub files: Vec<std::path::PathBuf>,
+}
+
+impl StageShape {
+    /// Settings alone.
+    pub fn settings(settings: impl std::fmt::Debug) -> Self {
+        StageShape {
+            settings: format!("{settings:?}"),
+            files: Vec::new(),
+        }
+    }
+
+    /// Settings and the files of a model run locally (none for a service).
+    pub fn with_model(
+        settings: impl std::fmt::Debug,
+        model: Option<&str>,
+    ) -> Result<Self, StageError> {
+        let mut shape = Self::settings(settings);
+        if let Some(model) = model {
+            let files = crate::model::resolve_model(model)?;
+            shape.files = vec![files.onnx, files.tokenizer];
+        }
+        Ok(shape)
+    }
 }
 
 /// Maps Arrow errors of the batch at `position` to stage errors.

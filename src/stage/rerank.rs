@@ -15,7 +15,8 @@ use arrow::record_batch::RecordBatch;
 use serde::Deserialize;
 
 use super::{
-    Stage, StageComponent, StageContext, StageError, append_column, arrow_error, text_column,
+    Stage, StageComponent, StageContext, StageError, StageShape, append_column, arrow_error,
+    text_column,
 };
 use crate::batch::Position;
 use crate::config::{Invalid, PositiveInt, Surroundings};
@@ -132,6 +133,21 @@ impl StageComponent for RerankStageConfig {
     fn reshapes_rows(&self) -> bool {
         // `min_score` drops rows.
         self.min_score.is_some()
+    }
+
+    fn shape(&self) -> Result<StageShape, StageError> {
+        let settings = (
+            (
+                &self.model,
+                &self.query,
+                &self.query_field,
+                &self.candidates_field,
+            ),
+            (self.top_k, self.min_score, self.sigmoid, &self.field),
+            (self.max_length, self.provider, &self.base_url),
+        );
+        let local = (self.provider == RerankProvider::Local).then_some(self.model.as_str());
+        StageShape::with_model(settings, local)
     }
 
     fn build(&self, _ctx: &StageContext) -> Result<Box<dyn Stage>, StageError> {

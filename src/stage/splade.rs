@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use arrow::record_batch::RecordBatch;
 use serde::Deserialize;
 
-use super::{Stage, StageComponent, StageContext, StageError, append_sparse, texts};
+use super::{Stage, StageComponent, StageContext, StageError, StageShape, append_sparse, texts};
 use crate::batch::Position;
 use crate::config::PositiveInt;
 use crate::model::{ModelError, SessionOptions, SpladeEncoder, resolve_model};
@@ -70,6 +70,11 @@ impl StageComponent for SpladeStageConfig {
 
     fn output_field(&self) -> Option<&str> {
         Some(&self.field)
+    }
+
+    fn shape(&self) -> Result<StageShape, StageError> {
+        let settings = (&self.model, self.max_length, self.top_k, &self.field);
+        StageShape::with_model(settings, Some(&self.model))
     }
 
     fn build(&self, _ctx: &StageContext) -> Result<Box<dyn Stage>, StageError> {

@@ -3,6 +3,7 @@
 //! re-ingested documents are deleted; embedded Milvus Lite when `uri` is a path.
 
 mod config;
+mod fingerprints;
 mod lite;
 mod rows;
 mod schema;
@@ -92,6 +93,29 @@ fn is_transient(e: &SdkError) -> bool {
     )
 }
 
+/// Runs `call` until it succeeds, fails for good, or fails transiently more
+/// than `max_retries` times (`None`: no limit), backing off from 0.5 s to
+/// 30 s; `on_retry` hears of each transient failure and the wait after it.
+pub(super) fn with_retries<T>(
+    max_retries: Option<usize>,
+    mut on_retry: impl FnMut(&SdkError, Duration),
+    mut call: impl FnMut() -> Result<T, Box<SdkError>>,
+) -> Result<T, Box<SdkError>> {
+    let mut delay = Duration::from_millis(500);
+    let mut tries = 0;
+    loop {
+        match call() {
+            Err(e) if is_transient(&e) && max_retries.is_none_or(|max| tries < max) => {
+                on_retry(&e, delay);
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_secs(30));
+                tries += 1;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
 /// A client, and the embedded server behind it when `uri` is a path.
 pub struct MilvusConnection {
     pub client: ClientV2,
@@ -134,7 +158,7 @@ impl MilvusConnection {
 pub struct MilvusSink {
     cfg: MilvusSinkConfig,
     runtime: Handle,
-    connection: MilvusConnection,
+    connection: std::sync::Arc<MilvusConnection>,
     plan: Option<CollectionPlan>,
     dead_letters: DeadLetters,
     healthy: std::sync::atomic::AtomicBool,
@@ -151,7 +175,9 @@ impl MilvusSink {
         let runtime = Handle::try_current().map_err(|e| {
             MilvusError::Config(format!("the Milvus sink needs the async runtime: {e}"))
         })?;
-        let connection = tokio::task::block_in_place(|| MilvusConnection::open(cfg, &runtime))?;
+        let connection = std::sync::Arc::new(tokio::task::block_in_place(|| {
+            MilvusConnection::open(cfg, &runtime)
+        })?);
         Ok(MilvusSink {
             cfg: cfg.clone(),
             runtime,
@@ -207,14 +233,14 @@ impl MilvusSink {
     }
 
     /// Creates the collection when missing, or checks that it fits; then loads it.
-    fn prepare_collection(&mut self, plan: CollectionPlan) -> Result<(), MilvusError> {
-        if !self.existing_fits(&plan)? {
+    fn prepare_collection(&mut self, mut plan: CollectionPlan) -> Result<(), MilvusError> {
+        if !self.existing_fits(&mut plan)? {
             match self.create_collection(&plan) {
                 Ok(()) => {
                     tracing::info!(collection = %self.cfg.collection, "created collection");
                 }
                 // Another writer (a second daemon of the group) created it meanwhile.
-                Err(_) if self.collection_exists()? => self.check_existing(&plan)?,
+                Err(_) if self.collection_exists()? => self.check_existing(&mut plan)?,
                 Err(e) => return Err(e),
             }
         }
@@ -232,7 +258,7 @@ impl MilvusSink {
 
     /// True when the collection exists and fits `plan`; false when it is
     /// missing and the sink may create it; otherwise the error.
-    fn existing_fits(&self, plan: &CollectionPlan) -> Result<bool, MilvusError> {
+    fn existing_fits(&self, plan: &mut CollectionPlan) -> Result<bool, MilvusError> {
         if self.collection_exists()? {
             self.check_existing(plan)?;
             Ok(true)
@@ -244,7 +270,7 @@ impl MilvusSink {
     }
 
     /// An error naming both schemas when the existing collection does not fit.
-    fn check_existing(&self, plan: &CollectionPlan) -> Result<(), MilvusError> {
+    fn check_existing(&self, plan: &mut CollectionPlan) -> Result<(), MilvusError> {
         let request = DescribeCollectionRequest::builder()
             .collection_name(&self.cfg.collection)
             .build()
@@ -253,7 +279,9 @@ impl MilvusSink {
             "describe_collection",
             self.connection.client.describe_collection(request),
         )?;
-        plan.check(&self.cfg.collection, described.description().get_schema())
+        let existing = described.description().get_schema();
+        plan.fit_to(existing);
+        plan.check(&self.cfg.collection, existing)
     }
 
     fn create_collection(&self, plan: &CollectionPlan) -> Result<(), MilvusError> {
@@ -273,33 +301,29 @@ impl MilvusSink {
     /// one by one and the ones it rejects go to the dead letter with its message.
     fn upsert(&self, rows: Vec<Map<String, Value>>, position: &str) -> Result<(), MilvusError> {
         let values: Vec<Value> = rows.into_iter().map(Value::Object).collect();
-        let mut delay = Duration::from_millis(500);
-        for tries in 0.. {
-            match self.try_upsert(values.clone()) {
-                Ok(()) => {
-                    self.set_healthy(true);
-                    return Ok(());
+        let outcome = with_retries(
+            self.cfg.max_retries,
+            |e, delay| {
+                self.set_healthy(false);
+                crate::metrics::sink_retry("milvus");
+                tracing::warn!(collection = %self.cfg.collection, error = %e, retry_in = ?delay, "Milvus write failed; retrying");
+            },
+            || self.try_upsert(values.clone()),
+        );
+        match outcome {
+            Ok(()) => {
+                self.set_healthy(true);
+                Ok(())
+            }
+            Err(e) if is_transient(&e) => Err(self.request_error("upsert", *e)),
+            Err(e) => {
+                tracing::warn!(collection = %self.cfg.collection, error = %e, "Milvus rejected rows; writing them one by one");
+                for value in &values {
+                    self.upsert_one(value, position)?;
                 }
-                Err(e)
-                    if is_transient(&e) && self.cfg.max_retries.is_none_or(|max| tries < max) =>
-                {
-                    self.set_healthy(false);
-                    crate::metrics::sink_retry("milvus");
-                    tracing::warn!(collection = %self.cfg.collection, error = %e, retry_in = ?delay, "Milvus write failed; retrying");
-                    std::thread::sleep(delay);
-                    delay = (delay * 2).min(Duration::from_secs(30));
-                }
-                Err(e) if is_transient(&e) => return Err(self.request_error("upsert", *e)),
-                Err(e) => {
-                    tracing::warn!(collection = %self.cfg.collection, error = %e, "Milvus rejected rows; writing them one by one");
-                    for value in &values {
-                        self.upsert_one(value, position)?;
-                    }
-                    return Ok(());
-                }
+                Ok(())
             }
         }
-        unreachable!("the loop only ends by returning")
     }
 
     /// One row the server rejected in a group: retried alone; a row whose
@@ -450,8 +474,8 @@ impl Sink for MilvusSink {
     }
 
     fn check(&mut self, schema: &arrow::datatypes::SchemaRef) -> Result<(), SinkError> {
-        let plan = CollectionPlan::from_batch_schema(schema, &self.cfg)?;
-        self.existing_fits(&plan)?;
+        let mut plan = CollectionPlan::from_batch_schema(schema, &self.cfg)?;
+        self.existing_fits(&mut plan)?;
         Ok(())
     }
 
@@ -498,6 +522,14 @@ impl Sink for MilvusSink {
     }
 
     fn abort(&mut self) {}
+
+    fn fingerprints(&self) -> Option<Box<dyn crate::sink::FingerprintStore>> {
+        Some(Box::new(fingerprints::MilvusFingerprints::new(
+            self.connection.clone(),
+            self.runtime.clone(),
+            &self.cfg,
+        )))
+    }
 }
 
 impl From<MilvusError> for SinkError {

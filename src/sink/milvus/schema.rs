@@ -13,6 +13,8 @@ use crate::batch::columns;
 
 /// Longest chunk id / document id Milvus will accept from us.
 pub const ID_MAX_LENGTH: u32 = 512;
+/// A fingerprint: 128 bits in hex.
+pub const FINGERPRINT_LENGTH: u32 = 32;
 /// VARCHAR metadata is stored up to this many bytes.
 pub const METADATA_MAX_LENGTH: u32 = 65_535;
 
@@ -74,6 +76,7 @@ impl CollectionPlan {
                 (columns::ID, _) => FieldKind::PrimaryKey,
                 (columns::DOC_ID, _) => FieldKind::VarChar(ID_MAX_LENGTH),
                 (columns::CHUNK_INDEX, _) => FieldKind::Int64,
+                (columns::FINGERPRINT, _) => FieldKind::VarChar(FINGERPRINT_LENGTH),
                 (columns::TEXT, _) => FieldKind::VarChar(cfg.text_max_length.get() as u32),
                 (_, ArrowType::FixedSizeList(item, dim))
                     if item.data_type() == &ArrowType::Float32 =>
@@ -194,6 +197,16 @@ impl CollectionPlan {
             .iter()
             .find(|f| f.kind == FieldKind::SparseVector)
             .map(|f| f.name.as_str())
+    }
+
+    /// Leaves out the fingerprint when `existing` (created before
+    /// incremental runs) has no field for it: such a collection keeps
+    /// working, and no document is skipped as unchanged.
+    pub fn fit_to(&mut self, existing: &CollectionSchema) {
+        let has = |name: &str| existing.get_fields().iter().any(|f| f.get_name() == name);
+        if !has(columns::FINGERPRINT) {
+            self.fields.retain(|f| f.name != columns::FINGERPRINT);
+        }
     }
 
     /// An error naming both schemas when `existing` cannot take these rows.

@@ -15,7 +15,7 @@ pub use params::{Bm25Encoder, Bm25Params};
 
 use serde::Deserialize;
 
-use super::{Stage, StageComponent, StageContext, StageError, append_sparse, texts};
+use super::{Stage, StageComponent, StageContext, StageError, StageShape, append_sparse, texts};
 use crate::batch::Position;
 use crate::config::{Invalid, Surroundings};
 
@@ -95,6 +95,13 @@ impl StageComponent for Bm25StageConfig {
 
     fn output_field(&self) -> Option<&str> {
         Some(&self.field)
+    }
+
+    fn shape(&self) -> Result<StageShape, StageError> {
+        Ok(StageShape {
+            settings: format!("{:?}", (&self.analyzer, &self.field)),
+            files: vec![self.params.clone()],
+        })
     }
 
     fn build(&self, _ctx: &StageContext) -> Result<Box<dyn Stage>, StageError> {

@@ -1,0 +1,184 @@
+//! Incremental runs. Every document gets a fingerprint: a hash of its text,
+//! its other columns, and the shape of every stage (settings that change
+//! rows or vectors, and the contents of the files stages load). Before the
+//! first stage that is not `chunk`, documents whose rows the sinks already
+//! hold — the same row ids, each with this fingerprint — are dropped: they
+//! are neither embedded nor written again, and their records are
+//! acknowledged as delivered.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arrow::array::{AsArray, BooleanArray, StringArray};
+use arrow::compute::filter_record_batch;
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::RecordBatch;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::batch::{Position, columns};
+use crate::registry::PipelineConfig;
+use crate::sink::FingerprintStore;
+use crate::stage::{Stage, StageError, StageShape};
+
+/// A hash of every stage's shape: settings, and the contents of its files.
+pub(super) fn pipeline_shape(cfg: &PipelineConfig) -> Result<u128, StageError> {
+    let mut hash = Xxh3::new();
+    for stage in cfg.stage_configs() {
+        let StageShape { settings, files } = stage.component().shape()?;
+        hash.update(stage.kind().as_bytes());
+        hash.update(settings.as_bytes());
+        for file in files {
+            hash_file(&mut hash, &file)?;
+        }
+    }
+    Ok(hash.digest128())
+}
+
+fn hash_file(hash: &mut Xxh3, path: &std::path::Path) -> Result<(), StageError> {
+    let io = |source| StageError::Lookup {
+        position: format!("{} (hashing it for fingerprints)", path.display()),
+        source: Box::new(source),
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buffer).map_err(io)?;
+        if n == 0 {
+            return Ok(());
+        }
+        hash.update(&buffer[..n]);
+    }
+}
+
+/// Adds the `fingerprint` column: the pipeline's shape, then each column's
+/// name and value (the id, the text, the metadata), hashed per row.
+pub(super) struct Fingerprinter {
+    pub shape: u128,
+}
+
+impl Stage for Fingerprinter {
+    fn kind(&self) -> &'static str {
+        "fingerprint"
+    }
+
+    fn process(
+        &mut self,
+        batch: RecordBatch,
+        position: &Position,
+    ) -> Result<RecordBatch, StageError> {
+        let arrow = |source| StageError::Arrow {
+            position: position.to_string(),
+            source,
+        };
+        let options = FormatOptions::default().with_null("\u{0}null");
+        let formatters = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(arrow)?;
+        let schema = batch.schema();
+        let fingerprints: StringArray = (0..batch.num_rows())
+            .map(|row| {
+                let mut hash = Xxh3::new();
+                hash.update(&self.shape.to_le_bytes());
+                for (field, value) in schema.fields().iter().zip(&formatters) {
+                    hash.update(field.name().as_bytes());
+                    hash.update(&[0]);
+                    hash.update(value.value(row).to_string().as_bytes());
+                    hash.update(&[0]);
+                }
+                Some(format!("{:032x}", hash.digest128()))
+            })
+            .collect();
+        let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(Field::new(columns::FINGERPRINT, DataType::Utf8, false));
+        let mut arrays = batch.columns().to_vec();
+        arrays.push(Arc::new(fingerprints));
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(arrow)
+    }
+}
+
+/// Drops the rows of documents every sink already holds as they are.
+pub(super) struct SkipUnchanged {
+    pub stores: Vec<Box<dyn FingerprintStore>>,
+    /// Documents skipped so far, for the summary.
+    pub unchanged: Arc<AtomicU64>,
+}
+
+impl Stage for SkipUnchanged {
+    fn kind(&self) -> &'static str {
+        "skip-unchanged"
+    }
+
+    fn process(
+        &mut self,
+        batch: RecordBatch,
+        position: &Position,
+    ) -> Result<RecordBatch, StageError> {
+        let column = |name: &str| {
+            batch
+                .column_by_name(name)
+                .and_then(|c| c.as_string_opt::<i32>())
+        };
+        let chunked = batch.column_by_name(columns::DOC_ID).is_some();
+        let key = if chunked {
+            columns::DOC_ID
+        } else {
+            columns::ID
+        };
+        let (Some(documents), Some(ids), Some(fingerprints)) = (
+            column(key),
+            column(columns::ID),
+            column(columns::FINGERPRINT),
+        ) else {
+            return Ok(batch);
+        };
+        // Each document's rows in this batch: ids and fingerprint.
+        let mut rows: HashMap<&str, (HashSet<&str>, &str)> = HashMap::new();
+        for row in 0..batch.num_rows() {
+            let entry = rows
+                .entry(documents.value(row))
+                .or_insert_with(|| (HashSet::new(), fingerprints.value(row)));
+            entry.0.insert(ids.value(row));
+        }
+        let names: Vec<&str> = rows.keys().copied().collect();
+        let mut unchanged: HashSet<&str> = names.iter().copied().collect();
+        for store in &self.stores {
+            let stored = store
+                .stored(&names, chunked)
+                .map_err(|e| StageError::Lookup {
+                    position: position.to_string(),
+                    source: Box::new(e),
+                })?;
+            let Some(stored) = stored else {
+                return Ok(batch);
+            };
+            unchanged.retain(|doc| {
+                let (ids, fingerprint) = &rows[doc];
+                stored.get(*doc).is_some_and(|held| {
+                    held.len() == ids.len()
+                        && held
+                            .iter()
+                            .all(|(id, f)| f == fingerprint && ids.contains(id.as_str()))
+                })
+            });
+        }
+        if unchanged.is_empty() {
+            return Ok(batch);
+        }
+        self.unchanged
+            .fetch_add(unchanged.len() as u64, Ordering::Relaxed);
+        crate::metrics::documents_unchanged(unchanged.len());
+        let keep: BooleanArray = (0..batch.num_rows())
+            .map(|row| Some(!unchanged.contains(documents.value(row))))
+            .collect();
+        filter_record_batch(&batch, &keep).map_err(|source| StageError::Arrow {
+            position: position.to_string(),
+            source,
+        })
+    }
+}

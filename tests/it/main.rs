@@ -13,6 +13,7 @@ mod dense;
 mod docs;
 mod eval;
 mod http_providers;
+mod incremental;
 mod jsonl_sink;
 mod kafka_daemon;
 mod milvus_sink;

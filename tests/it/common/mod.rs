@@ -131,7 +131,7 @@ impl Run {
         let words: Vec<&str> = out.split_whitespace().collect();
         let i = words
             .iter()
-            .position(|w| *w == word)
+            .position(|w| w.trim_end_matches(',') == word)
             .unwrap_or_else(|| panic!("no `{word}` in the summary: {out}"));
         words[i - 1].parse().unwrap()
     }

@@ -1,0 +1,200 @@
+//! Incremental runs against a real Milvus Lite server: unchanged documents
+//! are neither embedded nor written again, edited ones are replaced, and a
+//! change of chunking or model re-embeds everything.
+
+use std::collections::BTreeMap;
+
+use crate::common::*;
+use serde_json::Value;
+
+/// Document `i` of the corpus; every seventh is long enough for several chunks.
+fn document(i: usize, edit: &str) -> String {
+    let body = if i.is_multiple_of(7) {
+        "It goes on about vectors, fingerprints and search for a while. ".repeat(5)
+    } else {
+        String::new()
+    };
+    serde_json::json!({
+        "id": format!("doc-{i:03}"),
+        "title": format!("Title {i}"),
+        "text": format!("Document {i} is about topic {}{edit}. {body}", i % 11),
+    })
+    .to_string()
+        + "\n"
+}
+
+fn corpus(edits: &BTreeMap<usize, &str>) -> String {
+    (0..100)
+        .map(|i| document(i, edits.get(&i).copied().unwrap_or("")))
+        .collect()
+}
+
+fn pipeline(ws: &Workspace, uri: &str, max_chars: usize, model: &str) {
+    ws.write(
+        "p.yaml",
+        format!(
+            "name: inc\nsource: {{ type: jsonl, path: corpus.jsonl, id_field: id, metadata: [title] }}\nstages:\n  - {{ type: chunk, max_chars: {max_chars} }}\n  - {{ type: dense, model: {model} }}\n  - {{ type: bm25, params: bm25.json }}\nsinks:\n  - {{ type: milvus, uri: '{uri}', collection: docs }}\n"
+        ),
+    );
+}
+
+/// Every row of the collection, by id: (doc_id, text, fingerprint, dense vector).
+fn rows(uri: &str) -> BTreeMap<String, Value> {
+    milvus_rows(uri, "docs", "id,doc_id,text,title,fingerprint,dense")
+        .into_iter()
+        .map(|row| (row["id"].as_str().unwrap().to_string(), row))
+        .collect()
+}
+
+fn run(ws: &Workspace, args: &[&str]) -> Run {
+    ws.vecpipe(&[&["run", "p.yaml"], args].concat())
+        .expect_code(0)
+}
+
+#[test]
+fn an_unchanged_corpus_embeds_nothing_and_three_edits_reembed_exactly_those() {
+    let milvus = MilvusServer::start();
+    let ws = Workspace::new();
+    let model = repo_root().join("models/all-MiniLM-L6-v2");
+    pipeline(&ws, &milvus.uri, 150, &model.display().to_string());
+    ws.write("corpus.jsonl", corpus(&BTreeMap::new()));
+    ws.vecpipe(&["bm25", "fit", "--pipeline", "p.yaml"])
+        .expect_code(0);
+    let first = run(&ws, &[]);
+    assert_eq!(first.summary_number("unchanged"), 0);
+    let chunks = first.summary_number("chunks");
+    let before = rows(&milvus.uri);
+    assert_eq!(before.len() as u64, chunks);
+    assert!(chunks > 100, "some documents make several chunks");
+    assert!(
+        before
+            .values()
+            .all(|r| r["fingerprint"].as_str().unwrap().len() == 32)
+    );
+
+    let again = run(&ws, &[]);
+    assert_eq!(again.summary_number("records"), 100);
+    assert_eq!(again.summary_number("unchanged"), 100);
+    assert_eq!(
+        again.summary_number("chunks"),
+        0,
+        "nothing reached the dense stage"
+    );
+    assert_eq!(rows(&milvus.uri), before, "the collection is as it was");
+
+    // Three documents change; doc-007 (several chunks) becomes one chunk.
+    let edits = BTreeMap::from([(3, " (revised)"), (50, " (revised)"), (98, " (revised)")]);
+    let mut text = corpus(&edits);
+    text = text.replace(
+        &document(7, ""),
+        &(serde_json::json!({"id": "doc-007", "title": "Title 7", "text": "Now short."})
+            .to_string()
+            + "\n"),
+    );
+    ws.write("corpus.jsonl", text);
+    let edited = run(&ws, &[]);
+    assert_eq!(edited.summary_number("unchanged"), 96);
+    let after = rows(&milvus.uri);
+    let changed = ["doc-003", "doc-007", "doc-050", "doc-098"];
+    let rewritten: Vec<&Value> = after
+        .values()
+        .filter(|r| changed.contains(&r["doc_id"].as_str().unwrap()))
+        .collect();
+    assert_eq!(edited.summary_number("chunks"), rewritten.len() as u64);
+    assert_eq!(
+        after
+            .keys()
+            .filter(|id| id.starts_with("doc-007#"))
+            .collect::<Vec<_>>(),
+        ["doc-007#0"],
+        "the shorter document's stale chunks are gone"
+    );
+    assert_eq!(after["doc-007#0"]["text"], "Now short.");
+    for id in ["doc-003#0", "doc-050#0", "doc-098#0"] {
+        assert!(after[id]["text"].as_str().unwrap().contains("(revised)"));
+        assert_ne!(after[id]["fingerprint"], before[id]["fingerprint"]);
+    }
+    let untouched = |rows: &BTreeMap<String, Value>| -> BTreeMap<String, Value> {
+        rows.iter()
+            .filter(|(_, r)| !changed.contains(&r["doc_id"].as_str().unwrap()))
+            .map(|(id, r)| (id.clone(), r.clone()))
+            .collect()
+    };
+    assert_eq!(untouched(&after), untouched(&before));
+
+    // --force embeds and writes everything, and skips nothing.
+    let forced = run(&ws, &["--force"]);
+    assert!(
+        !forced.stdout().contains("unchanged"),
+        "{}",
+        forced.stdout()
+    );
+    assert_eq!(forced.summary_number("chunks"), after.len() as u64);
+    assert_eq!(rows(&milvus.uri), after);
+}
+
+#[test]
+fn changing_the_chunk_size_or_the_model_reembeds_everything() {
+    let milvus = MilvusServer::start();
+    let ws = Workspace::new();
+    let model = repo_root().join("models/all-MiniLM-L6-v2");
+    pipeline(&ws, &milvus.uri, 150, &model.display().to_string());
+    ws.write("corpus.jsonl", corpus(&BTreeMap::new()));
+    ws.vecpipe(&["bm25", "fit", "--pipeline", "p.yaml"])
+        .expect_code(0);
+    run(&ws, &[]);
+
+    pipeline(&ws, &milvus.uri, 90, &model.display().to_string());
+    let rechunked = run(&ws, &[]);
+    assert_eq!(rechunked.summary_number("unchanged"), 0);
+    let ids = rows(&milvus.uri);
+    assert_eq!(
+        ids.len() as u64,
+        rechunked.summary_number("chunks"),
+        "no chunk of the old size is left"
+    );
+
+    // The same files under another name are another model.
+    std::os::unix::fs::symlink(&model, ws.path("other-model")).unwrap();
+    pipeline(&ws, &milvus.uri, 90, "other-model");
+    let remodelled = run(&ws, &[]);
+    assert_eq!(remodelled.summary_number("unchanged"), 0);
+    assert_eq!(remodelled.summary_number("chunks"), ids.len() as u64);
+    assert_eq!(run(&ws, &[]).summary_number("unchanged"), 100);
+}
+
+#[test]
+fn a_collection_without_a_fingerprint_field_keeps_working_without_skipping() {
+    let milvus = MilvusServer::start();
+    let ws = Workspace::new();
+    ws.write("corpus.jsonl", corpus(&BTreeMap::new()));
+    // With a Parquet sink beside it the run is not incremental: the
+    // collection is created without a fingerprint field, as before.
+    ws.write(
+        "old.yaml",
+        format!(
+            "name: old\nsource: {{ type: jsonl, path: corpus.jsonl, id_field: id }}\nstages:\n  - {{ type: dense }}\nsinks:\n  - {{ type: milvus, uri: '{}', collection: docs }}\n  - {{ type: arrow, path: out/old.parquet }}\n",
+            milvus.uri
+        ),
+    );
+    let old = ws.vecpipe(&["run", "old.yaml"]).expect_code(0);
+    assert!(!old.stdout().contains("unchanged"), "{}", old.stdout());
+    ws.write(
+        "p.yaml",
+        format!(
+            "name: new\nsource: {{ type: jsonl, path: corpus.jsonl, id_field: id }}\nstages:\n  - {{ type: dense }}\nsinks:\n  - {{ type: milvus, uri: '{}', collection: docs }}\n",
+            milvus.uri
+        ),
+    );
+    for _ in 0..2 {
+        let run = run(&ws, &[]);
+        assert_eq!(run.summary_number("unchanged"), 0);
+        assert_eq!(run.summary_number("chunks"), 100);
+        assert!(
+            run.stderr().contains("has no `fingerprint` field"),
+            "{}",
+            run.stderr()
+        );
+    }
+    assert_eq!(milvus_ids_in(&milvus.uri, "docs").len(), 100);
+}

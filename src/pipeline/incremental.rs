@@ -137,16 +137,20 @@ impl Stage for SkipUnchanged {
         ) else {
             return Ok(batch);
         };
-        // Each document's rows in this batch: ids and fingerprint.
-        let mut rows: HashMap<&str, (HashSet<&str>, &str)> = HashMap::new();
+        // Each document's rows in this batch: ids and fingerprints (two
+        // versions of one document in a batch have two, and are not skipped).
+        let mut rows: HashMap<&str, (HashSet<&str>, HashSet<&str>)> = HashMap::new();
         for row in 0..batch.num_rows() {
-            let entry = rows
-                .entry(documents.value(row))
-                .or_insert_with(|| (HashSet::new(), fingerprints.value(row)));
+            let entry = rows.entry(documents.value(row)).or_default();
             entry.0.insert(ids.value(row));
+            entry.1.insert(fingerprints.value(row));
         }
         let names: Vec<&str> = rows.keys().copied().collect();
-        let mut unchanged: HashSet<&str> = names.iter().copied().collect();
+        let mut unchanged: HashSet<&str> = rows
+            .iter()
+            .filter(|(_, (_, fingerprints))| fingerprints.len() == 1)
+            .map(|(doc, _)| *doc)
+            .collect();
         for store in &self.stores {
             let stored = store
                 .stored(&names, chunked)
@@ -158,12 +162,12 @@ impl Stage for SkipUnchanged {
                 return Ok(batch);
             };
             unchanged.retain(|doc| {
-                let (ids, fingerprint) = &rows[doc];
+                let (ids, fingerprints) = &rows[doc];
                 stored.get(*doc).is_some_and(|held| {
                     held.len() == ids.len()
-                        && held
-                            .iter()
-                            .all(|(id, f)| f == fingerprint && ids.contains(id.as_str()))
+                        && held.iter().all(|(id, fingerprint)| {
+                            fingerprints.contains(fingerprint.as_str()) && ids.contains(id.as_str())
+                        })
                 })
             });
         }
@@ -180,5 +184,96 @@ impl Stage for SkipUnchanged {
             position: position.to_string(),
             source,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::{SinkError, StoredRows};
+
+    /// What a destination holds, in memory.
+    struct Held(HashMap<String, StoredRows>);
+
+    impl FingerprintStore for Held {
+        fn stored(
+            &self,
+            documents: &[&str],
+            _chunked: bool,
+        ) -> Result<Option<HashMap<String, StoredRows>>, SinkError> {
+            Ok(Some(
+                documents
+                    .iter()
+                    .filter_map(|d| Some((d.to_string(), self.0.get(*d)?.clone())))
+                    .collect(),
+            ))
+        }
+    }
+
+    fn batch(rows: &[(&str, &str, &str)]) -> RecordBatch {
+        let column = |i: usize| -> Arc<dyn arrow::array::Array> {
+            Arc::new(StringArray::from(
+                rows.iter().map(|r| [r.0, r.1, r.2][i]).collect::<Vec<_>>(),
+            ))
+        };
+        RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new(columns::ID, DataType::Utf8, false),
+                Field::new(columns::DOC_ID, DataType::Utf8, false),
+                Field::new(columns::FINGERPRINT, DataType::Utf8, false),
+            ])),
+            vec![column(0), column(1), column(2)],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn only_documents_held_with_the_same_rows_and_fingerprint_are_dropped() {
+        let held = |rows: &[(&str, &str)]| -> StoredRows {
+            rows.iter()
+                .map(|(id, f)| (id.to_string(), f.to_string()))
+                .collect()
+        };
+        let store = Held(HashMap::from([
+            (
+                "same".to_string(),
+                held(&[("same#0", "f1"), ("same#1", "f1")]),
+            ),
+            ("edited".to_string(), held(&[("edited#0", "old")])),
+            (
+                "fewer".to_string(),
+                held(&[("fewer#0", "f3"), ("fewer#1", "f3")]),
+            ),
+            ("twice".to_string(), held(&[("twice#0", "f4")])),
+        ]));
+        let unchanged = Arc::new(AtomicU64::new(0));
+        let mut stage = SkipUnchanged {
+            stores: vec![Box::new(store)],
+            unchanged: unchanged.clone(),
+        };
+        let input = batch(&[
+            ("same#0", "same", "f1"),
+            ("same#1", "same", "f1"),
+            ("edited#0", "edited", "new"),
+            ("fewer#0", "fewer", "f3"),
+            ("new#0", "new", "f5"),
+            // The held version, then an edit, of one document in one batch.
+            ("twice#0", "twice", "f4"),
+            ("twice#0", "twice", "f6"),
+        ]);
+        let position = Position::Jsonl {
+            file: Arc::new("c.jsonl".into()),
+            line: 1,
+        };
+        let output = stage.process(input, &position).unwrap();
+        let ids: Vec<&str> = output
+            .column_by_name(columns::ID)
+            .unwrap()
+            .as_string::<i32>()
+            .iter()
+            .flatten()
+            .collect();
+        assert_eq!(ids, ["edited#0", "fewer#0", "new#0", "twice#0", "twice#0"]);
+        assert_eq!(unchanged.load(Ordering::Relaxed), 1);
     }
 }

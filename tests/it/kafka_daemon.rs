@@ -538,6 +538,85 @@ fn a_model_service_error_stops_the_daemon_commits_nothing_unwritten_and_a_restar
     Run(daemon.wait_with_output().unwrap()).expect_code(0);
 }
 
+/// The value of a metric line that starts with `name` (0 when absent).
+fn metric(port: u16, name: &str) -> f64 {
+    http_get(port, "/metrics")
+        .1
+        .lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Waits until the metric reaches `value`.
+fn wait_for_metric(port: u16, name: &str, value: f64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while metric(port, name) < value {
+        assert!(
+            Instant::now() < deadline,
+            "{name} stayed at {} (waiting for {value})",
+            metric(port, name)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Documents published again unchanged (as CDC and compacted topics do) are
+/// skipped before the dense stage and leave the collection as it was; a
+/// changed one is embedded again and replaced.
+fn republished_unchanged_documents_write_nothing_and_a_changed_one_is_replaced(kind: BrokerKind) {
+    let broker = KafkaBroker::start_kind(kind);
+    let milvus = MilvusServer::start();
+    create_topic(&broker.brokers, "docs", 1);
+    let ws = Workspace::new();
+    let docs: Vec<_> = (0..10).map(document).collect();
+    let expected = expected_ids(&ws, &docs);
+    daemon_pipeline(&ws, &broker, &milvus, "docs", "");
+    let producer = producer(&broker.brokers);
+    produce(&producer, "docs", &docs);
+    let port = free_port();
+    let mut daemon = start_daemon(&ws, port);
+    wait_healthy(port, &mut daemon);
+    wait_for_ids(&milvus.uri, &expected, Duration::from_secs(60));
+    let rows = || milvus_rows(&milvus.uri, "docs", "id,text,fingerprint,dense");
+    let before = rows();
+    let embedded = metric(port, "vecpipe_records_in_total{node=\"dense\"}");
+    assert_eq!(embedded, expected.len() as f64);
+
+    produce(&producer, "docs", &docs);
+    wait_for_metric(port, "vecpipe_records_in_total{node=\"source\"}", 20.0);
+    wait_for_metric(port, "vecpipe_documents_unchanged_total", 10.0);
+    assert_eq!(
+        metric(port, "vecpipe_records_in_total{node=\"dense\"}"),
+        embedded
+    );
+    assert_eq!(rows(), before, "nothing was written again");
+
+    let changed = serde_json::json!({"id": "doc-1", "text": "Document 1 now says something else."});
+    produce(&producer, "docs", &[("doc-1".into(), changed.to_string())]);
+    wait_for_metric(port, "vecpipe_records_in_total{node=\"source\"}", 21.0);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !rows().iter().any(|r| r["text"] == changed["text"]) {
+        assert!(Instant::now() < deadline, "doc-1 was not replaced");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        metric(port, "vecpipe_records_in_total{node=\"dense\"}"),
+        embedded + 1.0
+    );
+    let after = rows();
+    assert_eq!(after.len(), before.len());
+    for (old, new) in before.iter().zip(&after) {
+        if old["id"] == "doc-1#0" {
+            assert_ne!(old["fingerprint"], new["fingerprint"]);
+        } else {
+            assert_eq!(old, new);
+        }
+    }
+    signal(&daemon, "-TERM");
+    Run(daemon.wait_with_output().unwrap()).expect_code(0);
+}
+
 /// Each test, once per broker.
 macro_rules! on_every_broker {
     ($($name:ident),* $(,)?) => {
@@ -574,4 +653,5 @@ on_every_broker!(
     milvus_down_for_20_seconds_pauses_the_daemon_and_loses_nothing,
     a_tombstone_deletes_the_documents_chunks,
     a_model_service_error_stops_the_daemon_commits_nothing_unwritten_and_a_restart_writes_the_rest,
+    republished_unchanged_documents_write_nothing_and_a_changed_one_is_replaced,
 );

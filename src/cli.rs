@@ -57,9 +57,17 @@ pub(crate) enum Command {
         /// Where finished row groups are recorded (default: .vecpipe/state/NAME[.shard-K-of-N].jsonl).
         #[arg(long, value_name = "FILE")]
         state: Option<PathBuf>,
-        /// Embed and write every document, also those the Milvus sinks hold unchanged.
+        /// Embed and write every document, also those the Milvus sinks hold
+        /// unchanged; with --sync, delete even more than --sync-max-delete.
         #[arg(long)]
         force: bool,
+        /// After a run that read the whole source without a failure, delete
+        /// from the Milvus sinks the documents the source no longer has.
+        #[arg(long)]
+        sync: bool,
+        /// --sync deletes at most this share of the documents held (0–1) without --force.
+        #[arg(long, value_name = "SHARE", default_value_t = vecpipe::pipeline::sync::DEFAULT_MAX_DELETE, value_parser = share, requires = "sync")]
+        sync_max_delete: f64,
     },
     /// Run a pipeline continuously (Kafka source) until SIGTERM/SIGINT, serving
     /// Prometheus /metrics and /health.
@@ -280,6 +288,14 @@ impl From<InputFormat> for FileFormat {
             InputFormat::Jsonl => FileFormat::Jsonl,
             InputFormat::Parquet => FileFormat::Parquet,
         }
+    }
+}
+
+/// A share between 0 and 1.
+fn share(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(share) if (0.0..=1.0).contains(&share) => Ok(share),
+        _ => Err(format!("`{value}` is not a share between 0 and 1")),
     }
 }
 

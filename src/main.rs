@@ -88,11 +88,14 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             resume,
             state,
             force,
+            sync,
+            sync_max_delete,
         } => {
             let cfg = load(&file)?;
             let options = RunOptions {
                 backfill: cfg.backfill(shard, resume, state),
                 force,
+                sync: sync.then_some(sync_max_delete),
             };
             let summary = async_runtime()?.block_on(async {
                 run_pipeline(&cfg, os_stop_signal()?, options)

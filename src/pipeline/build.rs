@@ -1,17 +1,18 @@
 //! From config to nodes: open the source, load the stages' files, create
 //! the sinks, and decide where in the stage chain each sink reads.
 
-use std::sync::Arc;
+use std::collections::HashSet;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
-use super::{NodeError, PipelineError, StopSignal, incremental};
+use super::sync::SyncPlan;
+use super::{NodeError, PipelineError, RunOptions, StopSignal, incremental};
 use crate::batch::AckOutcome;
 use crate::dead_letter::DeadLetters;
 use crate::registry::{PipelineConfig, StageConfig, stage_context};
 use crate::sink::Sink;
-use crate::source::backfill::Backfill;
 use crate::source::{RecordSource, SourceContext, open_source};
 use crate::stage::Stage;
 
@@ -23,6 +24,8 @@ pub(super) struct BuiltPipeline {
     pub dead_letters: DeadLetters,
     /// Documents skipped as unchanged, when the run is incremental.
     pub unchanged: Option<Arc<AtomicU64>>,
+    /// What `--sync` needs after the run.
+    pub sync: Option<SyncPlan>,
 }
 
 /// Everything built here is set-up: its errors exit with code 2.
@@ -30,9 +33,9 @@ pub(super) fn build(
     cfg: &PipelineConfig,
     acks: mpsc::UnboundedSender<AckOutcome>,
     stop: StopSignal,
-    backfill: Backfill,
-    force: bool,
+    options: RunOptions,
 ) -> Result<BuiltPipeline, PipelineError> {
+    let backfill = options.backfill.clone();
     let dead_letters = DeadLetters::open(cfg.dead_letter.as_ref()).map_err(PipelineError::setup)?;
     // Where each sink reads: after how many stages.
     let mut depths = Vec::new();
@@ -79,8 +82,9 @@ pub(super) fn build(
         sinks,
         dead_letters,
         unchanged: None,
+        sync: None,
     };
-    make_incremental(&mut built, cfg, force)?;
+    make_incremental(&mut built, cfg, &options)?;
     Ok(built)
 }
 
@@ -91,11 +95,43 @@ pub(super) fn build(
 fn make_incremental(
     built: &mut BuiltPipeline,
     cfg: &PipelineConfig,
-    force: bool,
+    options: &RunOptions,
 ) -> Result<(), PipelineError> {
-    let stores: Option<Vec<_>> = built.sinks.iter().map(|(s, _)| s.fingerprints()).collect();
-    let Some(stores) = stores else {
-        return Ok(());
+    let held = |built: &BuiltPipeline| -> Option<Vec<_>> {
+        built
+            .sinks
+            .iter()
+            .map(|(s, _)| s.held_documents())
+            .collect()
+    };
+    let Some(stores) = held(built) else {
+        return match options.sync {
+            Some(_) => Err(usage("--sync needs every sink to be a milvus sink")),
+            None => Ok(()),
+        };
+    };
+    let seen = match options.sync {
+        Some(max_delete) => {
+            if !cfg.source.component().is_bounded() {
+                return Err(usage(
+                    "--sync needs a source with an end (files), not Kafka",
+                ));
+            }
+            if options.backfill.shard.is_some() || options.backfill.resume {
+                return Err(usage(
+                    "--sync deletes what a whole source lacks: not with --shard or --resume",
+                ));
+            }
+            let seen = Arc::new(Mutex::new(HashSet::new()));
+            built.sync = Some(SyncPlan {
+                seen: seen.clone(),
+                stores: held(built).unwrap_or_default(),
+                max_delete,
+                force: options.force,
+            });
+            Some(seen)
+        }
+        None => None,
     };
     let shape = incremental::pipeline_shape(cfg).map_err(PipelineError::setup)?;
     let skip_at = cfg
@@ -103,7 +139,8 @@ fn make_incremental(
         .take(built.stages.len())
         .take_while(|s| matches!(s, StageConfig::Chunk(_)))
         .count();
-    if !force {
+    let skip = !options.force;
+    if skip {
         let unchanged = Arc::new(AtomicU64::new(0));
         built.stages.insert(
             skip_at,
@@ -116,9 +153,13 @@ fn make_incremental(
     }
     built
         .stages
-        .insert(0, Box::new(incremental::Fingerprinter { shape }));
+        .insert(0, Box::new(incremental::Fingerprinter { shape, seen }));
     for (_, depth) in &mut built.sinks {
-        *depth += 1 + usize::from(!force && *depth >= skip_at);
+        *depth += 1 + usize::from(skip && *depth >= skip_at);
     }
     Ok(())
+}
+
+fn usage(message: &str) -> PipelineError {
+    PipelineError::Setup(NodeError::Usage(message.to_string()))
 }

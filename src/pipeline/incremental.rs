@@ -8,8 +8,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use arrow::array::{AsArray, BooleanArray, StringArray};
 use arrow::compute::filter_record_batch;
@@ -20,7 +20,7 @@ use xxhash_rust::xxh3::Xxh3;
 
 use crate::batch::{Position, columns};
 use crate::registry::PipelineConfig;
-use crate::sink::FingerprintStore;
+use crate::sink::DocumentStore;
 use crate::stage::{Stage, StageError, StageShape};
 
 /// A hash of every stage's shape: settings, and the contents of its files.
@@ -57,6 +57,8 @@ fn hash_file(hash: &mut Xxh3, path: &std::path::Path) -> Result<(), StageError> 
 /// name and value (the id, the text, the metadata), hashed per row.
 pub(super) struct Fingerprinter {
     pub shape: u128,
+    /// Every document id seen, when the run syncs.
+    pub seen: Option<Arc<Mutex<HashSet<String>>>>,
 }
 
 impl Stage for Fingerprinter {
@@ -80,6 +82,15 @@ impl Stage for Fingerprinter {
             .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
             .collect::<Result<Vec<_>, _>>()
             .map_err(arrow)?;
+        if let (Some(seen), Some(ids)) = (
+            &self.seen,
+            batch
+                .column_by_name(columns::ID)
+                .and_then(|c| c.as_string_opt::<i32>()),
+        ) {
+            let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+            seen.extend(ids.iter().flatten().map(str::to_string));
+        }
         let schema = batch.schema();
         let fingerprints: StringArray = (0..batch.num_rows())
             .map(|row| {
@@ -104,7 +115,7 @@ impl Stage for Fingerprinter {
 
 /// Drops the rows of documents every sink already holds as they are.
 pub(super) struct SkipUnchanged {
-    pub stores: Vec<Box<dyn FingerprintStore>>,
+    pub stores: Vec<Box<dyn DocumentStore>>,
     /// Documents skipped so far, for the summary.
     pub unchanged: Arc<AtomicU64>,
 }
@@ -195,7 +206,7 @@ mod tests {
     /// What a destination holds, in memory.
     struct Held(HashMap<String, StoredRows>);
 
-    impl FingerprintStore for Held {
+    impl DocumentStore for Held {
         fn stored(
             &self,
             documents: &[&str],
@@ -207,6 +218,14 @@ mod tests {
                     .filter_map(|d| Some((d.to_string(), self.0.get(*d)?.clone())))
                     .collect(),
             ))
+        }
+
+        fn documents(&self) -> Result<HashSet<String>, SinkError> {
+            Ok(self.0.keys().cloned().collect())
+        }
+
+        fn delete(&self, _documents: &[String]) -> Result<(), SinkError> {
+            unreachable!("skipping deletes nothing")
         }
     }
 

@@ -7,6 +7,7 @@ mod check;
 mod fit;
 mod incremental;
 mod nodes;
+pub mod sync;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -63,6 +64,8 @@ pub struct RunSummary {
     pub stopped_early: bool,
     /// Documents skipped because the sinks hold them as they are (incremental runs).
     pub unchanged: Option<u64>,
+    /// Documents `--sync` deleted because the source no longer has them.
+    pub deleted: Option<u64>,
 }
 
 impl std::fmt::Display for RunSummary {
@@ -75,13 +78,15 @@ impl std::fmt::Display for RunSummary {
         };
         write!(
             f,
-            "{}: {} records in, {}{} chunks out, {} dead-lettered, {:.2} s, {:.0} records/s{}",
+            "{}: {} records in, {}{} chunks out, {} dead-lettered, {}{:.2} s, {:.0} records/s{}",
             self.name,
             self.records_in,
             self.unchanged
                 .map_or(String::new(), |n| format!("{n} unchanged, ")),
             self.rows_out,
             self.dead_lettered,
+            self.deleted
+                .map_or(String::new(), |n| format!("{n} deleted (sync), ")),
             secs,
             rate,
             if self.stopped_early {
@@ -105,8 +110,12 @@ struct Counters {
 pub struct RunOptions {
     /// Shards and resumes Parquet runs.
     pub backfill: Backfill,
-    /// Embed and write every document, unchanged ones too.
+    /// Embed and write every document, unchanged ones too; with `sync`,
+    /// delete whatever share of documents has vanished.
     pub force: bool,
+    /// After the run, delete the documents the source no longer has, unless
+    /// that is more than this share of them (see `sync::DEFAULT_MAX_DELETE`).
+    pub sync: Option<f64>,
 }
 
 /// Runs a pipeline to the end of its source, or until `stop` is raised.
@@ -117,8 +126,9 @@ pub async fn run_pipeline(
 ) -> Result<RunSummary, PipelineError> {
     let started = Instant::now();
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
-    let built = build::build(cfg, ack_tx, stop.clone(), options.backfill, options.force)?;
+    let mut built = build::build(cfg, ack_tx, stop.clone(), options)?;
     let unchanged = built.unchanged.clone();
+    let sync = built.sync.take();
     let dead_letters = built.dead_letters.clone();
     let progress = crate::progress::Progress::new(built.source.total_records(), "records");
     let acks = tokio::spawn(collect_outcomes(
@@ -142,6 +152,12 @@ pub async fn run_pipeline(
     })?;
     result?;
     let records_acknowledged = outcomes.map_err(PipelineError::run)?;
+    let deleted = match sync {
+        Some(sync) if !stop.is_raised() => Some(tokio::task::block_in_place(|| {
+            sync.delete_vanished(dead_letters.count())
+        })?),
+        _ => None,
+    };
     Ok(RunSummary {
         name: cfg.name.clone(),
         records_in: counters.records_in.load(Ordering::Relaxed),
@@ -151,6 +167,7 @@ pub async fn run_pipeline(
         elapsed: started.elapsed(),
         stopped_early: stop.is_raised(),
         unchanged: unchanged.map(|n| n.load(Ordering::Relaxed)),
+        deleted,
     })
 }
 

@@ -6,7 +6,7 @@ pub(crate) mod arrow_file;
 pub(crate) mod jsonl;
 pub mod milvus;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use arrow::datatypes::SchemaRef;
@@ -39,8 +39,9 @@ pub enum SinkError {
 /// A document's rows as a destination holds them: (row id, fingerprint).
 pub(crate) type StoredRows = Vec<(String, String)>;
 
-/// What a destination holds of some documents, for incremental runs.
-pub(crate) trait FingerprintStore: Send {
+/// What a destination holds of documents, for incremental runs: their rows'
+/// fingerprints, every document held, and deleting documents (`--sync`).
+pub(crate) trait DocumentStore: Send {
     /// For each of `documents` the destination has, its rows; `None` when
     /// the destination keeps no fingerprints (then nothing can be skipped).
     /// `chunked`: documents are found by `doc_id`, else by `id`.
@@ -49,6 +50,10 @@ pub(crate) trait FingerprintStore: Send {
         documents: &[&str],
         chunked: bool,
     ) -> Result<Option<HashMap<String, StoredRows>>, SinkError>;
+    /// The id of every document the destination holds.
+    fn documents(&self) -> Result<HashSet<String>, SinkError>;
+    /// Deletes these documents: every row of each.
+    fn delete(&self, documents: &[String]) -> Result<(), SinkError>;
 }
 
 /// How much of what a sink was given is durable after a call.
@@ -88,7 +93,7 @@ pub trait Sink: Send {
     /// What the destination holds of documents, when it can say: a sink
     /// that rewrites its output each run (files) cannot, and then no
     /// document is skipped as unchanged.
-    fn fingerprints(&self) -> Option<Box<dyn FingerprintStore>> {
+    fn held_documents(&self) -> Option<Box<dyn DocumentStore>> {
         None
     }
 }

@@ -198,3 +198,82 @@ fn a_collection_without_a_fingerprint_field_keeps_working_without_skipping() {
     }
     assert_eq!(milvus_ids_in(&milvus.uri, "docs").len(), 100);
 }
+
+#[test]
+fn sync_deletes_exactly_the_vanished_documents_and_refuses_after_a_failure_or_too_many() {
+    let milvus = MilvusServer::start();
+    let ws = Workspace::new();
+    let model = repo_root().join("models/all-MiniLM-L6-v2");
+    pipeline(&ws, &milvus.uri, 150, &model.display().to_string());
+    let keep = |ids: &dyn Fn(usize) -> bool| -> String {
+        (0..100)
+            .filter(|i| ids(*i))
+            .map(|i| document(i, ""))
+            .collect()
+    };
+    ws.write("corpus.jsonl", keep(&|_| true));
+    ws.vecpipe(&["bm25", "fit", "--pipeline", "p.yaml"])
+        .expect_code(0);
+    assert_eq!(run(&ws, &["--sync"]).summary_number("deleted"), 0);
+    let all = rows(&milvus.uri);
+    let held_by = |rows: &BTreeMap<String, Value>, docs: &dyn Fn(usize) -> bool| {
+        rows.iter()
+            .filter(|(_, r)| {
+                let doc = r["doc_id"].as_str().unwrap();
+                docs(doc.trim_start_matches("doc-").parse().unwrap())
+            })
+            .map(|(id, r)| (id.clone(), r.clone()))
+            .collect::<BTreeMap<_, _>>()
+    };
+
+    // Five documents leave the source, two of them with several chunks.
+    let gone = [7, 14, 20, 33, 41];
+    let present = |i: usize| !gone.contains(&i);
+    ws.write("corpus.jsonl", keep(&present));
+    let synced = run(&ws, &["--sync"]);
+    assert_eq!(synced.summary_number("unchanged"), 95);
+    assert_eq!(synced.summary_number("deleted"), 5);
+    assert_eq!(rows(&milvus.uri), held_by(&all, &present));
+
+    // A run that fails deletes nothing: a bad record whose dead letter cannot be written.
+    let fewer = |i: usize| present(i) && i >= 5;
+    let config = std::fs::read_to_string(ws.path("p.yaml")).unwrap();
+    ws.write(
+        "p.yaml",
+        format!("{config}dead_letter: {{ path: /dev/full }}\n"),
+    );
+    ws.write("corpus.jsonl", keep(&fewer) + "not json\n");
+    let failed = ws.vecpipe(&["run", "p.yaml", "--sync"]).expect_code(1);
+    assert!(
+        failed.stderr().contains("No space left on device"),
+        "{}",
+        failed.stderr()
+    );
+    assert_eq!(rows(&milvus.uri), held_by(&all, &present));
+    // Nor does a run that dead-lettered a record: the source was not read in full.
+    ws.write(
+        "p.yaml",
+        format!("{config}dead_letter: {{ path: dead.jsonl }}\n"),
+    );
+    let refused = ws.vecpipe(&["run", "p.yaml", "--sync"]).expect_code(1);
+    assert_output_eq!(
+        refused.stderr(),
+        "error: --sync: nothing deleted: 1 record(s) were dead-lettered, so the source was not read in full\n"
+    );
+    assert_eq!(rows(&milvus.uri), held_by(&all, &present));
+
+    // Deleting more than the allowed share of the documents needs --force.
+    ws.write("corpus.jsonl", keep(&fewer));
+    let guarded = ["run", "p.yaml", "--sync", "--sync-max-delete", "0.03"];
+    let refused = ws.vecpipe(&guarded).expect_code(1);
+    assert_output_eq!(
+        refused.stderr(),
+        "error: --sync: nothing deleted: 5 of 95 documents are not in the source (5 %, more than --sync-max-delete 3 %); pass --force to delete them\n"
+    );
+    assert_eq!(rows(&milvus.uri), held_by(&all, &present));
+    let forced = ws
+        .vecpipe(&[&guarded[..], &["--force"]].concat())
+        .expect_code(0);
+    assert_eq!(forced.summary_number("deleted"), 5);
+    assert_eq!(rows(&milvus.uri), held_by(&all, &fewer));
+}

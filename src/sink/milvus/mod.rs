@@ -3,7 +3,7 @@
 //! re-ingested documents are deleted; embedded Milvus Lite when `uri` is a path.
 
 mod config;
-mod fingerprints;
+mod held;
 mod lite;
 mod rows;
 mod schema;
@@ -91,6 +91,24 @@ fn is_transient(e: &SdkError) -> bool {
             | SdkError::RetryExhausted { .. }
             | SdkError::Cancelled(_)
     )
+}
+
+/// `field in [...]` filters, `per_filter` values each.
+pub(super) fn in_filters<S: AsRef<str>>(
+    field: &str,
+    values: &[S],
+    per_filter: usize,
+) -> Vec<String> {
+    values
+        .chunks(per_filter.max(1))
+        .map(|group| {
+            let quoted: Vec<String> = group
+                .iter()
+                .map(|v| serde_json::to_string(v.as_ref()).expect("a string serializes"))
+                .collect();
+            format!("{field} in [{}]", quoted.join(", "))
+        })
+        .collect()
 }
 
 /// Runs `call` until it succeeds, fails for good, or fails transiently more
@@ -410,12 +428,8 @@ impl MilvusSink {
             Some(plan) if !plan.has_chunks => columns::ID,
             _ => columns::DOC_ID,
         };
-        let quoted: Vec<String> = ids
-            .iter()
-            .map(|id| serde_json::to_string(id).expect("a string serializes"))
-            .collect();
-        for group in quoted.chunks(500) {
-            self.delete_where(format!("{field} in [{}]", group.join(", ")))?;
+        for filter in in_filters(field, ids, 500) {
+            self.delete_where(filter)?;
         }
         tracing::debug!(documents = ids.len(), "deleted documents");
         Ok(())
@@ -523,8 +537,8 @@ impl Sink for MilvusSink {
 
     fn abort(&mut self) {}
 
-    fn fingerprints(&self) -> Option<Box<dyn crate::sink::FingerprintStore>> {
-        Some(Box::new(fingerprints::MilvusFingerprints::new(
+    fn held_documents(&self) -> Option<Box<dyn crate::sink::DocumentStore>> {
+        Some(Box::new(held::MilvusDocuments::new(
             self.connection.clone(),
             self.runtime.clone(),
             &self.cfg,

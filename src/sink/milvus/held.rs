@@ -1,0 +1,322 @@
+//! What a collection holds of documents, for incremental runs: the ids and
+//! fingerprints of their rows (to skip unchanged documents), every document
+//! id, and deleting documents (`run --sync`).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, OnceLock};
+
+use milvus::v2::prelude::{
+    ConsistencyLevel, DeleteRequest, DescribeCollectionRequest, Error as SdkError,
+    HasCollectionRequest, LoadCollectionRequest, QueryIteratorRequest, QueryRequest,
+};
+use tokio::runtime::Handle;
+
+use super::{MilvusConnection, MilvusError, MilvusSinkConfig, in_filters, with_retries};
+use crate::batch::columns;
+use crate::sink::{DocumentStore, SinkError, StoredRows};
+
+/// Milvus' largest query `limit`.
+const QUERY_LIMIT: usize = 16_384;
+/// Documents named per query or delete.
+const DOCUMENTS_PER_REQUEST: usize = 256;
+/// Rows per page when listing every document.
+const PAGE_ROWS: usize = 4_096;
+
+pub(super) struct MilvusDocuments {
+    connection: Arc<MilvusConnection>,
+    runtime: Handle,
+    collection: String,
+    max_retries: Option<usize>,
+    /// The collection's layout, once it exists.
+    layout: OnceLock<Layout>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    fingerprint: bool,
+    chunked: bool,
+}
+
+impl Layout {
+    /// The field naming a row's document.
+    fn key(self) -> &'static str {
+        if self.chunked {
+            columns::DOC_ID
+        } else {
+            columns::ID
+        }
+    }
+}
+
+impl MilvusDocuments {
+    pub fn new(connection: Arc<MilvusConnection>, runtime: Handle, cfg: &MilvusSinkConfig) -> Self {
+        MilvusDocuments {
+            connection,
+            runtime,
+            collection: cfg.collection.clone(),
+            max_retries: cfg.max_retries,
+            layout: OnceLock::new(),
+        }
+    }
+
+    fn failed(&self, operation: &'static str, source: SdkError) -> SinkError {
+        SinkError::Milvus(MilvusError::Request {
+            operation,
+            collection: self.collection.clone(),
+            source: Box::new(source),
+        })
+    }
+
+    /// One call, retried like the sink's writes while the server is away.
+    fn call<T>(
+        &self,
+        operation: &'static str,
+        request: impl Fn() -> Result<T, SdkError>,
+    ) -> Result<T, SinkError> {
+        with_retries(
+            self.max_retries,
+            |e, delay| {
+                tracing::warn!(collection = %self.collection, error = %e, retry_in = ?delay, "Milvus {operation} failed; retrying");
+            },
+            || request().map_err(Box::new),
+        )
+        .map_err(|e| self.failed(operation, *e))
+    }
+
+    /// `None` while the collection does not exist.
+    fn layout(&self) -> Result<Option<Layout>, SinkError> {
+        if let Some(known) = self.layout.get() {
+            return Ok(Some(*known));
+        }
+        let client = &self.connection.client;
+        let exists = HasCollectionRequest::builder()
+            .collection_name(&self.collection)
+            .build()
+            .map_err(|e| self.failed("has_collection", e))?;
+        let exists = self.call("has_collection", || {
+            self.runtime.block_on(client.has_collection(exists.clone()))
+        })?;
+        if !exists.exists() {
+            return Ok(None);
+        }
+        let describe = DescribeCollectionRequest::builder()
+            .collection_name(&self.collection)
+            .build()
+            .map_err(|e| self.failed("describe_collection", e))?;
+        let described = self.call("describe_collection", || {
+            self.runtime
+                .block_on(client.describe_collection(describe.clone()))
+        })?;
+        self.load()?;
+        let fields = described.description().get_schema().get_fields();
+        let has = |name: &str| fields.iter().any(|f| f.get_name() == name);
+        let layout = Layout {
+            fingerprint: has(columns::FINGERPRINT),
+            chunked: has(columns::DOC_ID),
+        };
+        if !layout.fingerprint {
+            tracing::warn!(
+                collection = %self.collection,
+                "the collection has no `{}` field (it was created before incremental runs): every document is embedded again; drop it and run again to skip unchanged documents",
+                columns::FINGERPRINT
+            );
+        }
+        Ok(Some(*self.layout.get_or_init(|| layout)))
+    }
+
+    /// Loads the collection: queries need it, and a restarted server comes
+    /// back with it released.
+    fn load(&self) -> Result<(), SinkError> {
+        let load = LoadCollectionRequest::builder()
+            .collection_name(&self.collection)
+            .build()
+            .map_err(|e| self.failed("load_collection", e))?;
+        self.call("load_collection", || {
+            self.runtime
+                .block_on(self.connection.client.load_collection(load.clone()))
+        })
+    }
+
+    /// Up to `limit` rows' `fields` (from `offset`); a collection found
+    /// released (the server restarted) is loaded and asked again.
+    fn query(
+        &self,
+        filter: String,
+        fields: &[&str],
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<Vec<String>>, SinkError> {
+        let request = QueryRequest::builder()
+            .collection_name(&self.collection)
+            .filter(filter)
+            .output_fields(fields.to_vec())
+            .consistency_level(ConsistencyLevel::Strong)
+            .offset(offset as i64)
+            .limit(limit as i64)
+            .build()
+            .map_err(|e| self.failed("query", e))?;
+        let ask = || {
+            self.call("query", || {
+                self.runtime
+                    .block_on(self.connection.client.query(request.clone()))
+            })
+        };
+        let response = match ask() {
+            Err(e) if crate::error::report(&e).contains("released") => {
+                self.load()?;
+                ask()?
+            }
+            outcome => outcome?,
+        };
+        self.values(response.results(), fields)
+    }
+
+    /// Each row's `fields`, as strings.
+    fn values(
+        &self,
+        results: &milvus::v2::prelude::QueryResults,
+        fields: &[&str],
+    ) -> Result<Vec<Vec<String>>, SinkError> {
+        let mut rows = Vec::new();
+        for row in results.rows().map_err(|e| self.failed("query", e))? {
+            let entity = row.to_entity_row().map_err(|e| self.failed("query", e))?;
+            rows.push(
+                fields
+                    .iter()
+                    .map(|name| {
+                        entity
+                            .get(*name)
+                            .and_then(|v| v.as_str())
+                            .unwrap_or_default()
+                            .to_string()
+                    })
+                    .collect(),
+            );
+        }
+        Ok(rows)
+    }
+}
+
+impl MilvusDocuments {
+    /// Every document through the SDK's query iterator (a primary-key cursor).
+    fn documents_by_iterator(&self, layout: Layout) -> Result<HashSet<String>, SinkError> {
+        let fields = [layout.key()];
+        let query = QueryRequest::builder()
+            .collection_name(&self.collection)
+            .filter(format!("{} != \"\"", columns::ID))
+            .output_fields(fields)
+            .consistency_level(ConsistencyLevel::Strong)
+            .build()
+            .map_err(|e| self.failed("query_iterator", e))?;
+        let request = QueryIteratorRequest::builder()
+            .query(query)
+            .batch_size(PAGE_ROWS)
+            .build()
+            .map_err(|e| self.failed("query_iterator", e))?;
+        let client = &self.connection.client;
+        let mut pages = self
+            .runtime
+            .block_on(client.query_iterator(request))
+            .map_err(|e| self.failed("query_iterator", e))?;
+        let mut documents = HashSet::new();
+        while let Some(page) = self
+            .runtime
+            .block_on(pages.next())
+            .map_err(|e| self.failed("query_iterator", e))?
+        {
+            for mut row in self.values(page.results(), &fields)? {
+                documents.extend(row.pop());
+            }
+        }
+        Ok(documents)
+    }
+
+    /// Every document, page by page with `offset`.
+    fn documents_by_offset(&self, layout: Layout) -> Result<HashSet<String>, SinkError> {
+        let mut documents = HashSet::new();
+        for page in 0.. {
+            let filter = format!("{} != \"\"", columns::ID);
+            let rows = self.query(filter, &[layout.key()], page * PAGE_ROWS, PAGE_ROWS)?;
+            let last = rows.len() < PAGE_ROWS;
+            for mut row in rows {
+                documents.extend(row.pop());
+            }
+            if last {
+                break;
+            }
+        }
+        Ok(documents)
+    }
+}
+
+impl DocumentStore for MilvusDocuments {
+    fn stored(
+        &self,
+        documents: &[&str],
+        chunked: bool,
+    ) -> Result<Option<HashMap<String, StoredRows>>, SinkError> {
+        match self.layout()? {
+            None => return Ok(Some(HashMap::new())),
+            Some(layout) if !layout.fingerprint => return Ok(None),
+            Some(_) => {}
+        }
+        let key = if chunked {
+            columns::DOC_ID
+        } else {
+            columns::ID
+        };
+        let mut stored: HashMap<String, StoredRows> = HashMap::new();
+        for filter in in_filters(key, documents, DOCUMENTS_PER_REQUEST) {
+            let rows = self.query(
+                filter,
+                &[columns::ID, key, columns::FINGERPRINT],
+                0,
+                QUERY_LIMIT,
+            )?;
+            if rows.len() >= QUERY_LIMIT {
+                continue; // cut short: these documents count as changed
+            }
+            for mut row in rows {
+                let (fingerprint, document, id) = (row.pop(), row.pop(), row.pop());
+                if let (Some(id), Some(document), Some(fingerprint)) = (id, document, fingerprint) {
+                    stored.entry(document).or_default().push((id, fingerprint));
+                }
+            }
+        }
+        Ok(Some(stored))
+    }
+
+    fn documents(&self) -> Result<HashSet<String>, SinkError> {
+        let Some(layout) = self.layout()? else {
+            return Ok(HashSet::new());
+        };
+        match self.documents_by_iterator(layout) {
+            Err(SinkError::Milvus(MilvusError::Request { source, .. }))
+                if matches!(*source, SdkError::MalformedResponse(_)) =>
+            {
+                // Milvus Lite: no collection id for the SDK's iterator, but
+                // a stable row order, so pages by offset.
+                self.documents_by_offset(layout)
+            }
+            outcome => outcome,
+        }
+    }
+
+    fn delete(&self, documents: &[String]) -> Result<(), SinkError> {
+        let Some(layout) = self.layout()? else {
+            return Ok(());
+        };
+        for filter in in_filters(layout.key(), documents, DOCUMENTS_PER_REQUEST) {
+            let request = DeleteRequest::builder()
+                .collection_name(&self.collection)
+                .filter(filter)
+                .build()
+                .map_err(|e| self.failed("delete", e))?;
+            self.call("delete", || {
+                self.runtime
+                    .block_on(self.connection.client.delete(request.clone()))
+            })?;
+        }
+        Ok(())
+    }
+}

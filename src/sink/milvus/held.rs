@@ -68,17 +68,17 @@ impl MilvusDocuments {
     }
 
     /// One call, retried like the sink's writes while the server is away.
-    fn call<T>(
+    fn call<T, F: std::future::Future<Output = Result<T, SdkError>>>(
         &self,
         operation: &'static str,
-        request: impl Fn() -> Result<T, SdkError>,
+        request: impl Fn() -> F,
     ) -> Result<T, SinkError> {
         with_retries(
             self.max_retries,
             |e, delay| {
                 tracing::warn!(collection = %self.collection, error = %e, retry_in = ?delay, "Milvus {operation} failed; retrying");
             },
-            || request().map_err(Box::new),
+            || self.runtime.block_on(request()).map_err(Box::new),
         )
         .map_err(|e| self.failed(operation, *e))
     }
@@ -93,9 +93,7 @@ impl MilvusDocuments {
             .collection_name(&self.collection)
             .build()
             .map_err(|e| self.failed("has_collection", e))?;
-        let exists = self.call("has_collection", || {
-            self.runtime.block_on(client.has_collection(exists.clone()))
-        })?;
+        let exists = self.call("has_collection", || client.has_collection(exists.clone()))?;
         if !exists.exists() {
             return Ok(None);
         }
@@ -104,8 +102,7 @@ impl MilvusDocuments {
             .build()
             .map_err(|e| self.failed("describe_collection", e))?;
         let described = self.call("describe_collection", || {
-            self.runtime
-                .block_on(client.describe_collection(describe.clone()))
+            client.describe_collection(describe.clone())
         })?;
         self.load()?;
         let fields = described.description().get_schema().get_fields();
@@ -132,8 +129,7 @@ impl MilvusDocuments {
             .build()
             .map_err(|e| self.failed("load_collection", e))?;
         self.call("load_collection", || {
-            self.runtime
-                .block_on(self.connection.client.load_collection(load.clone()))
+            self.connection.client.load_collection(load.clone())
         })
     }
 
@@ -155,12 +151,7 @@ impl MilvusDocuments {
             .limit(limit as i64)
             .build()
             .map_err(|e| self.failed("query", e))?;
-        let ask = || {
-            self.call("query", || {
-                self.runtime
-                    .block_on(self.connection.client.query(request.clone()))
-            })
-        };
+        let ask = || self.call("query", || self.connection.client.query(request.clone()));
         let response = match ask() {
             Err(e) if crate::error::report(&e).contains("released") => {
                 self.load()?;
@@ -312,10 +303,7 @@ impl DocumentStore for MilvusDocuments {
                 .filter(filter)
                 .build()
                 .map_err(|e| self.failed("delete", e))?;
-            self.call("delete", || {
-                self.runtime
-                    .block_on(self.connection.client.delete(request.clone()))
-            })?;
+            self.call("delete", || self.connection.client.delete(request.clone()))?;
         }
         Ok(())
     }

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Throughput benchmarks, each run side by side with its reference.
-#   scripts/bench.sh [dense|bm25|milvus|kafka|backfill|eval|all]   (default: all)
+#   scripts/bench.sh [dense|bm25|milvus|kafka|backfill|eval|incremental|all]   (default: all)
 #   BENCH_SENTENCES=2000 BENCH_MILVUS_ROWS=20000 BENCH_ROWS=1000000 BENCH_REF_ROWS=20000
-#   BENCH_EVAL_DOCS=5000
+#   BENCH_EVAL_DOCS=5000 BENCH_INCREMENTAL_DOCS=20000
 #   control the sizes.
 # Work files go to ${BENCH_DIR:-target/bench}.
 set -euo pipefail
@@ -254,6 +254,43 @@ for run in json.load(open(sys.argv[1]))["runs"]:
     printf "one query (%d docs, Milvus Lite, medians of 3, process start to exit): vecpipe search dense %.2f s, hybrid %.2f s | plain Python (onnxruntime + pymilvus) dense %.2f s | ratio %.2fx\n", n, d, h, r, r/d }'
 }
 
+bench_incremental() {
+  # The same corpus through dense + BM25 into Milvus Lite three times: the
+  # first run, a second over the unchanged corpus (every document skipped),
+  # and a third with 1 % of the documents edited. Whole runs, wall time.
+  local docs="${BENCH_INCREMENTAL_DOCS:-20000}" work="$dir/incremental"
+  mkdir -p "$work"
+  "$python" scripts/bench/eval_data.py "$docs" "$work"
+  start_lite "$dir/lite-incremental"
+  cat > "$work/p.yaml" <<YAML
+name: bench-incremental
+source: { type: jsonl, path: $work/corpus.jsonl, id_field: _id }
+stages:
+  - { type: dense, model: all-MiniLM-L6-v2, threads: 2 }
+  - { type: bm25, params: $work/bm25.json }
+sinks:
+  - { type: milvus, uri: "$lite_uri", collection: bench_incremental }
+YAML
+  "$vecpipe" bm25 fit --pipeline "$work/p.yaml" > /dev/null
+  timed "$vecpipe" run "$work/p.yaml"; local first="$wall" first_rss="$rss_mib"
+  timed "$vecpipe" run "$work/p.yaml"; local second="$wall" second_out
+  second_out=$(cat "$dir/last.out")
+  # Every hundredth document edited.
+  "$python" -c 'import json, sys
+path = sys.argv[1]
+docs = [json.loads(l) for l in open(path)]
+for d in docs[::100]:
+    d["text"] += " Edited."
+open(path, "w").writelines(json.dumps(d) + "\n" for d in docs)' "$work/corpus.jsonl"
+  timed "$vecpipe" run "$work/p.yaml"; local third="$wall" third_out
+  third_out=$(cat "$dir/last.out")
+  stop_lite
+  echo "incremental ($docs docs, dense + BM25 → Milvus Lite): second run: $second_out"
+  echo "incremental ($docs docs): 1 % edited: $third_out"
+  awk -v n="$docs" -v a="$first" -v b="$second" -v c="$third" -v r="$first_rss" 'BEGIN {
+    printf "incremental (%d docs, dense + BM25 → Milvus Lite): first run %.1f s (%d MiB peak) | unchanged corpus %.1f s: %.1fx faster | 1 %% edited %.1f s: %.1fx faster\n", n, a, r, b, a/b, c, a/c }'
+}
+
 case "$what" in
   dense) bench_dense ;;
   milvus) bench_milvus ;;
@@ -261,6 +298,7 @@ case "$what" in
   bm25) bench_bm25 ;;
   backfill) bench_backfill ;;
   eval) bench_eval ;;
-  all) bench_dense; bench_bm25; bench_milvus; bench_kafka; bench_backfill; bench_eval ;;
-  *) echo "usage: scripts/bench.sh [dense|bm25|milvus|kafka|backfill|eval|all]" >&2; exit 2 ;;
+  incremental) bench_incremental ;;
+  all) bench_dense; bench_bm25; bench_milvus; bench_kafka; bench_backfill; bench_eval; bench_incremental ;;
+  *) echo "usage: scripts/bench.sh [dense|bm25|milvus|kafka|backfill|eval|incremental|all]" >&2; exit 2 ;;
 esac

@@ -211,9 +211,14 @@ pub(crate) struct FitArgs {
     /// Field holding the text in --input.
     #[arg(long, default_value = "text", requires = "input")]
     pub(crate) text_field: String,
-    /// Where to write the params (required with --input).
+    /// Where to write the params (required with --input, unless --update).
     #[arg(long)]
     pub(crate) out: Option<PathBuf>,
+    /// Fold the input into these params (written back, or to --out): existing
+    /// terms keep their indexes, new ones are appended; corpus_size, avgdl
+    /// and the idfs are updated; the file's analyzer and constants are kept.
+    #[arg(long, value_name = "PARAMS", conflicts_with_all = ["k1", "b", "epsilon"])]
+    pub(crate) update: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) analyzer: AnalyzerArgs,
     #[arg(long, default_value_t = bm25::DEFAULT_K1)]

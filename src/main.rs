@@ -205,29 +205,47 @@ fn eval(args: EvalArgs) -> Result<(), Failure> {
 }
 
 fn fit(args: FitArgs) -> Result<(), Failure> {
+    let out = args.out.clone().or_else(|| args.update.clone());
     let mut input = match (&args.pipeline, &args.input) {
-        (Some(file), _) => FitInput::from_pipeline(&load(file)?, args.out.clone())?,
+        (Some(file), _) => FitInput::from_pipeline(&load(file)?, out)?,
         (None, Some(path)) => {
-            let out = args
-                .out
-                .clone()
-                .ok_or_else(|| usage(anyhow!("--out is required with --input")))?;
+            let out = out.ok_or_else(|| usage(anyhow!("--out is required with --input")))?;
             FitInput::from_files(path, args.format.map(Into::into), &args.text_field, out)?
         }
         (None, None) => return Err(usage(anyhow!("pass --pipeline FILE or --input PATH"))),
     };
     if args.analyzer.given() {
         input.analyzer = args.analyzer.to_config();
+        input.analyzer_chosen = true;
     }
     (input.k1, input.b, input.epsilon) = (args.k1, args.b, args.epsilon);
+    input.update = args.update.clone();
     let summary = fit_bm25(&input)?;
-    println!(
-        "fitted BM25 on {} documents ({} terms, {} skipped) → {}",
-        summary.documents,
-        summary.terms,
-        summary.skipped,
-        summary.out.display()
-    );
+    match summary.updated_from {
+        None => println!(
+            "fitted BM25 on {} documents ({} terms, {} skipped) → {}",
+            summary.documents,
+            summary.terms,
+            summary.skipped,
+            summary.out.display()
+        ),
+        Some((documents, terms, exact)) => {
+            if !exact {
+                eprintln!(
+                    "warning: the params had no doc_freq (pymilvus.model's file, or an older one): document frequencies were recovered from the idfs, and terms in over half of the documents were taken to be in all of them"
+                );
+            }
+            println!(
+                "updated BM25 with {} documents ({} skipped): {} documents, {} terms ({} new) → {}",
+                summary.documents - documents,
+                summary.skipped,
+                summary.documents,
+                summary.terms,
+                summary.terms - terms,
+                summary.out.display()
+            );
+        }
+    }
     Ok(())
 }
 

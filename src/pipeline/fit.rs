@@ -14,7 +14,7 @@ use crate::source::jsonl::JsonlSourceConfig;
 use crate::source::parquet::ParquetSourceConfig;
 use crate::source::{SourceContext, open_source};
 use crate::stage::StageError;
-use crate::stage::bm25::{AnalyzerConfig, Bm25Fitter};
+use crate::stage::bm25::{AnalyzerConfig, Bm25Error, Bm25Fitter, Bm25Params};
 
 /// What to fit on and how.
 pub struct FitInput {
@@ -22,10 +22,16 @@ pub struct FitInput {
     /// Applied to every batch before fitting (the stages before `bm25`).
     stages: Vec<StageConfig>,
     pub analyzer: AnalyzerConfig,
+    /// The analyzer was chosen (a pipeline's stage, or flags), not defaulted:
+    /// with `update`, it must be the file's.
+    pub analyzer_chosen: bool,
     pub k1: f64,
     pub b: f64,
     pub epsilon: f64,
     pub out: PathBuf,
+    /// Fold the text into these params instead of fitting anew (their
+    /// analyzer and constants are kept; existing terms keep their indexes).
+    pub update: Option<PathBuf>,
 }
 
 /// The format of files to fit on.
@@ -73,12 +79,14 @@ impl FitInput {
                     cfg.name
                 )))
             })?;
-        Ok(FitInput::new(
+        let mut input = FitInput::new(
             cfg.source.clone(),
             before.to_vec(),
             stage.and_then(|c| c.analyzer.clone()).unwrap_or_default(),
             out,
-        ))
+        );
+        input.analyzer_chosen = stage.is_some();
+        Ok(input)
     }
 
     /// Files (a file, directory or glob) with the text in `text_field`.
@@ -116,20 +124,26 @@ impl FitInput {
             source,
             stages,
             analyzer,
+            analyzer_chosen: false,
             k1: crate::stage::bm25::DEFAULT_K1,
             b: crate::stage::bm25::DEFAULT_B,
             epsilon: crate::stage::bm25::DEFAULT_EPSILON,
             out,
+            update: None,
         }
     }
 }
 
 #[derive(Debug)]
 pub struct FitSummary {
+    /// Documents (texts after the stages) in the params.
     pub documents: u64,
     pub terms: usize,
     pub skipped: u64,
     pub out: PathBuf,
+    /// With `update`: the documents and terms before, and whether the
+    /// document frequencies were in the file (else recovered from idfs).
+    pub updated_from: Option<(u64, usize, bool)>,
 }
 
 pub fn fit_bm25(input: &FitInput) -> Result<FitSummary, PipelineError> {
@@ -156,8 +170,28 @@ pub fn fit_bm25(input: &FitInput) -> Result<FitSummary, PipelineError> {
         .map(|s| s.build(&context))
         .collect::<Result<Vec<_>, _>>()
         .map_err(PipelineError::setup)?;
-    let mut fitter =
-        Bm25Fitter::new(&input.analyzer).map_err(|e| PipelineError::setup(StageError::from(e)))?;
+    let setup = |e: Bm25Error| PipelineError::setup(StageError::from(e));
+    let (mut fitter, constants, updated_from) = match &input.update {
+        None => (
+            Bm25Fitter::new(&input.analyzer).map_err(setup)?,
+            (input.k1, input.b, input.epsilon),
+            None,
+        ),
+        Some(path) => {
+            let params = Bm25Params::load(path).map_err(setup)?;
+            let kept = params.analyzer.clone().unwrap_or_default();
+            if input.analyzer_chosen && kept != input.analyzer {
+                return Err(PipelineError::Setup(NodeError::Usage(format!(
+                    "{} was fitted with another analyzer ({kept:?}) than this input's ({:?}); --update keeps the file's",
+                    path.display(),
+                    input.analyzer
+                ))));
+            }
+            let (fitter, exact) = Bm25Fitter::resume(&params).map_err(setup)?;
+            let before = (params.corpus_size, params.idf_word.len(), exact);
+            (fitter, (params.k1, params.b, params.epsilon), Some(before))
+        }
+    };
     while let Some(envelope) = source.next_batch().map_err(PipelineError::run)? {
         let mut batch = envelope.batch;
         for stage in &mut stages {
@@ -175,9 +209,8 @@ pub fn fit_bm25(input: &FitInput) -> Result<FitSummary, PipelineError> {
     }
     let documents = fitter.documents();
     // An empty corpus means the source pointed at nothing usable: set-up.
-    let params = fitter
-        .finish(input.k1, input.b, input.epsilon)
-        .map_err(|e| PipelineError::setup(StageError::from(e)))?;
+    let (k1, b, epsilon) = constants;
+    let params = fitter.finish(k1, b, epsilon).map_err(setup)?;
     params
         .save(&input.out)
         .map_err(|e| PipelineError::run(StageError::from(e)))?;
@@ -186,5 +219,6 @@ pub fn fit_bm25(input: &FitInput) -> Result<FitSummary, PipelineError> {
         terms: params.idf_word.len(),
         skipped: dead_letters.count(),
         out: input.out.clone(),
+        updated_from,
     })
 }

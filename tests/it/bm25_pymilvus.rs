@@ -209,3 +209,87 @@ fn vecpipe_and_pymilvus_fit_identical_params_and_encode_identically_both_ways() 
         );
     }
 }
+
+#[test]
+fn an_update_keeps_existing_indexes_appends_new_terms_and_pymilvus_agrees() {
+    let ws = Workspace::new();
+    let all = write_corpus(&ws);
+    let lines: Vec<String> = std::fs::read_to_string(&all)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    // The first 15 documents, then 10 more and one full of new words.
+    let new_words = serde_json::json!({"id": "d-new", "text": "Zebra quagga okapi index"});
+    ws.write("first.jsonl", lines[..15].join("\n") + "\n");
+    ws.write(
+        "more.jsonl",
+        format!("{}\n{new_words}\n", lines[15..].join("\n")),
+    );
+    ws.write(
+        "corpus.jsonl",
+        format!("{}\n{new_words}\n", lines.join("\n")),
+    );
+    let fit = |input: &str, extra: &[&str]| {
+        let mut args = vec!["bm25", "fit", "--input", input, "--tokenizer", "whitespace"];
+        args.extend(["--stop-words", "none", "--stemmer", "none"]);
+        args.extend(extra);
+        ws.vecpipe(&args).expect_code(0)
+    };
+    fit("first.jsonl", &["--out", "updated.json"]);
+    let before = Bm25Params::load(&ws.path("updated.json")).unwrap();
+    let run = ws
+        .vecpipe(&[
+            "bm25",
+            "fit",
+            "--input",
+            "more.jsonl",
+            "--update",
+            "updated.json",
+        ])
+        .expect_code(0);
+    let updated = Bm25Params::load(&ws.path("updated.json")).unwrap();
+    assert_eq!(
+        run.stdout(),
+        format!(
+            "updated BM25 with 11 documents (0 skipped): 26 documents, {} terms ({} new) → updated.json\n",
+            updated.idf_word.len(),
+            updated.idf_word.len() - before.idf_word.len()
+        )
+    );
+    assert_eq!(
+        updated.idf_word[..before.idf_word.len()],
+        before.idf_word[..],
+        "every existing term keeps its index"
+    );
+    for word in ["zebra", "quagga", "okapi"] {
+        assert!(updated.idf_word[before.idf_word.len()..].contains(&word.to_string()));
+    }
+
+    // The same as pymilvus.model fitting on both parts at once.
+    let theirs_path = ws.path("theirs.json");
+    reference(&[Path::new("fit"), &ws.path("corpus.jsonl"), &theirs_path]);
+    let theirs = Bm25Params::load(&theirs_path).unwrap();
+    assert_eq!(updated.idf_word, theirs.idf_word);
+    assert_eq!(updated.corpus_size, theirs.corpus_size);
+    assert!((updated.avgdl - theirs.avgdl).abs() < 1e-12);
+    for (word, (a, b)) in updated
+        .idf_word
+        .iter()
+        .zip(updated.idf_value.iter().zip(&theirs.idf_value))
+    {
+        assert!((a - b).abs() <= 1e-6, "idf of {word}: {a} vs {b}");
+    }
+    // pymilvus.model loads the updated file and encodes as vecpipe does.
+    let (py_docs, py_queries) = pymilvus_vectors(&ws, &ws.path("updated.json"));
+    assert_same(
+        "documents",
+        &vecpipe_documents(&ws, "updated.json"),
+        &py_docs,
+    );
+    assert_same(
+        "queries",
+        &vecpipe_queries(&ws.path("updated.json")),
+        &py_queries,
+    );
+}

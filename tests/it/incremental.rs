@@ -161,6 +161,31 @@ fn changing_the_chunk_size_or_the_model_reembeds_everything() {
     assert_eq!(remodelled.summary_number("unchanged"), 0);
     assert_eq!(remodelled.summary_number("chunks"), ids.len() as u64);
     assert_eq!(run(&ws, &[]).summary_number("unchanged"), 100);
+
+    // Growing the BM25 vocabulary keeps every fingerprint: only the new
+    // document is embedded. A new fit is a new vocabulary: all are.
+    let mut text = corpus(&BTreeMap::new());
+    text.push_str(
+        &(serde_json::json!({"id": "doc-new", "text": "Zebras and okapis are new words."})
+            .to_string()
+            + "\n"),
+    );
+    ws.write("corpus.jsonl", text);
+    ws.vecpipe(&[
+        "bm25",
+        "fit",
+        "--pipeline",
+        "p.yaml",
+        "--update",
+        "bm25.json",
+    ])
+    .expect_code(0);
+    let grown = run(&ws, &[]);
+    assert_eq!(grown.summary_number("unchanged"), 100);
+    assert_eq!(grown.summary_number("chunks"), 1);
+    ws.vecpipe(&["bm25", "fit", "--pipeline", "p.yaml"])
+        .expect_code(0);
+    assert_eq!(run(&ws, &[]).summary_number("unchanged"), 0);
 }
 
 #[test]

@@ -359,7 +359,7 @@ fn a_chunk_of_only_unseen_words_lands_and_is_found_by_dense_search() {
     );
     let run = ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
     assert_eq!(
-        run.summary_number("dead-lettered,"),
+        run.summary_number("dead-lettered"),
         0,
         "{}\n{:?}",
         run.stdout(),

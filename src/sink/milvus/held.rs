@@ -11,7 +11,7 @@ use milvus::v2::prelude::{
 };
 use tokio::runtime::Handle;
 
-use super::{MilvusConnection, MilvusError, MilvusSinkConfig, in_filters, with_retries};
+use super::{Health, MilvusConnection, MilvusError, MilvusSinkConfig, in_filters, with_retries};
 use crate::batch::columns;
 use crate::sink::{DocumentStore, SinkError, StoredRows};
 
@@ -27,6 +27,7 @@ pub(super) struct MilvusDocuments {
     runtime: Handle,
     collection: String,
     max_retries: Option<usize>,
+    health: Health,
     /// The collection's layout, once it exists.
     layout: OnceLock<Layout>,
 }
@@ -49,12 +50,18 @@ impl Layout {
 }
 
 impl MilvusDocuments {
-    pub fn new(connection: Arc<MilvusConnection>, runtime: Handle, cfg: &MilvusSinkConfig) -> Self {
+    pub fn new(
+        connection: Arc<MilvusConnection>,
+        runtime: Handle,
+        cfg: &MilvusSinkConfig,
+        health: Health,
+    ) -> Self {
         MilvusDocuments {
             connection,
             runtime,
             collection: cfg.collection.clone(),
             max_retries: cfg.max_retries,
+            health,
             layout: OnceLock::new(),
         }
     }
@@ -73,14 +80,18 @@ impl MilvusDocuments {
         operation: &'static str,
         request: impl Fn() -> F,
     ) -> Result<T, SinkError> {
-        with_retries(
+        let outcome = with_retries(
             self.max_retries,
             |e, delay| {
+                self.health.set(false);
                 tracing::warn!(collection = %self.collection, error = %e, retry_in = ?delay, "Milvus {operation} failed; retrying");
             },
             || self.runtime.block_on(request()).map_err(Box::new),
-        )
-        .map_err(|e| self.failed(operation, *e))
+        );
+        if outcome.is_ok() {
+            self.health.set(true);
+        }
+        outcome.map_err(|e| self.failed(operation, *e))
     }
 
     /// `None` while the collection does not exist.

@@ -18,7 +18,7 @@ use arrow::datatypes::UInt32Type;
 use milvus::v2::prelude::{
     ClientV2, ConnectConfig, CreateCollectionRequest, DeleteRequest, DescribeCollectionRequest,
     Error as SdkError, FlushRequest, HasCollectionRequest, InsertRequest, LoadCollectionRequest,
-    UpsertRequest,
+    RetryConfig, UpsertRequest,
 };
 use serde_json::{Map, Value};
 use tokio::runtime::Handle;
@@ -79,6 +79,9 @@ pub enum MilvusError {
     },
 }
 
+/// How long the SDK retries one call before our own retries take over.
+const SDK_RETRY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How long the end of a run waits for the server to seal what it wrote.
 const FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -91,6 +94,26 @@ fn is_transient(e: &SdkError) -> bool {
             | SdkError::RetryExhausted { .. }
             | SdkError::Cancelled(_)
     )
+}
+
+/// Whether the sink's last call to Milvus went through, shared by its
+/// writes and its lookups; reported as `vecpipe_sink_healthy` and `/health`.
+#[derive(Clone)]
+pub(super) struct Health(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Default for Health {
+    fn default() -> Self {
+        Health(std::sync::Arc::new(std::sync::atomic::AtomicBool::new(
+            true,
+        )))
+    }
+}
+
+impl Health {
+    pub fn set(&self, healthy: bool) {
+        let was = self.0.swap(healthy, std::sync::atomic::Ordering::Relaxed);
+        crate::metrics::set_sink_healthy("milvus", healthy, was);
+    }
 }
 
 /// `field in [...]` filters, `per_filter` values each.
@@ -166,6 +189,9 @@ impl MilvusConnection {
                     uri: cfg.uri.clone(),
                     source: Box::new(source),
                 })?;
+        // The SDK retries idempotent calls for minutes on its own; callers
+        // retry longer themselves, and report the outage meanwhile.
+        client.set_retry_param(RetryConfig::new().max_retry_timeout(SDK_RETRY_TIMEOUT));
         Ok(MilvusConnection {
             client,
             _lite: lite,
@@ -179,7 +205,7 @@ pub struct MilvusSink {
     connection: std::sync::Arc<MilvusConnection>,
     plan: Option<CollectionPlan>,
     dead_letters: DeadLetters,
-    healthy: std::sync::atomic::AtomicBool,
+    health: Health,
     /// Set once the server rejected an empty sparse vector (Milvus Lite).
     empty_sparse_marked: std::sync::atomic::AtomicBool,
     /// Rows or deletes were sent since the last flush.
@@ -202,7 +228,7 @@ impl MilvusSink {
             connection,
             plan: None,
             dead_letters,
-            healthy: std::sync::atomic::AtomicBool::new(true),
+            health: Health::default(),
             empty_sparse_marked: std::sync::atomic::AtomicBool::new(false),
             unflushed: false,
         })
@@ -322,7 +348,7 @@ impl MilvusSink {
         let outcome = with_retries(
             self.cfg.max_retries,
             |e, delay| {
-                self.set_healthy(false);
+                self.health.set(false);
                 crate::metrics::sink_retry("milvus");
                 tracing::warn!(collection = %self.cfg.collection, error = %e, retry_in = ?delay, "Milvus write failed; retrying");
             },
@@ -330,7 +356,7 @@ impl MilvusSink {
         );
         match outcome {
             Ok(()) => {
-                self.set_healthy(true);
+                self.health.set(true);
                 Ok(())
             }
             Err(e) if is_transient(&e) => Err(self.request_error("upsert", *e)),
@@ -371,13 +397,6 @@ impl MilvusSink {
             }
         }
         self.dead_letter(value, position, &rejection)
-    }
-
-    fn set_healthy(&self, healthy: bool) {
-        let was = self
-            .healthy
-            .swap(healthy, std::sync::atomic::Ordering::Relaxed);
-        crate::metrics::set_sink_healthy("milvus", healthy, was);
     }
 
     fn try_upsert(&self, rows: Vec<Value>) -> Result<(), Box<SdkError>> {
@@ -542,6 +561,7 @@ impl Sink for MilvusSink {
             self.connection.clone(),
             self.runtime.clone(),
             &self.cfg,
+            self.health.clone(),
         )))
     }
 }

@@ -97,10 +97,24 @@ impl StageComponent for Bm25StageConfig {
         Some(&self.field)
     }
 
+    /// The analyzer, the constants and the vocabulary's lineage: a params
+    /// file grown by `bm25 fit --update` keeps every row's fingerprint. A
+    /// file without a lineage (pymilvus.model's) counts by its contents.
     fn shape(&self) -> Result<StageShape, StageError> {
-        Ok(StageShape {
-            settings: format!("{:?}", (&self.analyzer, &self.field)),
-            files: vec![self.params.clone()],
+        let params = Bm25Params::load(&self.params)?;
+        let settings = (
+            &self.analyzer,
+            &self.field,
+            params.k1,
+            params.b,
+            params.epsilon,
+        );
+        Ok(match &params.vocabulary_id {
+            Some(id) => StageShape::settings((settings, id)),
+            None => StageShape {
+                settings: format!("{settings:?}"),
+                files: vec![self.params.clone()],
+            },
         })
     }
 

@@ -24,6 +24,25 @@ pub struct Bm25Params {
     pub epsilon: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analyzer: Option<AnalyzerConfig>,
+    /// How many documents hold each term (vecpipe's addition, which
+    /// pymilvus.model ignores): `bm25 fit --update` adds to these exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub doc_freq: Option<Vec<u64>>,
+    /// Names the vocabulary's lineage (vecpipe's addition): a hash of the
+    /// terms of the first fit, kept by `--update`, which only appends. Row
+    /// fingerprints use it, so an update does not count as a new model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vocabulary_id: Option<String>,
+}
+
+/// A vocabulary's id: a hash of its terms in order.
+pub fn vocabulary_id(terms: &[String]) -> String {
+    let mut hash = xxhash_rust::xxh3::Xxh3::new();
+    for term in terms {
+        hash.update(term.as_bytes());
+        hash.update(&[0]);
+    }
+    format!("{:032x}", hash.digest128())
 }
 
 impl Bm25Params {
@@ -52,6 +71,15 @@ impl Bm25Params {
                 "idf_word has {} entries but idf_value has {}",
                 params.idf_word.len(),
                 params.idf_value.len()
+            )));
+        }
+        if let Some(doc_freq) = &params.doc_freq
+            && doc_freq.len() != params.idf_word.len()
+        {
+            return Err(invalid(format!(
+                "idf_word has {} entries but doc_freq has {}",
+                params.idf_word.len(),
+                doc_freq.len()
             )));
         }
         if params.avgdl.is_nan() || params.avgdl <= 0.0 {

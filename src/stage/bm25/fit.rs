@@ -245,7 +245,7 @@ mod tests {
             },
             Bm25Params {
                 vocabulary_id: None,
-                ..both
+                ..both.clone()
             }
         );
 

@@ -217,6 +217,25 @@ YAML
   echo "backfill ($rows docs): ${wall} s wall, ${rss_mib} MiB peak RSS, input $(du -m "$parquet" | cut -f1) MiB parquet"
 }
 
+# A BEIR-like corpus of $1 documents in $2, a Milvus Lite server, and a
+# pipeline $2/p.yaml (dense + BM25 → collection $3) with fitted params.
+dense_bm25_to_lite() {
+  local docs="$1" work="$2" collection="$3"
+  mkdir -p "$work"
+  "$python" scripts/bench/eval_data.py "$docs" "$work"
+  start_lite "$dir/lite-$collection"
+  cat > "$work/p.yaml" <<YAML
+name: $collection
+source: { type: jsonl, path: $work/corpus.jsonl, id_field: _id }
+stages:
+  - { type: dense, model: all-MiniLM-L6-v2, threads: 2 }
+  - { type: bm25, params: $work/bm25.json }
+sinks:
+  - { type: milvus, uri: "$lite_uri", collection: $collection }
+YAML
+  "$vecpipe" bm25 fit --pipeline "$work/p.yaml" > /dev/null
+}
+
 bench_eval() {
   # `vecpipe eval` over 200 queries (models loaded once, batches of 32): queries/s
   # per mode; and one `vecpipe search` (process start to exit, model load
@@ -224,19 +243,7 @@ bench_eval() {
   # alternated 3 times, medians. One Milvus Lite collection of DOCS documents.
   local docs="${BENCH_EVAL_DOCS:-5000}" work="$dir/eval" model="$PWD/models/all-MiniLM-L6-v2"
   local query="Which birds cannot fly and live in Antarctica?"
-  mkdir -p "$work"
-  "$python" scripts/bench/eval_data.py "$docs" "$work"
-  start_lite "$dir/lite-eval"
-  cat > "$work/p.yaml" <<YAML
-name: bench-eval
-source: { type: jsonl, path: $work/corpus.jsonl, id_field: _id }
-stages:
-  - { type: dense, model: all-MiniLM-L6-v2, threads: 2 }
-  - { type: bm25, params: $work/bm25.json }
-sinks:
-  - { type: milvus, uri: "$lite_uri", collection: bench_eval }
-YAML
-  "$vecpipe" bm25 fit --pipeline "$work/p.yaml" > /dev/null
+  dense_bm25_to_lite "$docs" "$work" bench_eval
   "$vecpipe" run "$work/p.yaml" > /dev/null
   "$vecpipe" eval "$work/p.yaml" --queries "$work/queries.jsonl" --qrels "$work/qrels.tsv" --json > "$work/report.json"
   "$python" -c 'import json, sys
@@ -259,19 +266,7 @@ bench_incremental() {
   # first run, a second over the unchanged corpus (every document skipped),
   # and a third with 1 % of the documents edited. Whole runs, wall time.
   local docs="${BENCH_INCREMENTAL_DOCS:-20000}" work="$dir/incremental"
-  mkdir -p "$work"
-  "$python" scripts/bench/eval_data.py "$docs" "$work"
-  start_lite "$dir/lite-incremental"
-  cat > "$work/p.yaml" <<YAML
-name: bench-incremental
-source: { type: jsonl, path: $work/corpus.jsonl, id_field: _id }
-stages:
-  - { type: dense, model: all-MiniLM-L6-v2, threads: 2 }
-  - { type: bm25, params: $work/bm25.json }
-sinks:
-  - { type: milvus, uri: "$lite_uri", collection: bench_incremental }
-YAML
-  "$vecpipe" bm25 fit --pipeline "$work/p.yaml" > /dev/null
+  dense_bm25_to_lite "$docs" "$work" bench_incremental
   timed "$vecpipe" run "$work/p.yaml"; local first="$wall" first_rss="$rss_mib"
   timed "$vecpipe" run "$work/p.yaml"; local second="$wall" second_out
   second_out=$(cat "$dir/last.out")

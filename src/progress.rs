@@ -1,11 +1,17 @@
 //! A progress bar on a terminal, nothing otherwise.
 
 use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 #[derive(Clone)]
-pub struct Progress(ProgressBar);
+pub struct Progress {
+    bar: ProgressBar,
+    /// Shown after the count, e.g. documents skipped as unchanged.
+    unchanged: Option<Arc<AtomicU64>>,
+}
 
 impl Progress {
     /// A bar when the total is known, a counter otherwise; hidden unless stderr is a terminal.
@@ -19,25 +25,38 @@ impl Progress {
         let bar = match total {
             Some(total) => ProgressBar::with_draw_target(Some(total), target).with_style(
                 ProgressStyle::with_template(&format!(
-                    "{{bar:40}} {{human_pos}}/{{human_len}} {unit} {{per_sec}} eta {{eta}}"
+                    "{{bar:40}} {{human_pos}}/{{human_len}} {unit} {{msg}}{{per_sec}} eta {{eta}}"
                 ))
                 .expect("valid template"),
             ),
             None => ProgressBar::with_draw_target(None, target).with_style(
                 ProgressStyle::with_template(&format!(
-                    "{{spinner}} {{human_pos}} {unit} {{per_sec}}"
+                    "{{spinner}} {{human_pos}} {unit} {{msg}}{{per_sec}}"
                 ))
                 .expect("valid template"),
             ),
         };
-        Progress(bar)
+        Progress {
+            bar,
+            unchanged: None,
+        }
+    }
+
+    /// Also shows how many documents were skipped as unchanged.
+    pub fn with_unchanged(mut self, unchanged: Option<Arc<AtomicU64>>) -> Self {
+        self.unchanged = unchanged;
+        self
     }
 
     pub fn advance(&self, records: u64) {
-        self.0.inc(records);
+        if let Some(unchanged) = &self.unchanged {
+            let n = unchanged.load(Ordering::Relaxed);
+            self.bar.set_message(format!("({n} unchanged) "));
+        }
+        self.bar.inc(records);
     }
 
     pub fn finish(&self) {
-        self.0.finish_and_clear();
+        self.bar.finish_and_clear();
     }
 }

@@ -130,7 +130,8 @@ pub async fn run_pipeline(
     let unchanged = built.unchanged.clone();
     let sync = built.sync.take();
     let dead_letters = built.dead_letters.clone();
-    let progress = crate::progress::Progress::new(built.source.total_records(), "records");
+    let progress = crate::progress::Progress::new(built.source.total_records(), "records")
+        .with_unchanged(built.unchanged.clone());
     let acks = tokio::spawn(collect_outcomes(
         ack_rx,
         built.source.ack_handler(),

@@ -46,6 +46,21 @@ fn rows(uri: &str) -> BTreeMap<String, Value> {
         .collect()
 }
 
+/// A workspace with the 100-document corpus, its pipeline (chunks of
+/// `max_chars`, the setup's dense model, BM25) and fitted BM25 params.
+fn fitted(uri: &str, max_chars: usize) -> (Workspace, String) {
+    let ws = Workspace::new();
+    let model = repo_root()
+        .join("models/all-MiniLM-L6-v2")
+        .display()
+        .to_string();
+    pipeline(&ws, uri, max_chars, &model);
+    ws.write("corpus.jsonl", corpus(&BTreeMap::new()));
+    ws.vecpipe(&["bm25", "fit", "--pipeline", "p.yaml"])
+        .expect_code(0);
+    (ws, model)
+}
+
 fn run(ws: &Workspace, args: &[&str]) -> Run {
     ws.vecpipe(&[&["run", "p.yaml"], args].concat())
         .expect_code(0)
@@ -54,12 +69,7 @@ fn run(ws: &Workspace, args: &[&str]) -> Run {
 #[test]
 fn an_unchanged_corpus_embeds_nothing_and_three_edits_reembed_exactly_those() {
     let milvus = MilvusServer::start();
-    let ws = Workspace::new();
-    let model = repo_root().join("models/all-MiniLM-L6-v2");
-    pipeline(&ws, &milvus.uri, 150, &model.display().to_string());
-    ws.write("corpus.jsonl", corpus(&BTreeMap::new()));
-    ws.vecpipe(&["bm25", "fit", "--pipeline", "p.yaml"])
-        .expect_code(0);
+    let (ws, _) = fitted(&milvus.uri, 150);
     let first = run(&ws, &[]);
     assert_eq!(first.summary_number("unchanged"), 0);
     let chunks = first.summary_number("chunks");
@@ -136,15 +146,10 @@ fn an_unchanged_corpus_embeds_nothing_and_three_edits_reembed_exactly_those() {
 #[test]
 fn changing_the_chunk_size_or_the_model_reembeds_everything() {
     let milvus = MilvusServer::start();
-    let ws = Workspace::new();
-    let model = repo_root().join("models/all-MiniLM-L6-v2");
-    pipeline(&ws, &milvus.uri, 150, &model.display().to_string());
-    ws.write("corpus.jsonl", corpus(&BTreeMap::new()));
-    ws.vecpipe(&["bm25", "fit", "--pipeline", "p.yaml"])
-        .expect_code(0);
+    let (ws, model) = fitted(&milvus.uri, 150);
     run(&ws, &[]);
 
-    pipeline(&ws, &milvus.uri, 90, &model.display().to_string());
+    pipeline(&ws, &milvus.uri, 90, &model);
     let rechunked = run(&ws, &[]);
     assert_eq!(rechunked.summary_number("unchanged"), 0);
     let ids = rows(&milvus.uri);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Throughput benchmarks, each run side by side with its reference.
-#   scripts/bench.sh [dense|bm25|milvus|kafka|backfill|eval|incremental|all]   (default: all)
+#   scripts/bench.sh [dense|int8|bm25|milvus|kafka|backfill|eval|incremental|all]   (default: all)
 #   BENCH_SENTENCES=2000 BENCH_MILVUS_ROWS=20000 BENCH_ROWS=1000000 BENCH_REF_ROWS=20000
 #   BENCH_EVAL_DOCS=5000 BENCH_INCREMENTAL_DOCS=20000
 #   control the sizes.
@@ -286,14 +286,45 @@ open(path, "w").writelines(json.dumps(d) + "\n" for d in docs)' "$work/corpus.js
     printf "incremental (%d docs, dense + BM25 → Milvus Lite): first run %.1f s (%d MiB peak) | unchanged corpus %.1f s: %.1fx faster | 1 %% edited %.1f s: %.1fx faster\n", n, a, r, b, a/b, c, a/c }'
 }
 
+bench_int8() {
+  # The same pipeline (JSONL → dense → Arrow, whole run) with the fp32 model
+  # and the int8 one setup makes, same sentences (40 words), batch 64, 2
+  # threads, commands alternated 3 times, median ratio; then the quality gate
+  # on 10,000 real sentences (int8_quality.py).
+  local n="${BENCH_SENTENCES:-2000}" corpus fp32=() int8=() model
+  corpus="$dir/sentences-uniform-$n.jsonl"
+  [[ -f "$corpus" ]] || "$python" scripts/bench/gen_sentences.py "$n" "$corpus" 40 40
+  for model in all-MiniLM-L6-v2 all-MiniLM-L6-v2-int8; do
+    cat > "$dir/int8-$model.yaml" <<YAML
+name: bench-$model
+source: { type: jsonl, path: $corpus, id_field: id, batch_rows: 1024 }
+stages:
+  - { type: dense, model: $model, batch_size: 64, threads: 2 }
+sinks:
+  - { type: arrow, path: $dir/int8-$model.arrow }
+YAML
+  done
+  for _ in 1 2 3; do
+    timed "$vecpipe" run "$dir/int8-all-MiniLM-L6-v2.yaml"; fp32+=("$wall")
+    timed "$vecpipe" run "$dir/int8-all-MiniLM-L6-v2-int8.yaml"; int8+=("$wall")
+  done
+  local quality
+  quality=$("$python" scripts/bench/int8_quality.py models/all-MiniLM-L6-v2 models/all-MiniLM-L6-v2-int8)
+  median() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
+  awk -v n="$n" -v a="$(median "${fp32[@]}")" -v b="$(median "${int8[@]}")" -v q="$quality" 'BEGIN {
+    split(q, f, " ")
+    printf "int8 (%d sentences of 40 words, medians of 3, whole runs): fp32 %.1f s, int8 %.1f s | ratio %.2fx | quality on %d real sentences: mean cosine %.4f (min %.4f), top-10 overlap %.1f %%\n", n, a, b, a/b, f[1], f[2], f[3], f[4]*100 }'
+}
+
 case "$what" in
   dense) bench_dense ;;
+  int8) bench_int8 ;;
   milvus) bench_milvus ;;
   kafka) bench_kafka ;;
   bm25) bench_bm25 ;;
   backfill) bench_backfill ;;
   eval) bench_eval ;;
   incremental) bench_incremental ;;
-  all) bench_dense; bench_bm25; bench_milvus; bench_kafka; bench_backfill; bench_eval; bench_incremental ;;
-  *) echo "usage: scripts/bench.sh [dense|bm25|milvus|kafka|backfill|eval|incremental|all]" >&2; exit 2 ;;
+  all) bench_dense; bench_int8; bench_bm25; bench_milvus; bench_kafka; bench_backfill; bench_eval; bench_incremental ;;
+  *) echo "usage: scripts/bench.sh [dense|int8|bm25|milvus|kafka|backfill|eval|incremental|all]" >&2; exit 2 ;;
 esac

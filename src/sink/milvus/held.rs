@@ -262,27 +262,25 @@ impl DocumentStore for MilvusDocuments {
             Some(layout) if !layout.fingerprint => return Ok(None),
             Some(_) => {}
         }
-        let key = if chunked {
-            columns::DOC_ID
+        // A row's document is its `doc_id`, or the row itself.
+        let (key, fields) = if chunked {
+            (
+                columns::DOC_ID,
+                vec![columns::ID, columns::FINGERPRINT, columns::DOC_ID],
+            )
         } else {
-            columns::ID
+            (columns::ID, vec![columns::ID, columns::FINGERPRINT])
         };
         let mut stored: HashMap<String, StoredRows> = HashMap::new();
         for filter in in_filters(key, documents, DOCUMENTS_PER_REQUEST) {
-            let rows = self.query(
-                filter,
-                &[columns::ID, key, columns::FINGERPRINT],
-                0,
-                QUERY_LIMIT,
-            )?;
+            let rows = self.query(filter, &fields, 0, QUERY_LIMIT)?;
             if rows.len() >= QUERY_LIMIT {
                 continue; // cut short: these documents count as changed
             }
-            for mut row in rows {
-                let (fingerprint, document, id) = (row.pop(), row.pop(), row.pop());
-                if let (Some(id), Some(document), Some(fingerprint)) = (id, document, fingerprint) {
-                    stored.entry(document).or_default().push((id, fingerprint));
-                }
+            for row in rows {
+                let (id, fingerprint) = (row[0].clone(), row[1].clone());
+                let document = row.get(2).unwrap_or(&id).clone();
+                stored.entry(document).or_default().push((id, fingerprint));
             }
         }
         Ok(Some(stored))

@@ -10,8 +10,8 @@ mod rerank;
 use std::collections::BTreeMap;
 
 use milvus::v2::prelude::{
-    HybridSearchRequest, LoadCollectionRequest, RRFRerank, SearchRequest, SearchResponse,
-    SearchVectors, SubSearchRequest, WeightedRerank,
+    HybridSearchRequest, RRFRerank, SearchRequest, SearchResponse, SearchVectors, SubSearchRequest,
+    WeightedRerank,
 };
 use serde::Serialize;
 use tokio::runtime::Handle;
@@ -230,12 +230,8 @@ impl Searcher {
 
     /// Loads the collection (a restarted server comes back with it released).
     fn load(&self) -> Result<(), SearchError> {
-        let load = LoadCollectionRequest::builder()
-            .collection_name(&self.collection)
-            .build()
-            .map_err(|e| self.failed(&e))?;
         self.runtime
-            .block_on(self.connection.client.load_collection(load))
+            .block_on(self.connection.load(&self.collection))
             .map_err(|e| self.failed(&e))
     }
 

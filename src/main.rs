@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use clap::Parser;
-use cli::{Bm25Command, Cli, Command, EvalArgs, FitArgs, LogFormat, SearchArgs};
+use cli::{Bm25Command, Cli, Command, EvalArgs, FitArgs, LogFormat, ModelCommand, SearchArgs};
 use vecpipe::error::Phased;
 use vecpipe::pipeline::{
     FitInput, RunOptions, StopSignal, check_environment, fit_bm25, run_pipeline,
@@ -111,9 +111,26 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             shutdown_timeout,
         } => daemon(&file, metrics_addr, Duration::from_secs(shutdown_timeout)),
         Command::Bm25(Bm25Command::Fit(args)) => fit(args),
+        Command::Model(ModelCommand::Prepare { name, dir }) => prepare_model(&name, dir),
         Command::Search(args) => search(args),
         Command::Eval(args) => eval(args),
     }
+}
+
+fn prepare_model(name: &str, dir: Option<std::path::PathBuf>) -> Result<(), Failure> {
+    use vecpipe::prepare::{PrepareError, prepare};
+    let dir = dir
+        .or_else(vecpipe::user_models_dir)
+        .ok_or_else(|| usage(anyhow!("no models directory: pass --dir, or set VECPIPE_MODELS_DIR or HOME")))?;
+    let (path, origin) = prepare(name, &dir).map_err(|e| match e {
+        PrepareError::Unknown { .. } => usage(e),
+        e => Failure {
+            code: 1,
+            error: e.into(),
+        },
+    })?;
+    println!("{name}: {origin} → {}", path.display());
+    Ok(())
 }
 
 fn validate(file: &Path, no_environment: bool) -> Result<(), Failure> {

@@ -1,6 +1,10 @@
 """Reference timing: pymilvus.model BM25 encode_documents on a JSONL corpus.
 
-    bm25_pymilvus.py PARAMS.json CORPUS.jsonl   → prints "docs seconds"
+    bm25_pymilvus.py PARAMS.json CORPUS.jsonl [default|whitespace]   → prints "docs seconds"
+
+`default` is pymilvus.model's default analyzer (English: standard tokenizer,
+lowercase, stop words, Snowball stemmer), what a user gets from
+`BM25EmbeddingFunction()`; `whitespace` splits on whitespace and lowercases.
 """
 import json
 import sys
@@ -15,7 +19,10 @@ class WhitespaceTokenizer:
         return text.split()
 
 
-bm25 = BM25EmbeddingFunction(Analyzer("ws", WhitespaceTokenizer(), preprocessors=[], filters=[LowercaseFilter()]))
+if sys.argv[3:] == ["whitespace"]:
+    bm25 = BM25EmbeddingFunction(Analyzer("ws", WhitespaceTokenizer(), preprocessors=[], filters=[LowercaseFilter()]))
+else:
+    bm25 = BM25EmbeddingFunction()
 bm25.load(sys.argv[1])
 with open(sys.argv[2]) as f:
     texts = [json.loads(line)["text"] for line in f]

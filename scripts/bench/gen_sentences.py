@@ -19,9 +19,10 @@ offer remember love consider appear buy wait serve die send expect build stay fa
 good new first last long great little own other old right big high different small large next early young
 important few public bad same able the of and to in a is that for it as was with on by at from""".split()
 
-n, out, lo, hi = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-rng = random.Random(7)
-with open(out, "w") as f:
-    for i in range(n):
-        words = rng.choices(WORDS, k=rng.randint(lo, hi))
-        f.write(json.dumps({"id": f"s{i}", "text": " ".join(words).capitalize() + "."}) + "\n")
+if __name__ == "__main__":
+    n, out, lo, hi = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    rng = random.Random(7)
+    with open(out, "w") as f:
+        for i in range(n):
+            words = rng.choices(WORDS, k=rng.randint(lo, hi))
+            f.write(json.dumps({"id": f"s{i}", "text": " ".join(words).capitalize() + "."}) + "\n")

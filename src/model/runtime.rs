@@ -15,7 +15,10 @@ const SETUP_LIBRARY: &str = "onnxruntime/libonnxruntime.so";
 static ENVIRONMENT: OnceLock<Environment> = OnceLock::new();
 static LOADED_FROM: Mutex<Option<PathBuf>> = Mutex::new(None);
 
-/// Where the library is looked for, in order.
+/// Where the library is looked for, in order: `ORT_DYLIB_PATH`, the stage's
+/// `onnxruntime:`, the setup location, then the `onnxruntime` Python package
+/// installed beside the executable (a wheel install: `bin/vecpipe` and
+/// `lib/python3.X/site-packages/onnxruntime/` under one prefix).
 pub fn onnxruntime_candidates(configured: Option<&Path>) -> Vec<PathBuf> {
     let mut candidates = Vec::new();
     if let Some(path) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
@@ -23,7 +26,25 @@ pub fn onnxruntime_candidates(configured: Option<&Path>) -> Vec<PathBuf> {
     }
     candidates.extend(configured.map(Path::to_path_buf));
     candidates.extend(models_dirs().into_iter().map(|dir| dir.join(SETUP_LIBRARY)));
+    if let Some(prefix) = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.to_path_buf()))
+    {
+        candidates.extend(python_package_library(&prefix));
+    }
     candidates
+}
+
+/// `libonnxruntime.so.*` of the onnxruntime package under `prefix`, newest
+/// Python first.
+fn python_package_library(prefix: &Path) -> Vec<PathBuf> {
+    let pattern = prefix.join("lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.*");
+    let mut found: Vec<PathBuf> = glob::glob(&pattern.to_string_lossy())
+        .map(|paths| paths.flatten().collect())
+        .unwrap_or_default();
+    found.sort();
+    found.reverse();
+    found
 }
 
 /// Loads ONNX Runtime once per process and returns its environment.

@@ -36,7 +36,12 @@ pub fn map_rows<T>(
 /// Settings for loading a transformer.
 #[derive(Debug, Clone)]
 pub struct SessionOptions {
+    /// Texts per inference call, at most.
     pub batch_size: usize,
+    /// Padded tokens (rows × longest) per inference call, at most; a text
+    /// longer than this runs alone. Small calls keep the attention
+    /// buffers in cache: see [`crate::model::default_batch_tokens`].
+    pub batch_tokens: usize,
     pub max_length: usize,
     pub threads: usize,
     /// Path to libonnxruntime when not found elsewhere.
@@ -52,6 +57,7 @@ pub struct TransformerSession {
     takes_type_ids: bool,
     pad_id: i64,
     batch_size: usize,
+    batch_tokens: usize,
 }
 
 /// A fn returning `ort::Result`, because the builder's own error type is not Send.
@@ -77,6 +83,24 @@ fn load_tokenizer(path: &Path, max_length: usize) -> Result<(Tokenizer, i64), Mo
         }))
         .map_err(|e| tokenizer_error(e.to_string()))?;
     Ok((tokenizer, pad_id))
+}
+
+/// Splits texts sorted by token count (`lengths`, ascending) into
+/// consecutive batches of at most `rows` texts and `tokens` padded tokens
+/// (rows × the batch's longest); a text longer than `tokens` goes alone.
+fn batch_spans(lengths: &[usize], rows: usize, tokens: usize) -> Vec<std::ops::Range<usize>> {
+    let mut spans = Vec::new();
+    let mut start = 0;
+    while start < lengths.len() {
+        let mut end = start + 1;
+        while end < lengths.len() && end - start < rows && (end - start + 1) * lengths[end] <= tokens
+        {
+            end += 1;
+        }
+        spans.push(start..end);
+        start = end;
+    }
+    spans
 }
 
 impl TransformerSession {
@@ -120,6 +144,7 @@ impl TransformerSession {
             takes_type_ids,
             pad_id,
             batch_size: options.batch_size.max(1),
+            batch_tokens: options.batch_tokens.max(1),
         })
     }
 
@@ -183,8 +208,10 @@ impl TransformerSession {
             .map_err(|e| ModelError::Inference(format!("tokenizer: {e}")))?;
         let mut order: Vec<usize> = (0..encodings.len()).collect();
         order.sort_by_key(|&i| encodings[i].len());
+        let lengths: Vec<usize> = order.iter().map(|&i| encodings[i].len()).collect();
         let mut results: Vec<T> = vec![T::default(); count];
-        for group in order.chunks(self.batch_size) {
+        for span in batch_spans(&lengths, self.batch_size, self.batch_tokens) {
+            let group = &order[span];
             let batch: Vec<&Encoding> = group.iter().map(|&i| &encodings[i]).collect();
             crate::metrics::embedding_tokens(batch.iter().map(|e| e.len()).sum());
             let (inputs, mask) = self.inputs(&batch)?;
@@ -249,5 +276,23 @@ impl TransformerSession {
             ));
         }
         Ok((inputs, mask))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::batch_spans;
+
+    #[test]
+    fn batches_hold_at_most_rows_texts_and_tokens_padded_tokens() {
+        // Four short texts fill a batch of 4 rows; then two rows padded to
+        // 10 tokens make 20, the budget; 30 tokens is over it and goes alone.
+        let lengths = [2, 2, 3, 3, 3, 10, 10, 10, 30];
+        assert_eq!(
+            batch_spans(&lengths, 4, 20),
+            vec![0..4, 4..6, 6..8, 8..9]
+        );
+        assert_eq!(batch_spans(&lengths, 64, usize::MAX), vec![0..9]);
+        assert_eq!(batch_spans(&[], 4, 20), Vec::<std::ops::Range<usize>>::new());
     }
 }

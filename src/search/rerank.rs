@@ -19,6 +19,9 @@ pub(super) fn load(
         (Some(model), _) => {
             let options = SessionOptions {
                 batch_size: 16,
+                batch_tokens: stage.map_or(crate::model::default_batch_tokens().get(), |s| {
+                    s.batch_tokens.get()
+                }),
                 max_length: stage.map_or(512, |s| s.max_length.get()),
                 threads: crate::model::threads_or_cores(None),
                 onnxruntime: stage.and_then(|s| s.onnxruntime.clone()),

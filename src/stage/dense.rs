@@ -16,7 +16,7 @@ use crate::batch::{Position, dense};
 use crate::config::{Invalid, PositiveInt, Surroundings};
 use crate::model::Pooling;
 use crate::model::http::{HttpClient, HttpOptions, openai_embeddings};
-use crate::model::{EmbedderOptions, ModelError, TextEmbedder, resolve_model};
+use crate::model::{EmbedderOptions, ModelError, SessionOptions, TextEmbedder, resolve_model};
 
 /// `{ type: dense, model: all-MiniLM-L6-v2, batch_size: 64, ... }`.
 #[derive(Debug, Clone, Deserialize)]
@@ -28,6 +28,9 @@ pub(crate) struct DenseStageConfig {
     /// Texts per inference call.
     #[serde(default = "default_dense_batch")]
     pub batch_size: PositiveInt,
+    /// Padded tokens per inference call, at most (rows × the longest).
+    #[serde(default = "crate::model::default_batch_tokens")]
+    pub batch_tokens: PositiveInt,
     /// Tokens kept per text; longer texts are truncated.
     #[serde(default = "crate::model::default_max_length")]
     pub max_length: PositiveInt,
@@ -139,12 +142,15 @@ impl DenseEncoder {
                 let embedder = TextEmbedder::load(
                     &files,
                     &EmbedderOptions {
-                        batch_size: cfg.batch_size.get(),
-                        max_length: cfg.max_length.get(),
-                        threads,
+                        session: SessionOptions {
+                            batch_size: cfg.batch_size.get(),
+                            batch_tokens: cfg.batch_tokens.get(),
+                            max_length: cfg.max_length.get(),
+                            threads,
+                            onnxruntime: cfg.onnxruntime.clone(),
+                        },
                         pooling: cfg.pooling,
                         normalize: cfg.normalize,
-                        onnxruntime: cfg.onnxruntime.clone(),
                     },
                 )?;
                 tracing::info!(model = %cfg.model, onnx = %files.onnx.display(), dim = embedder.dim(), "dense model loaded");

@@ -54,6 +54,9 @@ pub(crate) struct RerankStageConfig {
     pub field: String,
     #[serde(default = "default_rerank_batch")]
     pub batch_size: PositiveInt,
+    /// Padded tokens per inference call, at most (rows × the longest pair).
+    #[serde(default = "crate::model::default_batch_tokens")]
+    pub batch_tokens: PositiveInt,
     #[serde(default = "default_rerank_max_length")]
     pub max_length: PositiveInt,
     #[serde(default)]
@@ -171,6 +174,7 @@ impl Reranker {
             RerankProvider::Local => {
                 let options = SessionOptions {
                     batch_size: cfg.batch_size.get(),
+                    batch_tokens: cfg.batch_tokens.get(),
                     max_length: cfg.max_length.get(),
                     threads: crate::model::threads_or_cores(cfg.threads),
                     onnxruntime: cfg.onnxruntime.clone(),

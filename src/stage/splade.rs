@@ -21,6 +21,9 @@ pub(crate) struct SpladeStageConfig {
     pub model: String,
     #[serde(default = "default_splade_batch")]
     pub batch_size: PositiveInt,
+    /// Padded tokens per inference call, at most (rows × the longest).
+    #[serde(default = "crate::model::default_batch_tokens")]
+    pub batch_tokens: PositiveInt,
     #[serde(default = "crate::model::default_max_length")]
     pub max_length: PositiveInt,
     #[serde(default)]
@@ -51,6 +54,7 @@ impl SpladeStageConfig {
     ) -> Result<SpladeEncoder, ModelError> {
         let options = SessionOptions {
             batch_size,
+            batch_tokens: self.batch_tokens.get(),
             max_length: self.max_length.get(),
             threads,
             onnxruntime: self.onnxruntime.clone(),

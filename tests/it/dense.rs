@@ -187,7 +187,10 @@ fn a_missing_model_directory_says_where_it_looked() {
         err.contains("models--sentence-transformers--paraphrase-MiniLM-L3-v2"),
         "{err}"
     );
-    assert!(err.contains("scripts/setup.sh"), "{err}");
+    assert!(
+        err.contains("`vecpipe model prepare` makes all-MiniLM-L6-v2, all-MiniLM-L6-v2-int8."),
+        "{err}"
+    );
 }
 
 #[test]

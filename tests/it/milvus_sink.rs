@@ -272,12 +272,15 @@ fn pymilvus_reads_what_vecpipe_wrote() {
     )
     .unwrap();
     let options = vecpipe::EmbedderOptions {
-        batch_size: 1,
-        max_length: 256,
-        threads: 1,
+        session: vecpipe::SessionOptions {
+            batch_size: 1,
+            batch_tokens: 1024,
+            max_length: 256,
+            threads: 1,
+            onnxruntime: Some(repo_root().join("models/onnxruntime/libonnxruntime.so")),
+        },
         pooling: None,
         normalize: true,
-        onnxruntime: Some(repo_root().join("models/onnxruntime/libonnxruntime.so")),
     };
     let question = "Where was Turing born?";
     let dense = vecpipe::TextEmbedder::load(&files, &options)

@@ -372,12 +372,15 @@ fn quickstart_fits_bm25_chunks_and_writes_parquet_that_finds_turing() {
     )
     .unwrap();
     let options = EmbedderOptions {
-        batch_size: 8,
-        max_length: 256,
-        threads: 1,
+        session: vecpipe::SessionOptions {
+            batch_size: 8,
+            batch_tokens: 1024,
+            max_length: 256,
+            threads: 1,
+            onnxruntime: Some(repo_root().join("models/onnxruntime/libonnxruntime.so")),
+        },
         pooling: None,
         normalize: true,
-        onnxruntime: Some(repo_root().join("models/onnxruntime/libonnxruntime.so")),
     };
     let question = TextEmbedder::load(&files, &options)
         .unwrap()

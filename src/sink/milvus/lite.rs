@@ -36,6 +36,13 @@ pub fn executable_candidates(configured: Option<&Path>) -> Vec<PathBuf> {
         return vec![path.to_path_buf()];
     }
     let mut candidates = Vec::new();
+    // Beside the executable: a wheel install puts both in the venv's bin/.
+    if let Some(bin) = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.to_path_buf()))
+    {
+        candidates.push(bin.join("milvus-lite"));
+    }
     if let Some(path) = std::env::var_os("PATH") {
         candidates.extend(std::env::split_paths(&path).map(|dir| dir.join("milvus-lite")));
     }

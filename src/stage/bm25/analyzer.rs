@@ -1,8 +1,10 @@
 //! Text analysis for BM25: tokenize, lowercase, stem, drop stop words — the
 //! order of Milvus' `english` analyzer.
 
-use std::collections::HashSet;
+use std::borrow::Cow;
 use std::fmt;
+
+use rustc_hash::FxHashSet;
 
 use rust_stemmers::{Algorithm, Stemmer};
 use unicode_segmentation::UnicodeSegmentation;
@@ -147,7 +149,7 @@ pub struct Analyzer {
     tokenizer: TokenizerKind,
     lowercase: bool,
     stemmer: Option<Stemmer>,
-    stop_words: HashSet<String>,
+    stop_words: FxHashSet<String>,
 }
 
 impl Analyzer {
@@ -159,7 +161,7 @@ impl Analyzer {
                 .filter(|w| !w.is_empty() && !w.starts_with('#'))
                 .map(str::to_string)
                 .collect(),
-            StopWords::None => HashSet::new(),
+            StopWords::None => FxHashSet::default(),
             StopWords::List(words) => words.iter().cloned().collect(),
         };
         Ok(Analyzer {
@@ -172,24 +174,40 @@ impl Analyzer {
 
     /// The terms of a text, in order, repeats kept.
     pub fn analyze(&self, text: &str) -> Vec<String> {
-        let tokens: Box<dyn Iterator<Item = &str>> = match self.tokenizer {
-            TokenizerKind::Standard => Box::new(text.unicode_words()),
-            TokenizerKind::Whitespace => Box::new(text.split_whitespace()),
+        let mut terms = Vec::new();
+        self.for_each_term(text, |term| terms.push(term.to_string()));
+        terms
+    }
+
+    /// Calls `f` with each term of `text`, in order, repeats kept; what
+    /// [`Self::analyze`] returns, without allocating a string per term.
+    pub fn for_each_term(&self, text: &str, mut f: impl FnMut(&str)) {
+        let mut lowered = String::new();
+        let mut each = |token: &str| {
+            let token = if !self.lowercase {
+                token
+            } else if token.is_ascii() {
+                lowered.clear();
+                lowered.push_str(token);
+                lowered.make_ascii_lowercase();
+                lowered.as_str()
+            } else {
+                // Unicode lowercasing has context rules (final sigma).
+                lowered = token.to_lowercase();
+                lowered.as_str()
+            };
+            let term = match &self.stemmer {
+                Some(stemmer) => stemmer.stem(token),
+                None => Cow::Borrowed(token),
+            };
+            if !self.stop_words.contains(term.as_ref()) {
+                f(&term);
+            }
         };
-        tokens
-            .map(|token| {
-                let token = if self.lowercase {
-                    token.to_lowercase()
-                } else {
-                    token.to_string()
-                };
-                match &self.stemmer {
-                    Some(stemmer) => stemmer.stem(&token).into_owned(),
-                    None => token,
-                }
-            })
-            .filter(|term| !self.stop_words.contains(term))
-            .collect()
+        match self.tokenizer {
+            TokenizerKind::Standard => text.unicode_words().for_each(&mut each),
+            TokenizerKind::Whitespace => text.split_whitespace().for_each(&mut each),
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Fitting BM25 corpus statistics one text at a time (memory grows with the
 //! vocabulary, not the corpus).
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::AnalyzerConfig;
 use super::params::vocabulary_id;
@@ -15,7 +15,7 @@ pub struct Bm25Fitter {
     analyzer: Analyzer,
     analyzer_config: AnalyzerConfig,
     /// term → (order of first appearance, document frequency)
-    terms: HashMap<String, (usize, u64)>,
+    terms: FxHashMap<String, (usize, u64)>,
     total_terms: u64,
     documents: u64,
     /// The vocabulary id of the params resumed from.
@@ -59,7 +59,7 @@ impl Bm25Fitter {
         Ok(Bm25Fitter {
             analyzer: Analyzer::new(analyzer_config)?,
             analyzer_config: analyzer_config.clone(),
-            terms: HashMap::new(),
+            terms: FxHashMap::default(),
             total_terms: 0,
             documents: 0,
             vocabulary_id: None,
@@ -67,18 +67,21 @@ impl Bm25Fitter {
     }
 
     pub fn add(&mut self, text: &str) {
-        let terms = self.analyzer.analyze(text);
-        self.total_terms += terms.len() as u64;
         self.documents += 1;
-        let mut seen = HashSet::with_capacity(terms.len());
-        for term in terms {
-            if seen.contains(&term) {
-                continue;
+        // The first-appearance order of the terms seen in this text.
+        let mut seen = FxHashSet::default();
+        let (terms, total_terms) = (&mut self.terms, &mut self.total_terms);
+        self.analyzer.for_each_term(text, |term| {
+            *total_terms += 1;
+            let next = terms.len();
+            let entry = match terms.get_mut(term) {
+                Some(entry) => entry,
+                None => terms.entry(term.to_string()).or_insert((next, 0)),
+            };
+            if seen.insert(entry.0) {
+                entry.1 += 1;
             }
-            let next = self.terms.len();
-            self.terms.entry(term.clone()).or_insert((next, 0)).1 += 1;
-            seen.insert(term);
-        }
+        });
     }
 
     pub fn documents(&self) -> u64 {

@@ -8,6 +8,7 @@ mod params;
 use std::path::PathBuf;
 
 use arrow::record_batch::RecordBatch;
+use rayon::prelude::*;
 
 pub use analyzer::{Analyzer, AnalyzerConfig, STEMMER_LANGUAGES, StopWords, TokenizerKind};
 pub use fit::{Bm25Fitter, DEFAULT_B, DEFAULT_EPSILON, DEFAULT_K1};
@@ -172,9 +173,12 @@ impl Stage for Bm25Stage {
         batch: RecordBatch,
         position: &Position,
     ) -> Result<RecordBatch, StageError> {
-        let rows = texts(&batch, position)?
-            .into_iter()
-            .map(|text| self.encoder.encode_document(text));
+        // Texts are independent: encoded on every core (rayon's pool).
+        let encoder = &self.encoder;
+        let rows: Vec<Vec<(u32, f32)>> = texts(&batch, position)?
+            .par_iter()
+            .map(|text| encoder.encode_document(text))
+            .collect();
         append_sparse(&batch, &self.field, rows, position)
     }
 }

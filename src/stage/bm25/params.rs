@@ -1,7 +1,9 @@
 //! The BM25 parameter file (pymilvus.model's JSON, plus the analyzer) and
 //! the document / query encodings computed from it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
 use std::io::Write;
 use std::path::Path;
 
@@ -112,7 +114,7 @@ impl Bm25Params {
 /// Encodes texts with fitted params: documents get the TF part, queries the IDF part.
 pub struct Bm25Encoder {
     /// term → (index in `idf_word`, idf)
-    vocab: HashMap<String, (u32, f64)>,
+    vocab: FxHashMap<String, (u32, f64)>,
     k1: f64,
     b: f64,
     avgdl: f64,
@@ -139,24 +141,27 @@ impl Bm25Encoder {
 
     /// `tf·(k1+1) / (tf + k1·(1−b+b·dl/avgdl))` per known term, sorted by index.
     pub fn encode_document(&self, text: &str) -> Vec<(u32, f32)> {
-        let terms = self.analyzer.analyze(text);
-        let doc_len = terms.len() as f64;
-        let mut frequencies: HashMap<&str, u32> = HashMap::new();
-        for term in &terms {
-            *frequencies.entry(term.as_str()).or_default() += 1;
-        }
-        let mut entries: Vec<(u32, f32)> = frequencies
-            .into_iter()
-            .filter_map(|(term, tf)| {
-                let &(index, _) = self.vocab.get(term)?;
-                let tf = tf as f64;
-                let value = tf * (self.k1 + 1.0)
-                    / (tf + self.k1 * (1.0 - self.b + self.b * doc_len / self.avgdl));
-                Some((index, value as f32))
-            })
-            .collect();
-        entries.sort_unstable_by_key(|&(index, _)| index);
-        entries
+        // Known terms' indexes, in order; unknown terms count in the length only.
+        let mut doc_len = 0usize;
+        let mut known: Vec<u32> = Vec::new();
+        self.analyzer.for_each_term(text, |term| {
+            doc_len += 1;
+            if let Some(&(index, _)) = self.vocab.get(term) {
+                known.push(index);
+            }
+        });
+        known.sort_unstable();
+        let doc_len = doc_len as f64;
+        let weight = |tf: usize| {
+            let tf = tf as f64;
+            let value =
+                tf * (self.k1 + 1.0) / (tf + self.k1 * (1.0 - self.b + self.b * doc_len / self.avgdl));
+            value as f32
+        };
+        known
+            .chunk_by(|a, b| a == b)
+            .map(|run| (run[0], weight(run.len())))
+            .collect()
     }
 
     /// The idf of each known query term; a repeated term adds up.

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Throughput benchmarks, each run side by side with its reference.
-#   scripts/bench.sh [dense|int8|bm25|milvus|kafka|backfill|eval|incremental|all]   (default: all)
+#   scripts/bench.sh [dense|int8|e2e|bm25|milvus|kafka|backfill|eval|incremental|all]   (default: all)
 #   BENCH_SENTENCES=2000 BENCH_MILVUS_ROWS=20000 BENCH_ROWS=1000000 BENCH_BM25_ROWS=100000
-#   BENCH_DENSE_BACKFILL_ROWS=50000 BENCH_EVAL_DOCS=5000 BENCH_INCREMENTAL_DOCS=20000
+#   BENCH_DENSE_BACKFILL_ROWS=50000 BENCH_E2E_TEXTS=2000 BENCH_EVAL_DOCS=5000 BENCH_INCREMENTAL_DOCS=20000
 #   control the sizes.
 # Work files go to ${BENCH_DIR:-target/bench}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh test
+# pymilvus.model's stemming filter, for the BM25 references (code only, no data).
+.venv/bin/python -c 'import nltk' 2> /dev/null || .venv/bin/python -m pip install --quiet --disable-pip-version-check nltk==3.10.4
 cargo build --release --quiet
 vecpipe="$PWD/target/release/vecpipe"
 python="$PWD/.venv/bin/python"
@@ -62,8 +64,8 @@ YAML
 bench_bm25() {
   # vecpipe's bm25 stage (JSONL → bm25 → Parquet, whole run) vs pymilvus.model
   # encode_documents (encoding only: file read and analyzer set-up excluded),
-  # same corpus and params, each with its default analyzer (English: standard
-  # tokenizer, lowercase, stop words, Snowball stemmer); alternated 3 times,
+  # same corpus and params, English analysis (word tokenizer, lowercase,
+  # Snowball stemmer, stop words; see bm25_pymilvus.py); alternated 3 times,
   # medians.
   local rows="${BENCH_BM25_ROWS:-100000}"
   local corpus="$dir/ref-$rows.jsonl"
@@ -84,7 +86,7 @@ YAML
     ref+=("$(cut -d' ' -f2 "$dir/last.out")"); ref_rss=$rss_mib
   done
   awk -v n="$rows" -v a="$(median "${ours[@]}")" -v b="$(median "${ref[@]}")" -v ra="$ours_rss" -v rb="$ref_rss" 'BEGIN {
-    printf "bm25 (%d docs, default analyzer, medians of 3): vecpipe %.0f docs/s (whole run, %d MiB peak) | pymilvus.model %.0f docs/s (encode_documents only, %d MiB peak) | ratio %.1fx\n", n, n/a, ra, n/b, rb, b/a }'
+    printf "bm25 (%d docs, English analyzer, medians of 3): vecpipe %.0f docs/s (whole run, %d MiB peak) | pymilvus.model %.0f docs/s (encode_documents only, %d MiB peak) | ratio %.1fx\n", n, n/a, ra, n/b, rb, b/a }'
 }
 
 # Starts a Milvus Lite server on a free loopback port; sets lite_pid and lite_uri.
@@ -286,6 +288,47 @@ for run in json.load(open(sys.argv[1]))["runs"]:
     printf "one query (%d docs, Milvus Lite, medians of 3, process start to exit): vecpipe search dense %.2f s, hybrid %.2f s | plain Python (onnxruntime + pymilvus) dense %.2f s | ratio %.2fx\n", n, d, h, r, r/d }'
 }
 
+bench_e2e() {
+  # Parquet → dense + BM25 → Milvus Lite, whole runs: vecpipe with the fp32
+  # model and with the int8 one vs the plain Python script a user writes
+  # (e2e_python.py: same fp32 model file, 2 threads, sorted batches of 64,
+  # pymilvus.model BM25 with the same params, MilvusClient.insert, flush).
+  # Each run gets a fresh Milvus Lite; the three alternated 3 times, medians.
+  local n="${BENCH_E2E_TEXTS:-2000}" model="$PWD/models/all-MiniLM-L6-v2"
+  local texts="$dir/texts-e2e-$n.parquet"
+  [[ -f "$texts" ]] || "$python" scripts/bench/gen_texts.py "$n" "$texts" 40 90
+  "$vecpipe" bm25 fit --input "$texts" --out "$dir/e2e-bm25.json" > /dev/null
+  local variant
+  for variant in fp32:all-MiniLM-L6-v2 int8:all-MiniLM-L6-v2-int8; do
+    cat > "$dir/e2e-${variant%%:*}.yaml" <<YAML
+name: bench-e2e-${variant%%:*}
+source: { type: parquet, path: $texts, id_field: id }
+stages:
+  - { type: dense, model: ${variant#*:}, threads: 2 }
+  - { type: bm25, params: $dir/e2e-bm25.json }
+sinks:
+  - { type: milvus, uri: "LITE_URI", collection: e2e }
+YAML
+  done
+  local ref=() fp32=() int8=() rss32=() rss8=()
+  for _ in 1 2 3; do
+    start_lite "$dir/lite-e2e"
+    "$python" scripts/bench/e2e_python.py "$model" "$dir/e2e-bm25.json" "$texts" 2 "$lite_uri" > "$dir/last.out"
+    ref+=("$(cut -d' ' -f2 "$dir/last.out")")
+    stop_lite
+    for variant in fp32 int8; do
+      start_lite "$dir/lite-e2e"
+      sed "s|LITE_URI|$lite_uri|" "$dir/e2e-$variant.yaml" > "$dir/e2e-$variant-now.yaml"
+      timed "$vecpipe" run "$dir/e2e-$variant-now.yaml"
+      stop_lite
+      if [[ $variant == fp32 ]]; then fp32+=("$wall"); rss32+=("$rss_mib"); else int8+=("$wall"); rss8+=("$rss_mib"); fi
+    done
+  done
+  awk -v n="$n" -v r="$(median "${ref[@]}")" -v a="$(median "${fp32[@]}")" -v b="$(median "${int8[@]}")" \
+    -v ra="$(median "${rss32[@]}")" -v rb="$(median "${rss8[@]}")" 'BEGIN {
+    printf "end to end (%d texts of ~68 tokens, Parquet → dense + BM25 → Milvus Lite, whole runs, medians of 3): plain Python %.1f s | vecpipe fp32 %.1f s (%d MiB peak): %.2fx | vecpipe int8 %.1f s (%d MiB peak): %.2fx\n", n, r, a, ra, r/a, b, rb, r/b }'
+}
+
 bench_incremental() {
   # The same corpus through dense + BM25 into Milvus Lite three times: the
   # first run, a second over the unchanged corpus (every document skipped),
@@ -349,6 +392,7 @@ case "$what" in
   backfill) bench_backfill ;;
   eval) bench_eval ;;
   incremental) bench_incremental ;;
-  all) bench_dense; bench_int8; bench_bm25; bench_milvus; bench_kafka; bench_backfill; bench_eval; bench_incremental ;;
-  *) echo "usage: scripts/bench.sh [dense|int8|bm25|milvus|kafka|backfill|eval|incremental|all]" >&2; exit 2 ;;
+  e2e) bench_e2e ;;
+  all) bench_dense; bench_int8; bench_e2e; bench_bm25; bench_milvus; bench_kafka; bench_backfill; bench_eval; bench_incremental ;;
+  *) echo "usage: scripts/bench.sh [dense|int8|e2e|bm25|milvus|kafka|backfill|eval|incremental|all]" >&2; exit 2 ;;
 esac

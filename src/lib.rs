@@ -23,9 +23,9 @@ pub(crate) mod source;
 pub(crate) mod stage;
 pub(crate) mod stop;
 
-pub use model::{EmbedderOptions, SessionOptions, TextEmbedder, resolve_model, user_models_dir};
 /// `vecpipe model prepare`: models made for wheel installs.
 pub use model::prepare;
+pub use model::{EmbedderOptions, SessionOptions, TextEmbedder, resolve_model, user_models_dir};
 pub use registry::{
     ComponentInfo, PipelineConfig, catalog, load_pipeline_file, load_pipeline_str, setting_keys,
 };

@@ -119,9 +119,11 @@ fn dispatch(command: Command) -> Result<(), Failure> {
 
 fn prepare_model(name: &str, dir: Option<std::path::PathBuf>) -> Result<(), Failure> {
     use vecpipe::prepare::{PrepareError, prepare};
-    let dir = dir
-        .or_else(vecpipe::user_models_dir)
-        .ok_or_else(|| usage(anyhow!("no models directory: pass --dir, or set VECPIPE_MODELS_DIR or HOME")))?;
+    let dir = dir.or_else(vecpipe::user_models_dir).ok_or_else(|| {
+        usage(anyhow!(
+            "no models directory: pass --dir, or set VECPIPE_MODELS_DIR or HOME"
+        ))
+    })?;
     let (path, origin) = prepare(name, &dir).map_err(|e| match e {
         PrepareError::Unknown { .. } => usage(e),
         e => Failure {

@@ -1,28 +1,18 @@
 """Reference timing: pymilvus.model BM25 encode_documents on a JSONL corpus.
 
-    bm25_pymilvus.py PARAMS.json CORPUS.jsonl [default|whitespace]   → prints "docs seconds"
+    bm25_pymilvus.py PARAMS.json CORPUS.jsonl [english|whitespace]   → prints "docs seconds"
 
-`default` is pymilvus.model's default analyzer (English: standard tokenizer,
-lowercase, stop words, Snowball stemmer), what a user gets from
-`BM25EmbeddingFunction()`; `whitespace` splits on whitespace and lowercases.
+The analyzers are in pymilvus_analyzer.py (English by default).
 """
 import json
 import sys
 import time
 
+import pymilvus_analyzer
 from pymilvus.model.sparse import BM25EmbeddingFunction
-from pymilvus.model.sparse.bm25.tokenizers import Analyzer, LowercaseFilter
 
-
-class WhitespaceTokenizer:
-    def tokenize(self, text):
-        return text.split()
-
-
-if sys.argv[3:] == ["whitespace"]:
-    bm25 = BM25EmbeddingFunction(Analyzer("ws", WhitespaceTokenizer(), preprocessors=[], filters=[LowercaseFilter()]))
-else:
-    bm25 = BM25EmbeddingFunction()
+analyzer = pymilvus_analyzer.whitespace() if sys.argv[3:] == ["whitespace"] else pymilvus_analyzer.english()
+bm25 = BM25EmbeddingFunction(analyzer)
 bm25.load(sys.argv[1])
 with open(sys.argv[2]) as f:
     texts = [json.loads(line)["text"] for line in f]

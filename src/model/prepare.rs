@@ -106,7 +106,9 @@ impl std::fmt::Display for Origin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Origin::AlreadyThere => write!(f, "already prepared"),
-            Origin::Downloaded { repo } => write!(f, "downloaded from the Hugging Face hub ({repo})"),
+            Origin::Downloaded { repo } => {
+                write!(f, "downloaded from the Hugging Face hub ({repo})")
+            }
             Origin::Converted { requirement } => write!(f, "converted offline from {requirement}"),
             Origin::Quantized { from } => write!(f, "quantized to int8 from {from}"),
         }
@@ -185,7 +187,10 @@ fn python(name: &str) -> Result<PathBuf, PrepareError> {
     if let Some(python) = std::env::var_os("VECPIPE_PYTHON").filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(python));
     }
-    if let Some(bin) = std::env::current_exe().ok().and_then(|e| Some(e.parent()?.to_path_buf())) {
+    if let Some(bin) = std::env::current_exe()
+        .ok()
+        .and_then(|e| Some(e.parent()?.to_path_buf()))
+    {
         looked.extend([bin.join("python3"), bin.join("python")]);
     }
     if let Some(path) = std::env::var_os("PATH") {
@@ -257,7 +262,11 @@ fn run_script(
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         // The Python traceback's last line says what went wrong.
-        let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+        let last = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
         return Err(failed(output.status.to_string(), last.trim().to_string()));
     }
     Ok(())

@@ -41,11 +41,16 @@ pub fn models_dirs() -> Vec<PathBuf> {
 /// Where `vecpipe model prepare` puts models: `$VECPIPE_MODELS_DIR` when
 /// set, else `$XDG_DATA_HOME/vecpipe/models` (`~/.local/share/vecpipe/models`).
 pub fn user_models_dir() -> Option<PathBuf> {
-    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     if let Some(dir) = var("VECPIPE_MODELS_DIR") {
         return Some(dir);
     }
-    let data = var("XDG_DATA_HOME").or_else(|| var("HOME").map(|home| home.join(".local/share")))?;
+    let data =
+        var("XDG_DATA_HOME").or_else(|| var("HOME").map(|home| home.join(".local/share")))?;
     Some(data.join("vecpipe/models"))
 }
 

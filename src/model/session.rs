@@ -93,7 +93,9 @@ fn batch_spans(lengths: &[usize], rows: usize, tokens: usize) -> Vec<std::ops::R
     let mut start = 0;
     while start < lengths.len() {
         let mut end = start + 1;
-        while end < lengths.len() && end - start < rows && (end - start + 1) * lengths[end] <= tokens
+        while end < lengths.len()
+            && end - start < rows
+            && (end - start + 1) * lengths[end] <= tokens
         {
             end += 1;
         }
@@ -288,11 +290,11 @@ mod tests {
         // Four short texts fill a batch of 4 rows; then two rows padded to
         // 10 tokens make 20, the budget; 30 tokens is over it and goes alone.
         let lengths = [2, 2, 3, 3, 3, 10, 10, 10, 30];
-        assert_eq!(
-            batch_spans(&lengths, 4, 20),
-            vec![0..4, 4..6, 6..8, 8..9]
-        );
+        assert_eq!(batch_spans(&lengths, 4, 20), vec![0..4, 4..6, 6..8, 8..9]);
         assert_eq!(batch_spans(&lengths, 64, usize::MAX), vec![0..9]);
-        assert_eq!(batch_spans(&[], 4, 20), Vec::<std::ops::Range<usize>>::new());
+        assert_eq!(
+            batch_spans(&[], 4, 20),
+            Vec::<std::ops::Range<usize>>::new()
+        );
     }
 }

@@ -18,9 +18,9 @@ use arrow::datatypes::UInt32Type;
 use milvus::v2::prelude::{
     ClientV2, CollectionSchema, ConnectConfig, CreateCollectionRequest, DeleteRequest,
     DescribeCollectionRequest, Error as SdkError, FlushRequest, HasCollectionRequest,
-    InsertRequest, LoadCollectionRequest, RetryConfig, UpsertRequest,
+    InsertRequest, InsertRequestBuilder, LoadCollectionRequest, RetryConfig, UpsertRequest,
 };
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tokio::runtime::Handle;
 
 pub use lite::{MilvusLite, is_local_path};
@@ -70,6 +70,12 @@ pub enum MilvusError {
     Config(String),
     #[error(transparent)]
     DeadLetter(#[from] crate::dead_letter::DeadLetterError),
+    #[error("cannot turn a batch into field columns of `{collection}`")]
+    Columns {
+        collection: String,
+        #[source]
+        source: rows::ColumnsError,
+    },
     #[error("Milvus {operation} on `{collection}` failed")]
     Request {
         operation: &'static str,
@@ -351,10 +357,22 @@ impl MilvusSink {
         )
     }
 
-    /// Upserts with retries; when the server rejects a group, rows are tried
-    /// one by one and the ones it rejects go to the dead letter with its message.
-    fn upsert(&self, rows: Vec<Map<String, Value>>, position: &str) -> Result<(), MilvusError> {
-        let values: Vec<Value> = rows.into_iter().map(Value::Object).collect();
+    /// Upserts a group of rows as field columns, with retries; when the
+    /// server rejects the group, its rows are tried one by one and the ones
+    /// it rejects go to the dead letter with its message.
+    fn upsert(
+        &self,
+        plan: &CollectionPlan,
+        group: &arrow::record_batch::RecordBatch,
+        empty_sparse: rows::EmptySparse,
+        position: &str,
+    ) -> Result<(), MilvusError> {
+        let columns = rows::field_columns(plan, group, empty_sparse).map_err(|source| {
+            MilvusError::Columns {
+                collection: self.cfg.collection.clone(),
+                source,
+            }
+        })?;
         let outcome = with_retries(
             self.cfg.max_retries,
             |e, delay| {
@@ -362,7 +380,7 @@ impl MilvusSink {
                 crate::metrics::sink_retry("milvus");
                 tracing::warn!(collection = %self.cfg.collection, error = %e, retry_in = ?delay, "Milvus write failed; retrying");
             },
-            || self.try_upsert(values.clone()),
+            || self.try_upsert(|insert| insert.columns(columns.clone())),
         );
         match outcome {
             Ok(()) => {
@@ -372,8 +390,8 @@ impl MilvusSink {
             Err(e) if is_transient(&e) => Err(self.request_error("upsert", *e)),
             Err(e) => {
                 tracing::warn!(collection = %self.cfg.collection, error = %e, "Milvus rejected rows; writing them one by one");
-                for value in &values {
-                    self.upsert_one(value, position)?;
+                for row in rows::entities(plan, group, empty_sparse) {
+                    self.upsert_one(&Value::Object(row), position)?;
                 }
                 Ok(())
             }
@@ -384,14 +402,14 @@ impl MilvusSink {
     /// only fault is an empty sparse vector is retried with the marker (and
     /// later rows get it up front); any other rejection is a dead letter.
     fn upsert_one(&self, value: &Value, position: &str) -> Result<(), MilvusError> {
-        let rejection = match self.try_upsert(vec![value.clone()]) {
+        let rejection = match self.try_upsert(|insert| insert.row(value.clone())) {
             Ok(()) => return Ok(()),
             Err(e) if is_transient(&e) => return Err(self.request_error("upsert", *e)),
             Err(e) => e,
         };
         let plan = self.plan.as_ref().expect("prepared before writing");
         if let Some(marked) = rows::with_empty_sparse_marked(plan, value) {
-            match self.try_upsert(vec![marked]) {
+            match self.try_upsert(|insert| insert.row(marked)) {
                 Ok(()) => {
                     if !self.empty_sparse_marked.swap(true, Ordering::Relaxed) {
                         tracing::info!(
@@ -409,11 +427,13 @@ impl MilvusSink {
         self.dead_letter(value, position, &rejection)
     }
 
-    fn try_upsert(&self, rows: Vec<Value>) -> Result<(), Box<SdkError>> {
-        let insert = InsertRequest::builder()
-            .collection_name(&self.cfg.collection)
-            .rows(rows)
-            .build()?;
+    /// One upsert request; `data` puts the rows or columns into it.
+    fn try_upsert(
+        &self,
+        data: impl FnOnce(InsertRequestBuilder) -> InsertRequestBuilder,
+    ) -> Result<(), Box<SdkError>> {
+        let insert =
+            data(InsertRequest::builder().collection_name(&self.cfg.collection)).build()?;
         let request = UpsertRequest::builder().insert(insert).build()?;
         self.runtime
             .block_on(self.connection.client.upsert(request))?;
@@ -538,11 +558,10 @@ impl Sink for MilvusSink {
             } else {
                 rows::EmptySparse::AsEmpty
             };
-            let rows = rows::entities(plan, batch, empty_sparse);
-            let mut rows = rows.into_iter().peekable();
-            while rows.peek().is_some() {
-                let group: Vec<_> = rows.by_ref().take(self.cfg.batch_rows.get()).collect();
-                self.upsert(group, &position)?;
+            let (rows, step) = (batch.num_rows(), self.cfg.batch_rows.get());
+            for start in (0..rows).step_by(step) {
+                let group = batch.slice(start, step.min(rows - start));
+                self.upsert(plan, &group, empty_sparse, &position)?;
             }
             self.delete_stale(batch)?;
         }

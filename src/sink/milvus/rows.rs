@@ -1,9 +1,12 @@
-//! Arrow batches → the JSON rows the Milvus SDK upserts, converted column by
-//! column (one cast per column, not per value).
+//! Arrow batches → what the Milvus SDK upserts: field columns (the protocol's
+//! own shape, what the sink sends), or JSON rows (for rows sent one by one
+//! after the server rejected their group). Converted column by column, one
+//! cast per column, not per value.
 
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{DataType, Float32Type, Float64Type, Int64Type, UInt32Type};
 use arrow::record_batch::RecordBatch;
+use milvus::v2::prelude::FieldData;
 use serde_json::{Map, Value, json};
 
 use super::schema::{CollectionPlan, FieldKind};
@@ -139,4 +142,193 @@ fn scalars(array: &ArrayRef, rows: std::ops::Range<usize>) -> Vec<Value> {
         }
     })
     .collect()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ColumnsError {
+    #[error(transparent)]
+    Arrow(#[from] arrow::error::ArrowError),
+    #[error(transparent)]
+    Sdk(#[from] milvus::v2::error::Error),
+}
+
+/// `batch` as one Milvus field column per planned field (fields Milvus
+/// computes are left out). A nullable field with nulls carries the values of
+/// its valid rows only, and a validity mask over all rows (the SDK's shape).
+pub fn field_columns(
+    plan: &CollectionPlan,
+    batch: &RecordBatch,
+    empty_sparse: EmptySparse,
+) -> Result<Vec<FieldData>, ColumnsError> {
+    let mut fields = Vec::with_capacity(plan.fields.len());
+    for field in &plan.fields {
+        let Some(column) = field.column else { continue };
+        let all = batch.column(column);
+        let validity = (field.nullable && all.null_count() > 0).then(|| {
+            (0..all.len())
+                .map(|r| all.is_valid(r))
+                .collect::<Vec<bool>>()
+        });
+        let valid_only;
+        let array = match &validity {
+            Some(_) => {
+                valid_only = arrow::compute::filter(all, &arrow::compute::is_not_null(all)?)?;
+                &valid_only
+            }
+            None => all,
+        };
+        let name = field.name.clone();
+        let data = match &field.kind {
+            FieldKind::PrimaryKey | FieldKind::VarChar(_) => FieldData::varchar(
+                name,
+                cast_values(array, &DataType::Utf8, |a, r| {
+                    a.as_string::<i32>().value(r).to_string()
+                }),
+            ),
+            FieldKind::Int64 => FieldData::int64(
+                name,
+                cast_values(array, &DataType::Int64, |a, r| {
+                    a.as_primitive::<Int64Type>().value(r)
+                }),
+            ),
+            FieldKind::Double => FieldData::double(
+                name,
+                cast_values(array, &DataType::Float64, |a, r| {
+                    a.as_primitive::<Float64Type>().value(r)
+                }),
+            ),
+            FieldKind::Bool => FieldData::boolean(
+                name,
+                cast_values(array, &DataType::Boolean, |a, r| a.as_boolean().value(r)),
+            ),
+            FieldKind::Json => FieldData::json(name, scalars(array, 0..array.len())),
+            FieldKind::FloatVector(_) => {
+                let list = array.as_fixed_size_list();
+                let dim = list.value_length() as usize;
+                let values = list.values().as_primitive::<Float32Type>().values();
+                let start = list.offset() * dim;
+                FieldData::float_vector(
+                    name,
+                    values[start..start + list.len() * dim]
+                        .chunks_exact(dim.max(1))
+                        .map(<[f32]>::to_vec)
+                        .collect(),
+                )
+            }
+            FieldKind::SparseVector => {
+                let list = array.as_list::<i32>();
+                FieldData::sparse_float_vector(
+                    name,
+                    (0..list.len())
+                        .map(|r| {
+                            let entries = list.value(r);
+                            let entries = entries.as_struct();
+                            let index = entries.column(0).as_primitive::<UInt32Type>();
+                            let value = entries.column(1).as_primitive::<Float32Type>();
+                            if entries.is_empty() && empty_sparse == EmptySparse::AsMarker {
+                                return [(EMPTY_SPARSE_DIMENSION, EMPTY_SPARSE_WEIGHT)].into();
+                            }
+                            (0..entries.len())
+                                .map(|i| (index.value(i), value.value(i)))
+                                .collect()
+                        })
+                        .collect(),
+                )
+            }
+        };
+        fields.push(match validity {
+            Some(validity) => data.with_validity(validity)?,
+            None => data,
+        });
+    }
+    Ok(fields)
+}
+
+/// Every value of `array` cast to `target` and read by `value`; nulls (and
+/// values that do not cast) get the type's default, marked by validity.
+fn cast_values<T: Default>(
+    array: &ArrayRef,
+    target: &DataType,
+    value: impl Fn(&ArrayRef, usize) -> T,
+) -> Vec<T> {
+    let Ok(cast) = arrow::compute::cast(array, target) else {
+        return (0..array.len()).map(|_| T::default()).collect();
+    };
+    (0..cast.len())
+        .map(|r| {
+            if cast.is_null(r) {
+                T::default()
+            } else {
+                value(&cast, r)
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, StringArray};
+    use arrow::record_batch::RecordBatch;
+
+    use super::*;
+    use crate::batch::{dense, sparse};
+    use crate::sink::milvus::schema::PlannedField;
+
+    fn planned(name: &str, kind: FieldKind, nullable: bool, column: usize) -> PlannedField {
+        PlannedField {
+            name: name.into(),
+            kind,
+            nullable,
+            column: Some(column),
+        }
+    }
+
+    #[test]
+    fn columns_carry_every_row_and_only_the_valid_values_of_nullable_fields() {
+        let mut weights = sparse::SparseColumnBuilder::default();
+        weights.append_row(&[(3, 0.5), (7, 1.5)]);
+        weights.append_row(&[]);
+        weights.append_row(&[(1, 2.0)]);
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(vec!["a", "b", "c"])),
+            Arc::new(StringArray::from(vec![Some("x"), None, Some("z")])),
+            Arc::new(dense::column(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 2).unwrap()),
+            Arc::new(weights.finish()),
+        ];
+        let batch =
+            RecordBatch::try_from_iter(["id", "title", "dense", "sparse"].into_iter().zip(columns))
+                .unwrap();
+        let plan = CollectionPlan {
+            fields: vec![
+                planned("id", FieldKind::PrimaryKey, false, 0),
+                planned("title", FieldKind::VarChar(64), true, 1),
+                planned("dense", FieldKind::FloatVector(2), false, 2),
+                planned("sparse", FieldKind::SparseVector, false, 3),
+            ],
+            server_bm25: false,
+            has_chunks: false,
+        };
+        // A slice, as the sink sends groups: rows b and c.
+        let fields = field_columns(&plan, &batch.slice(1, 2), EmptySparse::AsMarker).unwrap();
+        let names: Vec<&str> = fields.iter().map(FieldData::name).collect();
+        assert_eq!(names, ["id", "title", "dense", "sparse"]);
+        assert_eq!(fields[0].as_varchar().unwrap(), ["b", "c"]);
+        assert_eq!(fields[0].valid_data(), None);
+        assert_eq!(fields[1].as_varchar().unwrap(), ["z"]);
+        assert_eq!(fields[1].valid_data(), Some(&[false, true][..]));
+        assert_eq!(
+            fields[2].as_float_vectors().unwrap(),
+            [vec![3.0, 4.0], vec![5.0, 6.0]]
+        );
+        let sparse = fields[3].as_sparse_float_vectors().unwrap();
+        assert_eq!(
+            sparse[0].iter().collect::<Vec<_>>(),
+            [(&EMPTY_SPARSE_DIMENSION, &EMPTY_SPARSE_WEIGHT)]
+        );
+        assert_eq!(sparse[1].iter().collect::<Vec<_>>(), [(&1, &2.0)]);
+        let as_empty = field_columns(&plan, &batch, EmptySparse::AsEmpty).unwrap();
+        assert!(as_empty[3].as_sparse_float_vectors().unwrap()[1].is_empty());
+    }
 }

@@ -154,8 +154,8 @@ impl Bm25Encoder {
         let doc_len = doc_len as f64;
         let weight = |tf: usize| {
             let tf = tf as f64;
-            let value =
-                tf * (self.k1 + 1.0) / (tf + self.k1 * (1.0 - self.b + self.b * doc_len / self.avgdl));
+            let value = tf * (self.k1 + 1.0)
+                / (tf + self.k1 * (1.0 - self.b + self.b * doc_len / self.avgdl));
             value as f32
         };
         known

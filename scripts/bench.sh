@@ -107,26 +107,33 @@ start_lite() {
 stop_lite() { kill -TERM "$lite_pid"; wait "$lite_pid" 2>/dev/null || true; }
 
 bench_milvus() {
-  # vecpipe's Milvus sink (Parquet with vectors → milvus, whole run) vs a bare
-  # pymilvus insert of the same rows (inserts only), each into a fresh Milvus Lite.
+  # vecpipe's Milvus sink (Parquet with vectors → milvus, whole run, ending
+  # with a flush) vs a bare pymilvus insert of the same rows plus a flush
+  # (inserts and flush only), each into a fresh Milvus Lite; alternated 3
+  # times, medians.
   local rows="${BENCH_MILVUS_ROWS:-20000}" data="$dir/milvus-rows-${BENCH_MILVUS_ROWS:-20000}.parquet"
   [[ -f "$data" ]] || "$python" scripts/bench/milvus_data.py "$rows" "$data"
-  start_lite "$dir/lite-ref"
-  "$python" scripts/bench/milvus_pymilvus.py "$lite_uri" "$data" > "$dir/last.out"
-  stop_lite
-  local ref_rows ref_secs
-  read -r ref_rows ref_secs < "$dir/last.out"
-  start_lite "$dir/lite-ours"
-  cat > "$dir/milvus.yaml" <<YAML
+  local ours=() ref=() inserts=() rss=()
+  for _ in 1 2 3; do
+    start_lite "$dir/lite-ref"
+    "$python" scripts/bench/milvus_pymilvus.py "$lite_uri" "$data" > "$dir/last.out"
+    stop_lite
+    local insert_secs flush_secs
+    read -r _ insert_secs flush_secs < "$dir/last.out"
+    inserts+=("$insert_secs"); ref+=("$(awk -v a="$insert_secs" -v b="$flush_secs" 'BEGIN {print a+b}')")
+    start_lite "$dir/lite-ours"
+    cat > "$dir/milvus.yaml" <<YAML
 name: bench-milvus
 source: { type: parquet, path: $data, id_field: id, metadata: [dense, sparse], batch_rows: 4096 }
 sinks:
   - { type: milvus, uri: "$lite_uri", collection: vecpipe, batch_rows: 1000 }
 YAML
-  timed "$vecpipe" run "$dir/milvus.yaml"
-  stop_lite
-  awk -v n="$rows" -v a="$wall" -v b="$ref_secs" -v r="$rss_mib" 'BEGIN {
-    printf "milvus sink (%d rows, 384-d dense + sparse, Milvus Lite): vecpipe %.0f rows/s (whole run, %d MiB peak) | pymilvus insert %.0f rows/s (inserts only) | ratio %.2fx\n", n, n/a, r, n/b, b/a }'
+    timed "$vecpipe" run "$dir/milvus.yaml"
+    stop_lite
+    ours+=("$wall"); rss+=("$rss_mib")
+  done
+  awk -v n="$rows" -v a="$(median "${ours[@]}")" -v b="$(median "${ref[@]}")" -v i="$(median "${inserts[@]}")" -v r="$(median "${rss[@]}")" 'BEGIN {
+    printf "milvus sink (%d rows, 384-d dense + sparse, Milvus Lite, medians of 3): vecpipe %.0f rows/s (whole run with flush, %d MiB peak) | pymilvus insert + flush %.0f rows/s (inserts alone %.0f rows/s) | ratio %.2fx\n", n, n/a, r, n/b, n/i, b/a }'
 }
 
 # Runs the daemon on $1 until its sinks have written $2 records; sets wall,

@@ -1,8 +1,9 @@
 """Reference: a bare pymilvus insert of the same rows into the same kind of server.
 
-    milvus_pymilvus.py URI ROWS.parquet   → prints "rows seconds"
-Creates the same schema vecpipe creates, inserts batches of 1,000 rows, and
-times the inserts only.
+    milvus_pymilvus.py URI ROWS.parquet   → prints "rows insert_seconds flush_seconds"
+Creates the same schema vecpipe creates, inserts batches of 1,000 rows, then
+flushes (as vecpipe's sink does at the end of a run: sealed rows are searched
+5–10× faster by Milvus Lite); times the inserts and the flush.
 """
 import sys
 import time
@@ -30,4 +31,6 @@ for batch in pq.ParquetFile(path).iter_batches(batch_size=4096):
 start = time.perf_counter()
 for i in range(0, len(rows), 1000):
     client.insert("reference", rows[i:i + 1000])
-print(len(rows), time.perf_counter() - start)
+inserted = time.perf_counter()
+client.flush("reference")
+print(len(rows), inserted - start, time.perf_counter() - inserted)

@@ -9,19 +9,13 @@ import sys
 import time
 
 import pyarrow.parquet as pq
-from pymilvus import DataType, MilvusClient
+from pymilvus import MilvusClient
+
+import reference
 
 uri, path = sys.argv[1], sys.argv[2]
 client = MilvusClient(uri)
-schema = client.create_schema()
-schema.add_field("id", DataType.VARCHAR, max_length=512, is_primary=True)
-schema.add_field("text", DataType.VARCHAR, max_length=65535)
-schema.add_field("dense", DataType.FLOAT_VECTOR, dim=384)
-schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
-index = client.prepare_index_params()
-index.add_index("dense", index_type="AUTOINDEX", metric_type="COSINE")
-index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="IP")
-client.create_collection("reference", schema=schema, index_params=index)
+reference.create_collection(client, "reference")
 
 rows = []
 for batch in pq.ParquetFile(path).iter_batches(batch_size=4096):

@@ -74,7 +74,7 @@ pub enum MilvusError {
     Columns {
         collection: String,
         #[source]
-        source: rows::ColumnsError,
+        source: Box<rows::ColumnsError>,
     },
     #[error("Milvus {operation} on `{collection}` failed")]
     Request {
@@ -370,7 +370,7 @@ impl MilvusSink {
         let columns = rows::field_columns(plan, group, empty_sparse).map_err(|source| {
             MilvusError::Columns {
                 collection: self.cfg.collection.clone(),
-                source,
+                source: Box::new(source),
             }
         })?;
         let outcome = with_retries(

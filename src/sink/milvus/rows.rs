@@ -149,7 +149,7 @@ pub enum ColumnsError {
     #[error(transparent)]
     Arrow(#[from] arrow::error::ArrowError),
     #[error(transparent)]
-    Sdk(#[from] milvus::v2::error::Error),
+    Sdk(#[from] Box<milvus::v2::error::Error>),
 }
 
 /// `batch` as one Milvus field column per planned field (fields Milvus
@@ -237,7 +237,7 @@ pub fn field_columns(
             }
         };
         fields.push(match validity {
-            Some(validity) => data.with_validity(validity)?,
+            Some(validity) => data.with_validity(validity).map_err(Box::new)?,
             None => data,
         });
     }

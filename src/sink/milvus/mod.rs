@@ -88,6 +88,9 @@ pub enum MilvusError {
 /// How long the SDK retries one call before our own retries take over.
 const SDK_RETRY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a failed create waits for another writer's collection to show.
+const CREATE_RACE_WAIT: Duration = Duration::from_secs(5);
+
 /// How long the end of a run waits for the server to seal what it wrote.
 const FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -308,9 +311,15 @@ impl MilvusSink {
                 Ok(()) => {
                     tracing::info!(collection = %self.cfg.collection, "created collection");
                 }
-                // Another writer (a second daemon of the group) created it meanwhile.
-                Err(_) if self.collection_exists()? => self.check_existing(&mut plan)?,
-                Err(e) => return Err(e),
+                // Another writer (a second daemon of the group) created it
+                // meanwhile, or is creating it: Milvus Lite refuses a second
+                // create before the first one shows.
+                Err(e) => {
+                    if !self.collection_appears(CREATE_RACE_WAIT)? {
+                        return Err(e);
+                    }
+                    self.check_existing(&mut plan)?;
+                }
             }
         }
         self.call(
@@ -319,6 +328,20 @@ impl MilvusSink {
         )?;
         self.plan = Some(plan);
         Ok(())
+    }
+
+    /// Whether the collection exists, or comes to within `wait`.
+    fn collection_appears(&self, wait: Duration) -> Result<bool, MilvusError> {
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            if self.collection_exists()? {
+                return Ok(true);
+            }
+            if std::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// True when the collection exists and fits `plan`; false when it is

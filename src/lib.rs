@@ -15,6 +15,7 @@ pub mod search;
 
 pub(crate) mod batch;
 pub(crate) mod dead_letter;
+pub(crate) mod install;
 pub(crate) mod model;
 pub(crate) mod progress;
 pub(crate) mod registry;

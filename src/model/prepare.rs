@@ -187,10 +187,7 @@ fn python(name: &str) -> Result<PathBuf, PrepareError> {
     if let Some(python) = std::env::var_os("VECPIPE_PYTHON").filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(python));
     }
-    if let Some(bin) = std::env::current_exe()
-        .ok()
-        .and_then(|e| Some(e.parent()?.to_path_buf()))
-    {
+    if let Some(bin) = crate::install::bin_dir() {
         looked.extend([bin.join("python3"), bin.join("python")]);
     }
     if let Some(path) = std::env::var_os("PATH") {

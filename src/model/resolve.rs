@@ -27,11 +27,7 @@ pub fn models_dirs() -> Vec<PathBuf> {
         return vec![PathBuf::from(dir)];
     }
     let mut dirs = vec![PathBuf::from("models")];
-    // target/{debug,release}/vecpipe → the repository root.
-    let root = std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.to_path_buf()));
-    if let Some(root) = root.filter(|r| r.join("Cargo.toml").is_file()) {
+    if let Some(root) = crate::install::checkout() {
         dirs.push(root.join("models"));
     }
     dirs.extend(user_models_dir());

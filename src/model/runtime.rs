@@ -26,10 +26,7 @@ pub fn onnxruntime_candidates(configured: Option<&Path>) -> Vec<PathBuf> {
     }
     candidates.extend(configured.map(Path::to_path_buf));
     candidates.extend(models_dirs().into_iter().map(|dir| dir.join(SETUP_LIBRARY)));
-    if let Some(prefix) = std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.parent()?.parent()?.to_path_buf()))
-    {
+    if let Some(prefix) = crate::install::prefix() {
         candidates.extend(python_package_library(&prefix));
     }
     candidates

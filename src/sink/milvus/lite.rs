@@ -37,22 +37,13 @@ pub fn executable_candidates(configured: Option<&Path>) -> Vec<PathBuf> {
     }
     let mut candidates = Vec::new();
     // Beside the executable: a wheel install puts both in the venv's bin/.
-    if let Some(bin) = std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.parent()?.to_path_buf()))
-    {
-        candidates.push(bin.join("milvus-lite"));
-    }
+    candidates.extend(crate::install::bin_dir().map(|bin| bin.join("milvus-lite")));
     if let Some(path) = std::env::var_os("PATH") {
         candidates.extend(std::env::split_paths(&path).map(|dir| dir.join("milvus-lite")));
     }
     candidates.push(PathBuf::from(".venv/bin/milvus-lite"));
     // The checkout the binary was built in (target/{debug,release}/vecpipe).
-    if let Some(root) = std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.to_path_buf()))
-        .filter(|root| root.join("Cargo.toml").is_file())
-    {
+    if let Some(root) = crate::install::checkout() {
         candidates.push(root.join(".venv/bin/milvus-lite"));
     }
     candidates

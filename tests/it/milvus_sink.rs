@@ -404,3 +404,50 @@ fn an_updated_document_with_only_unseen_words_replaces_its_old_chunks() {
     assert_eq!(turing[0]["id"], "turing#0");
     assert_eq!(turing[0]["text"], UNSEEN);
 }
+
+#[test]
+fn a_row_milvus_rejects_is_dead_lettered_with_its_id_and_text_and_its_group_lands() {
+    let server = MilvusServer::start();
+    let ws = workspace(
+        &server.uri,
+        ", text_max_length: 20",
+        "  - { type: dense }\n",
+    );
+    let long = "This text is longer than the twenty characters the field holds.";
+    ws.write(
+        "corpus.jsonl",
+        [
+            ("a", "Short text one."),
+            ("long", long),
+            ("b", "Short text two."),
+        ]
+        .iter()
+        .map(|(id, text)| format!("{}\n", serde_json::json!({"id": id, "text": text})))
+        .collect::<String>(),
+    );
+    let run = ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
+    assert!(
+        run.stdout()
+            .contains("m: 3 records in, 0 unchanged, 3 chunks out, 1 dead-lettered,"),
+        "{}",
+        run.stdout()
+    );
+    let letters = dead_letters(&ws.path("out/dead.jsonl"));
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert!(
+        letters[0]["position"]
+            .as_str()
+            .unwrap()
+            .ends_with(" (id long)"),
+        "{letters:?}"
+    );
+    assert!(
+        letters[0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("rejected by Milvus: "),
+        "{letters:?}"
+    );
+    assert_eq!(letters[0]["raw"], long);
+    assert_eq!(ids(&server.uri, "docs", "id != \"\""), ["a", "b"]);
+}

@@ -13,14 +13,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use arrow::array::AsArray;
+use arrow::array::{Array, AsArray};
 use arrow::datatypes::UInt32Type;
+use arrow::record_batch::RecordBatch;
 use milvus::v2::prelude::{
     ClientV2, CollectionSchema, ConnectConfig, CreateCollectionRequest, DeleteRequest,
     DescribeCollectionRequest, Error as SdkError, FlushRequest, HasCollectionRequest,
-    InsertRequest, InsertRequestBuilder, LoadCollectionRequest, RetryConfig, UpsertRequest,
+    InsertRequest, LoadCollectionRequest, RetryConfig, UpsertRequest,
 };
-use serde_json::Value;
 use tokio::runtime::Handle;
 
 pub use lite::{MilvusLite, is_local_path};
@@ -70,12 +70,6 @@ pub enum MilvusError {
     Config(String),
     #[error(transparent)]
     DeadLetter(#[from] crate::dead_letter::DeadLetterError),
-    #[error("cannot turn a batch into field columns of `{collection}`")]
-    Columns {
-        collection: String,
-        #[source]
-        source: Box<rows::ColumnsError>,
-    },
     #[error("Milvus {operation} on `{collection}` failed")]
     Request {
         operation: &'static str,
@@ -380,22 +374,17 @@ impl MilvusSink {
         )
     }
 
-    /// Upserts a group of rows as field columns, with retries; when the
+    /// Upserts a group of rows as field columns, with retries (each try
+    /// converts the group anew: the SDK consumes what it sends); when the
     /// server rejects the group, its rows are tried one by one and the ones
     /// it rejects go to the dead letter with its message.
     fn upsert(
         &self,
         plan: &CollectionPlan,
-        group: &arrow::record_batch::RecordBatch,
+        group: &RecordBatch,
         empty_sparse: rows::EmptySparse,
         position: &str,
     ) -> Result<(), MilvusError> {
-        let columns = rows::field_columns(plan, group, empty_sparse).map_err(|source| {
-            MilvusError::Columns {
-                collection: self.cfg.collection.clone(),
-                source: Box::new(source),
-            }
-        })?;
         let outcome = with_retries(
             self.cfg.max_retries,
             |e, delay| {
@@ -403,7 +392,7 @@ impl MilvusSink {
                 crate::metrics::sink_retry("milvus");
                 tracing::warn!(collection = %self.cfg.collection, error = %e, retry_in = ?delay, "Milvus write failed; retrying");
             },
-            || self.try_upsert(|insert| insert.columns(columns.clone())),
+            || self.try_upsert(plan, group, empty_sparse),
         );
         match outcome {
             Ok(()) => {
@@ -413,8 +402,8 @@ impl MilvusSink {
             Err(e) if is_transient(&e) => Err(self.request_error("upsert", *e)),
             Err(e) => {
                 tracing::warn!(collection = %self.cfg.collection, error = %e, "Milvus rejected rows; writing them one by one");
-                for row in rows::entities(plan, group, empty_sparse) {
-                    self.upsert_one(&Value::Object(row), position)?;
+                for row in 0..group.num_rows() {
+                    self.upsert_one(plan, &group.slice(row, 1), empty_sparse, position)?;
                 }
                 Ok(())
             }
@@ -424,15 +413,20 @@ impl MilvusSink {
     /// One row the server rejected in a group: retried alone; a row whose
     /// only fault is an empty sparse vector is retried with the marker (and
     /// later rows get it up front); any other rejection is a dead letter.
-    fn upsert_one(&self, value: &Value, position: &str) -> Result<(), MilvusError> {
-        let rejection = match self.try_upsert(|insert| insert.row(value.clone())) {
+    fn upsert_one(
+        &self,
+        plan: &CollectionPlan,
+        row: &RecordBatch,
+        empty_sparse: rows::EmptySparse,
+        position: &str,
+    ) -> Result<(), MilvusError> {
+        let rejection = match self.try_upsert(plan, row, empty_sparse) {
             Ok(()) => return Ok(()),
             Err(e) if is_transient(&e) => return Err(self.request_error("upsert", *e)),
             Err(e) => e,
         };
-        let plan = self.plan.as_ref().expect("prepared before writing");
-        if let Some(marked) = rows::with_empty_sparse_marked(plan, value) {
-            match self.try_upsert(|insert| insert.row(marked)) {
+        if empty_sparse == rows::EmptySparse::AsEmpty && rows::has_empty_sparse(plan, row) {
+            match self.try_upsert(plan, row, rows::EmptySparse::AsMarker) {
                 Ok(()) => {
                     if !self.empty_sparse_marked.swap(true, Ordering::Relaxed) {
                         tracing::info!(
@@ -447,35 +441,43 @@ impl MilvusSink {
                 Err(_) => {}
             }
         }
-        self.dead_letter(value, position, &rejection)
+        self.dead_letter(row, position, &rejection)
     }
 
-    /// One upsert request; `data` puts the rows or columns into it.
+    /// One upsert request of `rows` as field columns.
     fn try_upsert(
         &self,
-        data: impl FnOnce(InsertRequestBuilder) -> InsertRequestBuilder,
+        plan: &CollectionPlan,
+        rows: &RecordBatch,
+        empty_sparse: rows::EmptySparse,
     ) -> Result<(), Box<SdkError>> {
-        let insert =
-            data(InsertRequest::builder().collection_name(&self.cfg.collection)).build()?;
+        let insert = InsertRequest::builder()
+            .collection_name(&self.cfg.collection)
+            .columns(rows::field_columns(plan, rows, empty_sparse)?)
+            .build()?;
         let request = UpsertRequest::builder().insert(insert).build()?;
         self.runtime
             .block_on(self.connection.client.upsert(request))?;
         Ok(())
     }
 
-    fn dead_letter(&self, row: &Value, position: &str, e: &SdkError) -> Result<(), MilvusError> {
-        let id = row
-            .get(columns::ID)
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let text = row
-            .get(columns::TEXT)
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+    /// A rejected row (a one-row batch) to the dead letter: its id and text.
+    fn dead_letter(
+        &self,
+        row: &RecordBatch,
+        position: &str,
+        e: &SdkError,
+    ) -> Result<(), MilvusError> {
+        let value = |name: &str| {
+            row.column_by_name(name)
+                .and_then(|c| c.as_string_opt::<i32>())
+                .filter(|c| c.is_valid(0))
+                .map_or("", |c| c.value(0))
+        };
         self.dead_letters.send(
-            format!("{position} (id {id})"),
+            format!("{position} (id {})", value(columns::ID)),
             &format!("rejected by Milvus: {e}"),
-            text.as_bytes(),
+            value(columns::TEXT).as_bytes(),
         )?;
         Ok(())
     }

@@ -1,13 +1,11 @@
-//! Arrow batches → what the Milvus SDK upserts: field columns (the protocol's
-//! own shape, what the sink sends), or JSON rows (for rows sent one by one
-//! after the server rejected their group). Converted column by column, one
-//! cast per column, not per value.
+//! Arrow batches → the field columns the Milvus SDK upserts (the protocol's
+//! own shape), converted column by column: one cast per column, not per value.
 
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{DataType, Float32Type, Float64Type, Int64Type, UInt32Type};
 use arrow::record_batch::RecordBatch;
-use milvus::v2::prelude::FieldData;
-use serde_json::{Map, Value, json};
+use milvus::v2::prelude::{Error as SdkError, FieldData};
+use serde_json::{Value, json};
 
 use super::schema::{CollectionPlan, FieldKind};
 
@@ -28,128 +26,16 @@ pub enum EmptySparse {
     AsMarker,
 }
 
-/// `row` with every empty sparse vector of `plan` replaced by the marker;
-/// `None` when it has none.
-pub fn with_empty_sparse_marked(plan: &CollectionPlan, row: &Value) -> Option<Value> {
-    let mut row = row.clone();
-    let mut changed = false;
-    for field in plan
-        .fields
+/// Whether any sparse field of `plan` holds an empty vector in `batch`.
+pub fn has_empty_sparse(plan: &CollectionPlan, batch: &RecordBatch) -> bool {
+    plan.fields
         .iter()
         .filter(|f| f.kind == FieldKind::SparseVector)
-    {
-        if let Some(value) = row.get_mut(&field.name)
-            && value.as_object().is_some_and(Map::is_empty)
-        {
-            *value = marker();
-            changed = true;
-        }
-    }
-    changed.then_some(row)
-}
-
-fn marker() -> Value {
-    json!({ EMPTY_SPARSE_DIMENSION.to_string(): EMPTY_SPARSE_WEIGHT })
-}
-
-/// Every row of `batch` as a Milvus entity (fields Milvus computes are left out).
-pub fn entities(
-    plan: &CollectionPlan,
-    batch: &RecordBatch,
-    empty_sparse: EmptySparse,
-) -> Vec<Map<String, Value>> {
-    let mut rows: Vec<Map<String, Value>> = (0..batch.num_rows())
-        .map(|_| Map::with_capacity(plan.fields.len()))
-        .collect();
-    for field in &plan.fields {
-        let Some(column) = field.column else { continue };
-        let values = column_values(&field.kind, batch.column(column), empty_sparse);
-        for (row, value) in rows.iter_mut().zip(values) {
-            row.insert(field.name.clone(), value);
-        }
-    }
-    rows
-}
-
-fn column_values(kind: &FieldKind, array: &ArrayRef, empty_sparse: EmptySparse) -> Vec<Value> {
-    let rows = 0..array.len();
-    let value_or_null = |row: usize, value: &dyn Fn(usize) -> Value| {
-        if array.is_null(row) {
-            Value::Null
-        } else {
-            value(row)
-        }
-    };
-    match kind {
-        FieldKind::FloatVector(_) => {
-            let list = array.as_fixed_size_list();
-            rows.map(|r| {
-                value_or_null(r, &|r| {
-                    Value::from(
-                        list.value(r)
-                            .as_primitive::<Float32Type>()
-                            .values()
-                            .to_vec(),
-                    )
-                })
-            })
-            .collect()
-        }
-        FieldKind::SparseVector => {
-            let list = array.as_list::<i32>();
-            rows.map(|r| {
-                value_or_null(r, &|r| {
-                    let entries = list.value(r);
-                    let entries = entries.as_struct();
-                    let index = entries.column(0).as_primitive::<UInt32Type>();
-                    let value = entries.column(1).as_primitive::<Float32Type>();
-                    if entries.is_empty() && empty_sparse == EmptySparse::AsMarker {
-                        return marker();
-                    }
-                    Value::Object(
-                        (0..entries.len())
-                            .map(|i| (index.value(i).to_string(), json!(value.value(i))))
-                            .collect(),
-                    )
-                })
-            })
-            .collect()
-        }
-        _ => scalars(array, rows),
-    }
-}
-
-/// Strings, booleans, integers and floats as themselves; anything else as text.
-fn scalars(array: &ArrayRef, rows: std::ops::Range<usize>) -> Vec<Value> {
-    let target = match array.data_type() {
-        DataType::Boolean => DataType::Boolean,
-        t if t.is_integer() => DataType::Int64,
-        t if t.is_floating() => DataType::Float64,
-        _ => DataType::Utf8,
-    };
-    let Ok(cast) = arrow::compute::cast(array, &target) else {
-        return rows.map(|_| Value::Null).collect();
-    };
-    rows.map(|r| {
-        if cast.is_null(r) {
-            return Value::Null;
-        }
-        match &target {
-            DataType::Boolean => Value::from(cast.as_boolean().value(r)),
-            DataType::Int64 => Value::from(cast.as_primitive::<Int64Type>().value(r)),
-            DataType::Float64 => json!(cast.as_primitive::<Float64Type>().value(r)),
-            _ => Value::from(cast.as_string::<i32>().value(r)),
-        }
-    })
-    .collect()
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ColumnsError {
-    #[error(transparent)]
-    Arrow(#[from] arrow::error::ArrowError),
-    #[error(transparent)]
-    Sdk(#[from] Box<milvus::v2::error::Error>),
+        .filter_map(|f| f.column)
+        .any(|column| {
+            let list = batch.column(column).as_list::<i32>();
+            (0..list.len()).any(|r| list.is_valid(r) && list.value_length(r) == 0)
+        })
 }
 
 /// `batch` as one Milvus field column per planned field (fields Milvus
@@ -159,49 +45,49 @@ pub fn field_columns(
     plan: &CollectionPlan,
     batch: &RecordBatch,
     empty_sparse: EmptySparse,
-) -> Result<Vec<FieldData>, ColumnsError> {
+) -> Result<Vec<FieldData>, Box<SdkError>> {
     let mut fields = Vec::with_capacity(plan.fields.len());
     for field in &plan.fields {
         let Some(column) = field.column else { continue };
-        let all = batch.column(column);
-        let validity = (field.nullable && all.null_count() > 0).then(|| {
-            (0..all.len())
-                .map(|r| all.is_valid(r))
+        let array = batch.column(column);
+        let validity = (field.nullable && array.null_count() > 0).then(|| {
+            (0..array.len())
+                .map(|r| array.is_valid(r))
                 .collect::<Vec<bool>>()
         });
-        let valid_only;
-        let array = match &validity {
-            Some(_) => {
-                valid_only = arrow::compute::filter(all, &arrow::compute::is_not_null(all)?)?;
-                &valid_only
-            }
-            None => all,
-        };
         let name = field.name.clone();
         let data = match &field.kind {
             FieldKind::PrimaryKey | FieldKind::VarChar(_) => FieldData::varchar(
                 name,
-                cast_values(array, &DataType::Utf8, |a, r| {
+                valid_values(array, &DataType::Utf8, |a, r| {
                     a.as_string::<i32>().value(r).to_string()
                 }),
             ),
             FieldKind::Int64 => FieldData::int64(
                 name,
-                cast_values(array, &DataType::Int64, |a, r| {
+                valid_values(array, &DataType::Int64, |a, r| {
                     a.as_primitive::<Int64Type>().value(r)
                 }),
             ),
             FieldKind::Double => FieldData::double(
                 name,
-                cast_values(array, &DataType::Float64, |a, r| {
+                valid_values(array, &DataType::Float64, |a, r| {
                     a.as_primitive::<Float64Type>().value(r)
                 }),
             ),
             FieldKind::Bool => FieldData::boolean(
                 name,
-                cast_values(array, &DataType::Boolean, |a, r| a.as_boolean().value(r)),
+                valid_values(array, &DataType::Boolean, |a, r| a.as_boolean().value(r)),
             ),
-            FieldKind::Json => FieldData::json(name, scalars(array, 0..array.len())),
+            FieldKind::Json => FieldData::json(
+                name,
+                scalars(array)
+                    .into_iter()
+                    .enumerate()
+                    .filter(|&(r, _)| array.is_valid(r))
+                    .map(|(_, value)| value)
+                    .collect(),
+            ),
             FieldKind::FloatVector(_) => {
                 let list = array.as_fixed_size_list();
                 let dim = list.value_length() as usize;
@@ -244,22 +130,43 @@ pub fn field_columns(
     Ok(fields)
 }
 
-/// Every value of `array` cast to `target` and read by `value`; nulls (and
-/// values that do not cast) get the type's default, marked by validity.
-fn cast_values<T: Default>(
+/// The non-null values of `array` cast to `target` and read by `value`
+/// (nulls are carried by validity); values that do not cast get the type's
+/// default.
+fn valid_values<T: Default>(
     array: &ArrayRef,
     target: &DataType,
     value: impl Fn(&ArrayRef, usize) -> T,
 ) -> Vec<T> {
-    let Ok(cast) = arrow::compute::cast(array, target) else {
-        return (0..array.len()).map(|_| T::default()).collect();
+    let valid = (0..array.len()).filter(|&r| array.is_valid(r));
+    match arrow::compute::cast(array, target) {
+        Ok(cast) => valid.map(|r| value(&cast, r)).collect(),
+        Err(_) => valid.map(|_| T::default()).collect(),
+    }
+}
+
+/// Strings, booleans, integers and floats as themselves; anything else as
+/// text; nulls as null.
+fn scalars(array: &ArrayRef) -> Vec<Value> {
+    let target = match array.data_type() {
+        DataType::Boolean => DataType::Boolean,
+        t if t.is_integer() => DataType::Int64,
+        t if t.is_floating() => DataType::Float64,
+        _ => DataType::Utf8,
+    };
+    let Ok(cast) = arrow::compute::cast(array, &target) else {
+        return vec![Value::Null; array.len()];
     };
     (0..cast.len())
         .map(|r| {
             if cast.is_null(r) {
-                T::default()
-            } else {
-                value(&cast, r)
+                return Value::Null;
+            }
+            match &target {
+                DataType::Boolean => Value::from(cast.as_boolean().value(r)),
+                DataType::Int64 => Value::from(cast.as_primitive::<Int64Type>().value(r)),
+                DataType::Float64 => json!(cast.as_primitive::<Float64Type>().value(r)),
+                _ => Value::from(cast.as_string::<i32>().value(r)),
             }
         })
         .collect()
@@ -328,6 +235,8 @@ mod tests {
             [(&EMPTY_SPARSE_DIMENSION, &EMPTY_SPARSE_WEIGHT)]
         );
         assert_eq!(sparse[1].iter().collect::<Vec<_>>(), [(&1, &2.0)]);
+        assert!(has_empty_sparse(&plan, &batch));
+        assert!(!has_empty_sparse(&plan, &batch.slice(2, 1)));
         let as_empty = field_columns(&plan, &batch, EmptySparse::AsEmpty).unwrap();
         assert!(as_empty[3].as_sparse_float_vectors().unwrap()[1].is_empty());
     }

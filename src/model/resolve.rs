@@ -9,6 +9,14 @@ use super::{ModelError, Pooling};
 const SHORT_NAMES: &[(&str, &str)] =
     &[("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")];
 
+/// The Hugging Face repo `spec` names: a short name's, else `spec` itself.
+pub(super) fn hub_repo(spec: &str) -> &str {
+    SHORT_NAMES
+        .iter()
+        .find(|(short, _)| *short == spec)
+        .map_or(spec, |(_, repo)| repo)
+}
+
 /// The files a transformer model needs.
 #[derive(Debug, Clone)]
 pub struct ModelFiles {
@@ -64,10 +72,7 @@ pub fn resolve_model(spec: &str) -> Result<ModelFiles, ModelError> {
             hint: "The directory does not exist.".into(),
         });
     }
-    let repo = SHORT_NAMES
-        .iter()
-        .find(|(short, _)| *short == spec)
-        .map_or(spec, |(_, repo)| repo);
+    let repo = hub_repo(spec);
     let local_name = repo.rsplit('/').next().unwrap_or(repo);
 
     let mut looked = Vec::new();

@@ -124,7 +124,10 @@ pub fn prepare(name: &str, models_dir: &Path) -> Result<(PathBuf, Origin), Prepa
         .find(|r| r.name == name)
         .ok_or_else(|| PrepareError::Unknown { name: name.into() })?;
     let target = models_dir.join(recipe.name);
-    if complete_model_in(&target) {
+    // An int8 model an older quantizer made has no quantization.json: made again.
+    let current =
+        !matches!(recipe.how, How::Quantized { .. }) || target.join("quantization.json").is_file();
+    if complete_model_in(&target) && current {
         return Ok((target, Origin::AlreadyThere));
     }
     std::fs::create_dir_all(models_dir).map_err(|source| PrepareError::Io {

@@ -451,3 +451,64 @@ fn a_row_milvus_rejects_is_dead_lettered_with_its_id_and_text_and_its_group_land
     assert_eq!(letters[0]["raw"], long);
     assert_eq!(ids(&server.uri, "docs", "id != \"\""), ["a", "b"]);
 }
+
+/// With `batch_rows: 2`, the seven records make four upserts; a record whose
+/// id comes back later in the same batch is in two of them, and its later
+/// version is the one Milvus keeps.
+#[test]
+fn groups_land_whole_and_a_repeated_ids_last_version_wins() {
+    for repeated in [false, true] {
+        let server = MilvusServer::start();
+        let ws = workspace(&server.uri, ", batch_rows: 2", "  - { type: dense }\n");
+        let mut records: Vec<(String, String)> = (0..7)
+            .map(|i| (format!("r{i}"), format!("Record number {i}.")))
+            .collect();
+        if repeated {
+            records[6] = ("r1".into(), "Record one, edited.".into());
+        }
+        ws.write(
+            "corpus.jsonl",
+            records
+                .iter()
+                .map(|(id, text)| format!("{}\n", serde_json::json!({"id": id, "text": text})))
+                .collect::<String>(),
+        );
+        ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
+        let mut expected: std::collections::BTreeMap<String, String> = Default::default();
+        for (id, text) in records {
+            expected.insert(id, text);
+        }
+        let held: std::collections::BTreeMap<String, String> =
+            texts(&server.uri, "docs").into_iter().collect();
+        assert_eq!(held, expected, "repeated id: {repeated}");
+    }
+}
+
+/// Every row's id and text, through the Rust SDK.
+fn texts(uri: &str, collection: &str) -> Vec<(String, String)> {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = ClientV2::new(&ConnectConfig::new().uri(uri)).await.unwrap();
+        let request = QueryRequest::builder()
+            .collection_name(collection)
+            .consistency_level(ConsistencyLevel::Strong)
+            .filter("id != \"\"")
+            .output_fields(["id", "text"])
+            .limit(1000)
+            .build()
+            .unwrap();
+        let response = client.query(request).await.unwrap();
+        response
+            .results()
+            .rows()
+            .unwrap()
+            .map(|row| {
+                let row = row.to_entity_row().unwrap();
+                (
+                    row["id"].as_str().unwrap().to_string(),
+                    row["text"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    })
+}

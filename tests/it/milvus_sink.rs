@@ -416,14 +416,11 @@ fn a_row_milvus_rejects_is_dead_lettered_with_its_id_and_text_and_its_group_land
     let long = "This text is longer than the twenty characters the field holds.";
     ws.write(
         "corpus.jsonl",
-        [
+        id_text_lines([
             ("a", "Short text one."),
             ("long", long),
             ("b", "Short text two."),
-        ]
-        .iter()
-        .map(|(id, text)| format!("{}\n", serde_json::json!({"id": id, "text": text})))
-        .collect::<String>(),
+        ]),
     );
     let run = ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
     assert!(
@@ -466,13 +463,7 @@ fn groups_land_whole_and_a_repeated_ids_last_version_wins() {
         if repeated {
             records[6] = ("r1".into(), "Record one, edited.".into());
         }
-        ws.write(
-            "corpus.jsonl",
-            records
-                .iter()
-                .map(|(id, text)| format!("{}\n", serde_json::json!({"id": id, "text": text})))
-                .collect::<String>(),
-        );
+        ws.write("corpus.jsonl", id_text_lines(records.clone()));
         ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
         let mut expected: std::collections::BTreeMap<String, String> = Default::default();
         for (id, text) in records {

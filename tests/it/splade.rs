@@ -10,12 +10,10 @@ fn model() -> std::path::PathBuf {
 
 /// Runs texts through `jsonl → splade → parquet`; returns the sparse rows.
 fn splade_rows(ws: &Workspace, texts: &[&str], stage: &str) -> Vec<Vec<(u32, f32)>> {
-    let lines: String = texts
-        .iter()
-        .enumerate()
-        .map(|(i, t)| serde_json::json!({"id": format!("t{i}"), "text": t}).to_string() + "\n")
-        .collect();
-    ws.write("in.jsonl", lines);
+    ws.write(
+        "in.jsonl",
+        id_text_lines(texts.iter().enumerate().map(|(i, t)| (format!("t{i}"), t))),
+    );
     ws.write(
         "p.yaml",
         format!(

@@ -541,6 +541,18 @@ pub fn python_script(script: &str, args: &[&std::ffi::OsStr]) -> Vec<u8> {
     output.stdout
 }
 
+/// JSON lines of `{"id", "text"}` records, one per pair.
+pub fn id_text_lines<I: AsRef<str>, T: AsRef<str>>(
+    records: impl IntoIterator<Item = (I, T)>,
+) -> String {
+    records
+        .into_iter()
+        .map(|(id, text)| {
+            serde_json::json!({"id": id.as_ref(), "text": text.as_ref()}).to_string() + "\n"
+        })
+        .collect()
+}
+
 /// Copies the shipped sample corpus into the workspace as `corpus.jsonl`.
 pub fn sample_corpus(ws: &Workspace) -> PathBuf {
     let path = ws.path("corpus.jsonl");

@@ -39,7 +39,7 @@ and the hub's ONNX export both work: query/key/value are the three
 projections of one input; feed-forward in widens the hidden size, out
 narrows it. The tokenizer and config files are copied beside the model, and
 the settings written to quantization.json. Written to a temporary directory
-and renamed, so a crash leaves no half model.
+and renamed, so a crash leaves no half model (and a failure no directory).
 """
 import glob
 import json
@@ -208,6 +208,19 @@ def main():
     parent = os.path.dirname(os.path.abspath(dst))
     os.makedirs(parent, exist_ok=True)
     work = tempfile.mkdtemp(dir=parent, prefix=".int8-")
+    try:
+        make(src, work)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    if os.path.exists(dst):
+        shutil.rmtree(dst)
+    os.chmod(work, 0o755)
+    os.rename(work, dst)
+
+
+def make(src, work):
+    """The int8 model of `src`, its files and quantization.json, in `work`."""
     model = onnx.load(os.path.join(src, "model.onnx"))
     for node in model.graph.node:
         if not node.name:
@@ -258,10 +271,6 @@ def main():
     with open(os.path.join(work, "quantization.json"), "w") as f:
         json.dump(settings, f, indent=2)
         f.write("\n")
-    if os.path.exists(dst):
-        shutil.rmtree(dst)
-    os.chmod(work, 0o755)
-    os.rename(work, dst)
 
 
 main()

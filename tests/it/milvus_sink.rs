@@ -345,6 +345,72 @@ fn a_missing_milvus_lite_is_a_clear_error() {
     );
 }
 
+/// An embedded Milvus Lite is stopped the way it stops gracefully (SIGINT):
+/// the index it builds in the background after the run's flush (here of
+/// 20,000 vectors) is written whole before it exits. SIGTERM ended it
+/// mid-way, leaving no index or a half-written one that the next server
+/// failed to load.
+#[test]
+fn an_embedded_milvus_lite_finishes_its_index_before_it_stops() {
+    setup(None);
+    let ws = Workspace::new();
+    let rows = 20_000;
+    let values: Vec<f32> = (0..rows * 384)
+        .map(|i| ((i * 7919) % 1000) as f32 / 1000.0)
+        .collect();
+    let item = std::sync::Arc::new(arrow::datatypes::Field::new(
+        "item",
+        arrow::datatypes::DataType::Float32,
+        false,
+    ));
+    let dense = arrow::array::FixedSizeListArray::new(
+        item,
+        384,
+        std::sync::Arc::new(arrow::array::Float32Array::from(values)),
+        None,
+    );
+    let ids: Vec<String> = (0..rows).map(|i| format!("v{i}")).collect();
+    write_parquet(
+        &ws.path("vectors.parquet"),
+        vec![
+            (
+                "id",
+                std::sync::Arc::new(arrow::array::StringArray::from(ids)),
+            ),
+            (
+                "text",
+                std::sync::Arc::new(arrow::array::StringArray::from(vec!["vector"; rows])),
+            ),
+            ("dense", std::sync::Arc::new(dense)),
+        ],
+        4096,
+    );
+    ws.write(
+        "p.yaml",
+        "name: v\nsource: { type: parquet, path: vectors.parquet, id_field: id, metadata: [dense] }\nsinks:\n  - { type: milvus, uri: data/milvus, collection: docs }\n",
+    );
+    ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
+    let indexes = ws.path("data/milvus/collections/docs/partitions/_default/indexes");
+    let written: Vec<(String, u64)> = std::fs::read_dir(&indexes)
+        .unwrap_or_else(|e| panic!("no index written: {}: {e}", indexes.display()))
+        .map(|entry| {
+            let entry = entry.unwrap();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            (name, entry.metadata().unwrap().len())
+        })
+        .collect();
+    let dense_bytes: u64 = written
+        .iter()
+        .filter(|(name, _)| name.ends_with(".dense.autoindex.idx"))
+        .map(|(_, len)| len)
+        .sum();
+    // Every vector, as float32, plus the .npy headers.
+    assert!(dense_bytes > (rows * 384 * 4) as u64, "{written:?}");
+    // The next server loads the collection, and with it the index, when the
+    // sink prepares: a run again over the same rows.
+    ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
+}
+
 /// Words the BM25 params fitted on the sample corpus never saw.
 const UNSEEN: &str = "Zyxqorp vlemtrish quonzabel.";
 

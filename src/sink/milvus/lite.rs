@@ -138,11 +138,14 @@ impl MilvusLite {
 
 impl Drop for MilvusLite {
     fn drop(&mut self) {
-        // SIGTERM lets the server persist and release its data directory.
+        // SIGINT is Milvus Lite's graceful stop (a KeyboardInterrupt, then
+        // `db.close()`: background compaction and index writes finish). It
+        // has no SIGTERM handler: SIGTERM ends it mid-write, which can leave
+        // a half-written index file the next server fails to load.
         let pid = self.child.id() as libc::pid_t;
         // SAFETY: kill(2) with a pid we spawned and still own (not yet reaped).
         unsafe {
-            libc::kill(pid, libc::SIGTERM);
+            libc::kill(pid, libc::SIGINT);
         }
         let deadline = Instant::now() + STOP_TIMEOUT;
         while Instant::now() < deadline {

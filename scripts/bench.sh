@@ -106,6 +106,9 @@ start_lite() {
 
 stop_lite() { kill -TERM "$lite_pid"; wait "$lite_pid" 2>/dev/null || true; }
 
+# CPU seconds the running Milvus Lite has used so far (user + system).
+lite_cpu() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$lite_pid/stat"; }
+
 bench_milvus() {
   # vecpipe's Milvus sink (Parquet with vectors → milvus, whole run, ending
   # with a flush) vs a bare pymilvus insert of the same rows plus a flush
@@ -113,10 +116,12 @@ bench_milvus() {
   # times, medians.
   local rows="${BENCH_MILVUS_ROWS:-20000}" data="$dir/milvus-rows-${BENCH_MILVUS_ROWS:-20000}.parquet"
   [[ -f "$data" ]] || "$python" scripts/bench/milvus_data.py "$rows" "$data"
-  local ours=() ref=() inserts=() rss=()
+  local ours=() ref=() inserts=() rss=() lite_ours=() lite_ref=() before
   for _ in 1 2 3; do
     start_lite "$dir/lite-ref"
+    before=$(lite_cpu)
     "$python" scripts/bench/milvus_pymilvus.py "$lite_uri" "$data" > "$dir/last.out"
+    lite_ref+=("$(awk -v a="$(lite_cpu)" -v b="$before" 'BEGIN {print a - b}')")
     stop_lite
     local insert_secs flush_secs
     read -r _ insert_secs flush_secs < "$dir/last.out"
@@ -128,12 +133,15 @@ source: { type: parquet, path: $data, id_field: id, metadata: [dense, sparse], b
 sinks:
   - { type: milvus, uri: "$lite_uri", collection: vecpipe, batch_rows: 1000 }
 YAML
+    before=$(lite_cpu)
     timed "$vecpipe" run "$dir/milvus.yaml"
+    lite_ours+=("$(awk -v a="$(lite_cpu)" -v b="$before" 'BEGIN {print a - b}')")
     stop_lite
     ours+=("$wall"); rss+=("$rss_mib")
   done
-  awk -v n="$rows" -v a="$(median "${ours[@]}")" -v b="$(median "${ref[@]}")" -v i="$(median "${inserts[@]}")" -v r="$(median "${rss[@]}")" 'BEGIN {
-    printf "milvus sink (%d rows, 384-d dense + sparse, Milvus Lite, medians of 3): vecpipe %.0f rows/s (whole run with flush, %d MiB peak) | pymilvus insert + flush %.0f rows/s (inserts alone %.0f rows/s) | ratio %.2fx\n", n, n/a, r, n/b, n/i, b/a }'
+  awk -v n="$rows" -v a="$(median "${ours[@]}")" -v b="$(median "${ref[@]}")" -v i="$(median "${inserts[@]}")" -v r="$(median "${rss[@]}")" \
+    -v la="$(median "${lite_ours[@]}")" -v lb="$(median "${lite_ref[@]}")" 'BEGIN {
+    printf "milvus sink (%d rows, 384-d dense + sparse, Milvus Lite, medians of 3): vecpipe %.0f rows/s (whole run with flush, %d MiB peak) | pymilvus insert + flush %.0f rows/s (inserts alone %.0f rows/s) | ratio %.2fx | Milvus Lite CPU: %.1f s in vecpipe'"'"'s %.1f s run, %.1f s serving pymilvus\n", n, n/a, r, n/b, n/i, b/a, la, a, lb }'
 }
 
 # Runs the daemon on $1 until its sinks have written $2 records; sets wall,
@@ -383,11 +391,13 @@ YAML
     timed "$vecpipe" run "$dir/int8-all-MiniLM-L6-v2.yaml"; fp32+=("$wall")
     timed "$vecpipe" run "$dir/int8-all-MiniLM-L6-v2-int8.yaml"; int8+=("$wall")
   done
-  local quality
+  local quality ceiling
   quality=$("$python" scripts/bench/int8_quality.py models/all-MiniLM-L6-v2 models/all-MiniLM-L6-v2-int8)
-  awk -v n="$n" -v a="$(median "${fp32[@]}")" -v b="$(median "${int8[@]}")" -v q="$quality" 'BEGIN {
-    split(q, f, " ")
-    printf "int8 (%d sentences of 40 words, medians of 3, whole runs): fp32 %.1f s, int8 %.1f s | ratio %.2fx | quality on %d real sentences: mean cosine %.4f (min %.4f), top-10 overlap %.1f %%\n", n, a, b, a/b, f[1], f[2], f[3], f[4]*100 }'
+  ceiling=$("$python" scripts/bench/int8_ceiling.py models/all-MiniLM-L6-v2 "$corpus" 2)
+  awk -v n="$n" -v a="$(median "${fp32[@]}")" -v b="$(median "${int8[@]}")" -v q="$quality" -v c="$ceiling" 'BEGIN {
+    split(q, f, " "); split(c, g, " ")
+    printf "int8 (%d sentences of 40 words, medians of 3, whole runs): fp32 %.1f s, int8 %.1f s | ratio %.2fx | quality on %d real sentences: mean cosine %.4f (min %.4f), top-10 overlap %.1f %%\n", n, a, b, a/b, f[1], f[2], f[3], f[4]*100
+    printf "int8 ceiling on this CPU (int8_ceiling.py): weight products %.2fx faster in int8; the rest of the model %.1f %% of fp32 time and no faster; so at most %.2fx\n", g[1], g[2]*100, g[3] }'
 }
 
 case "$what" in

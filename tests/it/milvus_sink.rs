@@ -345,16 +345,9 @@ fn a_missing_milvus_lite_is_a_clear_error() {
     );
 }
 
-/// An embedded Milvus Lite is stopped the way it stops gracefully (SIGINT):
-/// the index it builds in the background after the run's flush (here of
-/// 20,000 vectors) is written whole before it exits. SIGTERM ended it
-/// mid-way, leaving no index or a half-written one that the next server
-/// failed to load.
-#[test]
-fn an_embedded_milvus_lite_finishes_its_index_before_it_stops() {
-    setup(None);
-    let ws = Workspace::new();
-    let rows = 20_000;
+/// `vectors.parquet`: `rows` rows `v0`, `v1`, … with the text "vector" and
+/// a 384-d `dense` column, in row groups of 4,096.
+fn write_vectors(ws: &Workspace, rows: usize) {
     let values: Vec<f32> = (0..rows * 384)
         .map(|i| ((i * 7919) % 1000) as f32 / 1000.0)
         .collect();
@@ -385,6 +378,19 @@ fn an_embedded_milvus_lite_finishes_its_index_before_it_stops() {
         ],
         4096,
     );
+}
+
+/// An embedded Milvus Lite is stopped the way it stops gracefully (SIGINT):
+/// the index it builds in the background after the run's flush (here of
+/// 20,000 vectors) is written whole before it exits. SIGTERM ended it
+/// mid-way, leaving no index or a half-written one that the next server
+/// failed to load.
+#[test]
+fn an_embedded_milvus_lite_finishes_its_index_before_it_stops() {
+    setup(None);
+    let ws = Workspace::new();
+    let rows = 20_000;
+    write_vectors(&ws, rows);
     ws.write(
         "p.yaml",
         "name: v\nsource: { type: parquet, path: vectors.parquet, id_field: id, metadata: [dense] }\nsinks:\n  - { type: milvus, uri: data/milvus, collection: docs }\n",
@@ -409,6 +415,162 @@ fn an_embedded_milvus_lite_finishes_its_index_before_it_stops() {
     // The next server loads the collection, and with it the index, when the
     // sink prepares: a run again over the same rows.
     ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
+}
+
+/// Every id `v…` in `docs`, sorted: one query per first digit, as a query
+/// returns at most 16,384 rows.
+fn every_vector_id(uri: &str) -> Vec<String> {
+    let mut ids: Vec<String> = (0..10)
+        .flat_map(|digit| milvus_rows_where(uri, "docs", "id", &format!("id like \"v{digit}%\"")))
+        .map(|row| row["id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// `v0` … `v{n-1}`, sorted as strings.
+fn vector_ids(n: usize) -> Vec<String> {
+    let mut ids: Vec<String> = (0..n).map(|i| format!("v{i}")).collect();
+    ids.sort();
+    ids
+}
+
+/// Runs `vectors.parquet` into an embedded Milvus Lite on `data_dir`, in a
+/// process group of its own, as a shell runs a foreground command; returns
+/// once the collection exists and rows have been flowing for two seconds.
+fn start_embedded_run(ws: &Workspace, data_dir: &std::path::Path) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    ws.write(
+        "p.yaml",
+        format!(
+            "name: v\nsource: {{ type: parquet, path: vectors.parquet, id_field: id, metadata: [dense], batch_rows: 1000 }}\nsinks:\n  - {{ type: milvus, uri: {}, collection: docs }}\n",
+            data_dir.display()
+        ),
+    );
+    let mut child = ws
+        .command(&["run", "p.yaml"])
+        .process_group(0)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !data_dir.join("collections/docs").exists() {
+        assert!(child.try_wait().unwrap().is_none(), "vecpipe exited early");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no collection after 60 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    child
+}
+
+/// The processes `pid` has started and not yet reaped.
+fn children_of(pid: u32) -> Vec<u32> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .map(|task| {
+            std::fs::read_to_string(task.unwrap().path().join("children")).unwrap_or_default()
+        })
+        .flat_map(|list| {
+            list.split_whitespace()
+                .map(|p| p.parse::<u32>().unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// True while `pid` runs (a zombie has ended).
+fn is_running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}
+
+/// Ctrl-C at a terminal sends SIGINT to the whole foreground process group.
+/// The embedded Milvus Lite runs in a group of its own, so it keeps serving
+/// while vecpipe drains what it read, and stops after: the run ends as a
+/// clean stop (exit 0) with exactly the records it read in the collection,
+/// and a rerun completes it. When Lite shared vecpipe's group it stopped at
+/// once, and the drain failed against a closed server.
+#[test]
+fn ctrl_c_drains_into_an_embedded_milvus_lite_and_a_rerun_completes_it() {
+    let mut server = MilvusServer::start();
+    // Its data directory is the run's; it is started again to look inside.
+    server.stop();
+    let data_dir = server.data.path().join("milvus");
+    let ws = Workspace::new();
+    let rows = 40_000;
+    write_vectors(&ws, rows);
+    let child = start_embedded_run(&ws, &data_dir);
+    let group = format!("-{}", child.id());
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", "--", &group])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let run = Run(child.wait_with_output().unwrap()).expect_code(0);
+    assert!(
+        run.stdout().contains("(stopped early by signal)"),
+        "{}",
+        run.stdout()
+    );
+    let read = run.summary_number("records") as usize;
+    assert!(read > 0 && read < rows, "{read} of {rows} records read");
+
+    server.restart();
+    assert_eq!(every_vector_id(&server.uri), vector_ids(read));
+    server.stop();
+
+    ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
+    server.restart();
+    assert_eq!(every_vector_id(&server.uri), vector_ids(rows));
+}
+
+/// A vecpipe killed outright (kill -9) does not leave its embedded Milvus
+/// Lite running, holding the data directory: the kernel sends the server
+/// SIGINT, its graceful stop, when vecpipe dies. A rerun then writes every
+/// row exactly once.
+#[test]
+fn a_killed_vecpipe_takes_its_embedded_milvus_lite_with_it() {
+    let mut server = MilvusServer::start();
+    server.stop();
+    let data_dir = server.data.path().join("milvus");
+    let ws = Workspace::new();
+    let rows = 40_000;
+    write_vectors(&ws, rows);
+    let mut child = start_embedded_run(&ws, &data_dir);
+    let lite = children_of(child.id());
+    assert_eq!(lite.len(), 1, "one Milvus Lite under vecpipe: {lite:?}");
+    signal(&child, "-KILL");
+    assert!(!child.wait().unwrap().success());
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while is_running(lite[0]) {
+        if std::time::Instant::now() > deadline {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &lite[0].to_string()])
+                .status();
+            panic!(
+                "Milvus Lite (pid {}) still ran 30 s after vecpipe was killed",
+                lite[0]
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+
+    ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
+    server.restart();
+    assert_eq!(every_vector_id(&server.uri), vector_ids(rows));
 }
 
 /// Words the BM25 params fitted on the sample corpus never saw.

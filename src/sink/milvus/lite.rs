@@ -1,11 +1,14 @@
 //! Embedded Milvus Lite: when a sink's `uri` is a path, start
 //! `milvus-lite server` on that data directory and a free loopback port,
-//! wait until it answers, and stop it cleanly when dropped.
+//! wait until it answers, and stop it cleanly when dropped — and, should
+//! vecpipe die first, have the kernel stop it (see [`spawn_server`]).
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,6 +22,9 @@ pub struct MilvusLite {
     child: Child,
     uri: String,
     data_dir: PathBuf,
+    /// Keeps the thread that spawned the server alive until the server is
+    /// stopped (dropped after [`Drop::drop`]): see [`spawn_server`].
+    _spawner: mpsc::Sender<()>,
 }
 
 /// True when `uri` names a local data directory rather than a server.
@@ -69,18 +75,18 @@ impl MilvusLite {
             path: data_dir.to_path_buf(),
             source,
         })?;
-        let mut child = Command::new(&program)
+        let mut command = Command::new(&program);
+        command
             .args(["server", "--data-dir"])
             .arg(data_dir)
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|source| MilvusError::Io {
-                path: program.clone(),
-                source,
-            })?;
+            .stderr(Stdio::piped());
+        let (mut child, spawner) = spawn_server(command).map_err(|source| MilvusError::Io {
+            path: program.clone(),
+            source,
+        })?;
         let stderr_tail = Arc::new(Mutex::new(Vec::<String>::new()));
         if let Some(stderr) = child.stderr.take() {
             let tail = stderr_tail.clone();
@@ -128,6 +134,7 @@ impl MilvusLite {
             child,
             uri: format!("http://{address}"),
             data_dir: data_dir.to_path_buf(),
+            _spawner: spawner,
         })
     }
 
@@ -159,6 +166,52 @@ impl Drop for MilvusLite {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Spawns the server so that only vecpipe decides when it stops:
+/// - in a process group of its own, so a Ctrl-C at the terminal (SIGINT to
+///   the foreground group) reaches vecpipe alone, which drains its last
+///   batches into the server and then stops it;
+/// - with SIGINT, its graceful stop, as its parent-death signal (Linux), so
+///   a vecpipe killed outright (kill -9, a crash) does not leave it running
+///   and holding the data directory.
+///
+/// The kernel sends the parent-death signal when the *thread* that spawned
+/// the child ends, so the spawning happens on a thread of its own that
+/// waits until the returned sender is dropped.
+fn spawn_server(mut command: Command) -> std::io::Result<(Child, mpsc::Sender<()>)> {
+    command.process_group(0);
+    #[cfg(target_os = "linux")]
+    {
+        let parent = std::process::id() as libc::pid_t;
+        // SAFETY: between fork and exec, only async-signal-safe calls
+        // (prctl, getppid) and no allocation.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGINT) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // vecpipe died before the signal was armed: do not start.
+                if libc::getppid() != parent {
+                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+                }
+                Ok(())
+            });
+        }
+    }
+    let (spawned_tx, spawned) = mpsc::channel();
+    let (keep, kept) = mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("milvus-lite".into())
+        .spawn(move || {
+            let _ = spawned_tx.send(command.spawn());
+            // Returns once the MilvusLite, holding `keep`, is dropped.
+            let _ = kept.recv();
+        })?;
+    let child = spawned
+        .recv()
+        .map_err(|_| std::io::Error::other("the thread starting Milvus Lite ended"))??;
+    Ok((child, keep))
 }
 
 fn free_port() -> std::io::Result<u16> {

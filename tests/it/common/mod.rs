@@ -575,6 +575,17 @@ pub fn milvus_ids(uri: &str) -> Vec<String> {
 
 /// `fields` (comma-separated) of every row of `collection`.
 pub fn milvus_rows(uri: &str, collection: &str, fields: &str) -> Vec<serde_json::Value> {
+    milvus_rows_where(uri, collection, fields, "id != \"\"")
+}
+
+/// `fields` of the rows of `collection` that match `filter` (at most 16,384:
+/// Milvus' limit for one query).
+pub fn milvus_rows_where(
+    uri: &str,
+    collection: &str,
+    fields: &str,
+    filter: &str,
+) -> Vec<serde_json::Value> {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         use milvus::v2::prelude::{
@@ -602,7 +613,7 @@ pub fn milvus_rows(uri: &str, collection: &str, fields: &str) -> Vec<serde_json:
         client.load_collection(load).await.unwrap();
         let request = QueryRequest::builder()
             .collection_name(collection)
-            .filter("id != \"\"")
+            .filter(filter)
             .output_fields(fields.split(',').map(str::trim).collect::<Vec<_>>())
             .limit(16384)
             .consistency_level(ConsistencyLevel::Strong)

@@ -435,11 +435,20 @@ fn vector_ids(n: usize) -> Vec<String> {
     ids
 }
 
-/// Runs `vectors.parquet` into an embedded Milvus Lite on `data_dir`, in a
-/// process group of its own, as a shell runs a foreground command; returns
-/// once the collection exists and rows have been flowing for two seconds.
-fn start_embedded_run(ws: &Workspace, data_dir: &std::path::Path) -> std::process::Child {
+/// Rows for the runs stopped half-way: ~10 s of upserts into Milvus Lite.
+const ROWS: usize = 40_000;
+
+/// Runs `rows` vectors into an embedded Milvus Lite, in a process group of
+/// its own (as a shell runs a foreground command); returns once the
+/// collection exists and rows have been flowing for two seconds. The data
+/// directory is the returned (stopped) server's: restart it to look inside.
+fn embedded_run_under_way(rows: usize) -> (MilvusServer, Workspace, std::process::Child) {
     use std::os::unix::process::CommandExt;
+    let mut server = MilvusServer::start();
+    server.stop();
+    let data_dir = server.data.path().join("milvus");
+    let ws = Workspace::new();
+    write_vectors(&ws, rows);
     ws.write(
         "p.yaml",
         format!(
@@ -464,7 +473,7 @@ fn start_embedded_run(ws: &Workspace, data_dir: &std::path::Path) -> std::proces
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     std::thread::sleep(std::time::Duration::from_secs(2));
-    child
+    (server, ws, child)
 }
 
 /// The processes `pid` has started and not yet reaped.
@@ -499,17 +508,11 @@ fn is_running(pid: u32) -> bool {
 /// while vecpipe drains what it read, and stops after: the run ends as a
 /// clean stop (exit 0) with exactly the records it read in the collection,
 /// and a rerun completes it. When Lite shared vecpipe's group it stopped at
-/// once, and the drain failed against a closed server.
+/// once, and the drain retried against the closed server until a second
+/// signal.
 #[test]
 fn ctrl_c_drains_into_an_embedded_milvus_lite_and_a_rerun_completes_it() {
-    let mut server = MilvusServer::start();
-    // Its data directory is the run's; it is started again to look inside.
-    server.stop();
-    let data_dir = server.data.path().join("milvus");
-    let ws = Workspace::new();
-    let rows = 40_000;
-    write_vectors(&ws, rows);
-    let child = start_embedded_run(&ws, &data_dir);
+    let (mut server, ws, child) = embedded_run_under_way(ROWS);
     let group = format!("-{}", child.id());
     assert!(
         std::process::Command::new("kill")
@@ -525,7 +528,7 @@ fn ctrl_c_drains_into_an_embedded_milvus_lite_and_a_rerun_completes_it() {
         run.stdout()
     );
     let read = run.summary_number("records") as usize;
-    assert!(read > 0 && read < rows, "{read} of {rows} records read");
+    assert!(read > 0 && read < ROWS, "{read} of {ROWS} records read");
 
     server.restart();
     assert_eq!(every_vector_id(&server.uri), vector_ids(read));
@@ -533,7 +536,7 @@ fn ctrl_c_drains_into_an_embedded_milvus_lite_and_a_rerun_completes_it() {
 
     ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
     server.restart();
-    assert_eq!(every_vector_id(&server.uri), vector_ids(rows));
+    assert_eq!(every_vector_id(&server.uri), vector_ids(ROWS));
 }
 
 /// A vecpipe killed outright (kill -9) does not leave its embedded Milvus
@@ -542,13 +545,7 @@ fn ctrl_c_drains_into_an_embedded_milvus_lite_and_a_rerun_completes_it() {
 /// row exactly once.
 #[test]
 fn a_killed_vecpipe_takes_its_embedded_milvus_lite_with_it() {
-    let mut server = MilvusServer::start();
-    server.stop();
-    let data_dir = server.data.path().join("milvus");
-    let ws = Workspace::new();
-    let rows = 40_000;
-    write_vectors(&ws, rows);
-    let mut child = start_embedded_run(&ws, &data_dir);
+    let (mut server, ws, mut child) = embedded_run_under_way(ROWS);
     let lite = children_of(child.id());
     assert_eq!(lite.len(), 1, "one Milvus Lite under vecpipe: {lite:?}");
     signal(&child, "-KILL");
@@ -570,7 +567,7 @@ fn a_killed_vecpipe_takes_its_embedded_milvus_lite_with_it() {
 
     ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
     server.restart();
-    assert_eq!(every_vector_id(&server.uri), vector_ids(rows));
+    assert_eq!(every_vector_id(&server.uri), vector_ids(ROWS));
 }
 
 /// Words the BM25 params fitted on the sample corpus never saw.

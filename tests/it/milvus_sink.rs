@@ -570,6 +570,34 @@ fn a_killed_vecpipe_takes_its_embedded_milvus_lite_with_it() {
     assert_eq!(every_vector_id(&server.uri), vector_ids(ROWS));
 }
 
+/// A command a script starts in the background inherits SIGINT ignored;
+/// the embedded Milvus Lite must still get SIGINT as its graceful stop
+/// rather than be killed after the stop timeout. `validate` opens the
+/// server to check the collection and stops it at the end.
+#[test]
+fn an_embedded_milvus_lite_stops_gracefully_when_sigint_was_ignored_by_the_caller() {
+    setup(None);
+    let ws = Workspace::new();
+    write_vectors(&ws, 100);
+    ws.write(
+        "p.yaml",
+        "name: v\nsource: { type: parquet, path: vectors.parquet, id_field: id, metadata: [dense] }\nsinks:\n  - { type: milvus, uri: data/milvus, collection: docs }\n",
+    );
+    ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
+    let output = std::process::Command::new("bash")
+        .args(["-c", "trap '' INT; exec \"$0\" validate p.yaml"])
+        .arg(env!("CARGO_BIN_EXE_vecpipe"))
+        .current_dir(ws.path(""))
+        .output()
+        .unwrap();
+    let run = Run(output).expect_code(0);
+    assert!(
+        !run.stderr().contains("did not stop in time"),
+        "{}",
+        run.stderr()
+    );
+}
+
 /// Words the BM25 params fitted on the sample corpus never saw.
 const UNSEEN: &str = "Zyxqorp vlemtrish quonzabel.";
 

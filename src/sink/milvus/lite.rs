@@ -176,16 +176,30 @@ impl Drop for MilvusLite {
 ///   a vecpipe killed outright (kill -9, a crash) does not leave it running
 ///   and holding the data directory.
 ///
+/// - with SIGINT at its default disposition: a command started in the
+///   background by a script inherits SIGINT *ignored*, and Python then never
+///   turns it into its graceful stop (`vecpipe search` from such a script
+///   waited 20 s, then had to kill the server).
+///
 /// The kernel sends the parent-death signal when the *thread* that spawned
 /// the child ends, so the spawning happens on a thread of its own that
 /// waits until the returned sender is dropped.
 fn spawn_server(mut command: Command) -> std::io::Result<(Child, mpsc::Sender<()>)> {
     command.process_group(0);
+    // SAFETY: between fork and exec, only async-signal-safe calls (signal,
+    // prctl, getppid) and no allocation.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::signal(libc::SIGINT, libc::SIG_DFL) == libc::SIG_ERR {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     #[cfg(target_os = "linux")]
     {
         let parent = std::process::id() as libc::pid_t;
-        // SAFETY: between fork and exec, only async-signal-safe calls
-        // (prctl, getppid) and no allocation.
+        // SAFETY: as above.
         unsafe {
             command.pre_exec(move || {
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGINT) != 0 {

@@ -106,8 +106,8 @@ start_lite() {
 
 stop_lite() { kill -TERM "$lite_pid"; wait "$lite_pid" 2>/dev/null || true; }
 
-# CPU seconds the running Milvus Lite has used so far (user + system).
-lite_cpu() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$lite_pid/stat"; }
+# CPU seconds (user + system) the running Milvus Lite has used since it had used $1.
+lite_cpu() { awk -v hz="$(getconf CLK_TCK)" -v since="${1:-0}" '{print ($14 + $15) / hz - since}' "/proc/$lite_pid/stat"; }
 
 bench_milvus() {
   # vecpipe's Milvus sink (Parquet with vectors → milvus, whole run, ending
@@ -121,7 +121,7 @@ bench_milvus() {
     start_lite "$dir/lite-ref"
     before=$(lite_cpu)
     "$python" scripts/bench/milvus_pymilvus.py "$lite_uri" "$data" > "$dir/last.out"
-    lite_ref+=("$(awk -v a="$(lite_cpu)" -v b="$before" 'BEGIN {print a - b}')")
+    lite_ref+=("$(lite_cpu "$before")")
     stop_lite
     local insert_secs flush_secs
     read -r _ insert_secs flush_secs < "$dir/last.out"
@@ -135,7 +135,7 @@ sinks:
 YAML
     before=$(lite_cpu)
     timed "$vecpipe" run "$dir/milvus.yaml"
-    lite_ours+=("$(awk -v a="$(lite_cpu)" -v b="$before" 'BEGIN {print a - b}')")
+    lite_ours+=("$(lite_cpu "$before")")
     stop_lite
     ours+=("$wall"); rss+=("$rss_mib")
   done

@@ -172,46 +172,37 @@ impl Drop for MilvusLite {
 /// - in a process group of its own, so a Ctrl-C at the terminal (SIGINT to
 ///   the foreground group) reaches vecpipe alone, which drains its last
 ///   batches into the server and then stops it;
-/// - with SIGINT, its graceful stop, as its parent-death signal (Linux), so
-///   a vecpipe killed outright (kill -9, a crash) does not leave it running
-///   and holding the data directory.
-///
 /// - with SIGINT at its default disposition: a command started in the
 ///   background by a script inherits SIGINT *ignored*, and Python then never
 ///   turns it into its graceful stop (`vecpipe search` from such a script
-///   waited 20 s, then had to kill the server).
+///   waited 20 s, then had to kill the server);
+/// - with SIGINT, its graceful stop, as its parent-death signal (Linux), so
+///   a vecpipe killed outright (kill -9, a crash) does not leave it running
+///   and holding the data directory.
 ///
 /// The kernel sends the parent-death signal when the *thread* that spawned
 /// the child ends, so the spawning happens on a thread of its own that
 /// waits until the returned sender is dropped.
 fn spawn_server(mut command: Command) -> std::io::Result<(Child, mpsc::Sender<()>)> {
     command.process_group(0);
+    let parent = std::process::id() as libc::pid_t;
     // SAFETY: between fork and exec, only async-signal-safe calls (signal,
     // prctl, getppid) and no allocation.
     unsafe {
-        command.pre_exec(|| {
+        command.pre_exec(move || {
             if libc::signal(libc::SIGINT, libc::SIG_DFL) == libc::SIG_ERR {
                 return Err(std::io::Error::last_os_error());
             }
+            #[cfg(target_os = "linux")]
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGINT) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // vecpipe died before the signal was armed: do not start.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
             Ok(())
         });
-    }
-    #[cfg(target_os = "linux")]
-    {
-        let parent = std::process::id() as libc::pid_t;
-        // SAFETY: as above.
-        unsafe {
-            command.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGINT) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // vecpipe died before the signal was armed: do not start.
-                if libc::getppid() != parent {
-                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
-                }
-                Ok(())
-            });
-        }
     }
     let (spawned_tx, spawned) = mpsc::channel();
     let (keep, kept) = mpsc::channel::<()>();

@@ -4,29 +4,25 @@
 use crate::common::*;
 use milvus::v2::prelude::{ClientV2, ConnectConfig, ConsistencyLevel, QueryRequest};
 
-/// Query results through the Rust SDK (count, or ids matching a filter).
-fn query(
-    uri: &str,
-    collection: &str,
-    filter: Option<&str>,
-) -> Vec<serde_json::Map<String, serde_json::Value>> {
+/// The number of rows in `collection`, through the Rust SDK.
+fn count(uri: &str, collection: &str) -> u64 {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let client = ClientV2::new(&ConnectConfig::new().uri(uri)).await.unwrap();
-        let mut request = QueryRequest::builder()
+        let request = QueryRequest::builder()
             .collection_name(collection)
-            .consistency_level(ConsistencyLevel::Strong);
-        request = match filter {
-            Some(filter) => request.filter(filter).output_fields(["id"]).limit(1000),
-            None => request.output_fields(["count(*)"]),
-        };
-        let response = client.query(request.build().unwrap()).await.unwrap();
-        response
+            .consistency_level(ConsistencyLevel::Strong)
+            .output_fields(["count(*)"])
+            .build()
+            .unwrap();
+        let response = client.query(request).await.unwrap();
+        let rows: Vec<_> = response
             .results()
             .rows()
             .unwrap()
             .map(|row| row.to_entity_row().unwrap())
-            .collect()
+            .collect();
+        rows[0]["count(*)"].as_u64().unwrap()
     })
 }
 
@@ -49,14 +45,9 @@ fn sealed_rows(server: &MilvusServer, collection: &str) -> usize {
         .sum()
 }
 
-fn count(uri: &str, collection: &str) -> u64 {
-    query(uri, collection, None)[0]["count(*)"]
-        .as_u64()
-        .unwrap()
-}
-
+/// The ids matching `filter`, sorted.
 fn ids(uri: &str, collection: &str, filter: &str) -> Vec<String> {
-    let mut ids: Vec<String> = query(uri, collection, Some(filter))
+    let mut ids: Vec<String> = milvus_rows_where(uri, collection, "id", filter)
         .iter()
         .map(|row| row["id"].as_str().unwrap().to_string())
         .collect();
@@ -346,8 +337,15 @@ fn a_missing_milvus_lite_is_a_clear_error() {
 }
 
 /// `vectors.parquet`: `rows` rows `v0`, `v1`, … with the text "vector" and
-/// a 384-d `dense` column, in row groups of 4,096.
-fn write_vectors(ws: &Workspace, rows: usize) {
+/// a 384-d `dense` column, in row groups of 4,096; and `p.yaml`, which runs
+/// them into the collection `docs` on `uri` (a path: an embedded Milvus Lite).
+fn write_vectors(ws: &Workspace, rows: usize, uri: &str) {
+    ws.write(
+        "p.yaml",
+        format!(
+            "name: v\nsource: {{ type: parquet, path: vectors.parquet, id_field: id, metadata: [dense], batch_rows: 1000 }}\nsinks:\n  - {{ type: milvus, uri: {uri}, collection: docs }}\n"
+        ),
+    );
     let values: Vec<f32> = (0..rows * 384)
         .map(|i| ((i * 7919) % 1000) as f32 / 1000.0)
         .collect();
@@ -390,11 +388,7 @@ fn an_embedded_milvus_lite_finishes_its_index_before_it_stops() {
     setup(None);
     let ws = Workspace::new();
     let rows = 20_000;
-    write_vectors(&ws, rows);
-    ws.write(
-        "p.yaml",
-        "name: v\nsource: { type: parquet, path: vectors.parquet, id_field: id, metadata: [dense] }\nsinks:\n  - { type: milvus, uri: data/milvus, collection: docs }\n",
-    );
+    write_vectors(&ws, rows, "data/milvus");
     ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
     let indexes = ws.path("data/milvus/collections/docs/partitions/_default/indexes");
     let written: Vec<(String, u64)> = std::fs::read_dir(&indexes)
@@ -421,8 +415,7 @@ fn an_embedded_milvus_lite_finishes_its_index_before_it_stops() {
 /// returns at most 16,384 rows.
 fn every_vector_id(uri: &str) -> Vec<String> {
     let mut ids: Vec<String> = (0..10)
-        .flat_map(|digit| milvus_rows_where(uri, "docs", "id", &format!("id like \"v{digit}%\"")))
-        .map(|row| row["id"].as_str().unwrap().to_string())
+        .flat_map(|digit| ids(uri, "docs", &format!("id like \"v{digit}%\"")))
         .collect();
     ids.sort();
     ids
@@ -448,14 +441,7 @@ fn embedded_run_under_way(rows: usize) -> (MilvusServer, Workspace, std::process
     server.stop();
     let data_dir = server.data.path().join("milvus");
     let ws = Workspace::new();
-    write_vectors(&ws, rows);
-    ws.write(
-        "p.yaml",
-        format!(
-            "name: v\nsource: {{ type: parquet, path: vectors.parquet, id_field: id, metadata: [dense], batch_rows: 1000 }}\nsinks:\n  - {{ type: milvus, uri: {}, collection: docs }}\n",
-            data_dir.display()
-        ),
-    );
+    write_vectors(&ws, rows, &data_dir.display().to_string());
     let mut child = ws
         .command(&["run", "p.yaml"])
         .process_group(0)
@@ -578,11 +564,7 @@ fn a_killed_vecpipe_takes_its_embedded_milvus_lite_with_it() {
 fn an_embedded_milvus_lite_stops_gracefully_when_sigint_was_ignored_by_the_caller() {
     setup(None);
     let ws = Workspace::new();
-    write_vectors(&ws, 100);
-    ws.write(
-        "p.yaml",
-        "name: v\nsource: { type: parquet, path: vectors.parquet, id_field: id, metadata: [dense] }\nsinks:\n  - { type: milvus, uri: data/milvus, collection: docs }\n",
-    );
+    write_vectors(&ws, 100, "data/milvus");
     ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
     let output = std::process::Command::new("bash")
         .args(["-c", "trap '' INT; exec \"$0\" validate p.yaml"])

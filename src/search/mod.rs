@@ -7,11 +7,11 @@ mod format;
 mod queries;
 mod rerank;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use milvus::v2::prelude::{
-    HybridSearchRequest, RRFRerank, SearchRequest, SearchResponse, SearchVectors, SubSearchRequest,
-    WeightedRerank,
+    HybridSearchRequest, RRFRerank, SearchRequest, SearchResponse, SearchVectors, SingleResult,
+    SubSearchRequest, WeightedRerank,
 };
 use serde::Serialize;
 use tokio::runtime::Handle;
@@ -20,7 +20,9 @@ use crate::batch::columns;
 use crate::error::Phased;
 use crate::model::ModelError;
 use crate::registry::{PipelineConfig, SinkConfig, StageConfig};
-use crate::sink::milvus::{MilvusConnection, MilvusError, MilvusSinkConfig};
+use crate::sink::milvus::{
+    IndexConfig, MilvusConnection, MilvusError, MilvusSinkConfig, VectorKind,
+};
 use crate::stage::Reranker;
 use crate::stage::bm25::Bm25Error;
 use encode::{QueryEncoders, QueryVectors, Sparse, sparse_vectors};
@@ -128,6 +130,7 @@ pub struct Searcher {
     runtime: Handle,
     collection: String,
     output: Vec<&'static str>,
+    index: IndexConfig,
 }
 
 /// Which request a query goes into: what vectors it has for the mode.
@@ -157,6 +160,7 @@ impl Searcher {
             runtime: runtime.clone(),
             collection: sink.collection.clone(),
             output: output_fields(cfg),
+            index: sink.index.clone(),
         };
         searcher.load().map_err(Phased::Run)?;
         Ok(searcher)
@@ -249,20 +253,23 @@ impl Searcher {
             (
                 self.encoders.dense_field().to_string(),
                 SearchVectors::Float(dense.iter().flatten().cloned().collect()),
+                self.search_params(VectorKind::Dense, limit),
             )
         };
         let sparse = || {
             (
                 self.encoders.sparse_field().to_string(),
                 sparse_vectors(sparse.into_iter().flatten().collect()),
+                self.search_params(VectorKind::Sparse, limit),
             )
         };
         let client = &self.connection.client;
         let response = if request == Request::Hybrid {
-            let sub = |(field, vectors): (String, SearchVectors)| {
+            let sub = |(field, vectors, params): (String, SearchVectors, _)| {
                 let mut request = SubSearchRequest::builder()
                     .vector_field(field)
                     .vectors(vectors)
+                    .extra_params(params)
                     .limit(limit);
                 if let Some(filter) = &options.filter {
                     request = request.filter(filter.clone());
@@ -283,7 +290,7 @@ impl Searcher {
             let request = request.build().map_err(|e| self.failed(&e))?;
             self.runtime.block_on(client.hybrid_search(request))
         } else {
-            let (field, vectors) = if request == Request::Dense {
+            let (field, vectors, params) = if request == Request::Dense {
                 dense()
             } else {
                 sparse()
@@ -292,6 +299,7 @@ impl Searcher {
                 .collection_name(&self.collection)
                 .vector_field(field)
                 .vectors(vectors)
+                .extra_params(params)
                 .output_fields(self.output.clone())
                 .limit(limit);
             if let Some(filter) = &options.filter {
@@ -303,10 +311,21 @@ impl Searcher {
         response.map_err(|e| self.failed(&e))
     }
 
+    /// The index's search parameters (HNSW `ef`, IVF `nprobe`) for `limit` hits.
+    fn search_params(&self, vectors: VectorKind, limit: i64) -> HashMap<String, String> {
+        self.index
+            .spec(vectors)
+            .search_params(vectors, limit.max(0) as usize)
+            .into_iter()
+            .map(|(key, value)| (key, crate::sink::milvus::param_text(&value)))
+            .collect()
+    }
+
     /// The response's rows as hits, one list per query, best first.
     fn hits(&self, response: &SearchResponse) -> Result<Vec<Vec<Hit>>, SearchError> {
         let mut lists = Vec::new();
         for result in response.results() {
+            let result = named_result(result);
             let scores = result.get_scores();
             let mut hits = Vec::new();
             for (i, row) in result.rows().map_err(|e| self.failed(&e))?.enumerate() {
@@ -330,6 +349,23 @@ impl Searcher {
         }
         Ok(lists)
     }
+}
+
+/// One query's result with its key and score fields named: Milvus 2.3
+/// leaves both names empty, and the SDK refuses rows without them; the
+/// collection's primary key is always `id`.
+fn named_result(result: &SingleResult) -> std::borrow::Cow<'_, SingleResult> {
+    if !result.get_primary_field_name().is_empty() && !result.get_score_field_name().is_empty() {
+        return std::borrow::Cow::Borrowed(result);
+    }
+    let mut named = result.clone();
+    if named.get_primary_field_name().is_empty() {
+        named.set_primary_field_name(columns::ID);
+    }
+    if named.get_score_field_name().is_empty() {
+        named.set_score_field_name("score");
+    }
+    std::borrow::Cow::Owned(named)
 }
 
 /// The pipeline's first Milvus sink.

@@ -1,6 +1,7 @@
 //! The `milvus` sink's config: where, which collection, how its fields and
 //! indexes are made.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::Deserialize;
@@ -82,44 +83,125 @@ pub(crate) enum Bm25Mode {
     Server,
 }
 
-/// `index: { dense: {type, metric}, sparse: {type, metric} }`.
-#[derive(Debug, Clone, Deserialize)]
+/// `index: { dense: {type, metric, params, search_params}, sparse: {…} }`.
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct IndexConfig {
-    #[serde(default = "default_dense_index")]
+    #[serde(default)]
     pub dense: IndexSpec,
-    #[serde(default = "default_sparse_index")]
+    #[serde(default)]
     pub sparse: IndexSpec,
 }
 
-impl Default for IndexConfig {
-    fn default() -> Self {
-        IndexConfig {
-            dense: default_dense_index(),
-            sparse: default_sparse_index(),
+/// One vector field's index; what is left out takes the field's and the
+/// type's defaults (`IndexSpec::kind`, `build_params`, …).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct IndexSpec {
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub metric: Option<String>,
+    /// Build parameters over the type's defaults: HNSW `M`, `efConstruction`; IVF `nlist`.
+    #[serde(default)]
+    pub params: BTreeMap<String, serde_json::Value>,
+    /// Search parameters over the type's defaults: HNSW `ef`; IVF `nprobe`.
+    #[serde(default)]
+    pub search_params: BTreeMap<String, serde_json::Value>,
+}
+
+/// Which vector field an index is for: its defaults differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum VectorKind {
+    Dense,
+    Sparse,
+}
+
+impl VectorKind {
+    pub fn key(self) -> &'static str {
+        match self {
+            VectorKind::Dense => "dense",
+            VectorKind::Sparse => "sparse",
         }
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct IndexSpec {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub metric: String,
+impl IndexConfig {
+    pub fn spec(&self, vectors: VectorKind) -> &IndexSpec {
+        match vectors {
+            VectorKind::Dense => &self.dense,
+            VectorKind::Sparse => &self.sparse,
+        }
+    }
 }
 
-fn default_dense_index() -> IndexSpec {
-    IndexSpec {
-        kind: "AUTOINDEX".into(),
-        metric: "COSINE".into(),
+impl IndexSpec {
+    /// The index type, upper case: `AUTOINDEX` (dense) or `SPARSE_INVERTED_INDEX` by default.
+    pub fn kind(&self, vectors: VectorKind) -> String {
+        self.kind.as_deref().map_or_else(
+            || match vectors {
+                VectorKind::Dense => "AUTOINDEX".to_string(),
+                VectorKind::Sparse => "SPARSE_INVERTED_INDEX".to_string(),
+            },
+            str::to_ascii_uppercase,
+        )
+    }
+
+    /// The metric, upper case: `COSINE` (dense) or `IP` (sparse) by default.
+    pub fn metric(&self, vectors: VectorKind) -> String {
+        self.metric.as_deref().map_or_else(
+            || match vectors {
+                VectorKind::Dense => "COSINE".to_string(),
+                VectorKind::Sparse => "IP".to_string(),
+            },
+            str::to_ascii_uppercase,
+        )
+    }
+
+    /// Build parameters: the type's defaults (Milvus has none for HNSW and
+    /// IVF and refuses them without), overridden by `params`.
+    pub fn build_params(&self, vectors: VectorKind) -> BTreeMap<String, serde_json::Value> {
+        let defaults: &[(&str, u64)] = match self.kind(vectors).as_str() {
+            "HNSW" => &[("M", 16), ("efConstruction", 200)],
+            "IVF_FLAT" | "IVF_SQ8" | "IVF_PQ" => &[("nlist", 128)],
+            _ => &[],
+        };
+        with_defaults(defaults, &self.params)
+    }
+
+    /// Search parameters for `limit` hits: HNSW's `ef` is at least `limit`
+    /// (Milvus refuses less), IVF probes 16 lists, overridden by `search_params`.
+    pub fn search_params(
+        &self,
+        vectors: VectorKind,
+        limit: usize,
+    ) -> BTreeMap<String, serde_json::Value> {
+        let mut params = match self.kind(vectors).as_str() {
+            "HNSW" => with_defaults(&[("ef", 64.max(limit as u64))], &self.search_params),
+            "IVF_FLAT" | "IVF_SQ8" | "IVF_PQ" => {
+                with_defaults(&[("nprobe", 16)], &self.search_params)
+            }
+            _ => self.search_params.clone(),
+        };
+        if let Some(ef) = params.get_mut("ef")
+            && ef.as_u64().is_some_and(|ef| ef < limit as u64)
+        {
+            *ef = serde_json::Value::from(limit);
+        }
+        params
     }
 }
-fn default_sparse_index() -> IndexSpec {
-    IndexSpec {
-        kind: "SPARSE_INVERTED_INDEX".into(),
-        metric: "IP".into(),
-    }
+
+fn with_defaults(
+    defaults: &[(&str, u64)],
+    given: &BTreeMap<String, serde_json::Value>,
+) -> BTreeMap<String, serde_json::Value> {
+    let mut params: BTreeMap<String, serde_json::Value> = defaults
+        .iter()
+        .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
+        .collect();
+    params.extend(given.iter().map(|(k, v)| (k.clone(), v.clone())));
+    params
 }
 
 impl SinkComponent for MilvusSinkConfig {

@@ -5,9 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 
-use milvus::v2::prelude::{
-    ConsistencyLevel, DeleteRequest, Error as SdkError, QueryIteratorRequest, QueryRequest,
-};
+use milvus::v2::prelude::{ConsistencyLevel, DeleteRequest, Error as SdkError, QueryRequest};
 use tokio::runtime::Handle;
 
 use super::{Health, MilvusConnection, MilvusError, MilvusSinkConfig, in_filters, with_retries};
@@ -186,54 +184,59 @@ impl MilvusDocuments {
 }
 
 impl MilvusDocuments {
-    /// Every document through the SDK's query iterator (a primary-key cursor).
-    fn documents_by_iterator(&self, layout: Layout) -> Result<HashSet<String>, SinkError> {
-        let fields = [layout.key()];
-        let query = QueryRequest::builder()
+    /// The collection's row count, as the server reports `count(*)`.
+    fn count(&self) -> Result<usize, SinkError> {
+        let request = QueryRequest::builder()
             .collection_name(&self.collection)
-            .filter(format!("{} != \"\"", columns::ID))
-            .output_fields(fields)
+            .output_fields([COUNT])
             .consistency_level(ConsistencyLevel::Strong)
             .build()
-            .map_err(|e| self.failed("query_iterator", e))?;
-        let request = QueryIteratorRequest::builder()
-            .query(query)
-            .batch_size(PAGE_ROWS)
-            .build()
-            .map_err(|e| self.failed("query_iterator", e))?;
-        let client = &self.connection.client;
-        let mut pages = self
-            .runtime
-            .block_on(client.query_iterator(request))
-            .map_err(|e| self.failed("query_iterator", e))?;
-        let mut documents = HashSet::new();
-        while let Some(page) = self
-            .runtime
-            .block_on(pages.next())
-            .map_err(|e| self.failed("query_iterator", e))?
-        {
-            for mut row in self.values(page.results(), &fields)? {
-                documents.extend(row.pop());
-            }
-        }
-        Ok(documents)
+            .map_err(|e| self.failed("count", e))?;
+        let response = self.call("count", || self.connection.client.query(request.clone()))?;
+        let counted = response
+            .results()
+            .rows()
+            .map_err(|e| self.failed("count", e))?
+            .next()
+            .map(|row| row.to_entity_row())
+            .transpose()
+            .map_err(|e| self.failed("count", e))?
+            .and_then(|row| row.get(COUNT).and_then(serde_json::Value::as_u64));
+        counted.map(|n| n as usize).ok_or_else(|| {
+            SinkError::Milvus(MilvusError::Config(format!(
+                "Milvus answered `{COUNT}` on `{}` without a count",
+                self.collection
+            )))
+        })
     }
+}
 
-    /// Every document, page by page with `offset`.
-    fn documents_by_offset(&self, layout: Layout) -> Result<HashSet<String>, SinkError> {
-        let mut documents = HashSet::new();
-        for page in 0.. {
-            let filter = format!("{} != \"\"", columns::ID);
-            let rows = self.query(filter, &[layout.key()], page * PAGE_ROWS, PAGE_ROWS)?;
-            let last = rows.len() < PAGE_ROWS;
-            for mut row in rows {
-                documents.extend(row.pop());
-            }
-            if last {
+/// The row-count query's one output field.
+const COUNT: &str = "count(*)";
+
+impl MilvusDocuments {
+    /// Every row's id and document, page by page in primary-key order
+    /// (`id > last`): a page never ends the listing early (Milvus 2.3 may
+    /// answer short pages; the SDK's iterator takes one for the end), only
+    /// an empty one does.
+    fn every_row(&self, layout: Layout) -> Result<(usize, HashSet<String>), SinkError> {
+        let fields = [columns::ID, layout.key()];
+        let (mut rows, mut documents) = (0, HashSet::new());
+        let mut filter = format!("{} != \"\"", columns::ID);
+        loop {
+            let page = self.query(filter, &fields, 0, PAGE_ROWS)?;
+            let Some(last) = page.iter().map(|row| &row[0]).max() else {
                 break;
-            }
+            };
+            filter = format!(
+                "{} > {}",
+                columns::ID,
+                serde_json::to_string(last).expect("a string serializes")
+            );
+            rows += page.len();
+            documents.extend(page.into_iter().filter_map(|mut row| row.pop()));
         }
-        Ok(documents)
+        Ok((rows, documents))
     }
 }
 
@@ -276,16 +279,18 @@ impl DocumentStore for MilvusDocuments {
         let Some(layout) = self.layout()? else {
             return Ok(HashSet::new());
         };
-        match self.documents_by_iterator(layout) {
-            Err(SinkError::Milvus(MilvusError::Request { source, .. }))
-                if matches!(*source, SdkError::MalformedResponse(_)) =>
-            {
-                // Milvus Lite: no collection id for the SDK's iterator, but
-                // a stable row order, so pages by offset.
-                self.documents_by_offset(layout)
-            }
-            outcome => outcome,
+        let (listed, documents) = self.every_row(layout)?;
+        // A listing short by one row would keep a deleted document; one
+        // that disagrees with the server's own count is not trusted.
+        let counted = self.count()?;
+        if listed != counted {
+            return Err(SinkError::Milvus(MilvusError::IncompleteListing {
+                collection: self.collection.clone(),
+                listed,
+                counted,
+            }));
         }
+        Ok(documents)
     }
 
     fn delete(&self, documents: &[String]) -> Result<(), SinkError> {

@@ -4,9 +4,11 @@
 
 mod config;
 mod held;
+mod latest;
 mod lite;
 mod rows;
 mod schema;
+mod server;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,19 +19,24 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::UInt32Type;
 use arrow::record_batch::RecordBatch;
 use milvus::v2::prelude::{
-    ClientV2, CollectionSchema, ConnectConfig, CreateCollectionRequest, DeleteRequest,
-    DescribeCollectionRequest, Error as SdkError, FlushRequest, HasCollectionRequest,
-    InsertRequest, LoadCollectionRequest, RetryConfig, UpsertRequest,
+    ClientV2, CollectionSchema, ConnectConfig, CreateCollectionRequest, CreateIndexRequest,
+    DeleteRequest, DescribeCollectionRequest, DropCollectionRequest, Error as SdkError,
+    FlushRequest, GetServerVersionRequest, HasCollectionRequest, InsertRequest,
+    LoadCollectionRequest, RetryConfig, UpsertRequest,
 };
 use tokio::runtime::Handle;
 
 pub use lite::{MilvusLite, is_local_path};
 pub use schema::CollectionPlan;
+pub(crate) use schema::param_text;
+pub use server::{Feature, ServerVersion};
 
 use super::{Durable, Sink, SinkError};
 use crate::batch::{Envelope, columns};
 use crate::dead_letter::DeadLetters;
-pub(crate) use config::{Bm25Mode, CreateMode, IndexConfig, IndexSpec, MilvusSinkConfig};
+pub(crate) use config::{
+    Bm25Mode, CreateMode, IndexConfig, IndexSpec, MilvusSinkConfig, VectorKind,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MilvusError {
@@ -70,6 +77,29 @@ pub enum MilvusError {
     Config(String),
     #[error(transparent)]
     DeadLetter(#[from] crate::dead_letter::DeadLetterError),
+    #[error(
+        "listing `{collection}` found {listed} rows but the server counts {counted}; nothing was deleted (is another writer running?)"
+    )]
+    IncompleteListing {
+        collection: String,
+        listed: usize,
+        counted: usize,
+    },
+    #[error(
+        "Milvus {version} at {uri} cannot serve {}: that needs Milvus ≥ {}.{}; change the pipeline or use a newer server",
+        feature.describe(), feature.since().0, feature.since().1
+    )]
+    Unsupported {
+        uri: String,
+        version: ServerVersion,
+        feature: Feature,
+    },
+    #[error(
+        "the server refused the collection's index (the collection this run created was dropped)"
+    )]
+    IndexRefused(#[source] Box<MilvusError>),
+    #[error("keeping each document's last version of a batch")]
+    Versions(#[source] arrow::error::ArrowError),
     #[error("Milvus {operation} on `{collection}` failed")]
     Request {
         operation: &'static str,
@@ -163,6 +193,8 @@ pub(super) fn with_retries<T>(
 /// A client, and the embedded server behind it when `uri` is a path.
 pub struct MilvusConnection {
     pub client: ClientV2,
+    /// What the server answered when asked its version.
+    pub version: ServerVersion,
     /// Dropped last: stops the embedded server.
     _lite: Option<MilvusLite>,
 }
@@ -220,8 +252,18 @@ impl MilvusConnection {
         // The SDK retries idempotent calls for minutes on its own; callers
         // retry longer themselves, and report the outage meanwhile.
         client.set_retry_param(RetryConfig::new().max_retry_timeout(SDK_RETRY_TIMEOUT));
+        let version = GetServerVersionRequest::builder()
+            .build()
+            .and_then(|request| runtime.block_on(client.server_version(request)))
+            .map_err(|source| MilvusError::Connect {
+                uri: cfg.uri.clone(),
+                source: Box::new(source),
+            })?;
+        let version = ServerVersion::parse(version.version());
+        tracing::debug!(uri = %cfg.uri, %version, "connected to Milvus");
         Ok(MilvusConnection {
             client,
+            version,
             _lite: lite,
         })
     }
@@ -298,13 +340,33 @@ impl MilvusSink {
         }
     }
 
+    /// Refuses a plan that needs what the server does not have, before
+    /// anything is created (Milvus 2.3 aborts on loading a collection with a
+    /// sparse field, and at every restart after).
+    fn refuse_unsupported(&self, plan: &mut CollectionPlan) -> Result<(), MilvusError> {
+        let version = &self.connection.version;
+        if let Some(feature) = plan.needs().into_iter().find(|f| !version.has(*f)) {
+            return Err(MilvusError::Unsupported {
+                uri: self.cfg.uri.clone(),
+                version: version.clone(),
+                feature,
+            });
+        }
+        if !version.has(Feature::NullableFields) {
+            plan.without_nullable();
+        }
+        Ok(())
+    }
+
     /// Creates the collection when missing, or checks that it fits; then loads it.
     fn prepare_collection(&mut self, mut plan: CollectionPlan) -> Result<(), MilvusError> {
+        self.refuse_unsupported(&mut plan)?;
         if !self.existing_fits(&mut plan)? {
             match self.create_collection(&plan) {
                 Ok(()) => {
                     tracing::info!(collection = %self.cfg.collection, "created collection");
                 }
+                Err(e @ MilvusError::IndexRefused(_)) => return Err(e),
                 // Another writer (a second daemon of the group) created it
                 // meanwhile, or is creating it: Milvus Lite refuses a second
                 // create before the first one shows.
@@ -362,16 +424,45 @@ impl MilvusSink {
     }
 
     fn create_collection(&self, plan: &CollectionPlan) -> Result<(), MilvusError> {
+        let index_params = plan.index_params(&self.cfg)?;
         let request = CreateCollectionRequest::builder()
             .collection_name(&self.cfg.collection)
             .schema(plan.collection_schema())
-            .index_params(plan.index_params(&self.cfg)?)
             .build()
             .map_err(|e| self.request_error("create_collection", e))?;
         self.call(
             "create_collection",
             self.connection.client.create_collection(request),
-        )
+        )?;
+        // The collection is this run's now: an index the server refuses
+        // (parameters out of range) takes it away again, so no collection
+        // without an index is left behind.
+        let index = CreateIndexRequest::builder()
+            .collection_name(&self.cfg.collection)
+            .index_params(index_params)
+            .sync(false) // Milvus Lite lacks the RPC a synchronous create waits with
+            .build()
+            .map_err(|e| self.request_error("create_index", e))
+            .and_then(|request| {
+                self.call("create_index", self.connection.client.create_index(request))
+            });
+        if let Err(e) = index {
+            let drop = DropCollectionRequest::builder()
+                .collection_name(&self.cfg.collection)
+                .build()
+                .map_err(|e| self.request_error("drop_collection", e))
+                .and_then(|request| {
+                    self.call(
+                        "drop_collection",
+                        self.connection.client.drop_collection(request),
+                    )
+                });
+            if let Err(dropped) = drop {
+                tracing::warn!(collection = %self.cfg.collection, "{}", crate::error::report(&dropped));
+            }
+            return Err(MilvusError::IndexRefused(Box::new(e)));
+        }
+        Ok(())
     }
 
     /// Upserts a group of rows as field columns, with retries (each try
@@ -563,6 +654,7 @@ impl Sink for MilvusSink {
 
     fn check(&mut self, schema: &arrow::datatypes::SchemaRef) -> Result<(), SinkError> {
         let mut plan = CollectionPlan::from_batch_schema(schema, &self.cfg)?;
+        self.refuse_unsupported(&mut plan)?;
         self.existing_fits(&mut plan)?;
         Ok(())
     }
@@ -574,6 +666,8 @@ impl Sink for MilvusSink {
             deletes,
         } = envelope;
         if batch.num_rows() > 0 {
+            let latest = latest::last_versions(batch).map_err(MilvusError::Versions)?;
+            let batch = latest.as_ref().unwrap_or(batch);
             let plan = self.plan.as_ref().ok_or_else(|| {
                 MilvusError::Config("the sink was not prepared before its first write".into())
             })?;

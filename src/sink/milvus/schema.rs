@@ -7,8 +7,8 @@ use milvus::v2::prelude::{
     MetricType,
 };
 
-use super::MilvusError;
-use super::{Bm25Mode, MilvusSinkConfig};
+use super::{Bm25Mode, MilvusSinkConfig, VectorKind};
+use super::{Feature, MilvusError};
 use crate::batch::columns;
 
 /// Longest chunk id / document id Milvus will accept from us.
@@ -173,23 +173,52 @@ impl CollectionPlan {
     pub fn index_params(&self, cfg: &MilvusSinkConfig) -> Result<Vec<IndexParam>, MilvusError> {
         let mut params = Vec::new();
         for field in &self.fields {
-            let (spec, what) = match field.kind {
-                FieldKind::FloatVector(_) => (&cfg.index.dense, "dense"),
-                FieldKind::SparseVector => (&cfg.index.sparse, "sparse"),
+            let vectors = match field.kind {
+                FieldKind::FloatVector(_) => VectorKind::Dense,
+                FieldKind::SparseVector => VectorKind::Sparse,
                 _ => continue,
             };
-            let mut metric = metric_type(&spec.metric, what)?;
+            let spec = cfg.index.spec(vectors);
+            let mut metric = metric_type(&spec.metric(vectors), vectors)?;
             if self.server_bm25 && field.kind == FieldKind::SparseVector {
                 metric = MetricType::Bm25;
             }
+            let build = spec
+                .build_params(vectors)
+                .into_iter()
+                .map(|(k, v)| (k, param_text(&v)))
+                .collect();
             params.push(
                 IndexParam::new()
                     .field_name(field.name.clone())
-                    .index_type(index_type(&spec.kind, what)?)
-                    .metric_type(metric),
+                    .index_type(index_type(&spec.kind(vectors), vectors)?)
+                    .metric_type(metric)
+                    .extra_params(build),
             );
         }
         Ok(params)
+    }
+
+    /// The server features this layout needs (nullable fields are wanted,
+    /// not needed: see `without_nullable`).
+    pub fn needs(&self) -> Vec<Feature> {
+        let mut needs = Vec::new();
+        if self.server_bm25 {
+            needs.push(Feature::ServerBm25);
+        }
+        if self.sparse_field().is_some() {
+            needs.push(Feature::SparseVectors);
+        }
+        needs
+    }
+
+    /// For servers without nullable fields: every field is created
+    /// required, and a row with a missing metadata value is dead-lettered
+    /// naming the field.
+    pub fn without_nullable(&mut self) {
+        for field in &mut self.fields {
+            field.nullable = false;
+        }
     }
 
     pub fn sparse_field(&self) -> Option<&str> {
@@ -271,8 +300,16 @@ fn describe(field: &FieldSchema) -> FieldKind {
     }
 }
 
-fn index_type(name: &str, what: &str) -> Result<IndexType, MilvusError> {
-    Ok(match name.to_ascii_uppercase().as_str() {
+/// A parameter as Milvus takes it in key-value pairs: numbers and strings bare.
+pub(crate) fn param_text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn index_type(name: &str, vectors: VectorKind) -> Result<IndexType, MilvusError> {
+    Ok(match name {
         "AUTOINDEX" => IndexType::AutoIndex,
         "FLAT" => IndexType::Flat,
         "IVF_FLAT" => IndexType::IvfFlat,
@@ -281,21 +318,23 @@ fn index_type(name: &str, what: &str) -> Result<IndexType, MilvusError> {
         "SPARSE_INVERTED_INDEX" => IndexType::SparseInvertedIndex,
         other => {
             return Err(MilvusError::Config(format!(
-                "index.{what}.type `{other}` is not supported (AUTOINDEX, FLAT, IVF_FLAT, HNSW, DISKANN, SPARSE_INVERTED_INDEX)"
+                "index.{}.type `{other}` is not supported (AUTOINDEX, FLAT, IVF_FLAT, HNSW, DISKANN, SPARSE_INVERTED_INDEX)",
+                vectors.key()
             )));
         }
     })
 }
 
-fn metric_type(name: &str, what: &str) -> Result<MetricType, MilvusError> {
-    Ok(match name.to_ascii_uppercase().as_str() {
+fn metric_type(name: &str, vectors: VectorKind) -> Result<MetricType, MilvusError> {
+    Ok(match name {
         "COSINE" => MetricType::Cosine,
         "IP" => MetricType::Ip,
         "L2" => MetricType::L2,
         "BM25" => MetricType::Bm25,
         other => {
             return Err(MilvusError::Config(format!(
-                "index.{what}.metric `{other}` is not supported (COSINE, IP, L2, BM25)"
+                "index.{}.metric `{other}` is not supported (COSINE, IP, L2, BM25)",
+                vectors.key()
             )));
         }
     })

@@ -1,0 +1,110 @@
+"""Starts the real Milvus 2.3.5 standalone server (PyPI `milvus==2.3.5`) on
+127.0.0.1 with every port free, for the tests and the benchmark.
+
+    python scripts/milvus_server.py --root .tools/milvus --data DIR --port PORT
+        [--tls-mode 1|2 --server-pem F --server-key F --ca-pem F] [--auth]
+
+`--root` is where scripts/setup.sh unpacked the package's binaries (bin/).
+The package's own `milvus-server` picks ports by probing from fixed defaults
+and always starts embedded etcd on 2379/2380, so two servers collide; this
+writes the same config with a free port for each and an etcd config of its
+own, then becomes the server process (exec): SIGINT or SIGTERM to this pid
+stops Milvus gracefully. Its data survives a restart on the same DIR.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import sys
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--root", required=True)
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--tls-mode", type=int, default=0)
+    parser.add_argument("--server-pem", default="")
+    parser.add_argument("--server-key", default="")
+    parser.add_argument("--ca-pem", default="")
+    parser.add_argument("--auth", action="store_true")
+    args = parser.parse_args()
+
+    root, data = os.path.abspath(args.root), os.path.abspath(args.data)
+    package = os.path.join(root, "site", "milvus")
+    for sub in ("configs", "logs", "data", "run"):
+        os.makedirs(os.path.join(data, sub), exist_ok=True)
+
+    # Ports are chosen once per data directory: a restart reuses them.
+    ports_file = os.path.join(data, "ports.json")
+    if os.path.exists(ports_file):
+        with open(ports_file, encoding="utf-8") as f:
+            ports = json.load(f)
+    else:
+        ports = {}
+    ports["proxy_port"] = args.port
+    values = {
+        "etcd_data_dir": os.path.join(data, "data", "etcd.data"),
+        "local_storage_dir": os.path.join(data, "data"),
+        "rocksmq_data_dir": os.path.join(data, "data", "rocksmq"),
+        "etcd_log_path": os.path.join(data, "logs", "etcd.log"),
+        "system_log_path": os.path.join(data, "logs"),
+        "tls_mode": str(args.tls_mode),
+        "server_pem_path": args.server_pem,
+        "server_key_path": args.server_key,
+        "ca_pem_path": args.ca_pem,
+        "authorization_enabled": "true" if args.auth else "false",
+    }
+
+    def fill(match):
+        text = match.group(1).strip()
+        key = text.split(":")[0].split("(")[0].strip()
+        if key.endswith("_port"):
+            ports.setdefault(key, free_port())
+            return str(ports[key])
+        default = text.split(":", 1)[1].strip() if ":" in text else ""
+        return values.get(key) or default
+
+    with open(os.path.join(package, "data", "config.yaml.template"), encoding="utf-8") as f:
+        config = re.sub(r"\{\{(.*?)\}\}", fill, f.read())
+    for key in ("etcd_client", "etcd_peer", "metrics"):
+        ports.setdefault(key, free_port())
+    with open(ports_file, "w", encoding="utf-8") as f:
+        json.dump(ports, f)
+    with open(os.path.join(data, "configs", "milvus.yaml"), "w", encoding="utf-8") as f:
+        f.write(config)
+    shutil.copy(os.path.join(package, "data", "glog.conf"), os.path.join(data, "configs", "glog.conf"))
+    etcd_config = os.path.join(data, "configs", "embedEtcd.yaml")
+    client, peer = f"http://127.0.0.1:{ports['etcd_client']}", f"http://127.0.0.1:{ports['etcd_peer']}"
+    with open(etcd_config, "w", encoding="utf-8") as f:
+        f.write(
+            f"listen-client-urls: {client}\nadvertise-client-urls: {client}\n"
+            f"listen-peer-urls: {peer}\ninitial-advertise-peer-urls: {peer}\n"
+            f"initial-cluster: default={peer}\n"
+        )
+
+    binary = os.path.join(root, "bin", "milvus")
+    env = dict(os.environ)
+    env.update(
+        DEPLOY_MODE="STANDALONE",
+        METRICS_PORT=str(ports["metrics"]),
+        MILVUS_RUN_DIR=os.path.join(data, "run"),
+        ETCD_CONFIG_PATH=etcd_config,
+        LD_LIBRARY_PATH=os.path.join(root, "bin") + ":" + os.environ.get("LD_LIBRARY_PATH", ""),
+    )
+    os.chdir(data)
+    sys.stdout.flush()
+    os.execve(binary, [binary, "run", "standalone"], env)
+
+
+if __name__ == "__main__":
+    main()

@@ -87,19 +87,34 @@ fn top_doc(ws: &Workspace, query: &str, mode: &str) -> String {
     first["doc_id"].as_str().unwrap().to_string()
 }
 
-#[test]
-fn pipeline_creates_the_collection_writes_every_chunk_and_a_rerun_changes_nothing() {
-    let server = MilvusServer::start();
-    let ws = workspace(&server.uri, "", ALL_STAGES);
+/// What a server of `kind` serves: Milvus 2.3 has no sparse vectors.
+fn stages_for(kind: MilvusKind) -> &'static str {
+    match kind {
+        MilvusKind::Lite => ALL_STAGES,
+        MilvusKind::Real => DENSE_STAGES,
+    }
+}
+
+const DENSE_STAGES: &str =
+    "  - { type: chunk, max_chars: 200, overlap: 20 }\n  - { type: dense }\n";
+
+fn pipeline_creates_the_collection_writes_every_chunk_and_a_rerun_changes_nothing(
+    kind: MilvusKind,
+) {
+    let server = MilvusServer::start_kind(kind);
+    let ws = workspace(&server.uri, "", stages_for(kind));
     let run = ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
     let chunks = run.summary_number("chunks");
     assert!(chunks > 12);
     assert_eq!(count(&server.uri, "docs"), chunks);
-    assert_eq!(
-        sealed_rows(&server, "docs"),
-        chunks as usize,
-        "the end of the run flushed every row into sealed segments"
-    );
+    if kind == MilvusKind::Lite {
+        // Milvus Lite's sealed segments are Parquet files in its data directory.
+        assert_eq!(
+            sealed_rows(&server, "docs"),
+            chunks as usize,
+            "the end of the run flushed every row into sealed segments"
+        );
+    }
     ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
     assert_eq!(
         count(&server.uri, "docs"),
@@ -112,9 +127,8 @@ fn pipeline_creates_the_collection_writes_every_chunk_and_a_rerun_changes_nothin
     );
 }
 
-#[test]
-fn reingesting_a_document_with_fewer_chunks_deletes_its_stale_chunks() {
-    let server = MilvusServer::start();
+fn reingesting_a_document_with_fewer_chunks_deletes_its_stale_chunks(kind: MilvusKind) {
+    let server = MilvusServer::start_kind(kind);
     let ws = workspace(
         &server.uri,
         "",
@@ -716,4 +730,179 @@ fn groups_land_whole_and_a_repeated_ids_last_version_wins() {
                 .collect();
         assert_eq!(held, expected, "repeated id: {repeated}");
     }
+}
+
+/// `vecpipe search` (dense, with a filter) prints the same hits on every
+/// server: Milvus 2.3 leaves the key field's name out of its results.
+fn dense_search_finds_the_same_documents_on_every_server(kind: MilvusKind) {
+    let server = MilvusServer::start_kind(kind);
+    let ws = workspace(&server.uri, "", DENSE_STAGES);
+    ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
+    assert_eq!(top_doc(&ws, "Where was Turing born?", "dense"), "turing");
+    assert_eq!(
+        top_doc(&ws, "Who wrote the first compiler?", "dense"),
+        "hopper"
+    );
+    let filtered = ws
+        .vecpipe(&[
+            "search",
+            "p.yaml",
+            "Where was Turing born?",
+            "--filter",
+            "doc_id == \"web\"",
+            "--json",
+        ])
+        .expect_code(0);
+    let docs: Vec<String> = filtered
+        .stdout()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(docs, ["web#0"], "{}", filtered.stdout());
+}
+
+/// A source that holds two versions of one document in one batch: only the
+/// later one is in Milvus afterwards, with none of the earlier one's chunks
+/// (the earlier one had two, the later one has one).
+fn the_last_of_two_versions_in_one_batch_wins_with_no_chunk_of_the_first(kind: MilvusKind) {
+    let server = MilvusServer::start_kind(kind);
+    let ws = workspace(
+        &server.uri,
+        "",
+        "  - { type: chunk, max_chars: 40 }\n  - { type: dense }\n",
+    );
+    let record = |id: &str, text: &str| {
+        serde_json::json!({"id": id, "title": "t", "text": text}).to_string() + "\n"
+    };
+    ws.write(
+        "corpus.jsonl",
+        [
+            record(
+                "dup",
+                "The first version is long. It has a second sentence.",
+            ),
+            record("other", "Another document."),
+            record("dup", "The second version."),
+            record("key", "first"),
+            record("key", "second"),
+        ]
+        .concat(),
+    );
+    ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
+    let rows = milvus_rows(&server.uri, "docs", "id, text");
+    let mut stored: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap().into(),
+                r["text"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    stored.sort();
+    assert_eq!(
+        stored,
+        [
+            ("dup#0".to_string(), "The second version.".to_string()),
+            ("key#0".to_string(), "second".to_string()),
+            ("other#0".to_string(), "Another document.".to_string()),
+        ]
+    );
+    assert_eq!(count(&server.uri, "docs"), 3, "no second row for one id");
+}
+
+/// An index type with its defaults (HNSW, IVF_FLAT) is built and searched;
+/// parameters the server refuses fail the run with the server's message and
+/// leave no collection behind.
+fn index_types_get_working_parameters_and_a_refused_one_leaves_nothing(kind: MilvusKind) {
+    let server = MilvusServer::start_kind(kind);
+    for index in [
+        "{ type: HNSW }",
+        "{ type: IVF_FLAT, metric: L2 }",
+        "{ type: HNSW, params: { M: 8 }, search_params: { ef: 20 } }",
+    ] {
+        let ws = workspace(
+            &server.uri,
+            &format!(", index: {{ dense: {index} }}"),
+            DENSE_STAGES,
+        );
+        ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
+        assert_eq!(
+            top_doc(&ws, "Where was Turing born?", "dense"),
+            "turing",
+            "{index}"
+        );
+        drop_collection(&server.uri, "docs");
+    }
+    if kind == MilvusKind::Real {
+        // Milvus Lite builds no IVF index, so takes any nlist.
+        let ws = workspace(
+            &server.uri,
+            ", index: { dense: { type: IVF_FLAT, params: { nlist: 0 } } }",
+            DENSE_STAGES,
+        );
+        let run = ws.vecpipe(&["run", "p.yaml"]).expect_code(2);
+        assert_output_eq!(
+            run.stderr(),
+            "error: the server refused the collection's index (the collection this run created was dropped): Milvus create_index on `docs` failed: Milvus server error (code=65535, message=nlist out of range: [1, 65536])\n"
+        );
+        assert!(milvus_rows(&server.uri, "docs", "id").is_empty());
+        assert!(!has_collection(&server.uri, "docs"));
+    }
+}
+
+on_every_milvus!(
+    pipeline_creates_the_collection_writes_every_chunk_and_a_rerun_changes_nothing,
+    reingesting_a_document_with_fewer_chunks_deletes_its_stale_chunks,
+    dense_search_finds_the_same_documents_on_every_server,
+    the_last_of_two_versions_in_one_batch_wins_with_no_chunk_of_the_first,
+    index_types_get_working_parameters_and_a_refused_one_leaves_nothing,
+);
+
+/// Sparse vectors on Milvus 2.3: refused by `validate` and `run` (exit 2)
+/// before anything is created, naming the version and what is needed; the
+/// server keeps serving (a sparse collection would abort it at every load).
+#[test]
+fn a_sparse_pipeline_is_refused_by_milvus_2_3_before_anything_is_created() {
+    let server = MilvusServer::start_kind(MilvusKind::Real);
+    for (stages, extra, needs) in [
+        (
+            ALL_STAGES,
+            "",
+            "sparse vectors (a bm25 or splade stage): that needs Milvus ≥ 2.4",
+        ),
+        (
+            DENSE_STAGES,
+            ", bm25: server",
+            "`bm25: server` (Milvus' BM25 function): that needs Milvus ≥ 2.5",
+        ),
+    ] {
+        let ws = workspace(&server.uri, extra, stages);
+        let message = format!(
+            "Milvus v2.3.5-lite at {} cannot serve {needs}; change the pipeline or use a newer server",
+            server.uri
+        );
+        let sink_line = std::fs::read_to_string(ws.path("p.yaml"))
+            .unwrap()
+            .lines()
+            .position(|l| l == "sinks:")
+            .unwrap()
+            + 2;
+        let validate = ws.vecpipe(&["validate", "p.yaml"]).expect_code(2);
+        assert_output_eq!(
+            validate.stderr(),
+            format!("error: p.yaml:{sink_line}:5: sinks[0]: {message}\n")
+        );
+        let run = ws.vecpipe(&["run", "p.yaml"]).expect_code(2);
+        assert_output_eq!(run.stderr(), format!("error: {message}\n"));
+        assert!(!has_collection(&server.uri, "docs"));
+    }
+    let ws = workspace(&server.uri, "", DENSE_STAGES);
+    ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
+    assert_eq!(top_doc(&ws, "Where was Turing born?", "dense"), "turing");
 }

@@ -81,7 +81,7 @@ fn chunked_columns(
 mod tests {
     use std::sync::Arc;
 
-    use arrow::array::{StringArray, UInt32Array};
+    use arrow::array::{Array, StringArray, UInt32Array};
     use arrow::datatypes::{DataType, Field, Schema};
 
     use super::*;

@@ -353,7 +353,14 @@ impl MilvusSink {
             });
         }
         if !version.has(Feature::NullableFields) {
-            plan.without_nullable();
+            let optional = plan.without_nullable();
+            if !optional.is_empty() {
+                tracing::info!(
+                    collection = %self.cfg.collection,
+                    "Milvus {version} has no nullable fields (2.5 has): a missing value of {} is stored as its type's empty value (\"\", 0, false, JSON null)",
+                    optional.join(", ")
+                );
+            }
         }
         Ok(())
     }

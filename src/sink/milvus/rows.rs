@@ -5,7 +5,7 @@ use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{DataType, Float32Type, Float64Type, Int64Type, UInt32Type};
 use arrow::record_batch::RecordBatch;
 use milvus::v2::prelude::{Error as SdkError, FieldData};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::schema::{CollectionPlan, FieldKind};
 
@@ -59,32 +59,35 @@ pub fn field_columns(
         let data = match &field.kind {
             FieldKind::PrimaryKey | FieldKind::VarChar(_) => FieldData::varchar(
                 name,
-                valid_values(array, &DataType::Utf8, |a, r| {
+                valid_values(array, &DataType::Utf8, field.nullable, |a, r| {
                     a.as_string::<i32>().value(r).to_string()
                 }),
             ),
             FieldKind::Int64 => FieldData::int64(
                 name,
-                valid_values(array, &DataType::Int64, |a, r| {
+                valid_values(array, &DataType::Int64, field.nullable, |a, r| {
                     a.as_primitive::<Int64Type>().value(r)
                 }),
             ),
             FieldKind::Double => FieldData::double(
                 name,
-                valid_values(array, &DataType::Float64, |a, r| {
+                valid_values(array, &DataType::Float64, field.nullable, |a, r| {
                     a.as_primitive::<Float64Type>().value(r)
                 }),
             ),
             FieldKind::Bool => FieldData::boolean(
                 name,
-                valid_values(array, &DataType::Boolean, |a, r| a.as_boolean().value(r)),
+                valid_values(array, &DataType::Boolean, field.nullable, |a, r| {
+                    a.as_boolean().value(r)
+                }),
             ),
             FieldKind::Json => FieldData::json(
                 name,
-                scalars(array)
+                json_values(array)
+                    .map_err(|e| Box::new(SdkError::Unexpected(e.to_string())))?
                     .into_iter()
                     .enumerate()
-                    .filter(|&(r, _)| array.is_valid(r))
+                    .filter(|&(r, _)| !field.nullable || array.is_valid(r))
                     .map(|(_, value)| value)
                     .collect(),
             ),
@@ -130,46 +133,50 @@ pub fn field_columns(
     Ok(fields)
 }
 
-/// The non-null values of `array` cast to `target` and read by `value`
-/// (nulls are carried by validity); values that do not cast get the type's
-/// default.
+/// The values of `array` cast to `target` and read by `value`: for a
+/// nullable field only the non-null ones (nulls are carried by validity);
+/// for a field that cannot be null (servers before 2.5) a null is the
+/// type's empty value. The plan only maps types that cast.
 fn valid_values<T: Default>(
     array: &ArrayRef,
     target: &DataType,
+    nullable: bool,
     value: impl Fn(&ArrayRef, usize) -> T,
 ) -> Vec<T> {
-    let valid = (0..array.len()).filter(|&r| array.is_valid(r));
+    let rows = (0..array.len()).filter(|&r| !nullable || array.is_valid(r));
     match arrow::compute::cast(array, target) {
-        Ok(cast) => valid.map(|r| value(&cast, r)).collect(),
-        Err(_) => valid.map(|_| T::default()).collect(),
+        Ok(cast) => rows
+            .map(|r| {
+                if cast.is_valid(r) {
+                    value(&cast, r)
+                } else {
+                    T::default()
+                }
+            })
+            .collect(),
+        Err(_) => rows.map(|_| T::default()).collect(),
     }
 }
 
-/// Strings, booleans, integers and floats as themselves; anything else as
-/// text; nulls as null.
-fn scalars(array: &ArrayRef) -> Vec<Value> {
-    let target = match array.data_type() {
-        DataType::Boolean => DataType::Boolean,
-        t if t.is_integer() => DataType::Int64,
-        t if t.is_floating() => DataType::Float64,
-        _ => DataType::Utf8,
+/// Each row of `array` as JSON, as Arrow's JSON writer writes it: lists
+/// as arrays, structs as objects, timestamps and dates as ISO 8601 text,
+/// binary as hex; nulls as null.
+fn json_values(array: &ArrayRef) -> Result<Vec<Value>, arrow::error::ArrowError> {
+    let batch = RecordBatch::try_from_iter([("v", array.clone())])?;
+    let mut writer = arrow::json::ArrayWriter::new(Vec::new());
+    writer.write(&batch)?;
+    writer.finish()?;
+    let text = writer.into_inner();
+    let rows: Vec<serde_json::Map<String, Value>> = if text.is_empty() {
+        Vec::new()
+    } else {
+        serde_json::from_slice(&text)
+            .map_err(|e| arrow::error::ArrowError::JsonError(e.to_string()))?
     };
-    let Ok(cast) = arrow::compute::cast(array, &target) else {
-        return vec![Value::Null; array.len()];
-    };
-    (0..cast.len())
-        .map(|r| {
-            if cast.is_null(r) {
-                return Value::Null;
-            }
-            match &target {
-                DataType::Boolean => Value::from(cast.as_boolean().value(r)),
-                DataType::Int64 => Value::from(cast.as_primitive::<Int64Type>().value(r)),
-                DataType::Float64 => json!(cast.as_primitive::<Float64Type>().value(r)),
-                _ => Value::from(cast.as_string::<i32>().value(r)),
-            }
-        })
-        .collect()
+    Ok(rows
+        .into_iter()
+        .map(|mut row| row.remove("v").unwrap_or(Value::Null))
+        .collect())
 }
 
 #[cfg(test)]

@@ -213,12 +213,15 @@ impl CollectionPlan {
     }
 
     /// For servers without nullable fields: every field is created
-    /// required, and a row with a missing metadata value is dead-lettered
-    /// naming the field.
-    pub fn without_nullable(&mut self) {
-        for field in &mut self.fields {
+    /// required (a missing value is written as its type's empty value);
+    /// returns the fields that would have been nullable.
+    pub fn without_nullable(&mut self) -> Vec<String> {
+        let mut optional = Vec::new();
+        for field in self.fields.iter_mut().filter(|f| f.nullable) {
             field.nullable = false;
+            optional.push(format!("`{}`", field.name));
         }
+        optional
     }
 
     pub fn sparse_field(&self) -> Option<&str> {

@@ -256,86 +256,230 @@ pub fn setup(component: Option<&str>) {
     done.push(key);
 }
 
-/// A Milvus Lite server on a free 127.0.0.1 port with its own data
-/// directory, started for one test and stopped when dropped.
+/// Which Milvus a test runs against.
+///
+/// - `Lite`: Milvus Lite 3.2.2 (PyPI `milvus-lite`), a pure-Python
+///   re-implementation of Milvus' gRPC API: sparse vectors, hybrid search,
+///   server-side BM25, nullable fields; no auth, no TLS, no bulk import.
+///   Stopped with SIGTERM; its data survives a restart.
+/// - `Real`: the real Milvus 2.3.5 standalone server (PyPI `milvus==2.3.5`:
+///   Go + C++ segcore/knowhere, embedded etcd, local storage), started by
+///   `scripts/milvus_server.py` with every port free. Ready ~3 s after start
+///   (the port opens earlier: readiness is its /healthz), ~220 MB RSS idle.
+///   Dense vectors, upsert, delete by expression, dynamic fields, TLS
+///   (one-way, mutual) and auth (user `root`, password `Milvus`); no sparse
+///   vectors (a collection with one aborts the server at every load), no
+///   hybrid search, no nullable fields, no BM25 function; HNSW needs `M` and
+///   `efConstruction`, IVF `nlist`; two rows with one id in one upsert are
+///   both kept; search results leave the primary-key field name empty.
+///   Reports its version as `v2.3.5-lite`. Stopped with SIGINT (graceful).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MilvusKind {
+    Lite,
+    Real,
+}
+
+/// How a real Milvus server is reached: TLS files and authorization.
+#[derive(Debug, Clone, Default)]
+pub struct RealOptions {
+    /// 1: one-way TLS, 2: mutual TLS; with `server.pem`, `server.key`, `ca.pem` in `tls_dir`.
+    pub tls_mode: u8,
+    pub tls_dir: Option<PathBuf>,
+    pub auth: bool,
+}
+
+/// A Milvus server on a free 127.0.0.1 port with its own data directory,
+/// started for one test and stopped when dropped.
 pub struct MilvusServer {
     child: std::process::Child,
+    pub kind: MilvusKind,
     pub uri: String,
     pub data: tempfile::TempDir,
     port: u16,
+    options: RealOptions,
 }
 
 impl MilvusServer {
+    /// Milvus Lite.
     pub fn start() -> Self {
-        setup(None);
+        Self::start_kind(MilvusKind::Lite)
+    }
+
+    pub fn start_kind(kind: MilvusKind) -> Self {
+        Self::start_real_with(kind, RealOptions::default())
+    }
+
+    /// A real server with TLS or authorization.
+    pub fn start_real(options: RealOptions) -> Self {
+        Self::start_real_with(MilvusKind::Real, options)
+    }
+
+    fn start_real_with(kind: MilvusKind, options: RealOptions) -> Self {
+        setup(if kind == MilvusKind::Real {
+            Some("test")
+        } else {
+            None
+        });
         let data = tempfile::tempdir().unwrap();
         let port = free_port();
-        let child = Self::spawn(&data, port);
+        let child = Self::spawn(kind, &data, port, &options);
+        let scheme = if options.tls_mode > 0 {
+            "https"
+        } else {
+            "http"
+        };
         MilvusServer {
             child,
-            uri: format!("http://127.0.0.1:{port}"),
+            kind,
+            uri: format!("{scheme}://127.0.0.1:{port}"),
             data,
             port,
+            options,
         }
     }
 
-    /// Stops the server (SIGTERM), keeping its data directory and port for `restart`.
+    /// Stops the server gracefully, keeping its data directory and port for `restart`.
     pub fn stop(&mut self) {
+        let signal = match self.kind {
+            MilvusKind::Lite => "-TERM",
+            MilvusKind::Real => "-INT",
+        };
         let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([signal, &self.child.id().to_string()])
             .status();
         let _ = self.child.wait();
     }
 
     pub fn restart(&mut self) {
-        self.child = Self::spawn(&self.data, self.port);
+        self.child = Self::spawn(self.kind, &self.data, self.port, &self.options);
     }
 
-    fn spawn(data: &tempfile::TempDir, port: u16) -> std::process::Child {
-        let program = repo_root().join(".venv/bin/milvus-lite");
-        assert!(
-            program.is_file(),
-            "{} is missing after setup",
-            program.display()
-        );
+    fn spawn(
+        kind: MilvusKind,
+        data: &tempfile::TempDir,
+        port: u16,
+        options: &RealOptions,
+    ) -> std::process::Child {
         let log_path = data.path().join("server.log");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log_path)
             .unwrap();
-        let mut child = Command::new(&program)
-            .args(["server", "--data-dir"])
-            .arg(data.path().join("milvus"))
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        let mut command = match kind {
+            MilvusKind::Lite => {
+                let program = repo_root().join(".venv/bin/milvus-lite");
+                assert!(
+                    program.is_file(),
+                    "{} is missing after setup",
+                    program.display()
+                );
+                let mut c = Command::new(&program);
+                c.args(["server", "--data-dir"])
+                    .arg(data.path().join("milvus"))
+                    .args(["--host", "127.0.0.1", "--port", &port.to_string()]);
+                c
+            }
+            MilvusKind::Real => {
+                let root = repo_root().join(".tools/milvus");
+                assert!(
+                    root.join("bin/milvus").is_file(),
+                    "{} is missing after setup",
+                    root.display()
+                );
+                let mut c = Command::new(repo_root().join(".venv/bin/python"));
+                c.arg(repo_root().join("scripts/milvus_server.py"))
+                    .arg("--root")
+                    .arg(&root)
+                    .arg("--data")
+                    .arg(data.path().join("milvus"))
+                    .args(["--port", &port.to_string()]);
+                if options.tls_mode > 0 {
+                    let dir = options.tls_dir.as_ref().expect("TLS needs its files");
+                    c.args(["--tls-mode", &options.tls_mode.to_string()])
+                        .arg("--server-pem")
+                        .arg(dir.join("server.pem"))
+                        .arg("--server-key")
+                        .arg(dir.join("server.key"))
+                        .arg("--ca-pem")
+                        .arg(dir.join("ca.pem"));
+                }
+                if options.auth {
+                    c.arg("--auth");
+                }
+                c
+            }
+        };
+        let mut child = command
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
-            .expect("milvus-lite starts");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        while std::net::TcpStream::connect_timeout(&address, std::time::Duration::from_millis(200))
-            .is_err()
-        {
+            .expect("the Milvus server starts");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+        let ready = || match kind {
+            MilvusKind::Lite => {
+                let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+                std::net::TcpStream::connect_timeout(
+                    &address,
+                    std::time::Duration::from_millis(200),
+                )
+                .is_ok()
+            }
+            MilvusKind::Real => real_server_healthy(&data.path().join("milvus")),
+        };
+        while !ready() {
             let log = std::fs::read_to_string(&log_path).unwrap_or_default();
             assert!(
                 child.try_wait().unwrap().is_none(),
-                "milvus-lite exited:\n{log}"
+                "{kind:?} Milvus exited:\n{log}"
             );
             assert!(
                 std::time::Instant::now() < deadline,
-                "milvus-lite did not listen within 60 s:\n{log}"
+                "{kind:?} Milvus was not ready within 90 s:\n{log}"
             );
-            std::thread::sleep(std::time::Duration::from_millis(50));
+            std::thread::sleep(std::time::Duration::from_millis(100));
         }
         child
     }
 }
 
+/// Whether the real server in `data` answers OK on its /healthz (the
+/// metrics port `scripts/milvus_server.py` chose, in `ports.json`).
+fn real_server_healthy(data: &Path) -> bool {
+    use std::io::{Read, Write};
+    let Some(port) = std::fs::read_to_string(data.join("ports.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|ports| ports["metrics"].as_u64())
+    else {
+        return false;
+    };
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port as u16));
+    let Ok(mut stream) =
+        std::net::TcpStream::connect_timeout(&address, std::time::Duration::from_millis(200))
+    else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+    let mut response = String::new();
+    write!(
+        stream,
+        "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .is_ok()
+        && stream.read_to_string(&mut response).is_ok()
+        && response.starts_with("HTTP/1.1 200")
+        && response.contains("OK")
+}
+
 impl Drop for MilvusServer {
     fn drop(&mut self) {
+        let signal = match self.kind {
+            MilvusKind::Lite => "-TERM",
+            MilvusKind::Real => "-INT",
+        };
         let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([signal, &self.child.id().to_string()])
             .status();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
         while std::time::Instant::now() < deadline {
@@ -347,6 +491,24 @@ impl Drop for MilvusServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs each named `fn(MilvusKind)` as two tests: `lite::NAME` and `real::NAME`.
+macro_rules! on_every_milvus {
+    ($($name:ident),* $(,)?) => {
+        mod lite {
+            $(#[test]
+            fn $name() {
+                super::$name($crate::common::MilvusKind::Lite)
+            })*
+        }
+        mod real {
+            $(#[test]
+            fn $name() {
+                super::$name($crate::common::MilvusKind::Real)
+            })*
+        }
+    };
 }
 
 /// Which Kafka-protocol broker a test runs against.
@@ -666,4 +828,32 @@ pub fn recorded_row_groups(state: &Path) -> Vec<usize> {
             entry["row_group"].as_u64().unwrap() as usize
         })
         .collect()
+}
+
+/// Whether `collection` exists on the server at `uri`.
+pub fn has_collection(uri: &str, collection: &str) -> bool {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        use milvus::v2::prelude::{ClientV2, ConnectConfig, HasCollectionRequest};
+        let client = ClientV2::new(&ConnectConfig::new().uri(uri)).await.unwrap();
+        let request = HasCollectionRequest::builder()
+            .collection_name(collection)
+            .build()
+            .unwrap();
+        client.has_collection(request).await.unwrap().exists()
+    })
+}
+
+/// Drops `collection` from the server at `uri`.
+pub fn drop_collection(uri: &str, collection: &str) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        use milvus::v2::prelude::{ClientV2, ConnectConfig, DropCollectionRequest};
+        let client = ClientV2::new(&ConnectConfig::new().uri(uri)).await.unwrap();
+        let request = DropCollectionRequest::builder()
+            .collection_name(collection)
+            .build()
+            .unwrap();
+        client.drop_collection(request).await.unwrap();
+    })
 }

@@ -318,3 +318,41 @@ fn sync_deletes_exactly_the_vanished_documents_and_refuses_after_a_failure_or_to
     assert_eq!(forced.summary_number("deleted"), 5);
     assert_eq!(rows(&milvus.uri), held_by(&all, &fewer));
 }
+
+/// `--sync` over more rows than one listing page (4,096): every document is
+/// listed, so exactly the vanished ones are deleted (Milvus 2.3 answered the
+/// SDK's iterator a short page, which it took for the end: nothing deleted).
+fn sync_lists_every_row_past_one_page_and_deletes_exactly_the_vanished(kind: MilvusKind) {
+    let milvus = MilvusServer::start_kind(kind);
+    let ws = Workspace::new();
+    let model = repo_root().join("models/all-MiniLM-L6-v2");
+    ws.write(
+        "p.yaml",
+        format!(
+            "name: many\nsource: {{ type: jsonl, path: corpus.jsonl, id_field: id }}\nstages:\n  - {{ type: dense, model: {} }}\nsinks:\n  - {{ type: milvus, uri: '{}', collection: docs }}\n",
+            model.display(),
+            milvus.uri
+        ),
+    );
+    let corpus = |ids: &mut dyn Iterator<Item = usize>| {
+        id_text_lines(ids.map(|i| (format!("doc-{i:05}"), format!("note {i}"))))
+    };
+    ws.write("corpus.jsonl", corpus(&mut (0..5_000)));
+    ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
+    ws.write(
+        "corpus.jsonl",
+        corpus(&mut (0..5_000).filter(|i| i % 10 == 3)),
+    );
+    let synced = ws
+        .vecpipe(&["run", "p.yaml", "--sync", "--force"])
+        .expect_code(0);
+    assert_eq!(synced.summary_number("deleted"), 4_500);
+    let held: std::collections::BTreeSet<String> = milvus_ids(&milvus.uri).into_iter().collect();
+    let expected: std::collections::BTreeSet<String> = (0..5_000)
+        .filter(|i| i % 10 == 3)
+        .map(|i| format!("doc-{i:05}"))
+        .collect();
+    assert_eq!(held, expected);
+}
+
+on_every_milvus!(sync_lists_every_row_past_one_page_and_deletes_exactly_the_vanished);

@@ -219,7 +219,7 @@ impl MilvusDocuments {
     /// (`id > last`): a page never ends the listing early (Milvus 2.3 may
     /// answer short pages; the SDK's iterator takes one for the end), only
     /// an empty one does.
-    fn every_row(&self, layout: Layout) -> Result<(usize, HashSet<String>), SinkError> {
+    fn rows_by_key(&self, layout: Layout) -> Result<(usize, HashSet<String>), SinkError> {
         let fields = [columns::ID, layout.key()];
         let (mut rows, mut documents) = (0, HashSet::new());
         let mut filter = format!("{} != \"\"", columns::ID);
@@ -233,6 +233,23 @@ impl MilvusDocuments {
                 columns::ID,
                 serde_json::to_string(last).expect("a string serializes")
             );
+            rows += page.len();
+            documents.extend(page.into_iter().filter_map(|mut row| row.pop()));
+        }
+        Ok((rows, documents))
+    }
+
+    /// Every row's document, page by page with `offset` (Milvus Lite
+    /// answers a page in a stable order, but not the lowest keys first;
+    /// servers cap `offset + limit` at 16,384).
+    fn rows_by_offset(&self, layout: Layout) -> Result<(usize, HashSet<String>), SinkError> {
+        let (mut rows, mut documents) = (0, HashSet::new());
+        loop {
+            let filter = format!("{} != \"\"", columns::ID);
+            let page = self.query(filter, &[layout.key()], rows, PAGE_ROWS)?;
+            if page.is_empty() {
+                break;
+            }
             rows += page.len();
             documents.extend(page.into_iter().filter_map(|mut row| row.pop()));
         }
@@ -279,18 +296,24 @@ impl DocumentStore for MilvusDocuments {
         let Some(layout) = self.layout()? else {
             return Ok(HashSet::new());
         };
-        let (listed, documents) = self.every_row(layout)?;
         // A listing short by one row would keep a deleted document; one
-        // that disagrees with the server's own count is not trusted.
+        // that disagrees with the server's own count is not trusted. Key
+        // order pages every server that returns the lowest keys first (the
+        // real one); the offset listing is for those that do not (Lite).
         let counted = self.count()?;
-        if listed != counted {
-            return Err(SinkError::Milvus(MilvusError::IncompleteListing {
-                collection: self.collection.clone(),
-                listed,
-                counted,
-            }));
+        let mut listed = 0;
+        for listing in [Self::rows_by_key, Self::rows_by_offset] {
+            let (rows, documents) = listing(self, layout)?;
+            if rows == counted {
+                return Ok(documents);
+            }
+            listed = rows;
         }
-        Ok(documents)
+        Err(SinkError::Milvus(MilvusError::IncompleteListing {
+            collection: self.collection.clone(),
+            listed,
+            counted,
+        }))
     }
 
     fn delete(&self, documents: &[String]) -> Result<(), SinkError> {

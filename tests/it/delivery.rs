@@ -97,9 +97,10 @@ fn wait_until_written(uri: &str, ids: &BTreeSet<String>) {
 /// Request 0 is the dimension probe; request N (N ≥ 1) embeds row group N − 1.
 const THIRD_ROW_GROUP: usize = 3;
 
-#[test]
-fn a_model_service_error_mid_backfill_records_only_what_was_written_and_resume_writes_the_rest() {
-    let milvus = MilvusServer::start();
+fn a_model_service_error_mid_backfill_records_only_what_was_written_and_resume_writes_the_rest(
+    kind: MilvusKind,
+) {
+    let milvus = MilvusServer::start_kind(kind);
     let uri = milvus.uri.clone();
     let fail = Arc::new(AtomicBool::new(true));
     let failing = fail.clone();
@@ -136,9 +137,10 @@ fn a_model_service_error_mid_backfill_records_only_what_was_written_and_resume_w
     assert_eq!(milvus_set(&milvus.uri), ids_of_groups(0..ROW_GROUPS));
 }
 
-#[test]
-fn milvus_stopped_mid_backfill_fails_after_its_retries_and_resume_writes_exactly_the_rest() {
-    let milvus = Arc::new(std::sync::Mutex::new(MilvusServer::start()));
+fn milvus_stopped_mid_backfill_fails_after_its_retries_and_resume_writes_exactly_the_rest(
+    kind: MilvusKind,
+) {
+    let milvus = Arc::new(std::sync::Mutex::new(MilvusServer::start_kind(kind)));
     let uri = milvus.lock().unwrap().uri.clone();
     let server = milvus.clone();
     let (check_uri, stopped) = (uri.clone(), Arc::new(AtomicBool::new(false)));
@@ -146,7 +148,11 @@ fn milvus_stopped_mid_backfill_fails_after_its_retries_and_resume_writes_exactly
     let service = FakeService::start(Box::new(move |index, body| {
         if index == THIRD_ROW_GROUP && !stop_once.swap(true, Ordering::SeqCst) {
             wait_until_written(&check_uri, &ids_of_groups(0..2));
-            server.lock().unwrap().stop();
+            let mut server = server.lock().unwrap();
+            match kind {
+                MilvusKind::Lite => server.stop(),
+                MilvusKind::Real => server.kill(),
+            }
         }
         (200, embeddings(body), Duration::ZERO)
     }));
@@ -282,3 +288,8 @@ fn a_missing_source_column_is_one_line_naming_the_file_and_the_column() {
         "error: in/docs.parquet: column `body` does not exist\n"
     );
 }
+
+on_every_milvus!(
+    a_model_service_error_mid_backfill_records_only_what_was_written_and_resume_writes_the_rest,
+    milvus_stopped_mid_backfill_fails_after_its_retries_and_resume_writes_exactly_the_rest,
+);

@@ -195,9 +195,12 @@ fn daemon_writes_every_chunk_exposes_metrics_and_stops_gracefully_with_offsets_c
     assert!(run.stdout().contains("0 records in"), "{}", run.stdout());
 }
 
-fn kill_9_at_random_moments_loses_nothing_and_duplicates_nothing(kind: BrokerKind) {
+fn kill_9_at_random_moments_loses_nothing_and_duplicates_nothing(
+    kind: BrokerKind,
+    milvus: MilvusKind,
+) {
     let broker = KafkaBroker::start_kind(kind);
-    let milvus = MilvusServer::start();
+    let milvus = MilvusServer::start_kind(milvus);
     create_topic(&broker.brokers, "docs", 3);
     let ws = Workspace::new();
     let docs: Vec<_> = (0..300).map(document).collect();
@@ -375,8 +378,12 @@ fn milvus_down_for_20_seconds_pauses_the_daemon_and_loses_nothing(kind: BrokerKi
 }
 
 fn a_tombstone_deletes_the_documents_chunks(kind: BrokerKind) {
+    tombstones_on(kind, MilvusKind::Lite)
+}
+
+fn tombstones_on(kind: BrokerKind, milvus: MilvusKind) {
     let broker = KafkaBroker::start_kind(kind);
-    let milvus = MilvusServer::start();
+    let milvus = MilvusServer::start_kind(milvus);
     create_topic(&broker.brokers, "docs", 1);
     let ws = Workspace::new();
     let docs: Vec<_> = (0..6).map(document).collect();
@@ -643,7 +650,28 @@ macro_rules! on_every_broker {
 // restarted daemon just reads nothing. A broker bug, not a delivery one.
 #[test]
 fn tansu_kill_9_at_random_moments_loses_nothing_and_duplicates_nothing() {
-    kill_9_at_random_moments_loses_nothing_and_duplicates_nothing(BrokerKind::Tansu)
+    kill_9_at_random_moments_loses_nothing_and_duplicates_nothing(
+        BrokerKind::Tansu,
+        MilvusKind::Lite,
+    )
+}
+
+/// The real Milvus 2.3 server behind the daemon: kill -9 and tombstones.
+mod real_milvus {
+    use super::*;
+
+    #[test]
+    fn tansu_kill_9_at_random_moments_loses_nothing_and_duplicates_nothing() {
+        kill_9_at_random_moments_loses_nothing_and_duplicates_nothing(
+            BrokerKind::Tansu,
+            MilvusKind::Real,
+        )
+    }
+
+    #[test]
+    fn a_tombstone_deletes_the_documents_chunks() {
+        tombstones_on(BrokerKind::Noida, MilvusKind::Real)
+    }
 }
 
 on_every_broker!(

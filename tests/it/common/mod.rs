@@ -350,6 +350,13 @@ impl MilvusServer {
         let _ = self.child.wait();
     }
 
+    /// Stops the server at once: SIGKILL (the real server's graceful stop
+    /// takes seconds, long enough for a test's callback to time out).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub fn restart(&mut self) {
         self.child = Self::spawn(self.kind, &self.data, self.port, &self.options);
     }

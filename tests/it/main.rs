@@ -17,6 +17,7 @@ mod incremental;
 mod jsonl_sink;
 mod kafka_daemon;
 mod milvus_sink;
+mod milvus_tls;
 mod parquet_and_sinks;
 mod pipelines;
 mod rerank;

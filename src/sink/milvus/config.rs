@@ -42,6 +42,10 @@ pub(crate) struct MilvusSinkConfig {
     /// The `milvus-lite` executable, when not on PATH or in the project's .venv.
     #[serde(default)]
     pub milvus_lite: Option<PathBuf>,
+    /// TLS to the server (with an `https://` uri): a private CA, the name
+    /// its certificate carries, and a client certificate for mutual TLS.
+    #[serde(default)]
+    pub tls: TlsConfig,
     /// Retries of a write that fails in transport (backoff 0.5 s doubling to
     /// 30 s); default: until it succeeds or the process is stopped.
     #[serde(default)]
@@ -81,6 +85,32 @@ pub(crate) enum Bm25Mode {
     #[default]
     Client,
     Server,
+}
+
+/// `tls: { ca_file, server_name, client_cert_file, client_key_file }`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TlsConfig {
+    /// PEM file of the CA that signed the server's certificate (default: the system's roots).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// The name to check the server's certificate against (default: the uri's host).
+    #[serde(default)]
+    pub server_name: Option<String>,
+    /// PEM files of a client certificate and its key, for servers that require one (mutual TLS).
+    #[serde(default)]
+    pub client_cert_file: Option<PathBuf>,
+    #[serde(default)]
+    pub client_key_file: Option<PathBuf>,
+}
+
+impl TlsConfig {
+    fn is_set(&self) -> bool {
+        self.ca_file.is_some()
+            || self.server_name.is_some()
+            || self.client_cert_file.is_some()
+            || self.client_key_file.is_some()
+    }
 }
 
 /// `index: { dense: {type, metric, params, search_params}, sparse: {…} }`.
@@ -213,6 +243,35 @@ impl SinkComponent for MilvusSinkConfig {
         if self.collection.trim().is_empty() {
             return Err(Invalid::at("collection", "must not be empty"));
         }
+        if uri_has_credentials(&self.uri) {
+            return Err(Invalid::at(
+                "uri",
+                "holds credentials (`user:password@`), which are not used and would be shown in messages; remove them and set `token: ${MILVUS_TOKEN}` (user:password or an API key) from the environment",
+            ));
+        }
+        if self.tls.client_cert_file.is_some() != self.tls.client_key_file.is_some() {
+            return Err(Invalid::at(
+                "tls",
+                "`client_cert_file` and `client_key_file` go together (mutual TLS needs both)",
+            ));
+        }
+        if self.tls.is_set() && !self.uri.starts_with("https://") {
+            return Err(Invalid::at("tls", "TLS settings need an `https://` uri"));
+        }
+        for (key, path) in [
+            ("tls.ca_file", &self.tls.ca_file),
+            ("tls.client_cert_file", &self.tls.client_cert_file),
+            ("tls.client_key_file", &self.tls.client_key_file),
+        ] {
+            if let Some(path) = path
+                && !path.is_file()
+            {
+                return Err(Invalid::at(
+                    key,
+                    format!("{} is not a readable file", path.display()),
+                ));
+            }
+        }
         if self.text_max_length.get() > 65_535 {
             return Err(Invalid::at(
                 "text_max_length",
@@ -241,5 +300,27 @@ impl SinkComponent for MilvusSinkConfig {
         Ok(Box::new(
             MilvusSink::new(self, dead_letters.clone()).map_err(SinkError::Milvus)?,
         ))
+    }
+}
+
+/// Whether `uri` carries `user[:password]@` before its host.
+fn uri_has_credentials(uri: &str) -> bool {
+    let Some((_, rest)) = uri.split_once("://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    authority.contains('@')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uri_has_credentials;
+
+    #[test]
+    fn credentials_are_found_in_the_authority_only() {
+        assert!(uri_has_credentials("https://root:Milvus@host:19530"));
+        assert!(uri_has_credentials("http://user@host"));
+        assert!(!uri_has_credentials("http://host:19530/db?x=a@b"));
+        assert!(!uri_has_credentials("./milvus-data"));
     }
 }

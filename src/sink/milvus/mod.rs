@@ -242,6 +242,18 @@ impl MilvusConnection {
         if let Some(token) = cfg.token() {
             config = config.token(token);
         }
+        let tls = &cfg.tls;
+        if let Some(ca) = &tls.ca_file {
+            config = config.ca_certificate(ca.display().to_string());
+        }
+        if let Some(name) = &tls.server_name {
+            config = config.tls_server_name(name.clone());
+        }
+        if let (Some(cert), Some(key)) = (&tls.client_cert_file, &tls.client_key_file) {
+            config = config
+                .client_certificate(cert.display().to_string())
+                .client_key(key.display().to_string());
+        }
         let client =
             runtime
                 .block_on(ClientV2::new(&config))

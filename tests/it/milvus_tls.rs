@@ -1,0 +1,191 @@
+//! TLS to the real Milvus 2.3.5 server (Milvus Lite has none): one-way with
+//! a private CA, and mutual with a client certificate; certificates made by
+//! the `openssl` command for each test.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::common::*;
+
+/// A CA, a server certificate for 127.0.0.1 / localhost and a client certificate, in `dir`.
+fn certificates(dir: &Path) {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=vecpipe test CA",
+    ]);
+    // Extensions make version 3 certificates (rustls refuses version 1).
+    let server_ext = "subjectAltName=DNS:localhost,IP:127.0.0.1\n";
+    std::fs::write(dir.join("server.ext"), server_ext).unwrap();
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    for name in ["server", "client"] {
+        let (key, csr, pem) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+        );
+        let subject = format!("/CN={name}");
+        openssl(&[
+            "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj",
+            &subject,
+        ]);
+        let mut sign = vec![
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "2",
+        ];
+        let ext = format!("{name}.ext");
+        sign.extend(["-extfile", &ext]);
+        openssl(&sign);
+    }
+}
+
+fn pipeline(ws: &Workspace, uri: &str, tls: &str) {
+    sample_corpus(ws);
+    ws.write(
+        "p.yaml",
+        format!(
+            "name: t\nsource: {{ type: jsonl, path: corpus.jsonl, id_field: id, metadata: [title] }}\nstages:\n  - {{ type: chunk, max_chars: 200 }}\n  - {{ type: dense }}\nsinks:\n  - {{ type: milvus, uri: '{uri}', collection: docs{tls} }}\n"
+        ),
+    );
+}
+
+fn top_doc(ws: &Workspace) -> String {
+    let run = ws
+        .vecpipe(&[
+            "search",
+            "p.yaml",
+            "Where was Turing born?",
+            "--json",
+            "--limit",
+            "1",
+        ])
+        .expect_code(0);
+    let hit: serde_json::Value =
+        serde_json::from_str(run.stdout().lines().next().unwrap()).unwrap();
+    hit["doc_id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn one_way_tls_with_a_private_ca_writes_and_searches_and_without_it_is_refused() {
+    let certs = tempfile::tempdir().unwrap();
+    certificates(certs.path());
+    let server = MilvusServer::start_real(RealOptions {
+        tls_mode: 1,
+        tls_dir: Some(certs.path().to_path_buf()),
+        auth: false,
+    });
+    let ca = certs.path().join("ca.pem");
+    let ws = Workspace::new();
+    pipeline(
+        &ws,
+        &server.uri,
+        &format!(", tls: {{ ca_file: '{}' }}", ca.display()),
+    );
+    ws.vecpipe(&["validate", "p.yaml"]).expect_code(0);
+    let run = ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
+    assert!(run.summary_number("chunks") > 12);
+    assert_eq!(top_doc(&ws), "turing");
+
+    let untrusting = Workspace::new();
+    pipeline(&untrusting, &server.uri, "");
+    let refused = untrusting.vecpipe(&["run", "p.yaml"]).expect_code(2);
+    assert!(
+        refused.stderr().starts_with(&format!(
+            "error: cannot connect to Milvus at {}",
+            server.uri
+        )),
+        "{}",
+        refused.stderr()
+    );
+}
+
+#[test]
+fn mutual_tls_needs_the_client_certificate() {
+    let certs = tempfile::tempdir().unwrap();
+    certificates(certs.path());
+    let server = MilvusServer::start_real(RealOptions {
+        tls_mode: 2,
+        tls_dir: Some(certs.path().to_path_buf()),
+        auth: false,
+    });
+    let file = |name: &str| certs.path().join(name).display().to_string();
+    let ws = Workspace::new();
+    pipeline(
+        &ws,
+        &server.uri,
+        &format!(
+            ", tls: {{ ca_file: '{}', server_name: localhost, client_cert_file: '{}', client_key_file: '{}' }}",
+            file("ca.pem"),
+            file("client.pem"),
+            file("client.key")
+        ),
+    );
+    ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
+    assert_eq!(top_doc(&ws), "turing");
+
+    let anonymous = Workspace::new();
+    pipeline(
+        &anonymous,
+        &server.uri,
+        &format!(", tls: {{ ca_file: '{}' }}", file("ca.pem")),
+    );
+    let refused = anonymous.vecpipe(&["run", "p.yaml"]).expect_code(2);
+    assert!(
+        refused.stderr().starts_with(&format!(
+            "error: cannot connect to Milvus at {}",
+            server.uri
+        )),
+        "{}",
+        refused.stderr()
+    );
+}
+
+/// Credentials written into the uri are refused before anything connects,
+/// and the password appears nowhere in the output.
+#[test]
+fn credentials_in_the_uri_are_refused_and_never_printed() {
+    let ws = Workspace::new();
+    pipeline(&ws, "http://root:s3cr3t-Pa55@127.0.0.1:19530", "");
+    let validate = ws.vecpipe(&["validate", "p.yaml"]).expect_code(2);
+    assert_output_eq!(
+        validate.stderr(),
+        "error: p.yaml:7:26: sinks[0].uri: holds credentials (`user:password@`), which are not used and would be shown in messages; remove them and set `token: ${MILVUS_TOKEN}` (user:password or an API key) from the environment\n"
+    );
+    let run = ws.vecpipe(&["run", "p.yaml"]).expect_code(2);
+    for output in [validate.stdout(), run.stdout(), run.stderr()] {
+        assert!(!output.contains("s3cr3t-Pa55"), "{output}");
+    }
+}

@@ -193,15 +193,17 @@ impl MilvusDocuments {
             .build()
             .map_err(|e| self.failed("count", e))?;
         let response = self.call("count", || self.connection.client.query(request.clone()))?;
-        let counted = response
+        let mut rows = response
             .results()
             .rows()
-            .map_err(|e| self.failed("count", e))?
-            .next()
-            .map(|row| row.to_entity_row())
-            .transpose()
-            .map_err(|e| self.failed("count", e))?
-            .and_then(|row| row.get(COUNT).and_then(serde_json::Value::as_u64));
+            .map_err(|e| self.failed("count", e))?;
+        let counted = match rows.next() {
+            Some(row) => {
+                let row = row.to_entity_row().map_err(|e| self.failed("count", e))?;
+                row.get(COUNT).and_then(serde_json::Value::as_u64)
+            }
+            None => None,
+        };
         counted.map(|n| n as usize).ok_or_else(|| {
             SinkError::Milvus(MilvusError::Config(format!(
                 "Milvus answered `{COUNT}` on `{}` without a count",

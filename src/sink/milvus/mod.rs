@@ -264,13 +264,16 @@ impl MilvusConnection {
         // The SDK retries idempotent calls for minutes on its own; callers
         // retry longer themselves, and report the outage meanwhile.
         client.set_retry_param(RetryConfig::new().max_retry_timeout(SDK_RETRY_TIMEOUT));
-        let version = GetServerVersionRequest::builder()
+        let connect_failed = |source| MilvusError::Connect {
+            uri: cfg.uri.clone(),
+            source: Box::new(source),
+        };
+        let request = GetServerVersionRequest::builder()
             .build()
-            .and_then(|request| runtime.block_on(client.server_version(request)))
-            .map_err(|source| MilvusError::Connect {
-                uri: cfg.uri.clone(),
-                source: Box::new(source),
-            })?;
+            .map_err(connect_failed)?;
+        let version = runtime
+            .block_on(client.server_version(request))
+            .map_err(connect_failed)?;
         let version = ServerVersion::parse(version.version());
         tracing::debug!(uri = %cfg.uri, %version, "connected to Milvus");
         Ok(MilvusConnection {

@@ -7,7 +7,9 @@ use arrow::record_batch::RecordBatch;
 use milvus::v2::prelude::{Error as SdkError, FieldData};
 use serde_json::Value;
 
-use super::schema::{CollectionPlan, FieldKind};
+use std::sync::Arc;
+
+use super::schema::{CollectionPlan, Element, FieldKind};
 
 /// The dimension that stands for "no weight" on servers that reject an empty
 /// sparse vector (Milvus Lite): one below the maximum, which the sparse
@@ -91,6 +93,8 @@ pub fn field_columns(
                     .map(|(_, value)| value)
                     .collect(),
             ),
+            FieldKind::Array(element) => array_values(name, array, *element, field.nullable)
+                .map_err(|e| Box::new(SdkError::Unexpected(e.to_string())))?,
             FieldKind::FloatVector(_) => {
                 let list = array.as_fixed_size_list();
                 let dim = list.value_length() as usize;
@@ -156,6 +160,84 @@ fn valid_values<T: Default>(
             .collect(),
         Err(_) => rows.map(|_| T::default()).collect(),
     }
+}
+
+/// A list column as an ARRAY field: each row's items cast to the element
+/// type (a null item becomes its empty value; a null list is left out of a
+/// nullable field, and empty in a required one).
+fn array_values(
+    name: String,
+    array: &ArrayRef,
+    element: Element,
+    nullable: bool,
+) -> Result<FieldData, arrow::error::ArrowError> {
+    let item = Arc::new(arrow::datatypes::Field::new(
+        "item",
+        element.arrow_type(),
+        true,
+    ));
+    let list = arrow::compute::cast(array, &DataType::List(item))?;
+    let list = list.as_list::<i32>();
+    let rows: Vec<ArrayRef> = (0..list.len())
+        .filter(|&r| !nullable || list.is_valid(r))
+        .map(|r| {
+            if list.is_valid(r) {
+                list.value(r)
+            } else {
+                arrow::array::new_empty_array(&element.arrow_type())
+            }
+        })
+        .collect();
+    Ok(match element {
+        Element::VarChar => FieldData::array_varchar(
+            name,
+            rows.iter()
+                .map(|v| {
+                    let v = v.as_string::<i32>();
+                    (0..v.len())
+                        .map(|i| {
+                            if v.is_valid(i) {
+                                v.value(i).to_string()
+                            } else {
+                                String::new()
+                            }
+                        })
+                        .collect()
+                })
+                .collect(),
+        ),
+        Element::Int64 => FieldData::array_int64(
+            name,
+            rows.iter()
+                .map(|v| {
+                    let v = v.as_primitive::<Int64Type>();
+                    (0..v.len())
+                        .map(|i| if v.is_valid(i) { v.value(i) } else { 0 })
+                        .collect()
+                })
+                .collect(),
+        ),
+        Element::Double => FieldData::array_double(
+            name,
+            rows.iter()
+                .map(|v| {
+                    let v = v.as_primitive::<Float64Type>();
+                    (0..v.len())
+                        .map(|i| if v.is_valid(i) { v.value(i) } else { 0.0 })
+                        .collect()
+                })
+                .collect(),
+        ),
+        Element::Bool => FieldData::array_bool(
+            name,
+            rows.iter()
+                .map(|v| {
+                    let v = v.as_boolean();
+                    (0..v.len()).map(|i| v.is_valid(i) && v.value(i)).collect()
+                })
+                .collect(),
+        ),
+    })
 }
 
 /// Each row of `array` as JSON, as Arrow's JSON writer writes it: lists

@@ -18,6 +18,11 @@ pub const FINGERPRINT_LENGTH: u32 = 32;
 /// VARCHAR metadata is stored up to this many bytes.
 pub const METADATA_MAX_LENGTH: u32 = 65_535;
 
+/// Elements an ARRAY field holds at most (Milvus' own limit).
+pub const ARRAY_CAPACITY: u32 = 4_096;
+/// A timestamp, date or time as ISO 8601 text.
+pub const TIME_TEXT_LENGTH: u32 = 64;
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum FieldKind {
     PrimaryKey,
@@ -26,8 +31,51 @@ pub enum FieldKind {
     Double,
     Bool,
     Json,
+    /// A list of scalars: Milvus' ARRAY (JSON on 2.3 holds objects only).
+    Array(Element),
     FloatVector(u32),
     SparseVector,
+}
+
+/// The scalar an ARRAY field holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Element {
+    VarChar,
+    Int64,
+    Double,
+    Bool,
+}
+
+impl Element {
+    /// The element kind of a list of `item`s, when it is a scalar.
+    fn of(item: &ArrowType) -> Option<Self> {
+        match item {
+            ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Utf8View => Some(Element::VarChar),
+            t if t.is_integer() => Some(Element::Int64),
+            t if t.is_floating() => Some(Element::Double),
+            ArrowType::Boolean => Some(Element::Bool),
+            _ => None,
+        }
+    }
+
+    fn data_type(self) -> DataType {
+        match self {
+            Element::VarChar => DataType::VarChar,
+            Element::Int64 => DataType::Int64,
+            Element::Double => DataType::Double,
+            Element::Bool => DataType::Bool,
+        }
+    }
+
+    /// The Arrow type a list's items are cast to before they are sent.
+    pub fn arrow_type(self) -> ArrowType {
+        match self {
+            Element::VarChar => ArrowType::Utf8,
+            Element::Int64 => ArrowType::Int64,
+            Element::Double => ArrowType::Float64,
+            Element::Bool => ArrowType::Boolean,
+        }
+    }
 }
 
 impl std::fmt::Display for FieldKind {
@@ -39,6 +87,7 @@ impl std::fmt::Display for FieldKind {
             FieldKind::Double => write!(f, "DOUBLE"),
             FieldKind::Bool => write!(f, "BOOL"),
             FieldKind::Json => write!(f, "JSON"),
+            FieldKind::Array(element) => write!(f, "ARRAY<{element:?}>"),
             FieldKind::FloatVector(d) => write!(f, "FLOAT_VECTOR({d})"),
             FieldKind::SparseVector => write!(f, "SPARSE_FLOAT_VECTOR"),
         }
@@ -87,9 +136,23 @@ impl CollectionPlan {
                 (_, ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Utf8View) => {
                     FieldKind::VarChar(METADATA_MAX_LENGTH)
                 }
+                (_, ArrowType::Dictionary(_, values))
+                    if matches!(values.as_ref(), ArrowType::Utf8 | ArrowType::LargeUtf8) =>
+                {
+                    FieldKind::VarChar(METADATA_MAX_LENGTH)
+                }
+                (_, t) if t.is_temporal() => FieldKind::VarChar(TIME_TEXT_LENGTH),
                 (_, t) if t.is_integer() => FieldKind::Int64,
-                (_, t) if t.is_floating() => FieldKind::Double,
+                (_, t) if t.is_floating() || t.is_decimal() => FieldKind::Double,
                 (_, ArrowType::Boolean) => FieldKind::Bool,
+                (
+                    _,
+                    ArrowType::List(item)
+                    | ArrowType::LargeList(item)
+                    | ArrowType::FixedSizeList(item, _),
+                ) if Element::of(item.data_type()).is_some() => {
+                    FieldKind::Array(Element::of(item.data_type()).expect("checked"))
+                }
                 _ => FieldKind::Json,
             };
             let nullable = !matches!(
@@ -149,6 +212,17 @@ impl CollectionPlan {
                 FieldKind::Double => f.data_type(DataType::Double),
                 FieldKind::Bool => f.data_type(DataType::Bool),
                 FieldKind::Json => f.data_type(DataType::Json),
+                FieldKind::Array(element) => {
+                    let f = f
+                        .data_type(DataType::Array)
+                        .element_type(element.data_type())
+                        .max_capacity(ARRAY_CAPACITY);
+                    if *element == Element::VarChar {
+                        f.max_length(METADATA_MAX_LENGTH)
+                    } else {
+                        f
+                    }
+                }
                 FieldKind::FloatVector(d) => f.data_type(DataType::FloatVector).dimension(*d),
                 FieldKind::SparseVector => f.data_type(DataType::SparseFloatVector),
             };
@@ -299,6 +373,15 @@ fn describe(field: &FieldSchema) -> FieldKind {
         DataType::Bool => FieldKind::Bool,
         DataType::FloatVector => FieldKind::FloatVector(field.get_dimension()),
         DataType::SparseFloatVector => FieldKind::SparseVector,
+        DataType::Array => match field.get_element_type() {
+            Some(DataType::VarChar) => FieldKind::Array(Element::VarChar),
+            Some(DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64) => {
+                FieldKind::Array(Element::Int64)
+            }
+            Some(DataType::Float | DataType::Double) => FieldKind::Array(Element::Double),
+            Some(DataType::Bool) => FieldKind::Array(Element::Bool),
+            _ => FieldKind::Json,
+        },
         _ => FieldKind::Json,
     }
 }

@@ -103,7 +103,22 @@ def main():
     )
     os.chdir(data)
     sys.stdout.flush()
+    die_with_parent()
     os.execve(binary, [binary, "run", "standalone"], env)
+
+
+def die_with_parent():
+    """The server gets SIGKILL when its parent (a test, a benchmark) dies, so
+    an aborted run leaves no server behind (Linux; kept across exec)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() == 1:
+        sys.exit("milvus_server.py: the parent is already gone")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ pub(crate) mod install;
 pub(crate) mod model;
 pub(crate) mod progress;
 pub(crate) mod registry;
+pub(crate) mod retry;
 pub(crate) mod sink;
 pub(crate) mod source;
 pub(crate) mod stage;

@@ -1,5 +1,5 @@
 //! Models served elsewhere: one small JSON-over-HTTP client with timeouts,
-//! retries on 429/5xx/transport errors (exponential backoff), and clear
+//! retries on 429/5xx/transport errors (the one retry policy, `crate::retry`), and clear
 //! errors for other statuses and malformed responses. API keys are sent as
 //! `Authorization: Bearer …` and never logged.
 
@@ -63,57 +63,93 @@ impl HttpClient {
         )
     }
 
-    /// POSTs `body` as JSON and returns the JSON response.
+    /// POSTs `body` as JSON and returns the JSON response; 429, 5xx and
+    /// transport failures are retried under the one retry policy
+    /// (`crate::retry`), waiting at least what `Retry-After` asks.
     pub fn post(&self, path: &str, body: &Value) -> Result<Value, ModelError> {
         let url = self.url(path);
         let fail = |message: String| ModelError::Remote {
             url: url.clone(),
             message,
         };
-        let mut delay = Duration::from_millis(200);
-        for attempt in 0.. {
-            let mut request = self
-                .agent
-                .post(&url)
-                .set("Content-Type", "application/json");
-            if let Some(key) = self.options.api_key.as_deref().filter(|k| !k.is_empty()) {
-                request = request.set("Authorization", &format!("Bearer {key}"));
-            }
-            let retryable = match request.send_json(body) {
-                Ok(response) => {
-                    let text = response
-                        .into_string()
-                        .map_err(|e| fail(format!("cannot read the response: {e}")))?;
-                    return serde_json::from_str(&text).map_err(|e| {
-                        let start: String = text.chars().take(200).collect();
-                        fail(format!("malformed JSON response ({e}): {start}"))
-                    });
-                }
-                Err(ureq::Error::Status(code, response)) if code == 429 || code >= 500 => {
-                    format!("HTTP {code} {}", response.status_text())
-                }
-                Err(ureq::Error::Status(code, response)) => {
-                    let text: String = response
-                        .into_string()
-                        .unwrap_or_default()
-                        .chars()
-                        .take(300)
-                        .collect();
-                    return Err(fail(format!("HTTP {code}: {text}")));
-                }
-                Err(ureq::Error::Transport(e)) => transport_problem(&e),
-            };
-            if attempt >= self.options.max_retries {
-                return Err(fail(format!(
-                    "{retryable} (after {} retries)",
-                    self.options.max_retries
-                )));
-            }
-            tracing::warn!(%url, error = %retryable, retry_in = ?delay, "model request failed; retrying");
-            std::thread::sleep(delay);
-            delay = (delay * 2).min(Duration::from_secs(10));
+        let max_retries = self.options.max_retries;
+        let outcome = crate::retry::RetryPolicy::http(max_retries).run(
+            |failure: &Failure, delay| {
+                tracing::warn!(%url, error = %failure.message, retry_in = ?delay, "model request failed; retrying");
+            },
+            || self.try_post(&url, body),
+        );
+        match outcome {
+            Ok(text) => serde_json::from_str(&text).map_err(|e| {
+                let start: String = text.chars().take(200).collect();
+                fail(format!("malformed JSON response ({e}): {start}"))
+            }),
+            Err(failure) if failure.transient => Err(fail(format!(
+                "{} (after {max_retries} retries)",
+                failure.message
+            ))),
+            Err(failure) => Err(fail(failure.message)),
         }
-        unreachable!("the loop only ends by returning")
+    }
+
+    /// One POST: the response's text, or what went wrong.
+    fn try_post(&self, url: &str, body: &Value) -> Result<String, Failure> {
+        let mut request = self.agent.post(url).set("Content-Type", "application/json");
+        if let Some(key) = self.options.api_key.as_deref().filter(|k| !k.is_empty()) {
+            request = request.set("Authorization", &format!("Bearer {key}"));
+        }
+        match request.send_json(body) {
+            Ok(response) => response.into_string().map_err(|e| Failure {
+                message: format!("cannot read the response: {e}"),
+                transient: false,
+                retry_after: None,
+            }),
+            Err(ureq::Error::Status(code, response)) if code == 429 || code >= 500 => {
+                Err(Failure {
+                    message: format!("HTTP {code} {}", response.status_text()),
+                    transient: true,
+                    retry_after: response
+                        .header("Retry-After")
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(Duration::from_secs),
+                })
+            }
+            Err(ureq::Error::Status(code, response)) => {
+                let text: String = response
+                    .into_string()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(300)
+                    .collect();
+                Err(Failure {
+                    message: format!("HTTP {code}: {text}"),
+                    transient: false,
+                    retry_after: None,
+                })
+            }
+            Err(ureq::Error::Transport(e)) => Err(Failure {
+                message: transport_problem(&e),
+                transient: true,
+                retry_after: None,
+            }),
+        }
+    }
+}
+
+/// One failed POST.
+struct Failure {
+    message: String,
+    transient: bool,
+    /// `Retry-After` in seconds, when the server sent it.
+    retry_after: Option<Duration>,
+}
+
+impl crate::retry::Transient for Failure {
+    fn is_transient(&self) -> bool {
+        self.transient
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
     }
 }
 

@@ -656,7 +656,68 @@ fn tansu_kill_9_at_random_moments_loses_nothing_and_duplicates_nothing() {
     )
 }
 
-/// The real Milvus 2.3 server behind the daemon: kill -9 and tombstones.
+/// A delete that meets a stopped server is retried like an upsert: the
+/// daemon rides out the outage (before, `MilvusSink` sent deletes once, and a
+/// tombstone arriving while Milvus was away stopped the daemon, exit 1).
+fn a_delete_during_an_outage_waits_for_the_server(milvus: MilvusKind) {
+    let broker = KafkaBroker::start_kind(BrokerKind::Tansu);
+    let mut milvus = MilvusServer::start_kind(milvus);
+    create_topic(&broker.brokers, "docs", 1);
+    let ws = Workspace::new();
+    let docs: Vec<_> = (0..6).map(document).collect();
+    let expected = expected_ids(&ws, &docs);
+    daemon_pipeline(&ws, &broker, &milvus, "docs", "");
+    // A second sink (which holds no documents) turns incremental skipping
+    // off, so the tombstone goes to Milvus as a delete with no lookup first
+    // (a lookup would wait out the outage itself).
+    let config = std::fs::read_to_string(ws.path("daemon.yaml")).unwrap();
+    ws.write(
+        "daemon.yaml",
+        config
+            .replace("  id_field: id\n", "  key_as_id: true\n")
+            .replace(
+                "sinks:\n",
+                "sinks:\n  - { type: jsonl, path: out/rows.jsonl }\n",
+            ),
+    );
+    let producer = producer(&broker.brokers);
+    produce(&producer, "docs", &docs);
+    let port = free_port();
+    let mut daemon = start_daemon(&ws, port);
+    wait_for_ids(&milvus.uri, &expected, Duration::from_secs(60));
+
+    // Only a delete is in flight while the server is away.
+    milvus.stop();
+    producer
+        .send(BaseRecord::<str, str>::to("docs").key("doc-0"))
+        .unwrap();
+    producer.flush(Duration::from_secs(30)).unwrap();
+    let outage = Instant::now();
+    while outage.elapsed() < Duration::from_secs(10) {
+        assert!(
+            daemon.try_wait().unwrap().is_none(),
+            "the daemon must wait for Milvus, not exit"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    milvus.restart();
+    let remaining: BTreeSet<String> = expected
+        .iter()
+        .filter(|id| !id.starts_with("doc-0#"))
+        .cloned()
+        .collect();
+    wait_for_ids(&milvus.uri, &remaining, Duration::from_secs(120));
+    wait_healthy(port, &mut daemon);
+    signal(&daemon, "-TERM");
+    Run(daemon.wait_with_output().unwrap()).expect_code(0);
+}
+
+#[test]
+fn a_delete_during_an_outage_waits_for_milvus_lite() {
+    a_delete_during_an_outage_waits_for_the_server(MilvusKind::Lite)
+}
+
+/// The real Milvus 2.3 server behind the daemon: kill -9, tombstones, an outage.
 mod real_milvus {
     use super::*;
 
@@ -671,6 +732,11 @@ mod real_milvus {
     #[test]
     fn a_tombstone_deletes_the_documents_chunks() {
         tombstones_on(BrokerKind::Noida, MilvusKind::Real)
+    }
+
+    #[test]
+    fn a_delete_during_an_outage_waits_for_the_server() {
+        super::a_delete_during_an_outage_waits_for_the_server(MilvusKind::Real)
     }
 }
 

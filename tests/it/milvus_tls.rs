@@ -119,14 +119,43 @@ fn one_way_tls_with_a_private_ca_writes_and_searches_and_without_it_is_refused()
     assert!(run.summary_number("chunks") > 12);
     assert_eq!(top_doc(&ws), "turing");
 
+    // The certificate's problem is named at once, not after the SDK's
+    // 10 s connect timeout as "operation timed out".
     let untrusting = Workspace::new();
     pipeline(&untrusting, &server.uri, "");
+    let started = std::time::Instant::now();
     let refused = untrusting.vecpipe(&["run", "p.yaml"]).expect_code(2);
-    assert!(
-        refused.stderr().starts_with(&format!(
-            "error: cannot connect to Milvus at {}",
+    assert_output_eq!(
+        refused.stderr(),
+        format!(
+            "error: cannot connect to Milvus at {}: TLS: invalid peer certificate: UnknownIssuer; set `tls.ca_file` to the CA that signed the server's certificate\n",
             server.uri
-        )),
+        )
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    let misnamed = Workspace::new();
+    pipeline(
+        &misnamed,
+        &server.uri,
+        &format!(
+            ", tls: {{ ca_file: '{}', server_name: milvus.example }}",
+            ca.display()
+        ),
+    );
+    let refused = misnamed.vecpipe(&["validate", "p.yaml"]).expect_code(2);
+    let expected_start = format!(
+        "error: p.yaml:7:26: sinks[0].uri: cannot connect to Milvus at {}: TLS: invalid peer certificate: ",
+        server.uri
+    );
+    assert!(
+        refused.stderr().starts_with(&expected_start)
+            && refused
+                .stderr()
+                .ends_with("; set `tls.server_name` to a name the certificate carries\n"),
         "{}",
         refused.stderr()
     );

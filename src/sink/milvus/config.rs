@@ -105,7 +105,7 @@ pub(crate) struct TlsConfig {
 }
 
 impl TlsConfig {
-    fn is_set(&self) -> bool {
+    pub(super) fn is_set(&self) -> bool {
         self.ca_file.is_some()
             || self.server_name.is_some()
             || self.client_cert_file.is_some()

@@ -9,6 +9,7 @@ mod lite;
 mod rows;
 mod schema;
 mod server;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -52,6 +53,8 @@ pub enum MilvusError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot connect to Milvus at {uri}: TLS: {problem}")]
+    Tls { uri: String, problem: String },
     #[error("cannot connect to Milvus at {uri}")]
     Connect {
         uri: String,
@@ -167,27 +170,21 @@ pub(super) fn in_filters<S: AsRef<str>>(
         .collect()
 }
 
-/// Runs `call` until it succeeds, fails for good, or fails transiently more
-/// than `max_retries` times (`None`: no limit), backing off from 0.5 s to
-/// 30 s; `on_retry` hears of each transient failure and the wait after it.
+impl crate::retry::Transient for Box<SdkError> {
+    fn is_transient(&self) -> bool {
+        is_transient(self)
+    }
+}
+
+/// Runs `call` under the one retry policy (`crate::retry`): transient
+/// failures are retried `max_retries` times (`None`: no limit), backing off
+/// from 0.5 s to 30 s with jitter; `on_retry` hears of each and the wait.
 pub(super) fn with_retries<T>(
     max_retries: Option<usize>,
-    mut on_retry: impl FnMut(&SdkError, Duration),
-    mut call: impl FnMut() -> Result<T, Box<SdkError>>,
+    on_retry: impl FnMut(&Box<SdkError>, Duration),
+    call: impl FnMut() -> Result<T, Box<SdkError>>,
 ) -> Result<T, Box<SdkError>> {
-    let mut delay = Duration::from_millis(500);
-    let mut tries = 0;
-    loop {
-        match call() {
-            Err(e) if is_transient(&e) && max_retries.is_none_or(|max| tries < max) => {
-                on_retry(&e, delay);
-                std::thread::sleep(delay);
-                delay = (delay * 2).min(Duration::from_secs(30));
-                tries += 1;
-            }
-            outcome => return outcome,
-        }
-    }
+    crate::retry::RetryPolicy::milvus(max_retries).run(on_retry, call)
 }
 
 /// A client, and the embedded server behind it when `uri` is a path.
@@ -238,6 +235,12 @@ impl MilvusConnection {
         let uri = lite
             .as_ref()
             .map_or(cfg.uri.clone(), |l| l.uri().to_string());
+        if let Some(problem) = tls::handshake_problem(&uri, &cfg.tls) {
+            return Err(MilvusError::Tls {
+                uri: cfg.uri.clone(),
+                problem,
+            });
+        }
         let mut config = ConnectConfig::new().uri(uri).database(cfg.db.clone());
         if let Some(token) = cfg.token() {
             config = config.token(token);
@@ -500,11 +503,7 @@ impl MilvusSink {
     ) -> Result<(), MilvusError> {
         let outcome = with_retries(
             self.cfg.max_retries,
-            |e, delay| {
-                self.health.set(false);
-                crate::metrics::sink_retry("milvus");
-                tracing::warn!(collection = %self.cfg.collection, error = %e, retry_in = ?delay, "Milvus write failed; retrying");
-            },
+            |e, delay| self.retrying("upsert", e, delay),
             || self.try_upsert(plan, group, empty_sparse),
         );
         match outcome {
@@ -595,14 +594,38 @@ impl MilvusSink {
         Ok(())
     }
 
+    /// Deletes the rows `filter` matches, retried like upserts while the
+    /// server is away (a brief outage between an upsert and its stale-chunk
+    /// delete no longer stops a daemon).
     fn delete_where(&self, filter: String) -> Result<(), MilvusError> {
         let request = DeleteRequest::builder()
             .collection_name(&self.cfg.collection)
             .filter(filter)
             .build()
             .map_err(|e| self.request_error("delete", e))?;
-        self.call("delete", self.connection.client.delete(request))?;
-        Ok(())
+        let outcome = with_retries(
+            self.cfg.max_retries,
+            |e, delay| self.retrying("delete", e, delay),
+            || {
+                self.runtime
+                    .block_on(self.connection.client.delete(request.clone()))
+                    .map_err(Box::new)
+            },
+        );
+        match outcome {
+            Ok(_) => {
+                self.health.set(true);
+                Ok(())
+            }
+            Err(e) => Err(self.request_error("delete", *e)),
+        }
+    }
+
+    /// A transient failure of `operation`, to be retried after `delay`.
+    fn retrying(&self, operation: &str, e: &SdkError, delay: Duration) {
+        self.health.set(false);
+        crate::metrics::sink_retry("milvus");
+        tracing::warn!(collection = %self.cfg.collection, error = %e, retry_in = ?delay, "Milvus {operation} failed; retrying");
     }
 
     /// Deletes whole documents (all their chunks), e.g. for Kafka tombstones.

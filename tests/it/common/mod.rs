@@ -271,8 +271,12 @@ pub fn setup(component: Option<&str>) {
 ///   vectors (a collection with one aborts the server at every load), no
 ///   hybrid search, no nullable fields, no BM25 function; HNSW needs `M` and
 ///   `efConstruction`, IVF `nlist`; two rows with one id in one upsert are
-///   both kept; search results leave the primary-key field name empty.
-///   Reports its version as `v2.3.5-lite`. Stopped with SIGINT (graceful).
+///   both kept; search results leave the primary-key field name empty; the
+///   Rust SDK cannot decode its ARRAY results (read them with pymilvus).
+///   Reports its version as `v2.3.5-lite`. Stopped with SIGINT (graceful),
+///   which sometimes hangs ("find no available rootcoord"): killed after 15 s;
+///   what it acknowledged survives a kill -9. It dies with the test process
+///   (parent-death signal), so an aborted test leaves no server behind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MilvusKind {
     Lite,
@@ -338,7 +342,9 @@ impl MilvusServer {
         }
     }
 
-    /// Stops the server gracefully, keeping its data directory and port for `restart`.
+    /// Stops the server gracefully (killed after 15 s: the real server's
+    /// stop can hang once its root coordinator is gone), keeping its data
+    /// directory and port for `restart`.
     pub fn stop(&mut self) {
         let signal = match self.kind {
             MilvusKind::Lite => "-TERM",
@@ -347,7 +353,14 @@ impl MilvusServer {
         let _ = Command::new("kill")
             .args([signal, &self.child.id().to_string()])
             .status();
-        let _ = self.child.wait();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        self.kill();
     }
 
     /// Stops the server at once: SIGKILL (the real server's graceful stop
@@ -481,22 +494,7 @@ fn real_server_healthy(data: &Path) -> bool {
 
 impl Drop for MilvusServer {
     fn drop(&mut self) {
-        let signal = match self.kind {
-            MilvusKind::Lite => "-TERM",
-            MilvusKind::Real => "-INT",
-        };
-        let _ = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-        while std::time::Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use arrow::array::{Array, AsArray};
 use arrow::record_batch::RecordBatch;
 use tokio::sync::mpsc;
 
@@ -124,6 +125,9 @@ pub struct Ack {
 #[derive(Debug)]
 struct AckShared {
     position: Position,
+    /// Each document's offset from `position` (its line or row), for
+    /// naming one record of the batch; the last record of a repeated id.
+    offsets: std::collections::HashMap<String, usize>,
     records: usize,
     failed: AtomicBool,
     outcomes: mpsc::UnboundedSender<AckOutcome>,
@@ -138,6 +142,7 @@ impl Ack {
         Ack {
             shared: Arc::new(AckShared {
                 position,
+                offsets: std::collections::HashMap::new(),
                 records,
                 failed: AtomicBool::new(false),
                 outcomes,
@@ -146,8 +151,30 @@ impl Ack {
         }
     }
 
+    /// Names each row's record: `offsets[i]` is row `i`'s offset from the
+    /// batch's position (a JSONL line, a Parquet row), keyed by the row's
+    /// `id`. Only on a fresh ack, before it is shared.
+    pub fn with_row_offsets(mut self, batch: &RecordBatch, offsets: &[usize]) -> Self {
+        let ids = batch
+            .column_by_name(columns::ID)
+            .and_then(|c| c.as_string_opt::<i32>());
+        if let (Some(shared), Some(ids)) = (Arc::get_mut(&mut self.shared), ids) {
+            for (row, offset) in offsets.iter().enumerate().take(ids.len()) {
+                shared.offsets.insert(ids.value(row).to_string(), *offset);
+            }
+        }
+        self
+    }
+
     pub fn position(&self) -> &Position {
         &self.shared.position
+    }
+
+    /// Where `document`'s record is: its own line or row when the source
+    /// said, else the batch's first.
+    pub fn position_of(&self, document: &str) -> RecordPosition<'_> {
+        let offset = self.shared.offsets.get(document).copied().unwrap_or(0);
+        self.shared.position.record(offset)
     }
 
     /// Source records this batch covers, dead-lettered ones included.

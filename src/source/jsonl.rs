@@ -109,6 +109,7 @@ impl RecordSource for JsonlSource {
         let mut rows = Rows::new(&self.fields);
         let mut records = 0;
         let mut first_line = None;
+        let mut row_lines = Vec::new();
         let mut line_buf = std::mem::take(&mut self.line_buf);
         while rows.len < self.cfg.batch_rows.get() {
             if self.current.is_none() && !self.open_next_file()? {
@@ -136,7 +137,7 @@ impl RecordSource for JsonlSource {
             if line_buf.iter().all(u8::is_ascii_whitespace) && line_len == line_buf.len() {
                 continue;
             }
-            first_line.get_or_insert((path.clone(), line_no));
+            let first = first_line.get_or_insert((path.clone(), line_no)).1;
             records += 1;
             let position = Position::Jsonl {
                 file: path,
@@ -149,20 +150,23 @@ impl RecordSource for JsonlSource {
             } else {
                 self.fields.decode_json(&line_buf, None, &mut rows)
             };
-            if let Err(reason) = outcome {
-                self.ctx.dead_letters.send(position, &reason, &line_buf)?;
+            match outcome {
+                Ok(()) => row_lines.push(line_no - first),
+                Err(reason) => self.ctx.dead_letters.send(position, &reason, &line_buf)?,
             }
         }
         self.line_buf = line_buf;
         let Some((file, line)) = first_line else {
             return Ok(None);
         };
+        let batch = rows.finish(self.schema.clone());
         let ack = Ack::new(
             Position::Jsonl { file, line },
             records,
             self.ctx.acks.clone(),
-        );
-        Ok(Some(Envelope::new(rows.finish(self.schema.clone()), ack)))
+        )
+        .with_row_offsets(&batch, &row_lines);
+        Ok(Some(Envelope::new(batch, ack)))
     }
 
     fn schema(&self) -> SchemaRef {

@@ -171,13 +171,14 @@ impl ParquetSource {
         Ok(true)
     }
 
-    /// Turns a raw batch into `id`, `text`, metadata; bad rows go to the dead letter.
+    /// Turns a raw batch into `id`, `text`, metadata; bad rows go to the
+    /// dead letter. Also returns each kept row's offset in `raw`.
     fn convert(
         &self,
         raw: &RecordBatch,
         position: &Position,
         path: &Path,
-    ) -> Result<RecordBatch, SourceError> {
+    ) -> Result<(RecordBatch, Vec<usize>), SourceError> {
         let arrow_err = |source| SourceError::Arrow {
             path: path.to_path_buf(),
             source,
@@ -200,6 +201,7 @@ impl ParquetSource {
         };
         let max_bytes = self.cfg.max_text_bytes.get();
         let mut keep = BooleanBuilder::with_capacity(raw.num_rows());
+        let mut kept_rows = Vec::with_capacity(raw.num_rows());
         let mut out_ids = StringBuilder::new();
         let mut out_texts = StringBuilder::new();
         for row in 0..raw.num_rows() {
@@ -233,6 +235,7 @@ impl ParquetSource {
                     out_ids.append_value(id);
                     out_texts.append_value(text);
                     keep.append_value(true);
+                    kept_rows.push(row);
                 }
                 Err(reason) => {
                     let raw_bytes = bytes.unwrap_or_default();
@@ -250,7 +253,8 @@ impl ParquetSource {
             let column = raw.column_by_name(name).expect("projected");
             columns.push(filter(column, &keep).map_err(arrow_err)?);
         }
-        RecordBatch::try_new(self.schema.clone(), columns).map_err(arrow_err)
+        let batch = RecordBatch::try_new(self.schema.clone(), columns).map_err(arrow_err)?;
+        Ok((batch, kept_rows))
     }
 }
 
@@ -404,8 +408,9 @@ impl RecordSource for ParquetSource {
                     .unwrap_or_else(|p| p.into_inner())
                     .batch_read(&path, current.row_group);
             }
-            let batch = self.convert(&raw, &position, &path)?;
-            let ack = Ack::new(position, raw.num_rows(), self.ctx.acks.clone());
+            let (batch, rows) = self.convert(&raw, &position, &path)?;
+            let ack = Ack::new(position, raw.num_rows(), self.ctx.acks.clone())
+                .with_row_offsets(&batch, &rows);
             return Ok(Some(Envelope::new(batch, ack)));
         }
     }

@@ -654,48 +654,70 @@ fn an_updated_document_with_only_unseen_words_replaces_its_old_chunks() {
     assert_eq!(turing[0]["text"], UNSEEN);
 }
 
-#[test]
-fn a_row_milvus_rejects_is_dead_lettered_with_its_id_and_text_and_its_group_lands() {
-    let server = MilvusServer::start();
-    let ws = workspace(
-        &server.uri,
-        ", text_max_length: 20",
-        "  - { type: dense }\n",
-    );
+/// A row the server rejects (text over `text_max_length`) goes to the dead
+/// letter naming its own line or row (before: the batch's first, `:1` and
+/// `row 0`), with its id and text; the rest of its group lands.
+fn a_row_milvus_rejects_is_dead_lettered_at_its_own_line_or_row(kind: MilvusKind) {
+    let server = MilvusServer::start_kind(kind);
     let long = "This text is longer than the twenty characters the field holds.";
+    let sink = format!(
+        "sinks:\n  - {{ type: milvus, uri: '{}', collection: docs, text_max_length: 20 }}\ndead_letter: {{ path: dead.jsonl }}\n",
+        server.uri
+    );
+    let ws = Workspace::new();
+    // A blank line before the rejected record: lines are counted, not records.
     ws.write(
         "corpus.jsonl",
-        id_text_lines([
-            ("a", "Short text one."),
-            ("long", long),
-            ("b", "Short text two."),
-        ]),
+        id_text_lines([("a", "Short text one."), ("b", "Short text two.")])
+            + "\n"
+            + &id_text_lines([("long", long), ("c", "Short text three.")]),
     );
-    let run = ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
-    assert!(
-        run.stdout()
-            .contains("m: 3 records in, 0 unchanged, 3 chunks out, 1 dead-lettered,"),
-        "{}",
-        run.stdout()
+    write_parquet(
+        &ws.path("in/docs.parquet"),
+        vec![
+            (
+                "id",
+                std::sync::Arc::new(arrow::array::StringArray::from(vec!["p", "q", "plong"])),
+            ),
+            (
+                "text",
+                std::sync::Arc::new(arrow::array::StringArray::from(vec!["One.", "Two.", long])),
+            ),
+        ],
+        10,
     );
-    let letters = dead_letters(&ws.path("out/dead.jsonl"));
-    assert_eq!(letters.len(), 1, "{letters:?}");
-    assert!(
-        letters[0]["position"]
-            .as_str()
-            .unwrap()
-            .ends_with(" (id long)"),
-        "{letters:?}"
-    );
-    assert!(
-        letters[0]["reason"]
-            .as_str()
-            .unwrap()
-            .starts_with("rejected by Milvus: "),
-        "{letters:?}"
-    );
-    assert_eq!(letters[0]["raw"], long);
-    assert_eq!(ids(&server.uri, "docs", "id != \"\""), ["a", "b"]);
+    for (source, collection_ids, position) in [
+        (
+            "{ type: jsonl, path: corpus.jsonl, id_field: id }",
+            vec!["a", "b", "c"],
+            "corpus.jsonl:4 (id long)",
+        ),
+        (
+            "{ type: parquet, path: in/docs.parquet, id_field: id }",
+            vec!["a", "b", "c", "p", "q"],
+            "in/docs.parquet row_group 0 row 2 (id plong)",
+        ),
+    ] {
+        ws.write(
+            "p.yaml",
+            format!("name: m\nsource: {source}\nstages:\n  - {{ type: dense }}\n{sink}"),
+        );
+        let _ = std::fs::remove_file(ws.path("dead.jsonl"));
+        let run = ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
+        assert_eq!(run.summary_number("dead-lettered"), 1, "{}", run.stdout());
+        let letters = dead_letters(&ws.path("dead.jsonl"));
+        assert_eq!(letters.len(), 1, "{letters:?}");
+        assert_eq!(letters[0]["position"], position, "{letters:?}");
+        assert!(
+            letters[0]["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("rejected by Milvus: "),
+            "{letters:?}"
+        );
+        assert_eq!(letters[0]["raw"], long);
+        assert_eq!(ids(&server.uri, "docs", "id != \"\""), collection_ids);
+    }
 }
 
 /// With `batch_rows: 2`, the seven records make four upserts; a record whose
@@ -863,6 +885,7 @@ on_every_milvus!(
     the_last_of_two_versions_in_one_batch_wins_with_no_chunk_of_the_first,
     index_types_get_working_parameters_and_a_refused_one_leaves_nothing,
     parquet_metadata_of_every_kind_is_stored_faithfully,
+    a_row_milvus_rejects_is_dead_lettered_at_its_own_line_or_row,
 );
 
 /// Sparse vectors on Milvus 2.3: refused by `validate` and `run` (exit 2)

@@ -33,7 +33,7 @@ pub(crate) use schema::param_text;
 pub use server::{Feature, ServerVersion};
 
 use super::{Durable, Sink, SinkError};
-use crate::batch::{Envelope, columns};
+use crate::batch::{Ack, Envelope, columns};
 use crate::dead_letter::DeadLetters;
 pub(crate) use config::{
     Bm25Mode, CreateMode, IndexConfig, IndexSpec, MilvusSinkConfig, VectorKind,
@@ -499,7 +499,7 @@ impl MilvusSink {
         plan: &CollectionPlan,
         group: &RecordBatch,
         empty_sparse: rows::EmptySparse,
-        position: &str,
+        ack: &Ack,
     ) -> Result<(), MilvusError> {
         let outcome = with_retries(
             self.cfg.max_retries,
@@ -515,7 +515,7 @@ impl MilvusSink {
             Err(e) => {
                 tracing::warn!(collection = %self.cfg.collection, error = %e, "Milvus rejected rows; writing them one by one");
                 for row in 0..group.num_rows() {
-                    self.upsert_one(plan, &group.slice(row, 1), empty_sparse, position)?;
+                    self.upsert_one(plan, &group.slice(row, 1), empty_sparse, ack)?;
                 }
                 Ok(())
             }
@@ -530,7 +530,7 @@ impl MilvusSink {
         plan: &CollectionPlan,
         row: &RecordBatch,
         empty_sparse: rows::EmptySparse,
-        position: &str,
+        ack: &Ack,
     ) -> Result<(), MilvusError> {
         let rejection = match self.try_upsert(plan, row, empty_sparse) {
             Ok(()) => return Ok(()),
@@ -553,7 +553,7 @@ impl MilvusSink {
                 Err(_) => {}
             }
         }
-        self.dead_letter(row, position, &rejection)
+        self.dead_letter(row, ack, &rejection)
     }
 
     /// One upsert request of `rows` as field columns.
@@ -573,21 +573,21 @@ impl MilvusSink {
         Ok(())
     }
 
-    /// A rejected row (a one-row batch) to the dead letter: its id and text.
-    fn dead_letter(
-        &self,
-        row: &RecordBatch,
-        position: &str,
-        e: &SdkError,
-    ) -> Result<(), MilvusError> {
+    /// A rejected row (a one-row batch) to the dead letter: its record's
+    /// position, its id and text.
+    fn dead_letter(&self, row: &RecordBatch, ack: &Ack, e: &SdkError) -> Result<(), MilvusError> {
         let value = |name: &str| {
             row.column_by_name(name)
                 .and_then(|c| c.as_string_opt::<i32>())
                 .filter(|c| c.is_valid(0))
                 .map_or("", |c| c.value(0))
         };
+        let document = match value(columns::DOC_ID) {
+            "" => value(columns::ID),
+            doc_id => doc_id,
+        };
         self.dead_letters.send(
-            format!("{position} (id {})", value(columns::ID)),
+            format!("{} (id {})", ack.position_of(document), value(columns::ID)),
             &format!("rejected by Milvus: {e}"),
             value(columns::TEXT).as_bytes(),
         )?;
@@ -716,7 +716,6 @@ impl Sink for MilvusSink {
             let plan = self.plan.as_ref().ok_or_else(|| {
                 MilvusError::Config("the sink was not prepared before its first write".into())
             })?;
-            let position = ack.position().to_string();
             let empty_sparse = if self.empty_sparse_marked.load(Ordering::Relaxed) {
                 rows::EmptySparse::AsMarker
             } else {
@@ -725,7 +724,7 @@ impl Sink for MilvusSink {
             let (rows, step) = (batch.num_rows(), self.cfg.batch_rows.get());
             for start in (0..rows).step_by(step) {
                 let group = batch.slice(start, step.min(rows - start));
-                self.upsert(plan, &group, empty_sparse, &position)?;
+                self.upsert(plan, &group, empty_sparse, ack)?;
             }
             self.delete_stale(batch)?;
         }

@@ -279,3 +279,77 @@ fn bad_input_and_an_unreachable_server_exit_2_naming_the_problem() {
     );
     assert_eq!(run.stdout(), "");
 }
+
+/// `eval` on the real Milvus 2.3 server, which serves dense search only:
+/// the example set without its BM25 stage, every figure checked against
+/// trec_eval fed with the hits `search --queries` prints (before, both
+/// failed on 2.3: "search result primary-key or score field name is empty").
+#[test]
+fn eval_on_milvus_2_3_scores_dense_search_as_trec_eval_does() {
+    let milvus = MilvusServer::start_kind(MilvusKind::Real);
+    let ws = Workspace::new();
+    let dense_only = std::fs::read_to_string(repo_root().join(PIPELINE))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.contains("type: bm25"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let pipeline = ws.write("dense-eval.yaml", dense_only);
+    let pipeline = pipeline.to_str().unwrap();
+    Run(run_at_root(&ws, &milvus, &["run", pipeline])).expect_code(0);
+    let report: Value = serde_json::from_str(
+        &Run(run_at_root(
+            &ws,
+            &milvus,
+            &[
+                "eval",
+                pipeline,
+                "--queries",
+                QUERIES,
+                "--qrels",
+                QRELS,
+                "--json",
+            ],
+        ))
+        .expect_code(0)
+        .stdout(),
+    )
+    .unwrap();
+    let runs = report["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1, "{report}");
+    assert_eq!(runs[0]["mode"], "dense");
+    let hits = Run(run_at_root(
+        &ws,
+        &milvus,
+        &[
+            "search",
+            pipeline,
+            "--queries",
+            QUERIES,
+            "--json",
+            "--limit",
+            "400",
+        ],
+    ))
+    .expect_code(0)
+    .stdout();
+    let run_file = ws.write("run.json", serde_json::to_string(&trec_run(&hits)).unwrap());
+    let reference: Value = serde_json::from_slice(&python_script(
+        "trec_reference.py",
+        &[
+            repo_root().join(QRELS).as_os_str(),
+            run_file.as_os_str(),
+            "10".as_ref(),
+            "100".as_ref(),
+        ],
+    ))
+    .unwrap();
+    for (name, value) in runs[0]["metrics"].as_object().unwrap() {
+        let (ours, theirs) = (value.as_f64().unwrap(), reference[name].as_f64().unwrap());
+        assert!(
+            (ours - theirs).abs() < 1e-9,
+            "{name} {ours} vs trec_eval {theirs}"
+        );
+    }
+    assert_eq!(runs[0]["metrics"]["mrr@10"], 1.0);
+}

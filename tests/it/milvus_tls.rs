@@ -1,4 +1,4 @@
-//! TLS to the real Milvus 2.3.5 server (Milvus Lite has none): one-way with
+//! TLS and auth on the real Milvus 2.3.5 server (Milvus Lite has neither): one-way with
 //! a private CA, and mutual with a client certificate; certificates made by
 //! the `openssl` command for each test.
 
@@ -216,5 +216,54 @@ fn credentials_in_the_uri_are_refused_and_never_printed() {
     let run = ws.vecpipe(&["run", "p.yaml"]).expect_code(2);
     for output in [validate.stdout(), run.stdout(), run.stderr()] {
         assert!(!output.contains("s3cr3t-Pa55"), "{output}");
+    }
+}
+
+/// Token auth against the real server with authorization on: the right
+/// `user:password` from the environment writes and searches; a wrong one is
+/// refused (exit 2) and shown nowhere.
+#[test]
+fn token_auth_writes_and_a_wrong_password_is_refused_and_never_printed() {
+    let server = MilvusServer::start_real(RealOptions {
+        auth: true,
+        ..RealOptions::default()
+    });
+    let ws = Workspace::new();
+    pipeline(&ws, &server.uri, ", token: '${MILVUS_TOKEN}'");
+    let with_token = |token: &str, args: &[&str]| {
+        let mut command = ws.command(args);
+        command.env("MILVUS_TOKEN", token);
+        Run(command.output().unwrap())
+    };
+    with_token("root:Milvus", &["run", "p.yaml"]).expect_code(0);
+    let hits = with_token(
+        "root:Milvus",
+        &[
+            "search",
+            "p.yaml",
+            "Where was Turing born?",
+            "--json",
+            "--limit",
+            "1",
+        ],
+    )
+    .expect_code(0);
+    assert!(
+        hits.stdout().contains("\"doc_id\":\"turing\""),
+        "{}",
+        hits.stdout()
+    );
+    for args in [&["validate", "p.yaml"][..], &["run", "p.yaml"][..]] {
+        let refused = with_token("root:wr0ng-Pa55", args).expect_code(2);
+        assert!(
+            refused
+                .stderr()
+                .contains(&format!("cannot connect to Milvus at {}", server.uri)),
+            "{}",
+            refused.stderr()
+        );
+        for output in [refused.stdout(), refused.stderr()] {
+            assert!(!output.contains("wr0ng-Pa55"), "{output}");
+        }
     }
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Throughput benchmarks, each run side by side with its reference.
-#   scripts/bench.sh [dense|int8|e2e|bm25|milvus|kafka|backfill|eval|incremental|all]   (default: all)
+#   scripts/bench.sh [dense|int8|e2e|bm25|milvus|milvus-real|kafka|backfill|eval|incremental|all]   (default: all)
 #   BENCH_SENTENCES=2000 BENCH_MILVUS_ROWS=20000 BENCH_ROWS=1000000 BENCH_BM25_ROWS=100000
 #   BENCH_DENSE_BACKFILL_ROWS=50000 BENCH_E2E_TEXTS=2000 BENCH_EVAL_DOCS=5000 BENCH_INCREMENTAL_DOCS=20000
 #   control the sizes.
@@ -142,6 +142,99 @@ YAML
   awk -v n="$rows" -v a="$(median "${ours[@]}")" -v b="$(median "${ref[@]}")" -v i="$(median "${inserts[@]}")" -v r="$(median "${rss[@]}")" \
     -v la="$(median "${lite_ours[@]}")" -v lb="$(median "${lite_ref[@]}")" 'BEGIN {
     printf "milvus sink (%d rows, 384-d dense + sparse, Milvus Lite, medians of 3): vecpipe %.0f rows/s (whole run with flush, %d MiB peak) | pymilvus insert + flush %.0f rows/s (inserts alone %.0f rows/s) | ratio %.2fx | Milvus Lite CPU: %.1f s in vecpipe'"'"'s %.1f s run, %.1f s serving pymilvus\n", n, n/a, r, n/b, n/i, b/a, la, a, lb }'
+}
+
+# Starts the real Milvus 2.3.5 server (scripts/milvus_server.py) on a free
+# port with a fresh data directory; sets real_pid, real_uri and real_data.
+start_real() {
+  local port
+  real_data="$1"
+  port=$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  rm -rf "$real_data"
+  "$python" scripts/milvus_server.py --root .tools/milvus --data "$real_data" --port "$port" > "$real_data.log" 2>&1 &
+  real_pid=$!
+  real_uri="http://127.0.0.1:$port"
+  for _ in $(seq 900); do
+    "$python" -c 'import sys; from pymilvus import MilvusClient; MilvusClient(sys.argv[1]).list_collections()' "$real_uri" 2>/dev/null && return
+    kill -0 "$real_pid" 2>/dev/null || { echo "Milvus did not start: $(tail -5 "$real_data.log")" >&2; exit 1; }
+    sleep 0.1
+  done
+  echo "Milvus did not start within 90 s" >&2; exit 1
+}
+
+# Stops it (SIGINT; killed when its graceful stop hangs).
+stop_real() {
+  kill -INT "$real_pid"
+  for _ in $(seq 150); do kill -0 "$real_pid" 2>/dev/null || { wait "$real_pid" 2>/dev/null || true; return; }; sleep 0.1; done
+  kill -KILL "$real_pid"; wait "$real_pid" 2>/dev/null || true
+}
+
+# CPU seconds (user + system) and peak RSS (MiB) of the running real server.
+real_cpu() { awk -v hz="$(getconf CLK_TCK)" -v since="${1:-0}" '{print ($14 + $15) / hz - since}' "/proc/$real_pid/stat"; }
+real_rss() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$real_pid/status"; }
+
+bench_milvus_real() {
+  # The Milvus sink against the real Milvus 2.3.5 server: vecpipe (Parquet
+  # with vectors → milvus, dense only, whole run ending with a flush) vs a
+  # bare pymilvus insert of the same rows in batches of 1,000 plus a flush,
+  # each into a fresh server; alternated 3 times, medians. Then end to end:
+  # Parquet → dense → the real server, vecpipe vs the plain Python script
+  # (e2e_python.py without BM25).
+  local rows="${BENCH_MILVUS_ROWS:-20000}" data="$dir/milvus-rows-${BENCH_MILVUS_ROWS:-20000}.parquet"
+  [[ -f "$data" ]] || "$python" scripts/bench/milvus_data.py "$rows" "$data"
+  cat > "$dir/milvus-real.yaml" <<YAML
+name: bench-milvus-real
+source: { type: parquet, path: $data, id_field: id, metadata: [dense], batch_rows: 4096 }
+sinks:
+  - { type: milvus, uri: "REAL_URI", collection: vecpipe, batch_rows: 1000 }
+YAML
+  local ours=() ref=() inserts=() rss=() cpu_ours=() cpu_ref=() srv_rss=() before
+  for _ in 1 2 3; do
+    start_real "$dir/real-ref"
+    before=$(real_cpu)
+    "$python" scripts/bench/milvus_pymilvus.py "$real_uri" "$data" dense > "$dir/last.out"
+    cpu_ref+=("$(real_cpu "$before")")
+    stop_real
+    local insert_secs flush_secs
+    read -r _ insert_secs flush_secs < "$dir/last.out"
+    inserts+=("$insert_secs"); ref+=("$(awk -v a="$insert_secs" -v b="$flush_secs" 'BEGIN {print a+b}')")
+    start_real "$dir/real-ours"
+    sed "s|REAL_URI|$real_uri|" "$dir/milvus-real.yaml" > "$dir/milvus-real-now.yaml"
+    before=$(real_cpu)
+    timed "$vecpipe" run "$dir/milvus-real-now.yaml"
+    cpu_ours+=("$(real_cpu "$before")"); srv_rss+=("$(real_rss)")
+    stop_real
+    ours+=("$wall"); rss+=("$rss_mib")
+  done
+  awk -v n="$rows" -v a="$(median "${ours[@]}")" -v b="$(median "${ref[@]}")" -v i="$(median "${inserts[@]}")" -v r="$(median "${rss[@]}")" \
+    -v ca="$(median "${cpu_ours[@]}")" -v cb="$(median "${cpu_ref[@]}")" -v sr="$(median "${srv_rss[@]}")" 'BEGIN {
+    printf "milvus sink, real Milvus 2.3.5 (%d rows, 384-d dense, medians of 3): vecpipe %.0f rows/s (whole run with flush, %d MiB peak) | pymilvus insert + flush %.0f rows/s (inserts alone %.0f rows/s) | ratio %.2fx | server: %.1f s CPU in vecpipe'"'"'s %.1f s run, %.1f s serving pymilvus, %d MiB peak RSS\n", n, n/a, r, n/b, n/i, b/a, ca, a, cb, sr }'
+
+  local n="${BENCH_E2E_TEXTS:-2000}" model="$PWD/models/all-MiniLM-L6-v2"
+  local texts="$dir/texts-e2e-$n.parquet"
+  [[ -f "$texts" ]] || "$python" scripts/bench/gen_texts.py "$n" "$texts" 40 90
+  cat > "$dir/e2e-real.yaml" <<YAML
+name: bench-e2e-real
+source: { type: parquet, path: $texts, id_field: id }
+stages:
+  - { type: dense, model: $model, threads: 2 }
+sinks:
+  - { type: milvus, uri: "REAL_URI", collection: e2e }
+YAML
+  local e2e_ref=() e2e_ours=() e2e_rss=()
+  for _ in 1 2 3; do
+    start_real "$dir/real-e2e"
+    "$python" scripts/bench/e2e_python.py "$model" none "$texts" 2 "$real_uri" > "$dir/last.out"
+    e2e_ref+=("$(cut -d' ' -f2 "$dir/last.out")")
+    stop_real
+    start_real "$dir/real-e2e"
+    sed "s|REAL_URI|$real_uri|" "$dir/e2e-real.yaml" > "$dir/e2e-real-now.yaml"
+    timed "$vecpipe" run "$dir/e2e-real-now.yaml"
+    e2e_ours+=("$wall"); e2e_rss+=("$rss_mib")
+    stop_real
+  done
+  awk -v n="$n" -v r="$(median "${e2e_ref[@]}")" -v a="$(median "${e2e_ours[@]}")" -v ra="$(median "${e2e_rss[@]}")" 'BEGIN {
+    printf "end to end, real Milvus 2.3.5 (%d texts of ~68 tokens, Parquet → dense → Milvus, whole runs, medians of 3): plain Python %.1f s | vecpipe fp32 %.1f s (%d MiB peak): %.2fx\n", n, r, a, ra, r/a }'
 }
 
 # Runs the daemon on $1 until its sinks have written $2 records; sets wall,
@@ -404,12 +497,13 @@ case "$what" in
   dense) bench_dense ;;
   int8) bench_int8 ;;
   milvus) bench_milvus ;;
+  milvus-real) bench_milvus_real ;;
   kafka) bench_kafka ;;
   bm25) bench_bm25 ;;
   backfill) bench_backfill ;;
   eval) bench_eval ;;
   incremental) bench_incremental ;;
   e2e) bench_e2e ;;
-  all) bench_dense; bench_int8; bench_e2e; bench_bm25; bench_milvus; bench_kafka; bench_backfill; bench_eval; bench_incremental ;;
-  *) echo "usage: scripts/bench.sh [dense|int8|e2e|bm25|milvus|kafka|backfill|eval|incremental|all]" >&2; exit 2 ;;
+  all) bench_dense; bench_int8; bench_e2e; bench_bm25; bench_milvus; bench_milvus_real; bench_kafka; bench_backfill; bench_eval; bench_incremental ;;
+  *) echo "usage: scripts/bench.sh [dense|int8|e2e|bm25|milvus|milvus-real|kafka|backfill|eval|incremental|all]" >&2; exit 2 ;;
 esac

@@ -45,13 +45,16 @@ def embed_sorted(tokenizer, session, texts, batch=64, dim=384):
     return vectors, tokens
 
 
-def create_collection(client, name, dim=384):
+def create_collection(client, name, dim=384, sparse=True):
+    """`sparse=False`: dense only (Milvus 2.3 has no sparse vectors)."""
     schema = client.create_schema()
     schema.add_field("id", DataType.VARCHAR, max_length=512, is_primary=True)
     schema.add_field("text", DataType.VARCHAR, max_length=65535)
     schema.add_field("dense", DataType.FLOAT_VECTOR, dim=dim)
-    schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+    if sparse:
+        schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
     index = client.prepare_index_params()
     index.add_index("dense", index_type="AUTOINDEX", metric_type="COSINE")
-    index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="IP")
+    if sparse:
+        index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="IP")
     client.create_collection(name, schema=schema, index_params=index)

@@ -1,4 +1,4 @@
-//! Incremental runs against a real Milvus Lite server: unchanged documents
+//! Incremental runs against Milvus Lite and the real Milvus 2.3 server: unchanged documents
 //! are neither embedded nor written again, edited ones are replaced, and a
 //! change of chunking or model re-embeds everything.
 
@@ -29,13 +29,28 @@ fn corpus(edits: &BTreeMap<usize, &str>) -> String {
         .collect()
 }
 
-fn pipeline(ws: &Workspace, uri: &str, max_chars: usize, model: &str) {
+/// Chunks of `max_chars`, `model`, and BM25 where the server has sparse
+/// vectors (Milvus Lite; not the real 2.3); fits the BM25 params then.
+fn pipeline(ws: &Workspace, milvus: &MilvusServer, max_chars: usize, model: &str) {
+    let bm25 = match milvus.kind {
+        MilvusKind::Lite => "  - { type: bm25, params: bm25.json }\n",
+        MilvusKind::Real => "",
+    };
     ws.write(
         "p.yaml",
         format!(
-            "name: inc\nsource: {{ type: jsonl, path: corpus.jsonl, id_field: id, metadata: [title] }}\nstages:\n  - {{ type: chunk, max_chars: {max_chars} }}\n  - {{ type: dense, model: {model} }}\n  - {{ type: bm25, params: bm25.json }}\nsinks:\n  - {{ type: milvus, uri: '{uri}', collection: docs }}\n"
+            "name: inc\nsource: {{ type: jsonl, path: corpus.jsonl, id_field: id, metadata: [title] }}\nstages:\n  - {{ type: chunk, max_chars: {max_chars} }}\n  - {{ type: dense, model: {model} }}\n{bm25}sinks:\n  - {{ type: milvus, uri: '{}', collection: docs }}\n",
+            milvus.uri
         ),
     );
+}
+
+/// `bm25 fit` when the pipeline has a BM25 stage.
+fn fit(ws: &Workspace, milvus: &MilvusServer) {
+    if milvus.kind == MilvusKind::Lite {
+        ws.vecpipe(&["bm25", "fit", "--pipeline", "p.yaml"])
+            .expect_code(0);
+    }
 }
 
 /// Every row of the collection, by id: (doc_id, text, fingerprint, dense vector).
@@ -48,16 +63,15 @@ fn rows(uri: &str) -> BTreeMap<String, Value> {
 
 /// A workspace with the 100-document corpus, its pipeline (chunks of
 /// `max_chars`, the setup's dense model, BM25) and fitted BM25 params.
-fn fitted(uri: &str, max_chars: usize) -> (Workspace, String) {
+fn fitted(milvus: &MilvusServer, max_chars: usize) -> (Workspace, String) {
     let ws = Workspace::new();
     let model = repo_root()
         .join("models/all-MiniLM-L6-v2")
         .display()
         .to_string();
-    pipeline(&ws, uri, max_chars, &model);
+    pipeline(&ws, milvus, max_chars, &model);
     ws.write("corpus.jsonl", corpus(&BTreeMap::new()));
-    ws.vecpipe(&["bm25", "fit", "--pipeline", "p.yaml"])
-        .expect_code(0);
+    fit(&ws, milvus);
     (ws, model)
 }
 
@@ -66,10 +80,9 @@ fn run(ws: &Workspace, args: &[&str]) -> Run {
         .expect_code(0)
 }
 
-#[test]
-fn an_unchanged_corpus_embeds_nothing_and_three_edits_reembed_exactly_those() {
-    let milvus = MilvusServer::start();
-    let (ws, _) = fitted(&milvus.uri, 150);
+fn an_unchanged_corpus_embeds_nothing_and_three_edits_reembed_exactly_those(kind: MilvusKind) {
+    let milvus = MilvusServer::start_kind(kind);
+    let (ws, _) = fitted(&milvus, 150);
     let first = run(&ws, &[]);
     assert_eq!(first.summary_number("unchanged"), 0);
     let chunks = first.summary_number("chunks");
@@ -146,10 +159,10 @@ fn an_unchanged_corpus_embeds_nothing_and_three_edits_reembed_exactly_those() {
 #[test]
 fn changing_the_chunk_size_or_the_model_reembeds_everything() {
     let milvus = MilvusServer::start();
-    let (ws, model) = fitted(&milvus.uri, 150);
+    let (ws, model) = fitted(&milvus, 150);
     run(&ws, &[]);
 
-    pipeline(&ws, &milvus.uri, 90, &model);
+    pipeline(&ws, &milvus, 90, &model);
     let rechunked = run(&ws, &[]);
     assert_eq!(rechunked.summary_number("unchanged"), 0);
     let ids = rows(&milvus.uri);
@@ -161,7 +174,7 @@ fn changing_the_chunk_size_or_the_model_reembeds_everything() {
 
     // The same files under another name are another model.
     std::os::unix::fs::symlink(&model, ws.path("other-model")).unwrap();
-    pipeline(&ws, &milvus.uri, 90, "other-model");
+    pipeline(&ws, &milvus, 90, "other-model");
     let remodelled = run(&ws, &[]);
     assert_eq!(remodelled.summary_number("unchanged"), 0);
     assert_eq!(remodelled.summary_number("chunks"), ids.len() as u64);
@@ -240,12 +253,13 @@ fn a_collection_without_a_fingerprint_field_keeps_working_and_a_new_one_skips_by
     assert_eq!(again.summary_number("chunks"), 0);
 }
 
-#[test]
-fn sync_deletes_exactly_the_vanished_documents_and_refuses_after_a_failure_or_too_many() {
-    let milvus = MilvusServer::start();
+fn sync_deletes_exactly_the_vanished_documents_and_refuses_after_a_failure_or_too_many(
+    kind: MilvusKind,
+) {
+    let milvus = MilvusServer::start_kind(kind);
     let ws = Workspace::new();
     let model = repo_root().join("models/all-MiniLM-L6-v2");
-    pipeline(&ws, &milvus.uri, 150, &model.display().to_string());
+    pipeline(&ws, &milvus, 150, &model.display().to_string());
     let keep = |ids: &dyn Fn(usize) -> bool| -> String {
         (0..100)
             .filter(|i| ids(*i))
@@ -253,8 +267,7 @@ fn sync_deletes_exactly_the_vanished_documents_and_refuses_after_a_failure_or_to
             .collect()
     };
     ws.write("corpus.jsonl", keep(&|_| true));
-    ws.vecpipe(&["bm25", "fit", "--pipeline", "p.yaml"])
-        .expect_code(0);
+    fit(&ws, &milvus);
     assert_eq!(run(&ws, &["--sync"]).summary_number("deleted"), 0);
     let all = rows(&milvus.uri);
     let held_by = |rows: &BTreeMap<String, Value>, docs: &dyn Fn(usize) -> bool| {
@@ -355,4 +368,8 @@ fn sync_lists_every_row_past_one_page_and_deletes_exactly_the_vanished(kind: Mil
     assert_eq!(held, expected);
 }
 
-on_every_milvus!(sync_lists_every_row_past_one_page_and_deletes_exactly_the_vanished);
+on_every_milvus!(
+    an_unchanged_corpus_embeds_nothing_and_three_edits_reembed_exactly_those,
+    sync_deletes_exactly_the_vanished_documents_and_refuses_after_a_failure_or_too_many,
+    sync_lists_every_row_past_one_page_and_deletes_exactly_the_vanished,
+);

@@ -3,6 +3,7 @@
 //! id, and deleting documents (`run --sync`).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use milvus::v2::prelude::{ConsistencyLevel, DeleteRequest, Error as SdkError, QueryRequest};
@@ -27,6 +28,9 @@ pub(super) struct MilvusDocuments {
     health: Health,
     /// The collection's layout, once it exists.
     layout: OnceLock<Layout>,
+    /// The sink created the collection in this run: no document in it can
+    /// be unchanged from before, so lookups are skipped.
+    created_here: Arc<AtomicBool>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -52,6 +56,7 @@ impl MilvusDocuments {
         runtime: Handle,
         cfg: &MilvusSinkConfig,
         health: Health,
+        created_here: Arc<AtomicBool>,
     ) -> Self {
         MilvusDocuments {
             connection,
@@ -60,6 +65,7 @@ impl MilvusDocuments {
             max_retries: cfg.max_retries,
             health,
             layout: OnceLock::new(),
+            created_here,
         }
     }
 
@@ -137,24 +143,55 @@ impl MilvusDocuments {
         offset: usize,
         limit: usize,
     ) -> Result<Vec<Vec<String>>, SinkError> {
-        let request = QueryRequest::builder()
-            .collection_name(&self.collection)
-            .filter(filter)
-            .output_fields(fields.to_vec())
-            .consistency_level(ConsistencyLevel::Strong)
-            .offset(offset as i64)
-            .limit(limit as i64)
-            .build()
-            .map_err(|e| self.failed("query", e))?;
-        let ask = || self.call("query", || self.connection.client.query(request.clone()));
-        let response = match ask() {
+        Ok(self
+            .query_each(vec![filter], fields, offset, limit)?
+            .pop()
+            .unwrap_or_default())
+    }
+
+    /// `query` for several filters at once, sent together: each strongly
+    /// consistent query waits for the server's next time tick (about 0.4 s
+    /// on Milvus 2.3), so one after another they took 6 s for 4,096 documents.
+    fn query_each(
+        &self,
+        filters: Vec<String>,
+        fields: &[&str],
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<Vec<Vec<String>>>, SinkError> {
+        let requests = filters
+            .into_iter()
+            .map(|filter| {
+                QueryRequest::builder()
+                    .collection_name(&self.collection)
+                    .filter(filter)
+                    .output_fields(fields.to_vec())
+                    .consistency_level(ConsistencyLevel::Strong)
+                    .offset(offset as i64)
+                    .limit(limit as i64)
+                    .build()
+                    .map_err(|e| self.failed("query", e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let client = &self.connection.client;
+        let ask = || {
+            self.call("query", || {
+                futures_util::future::try_join_all(
+                    requests.iter().map(|request| client.query(request.clone())),
+                )
+            })
+        };
+        let responses = match ask() {
             Err(e) if crate::error::report(&e).contains("released") => {
                 self.load()?;
                 ask()?
             }
             outcome => outcome?,
         };
-        self.values(response.results(), fields)
+        responses
+            .iter()
+            .map(|response| self.values(response.results(), fields))
+            .collect()
     }
 
     /// Each row's `fields`, as strings.
@@ -265,6 +302,9 @@ impl DocumentStore for MilvusDocuments {
         documents: &[&str],
         chunked: bool,
     ) -> Result<Option<HashMap<String, StoredRows>>, SinkError> {
+        if self.created_here.load(Ordering::Relaxed) {
+            return Ok(Some(HashMap::new()));
+        }
         match self.layout()? {
             None => return Ok(Some(HashMap::new())),
             Some(layout) if !layout.fingerprint => return Ok(None),
@@ -279,9 +319,10 @@ impl DocumentStore for MilvusDocuments {
         } else {
             (columns::ID, vec![columns::ID, columns::FINGERPRINT])
         };
+        let started = std::time::Instant::now();
         let mut stored: HashMap<String, StoredRows> = HashMap::new();
-        for filter in in_filters(key, documents, DOCUMENTS_PER_REQUEST) {
-            let rows = self.query(filter, &fields, 0, QUERY_LIMIT)?;
+        let filters = in_filters(key, documents, DOCUMENTS_PER_REQUEST);
+        for rows in self.query_each(filters, &fields, 0, QUERY_LIMIT)? {
             if rows.len() >= QUERY_LIMIT {
                 continue; // cut short: these documents count as changed
             }
@@ -291,6 +332,7 @@ impl DocumentStore for MilvusDocuments {
                 stored.entry(document).or_default().push((id, fingerprint));
             }
         }
+        tracing::debug!(documents = documents.len(), took = ?started.elapsed(), "looked up stored documents");
         Ok(Some(stored))
     }
 

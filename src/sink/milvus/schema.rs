@@ -158,8 +158,13 @@ impl CollectionPlan {
             let nullable = !matches!(
                 kind,
                 FieldKind::PrimaryKey | FieldKind::FloatVector(_) | FieldKind::SparseVector
-            ) && ![columns::DOC_ID, columns::CHUNK_INDEX, columns::TEXT]
-                .contains(&name);
+            ) && ![
+                columns::DOC_ID,
+                columns::CHUNK_INDEX,
+                columns::TEXT,
+                columns::FINGERPRINT,
+            ]
+            .contains(&name);
             fields.push(PlannedField {
                 name: name.to_string(),
                 kind,

@@ -3,7 +3,6 @@
 //! id, and deleting documents (`run --sync`).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use milvus::v2::prelude::{ConsistencyLevel, DeleteRequest, Error as SdkError, QueryRequest};
@@ -28,9 +27,6 @@ pub(super) struct MilvusDocuments {
     health: Health,
     /// The collection's layout, once it exists.
     layout: OnceLock<Layout>,
-    /// The sink created the collection in this run: no document in it can
-    /// be unchanged from before, so lookups are skipped.
-    created_here: Arc<AtomicBool>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -56,7 +52,6 @@ impl MilvusDocuments {
         runtime: Handle,
         cfg: &MilvusSinkConfig,
         health: Health,
-        created_here: Arc<AtomicBool>,
     ) -> Self {
         MilvusDocuments {
             connection,
@@ -65,7 +60,6 @@ impl MilvusDocuments {
             max_retries: cfg.max_retries,
             health,
             layout: OnceLock::new(),
-            created_here,
         }
     }
 
@@ -302,9 +296,6 @@ impl DocumentStore for MilvusDocuments {
         documents: &[&str],
         chunked: bool,
     ) -> Result<Option<HashMap<String, StoredRows>>, SinkError> {
-        if self.created_here.load(Ordering::Relaxed) {
-            return Ok(Some(HashMap::new()));
-        }
         match self.layout()? {
             None => return Ok(Some(HashMap::new())),
             Some(layout) if !layout.fingerprint => return Ok(None),

@@ -222,15 +222,7 @@ impl MilvusConnection {
         self.client.load_collection(request).await
     }
 
-    /// Starts loading the collection without waiting (writes need no load;
-    /// Milvus 2.3 takes ~2 s to load a new collection with its index).
-    pub async fn start_loading(&self, collection: &str) -> Result<(), SdkError> {
-        let request = LoadCollectionRequest::builder()
-            .collection_name(collection)
-            .sync(false)
-            .build()?;
-        self.client.load_collection(request).await
-    }
+
 
     /// Starts Milvus Lite if needed and connects; blocks (call off the async threads).
     pub fn open(cfg: &MilvusSinkConfig, runtime: &Handle) -> Result<Self, MilvusError> {
@@ -308,10 +300,6 @@ pub struct MilvusSink {
     empty_sparse_marked: std::sync::atomic::AtomicBool,
     /// Rows or deletes were sent since the last flush.
     unflushed: bool,
-    /// This run created the collection: it holds only what this run wrote
-    /// (and other writers' documents, which never overlap), so the document
-    /// store skips its lookups.
-    created_here: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl MilvusSink {
@@ -333,7 +321,6 @@ impl MilvusSink {
             health: Health::default(),
             empty_sparse_marked: std::sync::atomic::AtomicBool::new(false),
             unflushed: false,
-            created_here: Default::default(),
         })
     }
 
@@ -405,13 +392,6 @@ impl MilvusSink {
             match self.create_collection(&plan) {
                 Ok(()) => {
                     tracing::info!(collection = %self.cfg.collection, "created collection");
-                    self.created_here.store(true, Ordering::Relaxed);
-                    self.call(
-                        "load_collection",
-                        self.connection.start_loading(&self.cfg.collection),
-                    )?;
-                    self.plan = Some(plan);
-                    return Ok(());
                 }
                 Err(e @ MilvusError::IndexRefused(_)) => return Err(e),
                 // Another writer (a second daemon of the group) created it
@@ -781,7 +761,6 @@ impl Sink for MilvusSink {
             self.runtime.clone(),
             &self.cfg,
             self.health.clone(),
-            self.created_here.clone(),
         )))
     }
 }

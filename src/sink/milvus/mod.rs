@@ -222,8 +222,6 @@ impl MilvusConnection {
         self.client.load_collection(request).await
     }
 
-
-
     /// Starts Milvus Lite if needed and connects; blocks (call off the async threads).
     pub fn open(cfg: &MilvusSinkConfig, runtime: &Handle) -> Result<Self, MilvusError> {
         let lite = if is_local_path(&cfg.uri) {

@@ -125,9 +125,10 @@ pub struct Ack {
 #[derive(Debug)]
 struct AckShared {
     position: Position,
-    /// Each document's offset from `position` (its line or row), for
-    /// naming one record of the batch; the last record of a repeated id.
-    offsets: std::collections::HashMap<String, usize>,
+    /// The source batch's `id` column and each row's offset from
+    /// `position` (its line or row), for naming one record when it is
+    /// dead-lettered downstream; looked up only then.
+    row_offsets: Option<(arrow::array::ArrayRef, Vec<usize>)>,
     records: usize,
     failed: AtomicBool,
     outcomes: mpsc::UnboundedSender<AckOutcome>,
@@ -142,7 +143,7 @@ impl Ack {
         Ack {
             shared: Arc::new(AckShared {
                 position,
-                offsets: std::collections::HashMap::new(),
+                row_offsets: None,
                 records,
                 failed: AtomicBool::new(false),
                 outcomes,
@@ -152,16 +153,15 @@ impl Ack {
     }
 
     /// Names each row's record: `offsets[i]` is row `i`'s offset from the
-    /// batch's position (a JSONL line, a Parquet row), keyed by the row's
-    /// `id`. Only on a fresh ack, before it is shared.
-    pub fn with_row_offsets(mut self, batch: &RecordBatch, offsets: &[usize]) -> Self {
-        let ids = batch
-            .column_by_name(columns::ID)
-            .and_then(|c| c.as_string_opt::<i32>());
-        if let (Some(shared), Some(ids)) = (Arc::get_mut(&mut self.shared), ids) {
-            for (row, offset) in offsets.iter().enumerate().take(ids.len()) {
-                shared.offsets.insert(ids.value(row).to_string(), *offset);
-            }
+    /// batch's position (a JSONL line, a Parquet row). Only on a fresh ack,
+    /// before it is shared; keeps the `id` column (reference-counted), so a
+    /// batch pays nothing until a record is named.
+    pub fn with_row_offsets(mut self, batch: &RecordBatch, offsets: Vec<usize>) -> Self {
+        if let (Some(shared), Some(ids)) = (
+            Arc::get_mut(&mut self.shared),
+            batch.column_by_name(columns::ID),
+        ) {
+            shared.row_offsets = Some((ids.clone(), offsets));
         }
         self
     }
@@ -172,8 +172,20 @@ impl Ack {
 
     /// Where `document`'s record is: its own line or row when the source
     /// said, else the batch's first.
+    /// (The last record of a repeated id: the version that was written.)
     pub fn position_of(&self, document: &str) -> RecordPosition<'_> {
-        let offset = self.shared.offsets.get(document).copied().unwrap_or(0);
+        let offset = self
+            .shared
+            .row_offsets
+            .as_ref()
+            .and_then(|(ids, offsets)| {
+                let ids = ids.as_string_opt::<i32>()?;
+                let row = (0..ids.len().min(offsets.len()))
+                    .rev()
+                    .find(|&row| ids.value(row) == document)?;
+                Some(offsets[row])
+            })
+            .unwrap_or(0);
         self.shared.position.record(offset)
     }
 

@@ -165,7 +165,7 @@ impl RecordSource for JsonlSource {
             records,
             self.ctx.acks.clone(),
         )
-        .with_row_offsets(&batch, &row_lines);
+        .with_row_offsets(&batch, row_lines);
         Ok(Some(Envelope::new(batch, ack)))
     }
 

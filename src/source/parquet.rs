@@ -410,7 +410,7 @@ impl RecordSource for ParquetSource {
             }
             let (batch, rows) = self.convert(&raw, &position, &path)?;
             let ack = Ack::new(position, raw.num_rows(), self.ctx.acks.clone())
-                .with_row_offsets(&batch, &rows);
+                .with_row_offsets(&batch, rows);
             return Ok(Some(Envelope::new(batch, ack)));
         }
     }

@@ -206,13 +206,12 @@ impl IndexSpec {
         vectors: VectorKind,
         limit: usize,
     ) -> BTreeMap<String, serde_json::Value> {
-        let mut params = match self.kind(vectors).as_str() {
-            "HNSW" => with_defaults(&[("ef", 64.max(limit as u64))], &self.search_params),
-            "IVF_FLAT" | "IVF_SQ8" | "IVF_PQ" => {
-                with_defaults(&[("nprobe", 16)], &self.search_params)
-            }
-            _ => self.search_params.clone(),
+        let defaults: &[(&str, u64)] = match self.kind(vectors).as_str() {
+            "HNSW" => &[("ef", 64)],
+            "IVF_FLAT" | "IVF_SQ8" | "IVF_PQ" => &[("nprobe", 16)],
+            _ => &[],
         };
+        let mut params = with_defaults(defaults, &self.search_params);
         if let Some(ef) = params.get_mut("ef")
             && ef.as_u64().is_some_and(|ef| ef < limit as u64)
         {

@@ -191,53 +191,38 @@ fn array_values(
     Ok(match element {
         Element::VarChar => FieldData::array_varchar(
             name,
-            rows.iter()
-                .map(|v| {
-                    let v = v.as_string::<i32>();
-                    (0..v.len())
-                        .map(|i| {
-                            if v.is_valid(i) {
-                                v.value(i).to_string()
-                            } else {
-                                String::new()
-                            }
-                        })
-                        .collect()
-                })
-                .collect(),
+            list_items(&rows, element, |a, r| {
+                a.as_string::<i32>().value(r).to_string()
+            }),
         ),
         Element::Int64 => FieldData::array_int64(
             name,
-            rows.iter()
-                .map(|v| {
-                    let v = v.as_primitive::<Int64Type>();
-                    (0..v.len())
-                        .map(|i| if v.is_valid(i) { v.value(i) } else { 0 })
-                        .collect()
-                })
-                .collect(),
+            list_items(&rows, element, |a, r| {
+                a.as_primitive::<Int64Type>().value(r)
+            }),
         ),
         Element::Double => FieldData::array_double(
             name,
-            rows.iter()
-                .map(|v| {
-                    let v = v.as_primitive::<Float64Type>();
-                    (0..v.len())
-                        .map(|i| if v.is_valid(i) { v.value(i) } else { 0.0 })
-                        .collect()
-                })
-                .collect(),
+            list_items(&rows, element, |a, r| {
+                a.as_primitive::<Float64Type>().value(r)
+            }),
         ),
         Element::Bool => FieldData::array_bool(
             name,
-            rows.iter()
-                .map(|v| {
-                    let v = v.as_boolean();
-                    (0..v.len()).map(|i| v.is_valid(i) && v.value(i)).collect()
-                })
-                .collect(),
+            list_items(&rows, element, |a, r| a.as_boolean().value(r)),
         ),
     })
+}
+
+/// Each list's items read by `value`, a null item as its type's empty value.
+fn list_items<T: Default>(
+    rows: &[ArrayRef],
+    element: Element,
+    value: impl Fn(&ArrayRef, usize) -> T + Copy,
+) -> Vec<Vec<T>> {
+    rows.iter()
+        .map(|items| valid_values(items, &element.arrow_type(), false, value))
+        .collect()
 }
 
 /// Each row of `array` as JSON, as Arrow's JSON writer writes it: lists

@@ -150,9 +150,7 @@ impl CollectionPlan {
                     ArrowType::List(item)
                     | ArrowType::LargeList(item)
                     | ArrowType::FixedSizeList(item, _),
-                ) if Element::of(item.data_type()).is_some() => {
-                    FieldKind::Array(Element::of(item.data_type()).expect("checked"))
-                }
+                ) => Element::of(item.data_type()).map_or(FieldKind::Json, FieldKind::Array),
                 _ => FieldKind::Json,
             };
             let nullable = !matches!(

@@ -83,7 +83,11 @@ impl MilvusDocuments {
                 self.health.set(false);
                 tracing::warn!(collection = %self.collection, error = %e, retry_in = ?delay, "Milvus {operation} failed; retrying");
             },
-            || self.runtime.block_on(request()).map_err(Box::new),
+            || {
+                self.runtime
+                    .block_on(self.connection.on_loaded(&self.collection, &request))
+                    .map_err(Box::new)
+            },
         );
         if outcome.is_ok() {
             self.health.set(true);
@@ -128,8 +132,7 @@ impl MilvusDocuments {
         self.call("load_collection", || self.connection.load(&self.collection))
     }
 
-    /// Up to `limit` rows' `fields` (from `offset`); a collection found
-    /// released (the server restarted) is loaded and asked again.
+    /// Up to `limit` rows' `fields` (from `offset`).
     fn query(
         &self,
         filter: String,
@@ -175,13 +178,7 @@ impl MilvusDocuments {
                 )
             })
         };
-        let responses = match ask() {
-            Err(e) if crate::error::report(&e).contains("released") => {
-                self.load()?;
-                ask()?
-            }
-            outcome => outcome?,
-        };
+        let responses = ask()?;
         responses
             .iter()
             .map(|response| self.values(response.results(), fields))

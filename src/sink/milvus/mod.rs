@@ -121,6 +121,14 @@ const CREATE_RACE_WAIT: Duration = Duration::from_secs(5);
 /// How long the end of a run waits for the server to seal what it wrote.
 const FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// Milvus' code for a collection that is not loaded: a restarted server
+/// brings its collections back released (both servers answer it so).
+const COLLECTION_NOT_LOADED: i32 = 101;
+
+fn is_not_loaded(e: &SdkError) -> bool {
+    matches!(e, SdkError::Server(status) if status.code() == COLLECTION_NOT_LOADED)
+}
+
 /// Transport trouble is worth retrying; a server's verdict on a request is not.
 fn is_transient(e: &SdkError) -> bool {
     matches!(
@@ -220,6 +228,26 @@ impl MilvusConnection {
             .collection_name(collection)
             .build()?;
         self.client.load_collection(request).await
+    }
+
+    /// Runs `call`; when the server answers that the collection is not
+    /// loaded (it restarted), loads it and runs `call` once more.
+    pub async fn on_loaded<T, F: std::future::Future<Output = Result<T, SdkError>>>(
+        &self,
+        collection: &str,
+        call: impl Fn() -> F,
+    ) -> Result<T, SdkError> {
+        match call().await {
+            Err(e) if is_not_loaded(&e) => {
+                tracing::info!(
+                    collection,
+                    "the collection was released (a server restart?): loading it"
+                );
+                self.load(collection).await?;
+                call().await
+            }
+            outcome => outcome,
+        }
     }
 
     /// Starts Milvus Lite if needed and connects; blocks (call off the async threads).
@@ -563,13 +591,16 @@ impl MilvusSink {
         rows: &RecordBatch,
         empty_sparse: rows::EmptySparse,
     ) -> Result<(), Box<SdkError>> {
-        let insert = InsertRequest::builder()
-            .collection_name(&self.cfg.collection)
-            .columns(rows::field_columns(plan, rows, empty_sparse)?)
-            .build()?;
-        let request = UpsertRequest::builder().insert(insert).build()?;
+        let upsert = || async {
+            let insert = InsertRequest::builder()
+                .collection_name(&self.cfg.collection)
+                .columns(rows::field_columns(plan, rows, empty_sparse).map_err(|e| *e)?)
+                .build()?;
+            let request = UpsertRequest::builder().insert(insert).build()?;
+            self.connection.client.upsert(request).await
+        };
         self.runtime
-            .block_on(self.connection.client.upsert(request))?;
+            .block_on(self.connection.on_loaded(&self.cfg.collection, upsert))?;
         Ok(())
     }
 
@@ -608,7 +639,9 @@ impl MilvusSink {
             |e, delay| self.retrying("delete", e, delay),
             || {
                 self.runtime
-                    .block_on(self.connection.client.delete(request.clone()))
+                    .block_on(self.connection.on_loaded(&self.cfg.collection, || {
+                        self.connection.client.delete(request.clone())
+                    }))
                     .map_err(Box::new)
             },
         );

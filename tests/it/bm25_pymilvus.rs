@@ -8,15 +8,16 @@ use crate::common::*;
 use vecpipe::bm25::{Analyzer, Bm25Encoder, Bm25Params};
 use vecpipe::bm25::{AnalyzerConfig, StopWords, TokenizerKind};
 
-type Sparse = Vec<Vec<(u32, f32)>>;
+pub(crate) type Sparse = Vec<Vec<(u32, f32)>>;
 
-fn reference(args: &[&Path]) -> String {
+pub(crate) fn reference(args: &[&Path]) -> String {
     let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
     String::from_utf8(python_script("bm25_reference.py", &args)).unwrap()
 }
 
 fn whitespace_lowercase() -> AnalyzerConfig {
     AnalyzerConfig {
+        language: None,
         tokenizer: TokenizerKind::Whitespace,
         lowercase: true,
         stop_words: StopWords::None,
@@ -71,12 +72,13 @@ fn write_corpus(ws: &Workspace) -> PathBuf {
     )
 }
 
-/// Document vectors through a real vecpipe pipeline (JSONL → bm25 → Parquet).
-fn vecpipe_documents(ws: &Workspace, params: &str) -> Sparse {
+/// Document vectors of `corpus.jsonl` through a real vecpipe pipeline
+/// (JSONL → bm25 → Parquet), the stage's analyzer written as `analyzer`.
+pub(crate) fn vecpipe_documents(ws: &Workspace, params: &str, analyzer: &str) -> Sparse {
     ws.write(
         "bm25.yaml",
         format!(
-            "name: interop\nsource: {{ type: jsonl, path: corpus.jsonl, id_field: id }}\nstages:\n  - type: bm25\n    params: {params}\n    analyzer: {{ tokenizer: whitespace, lowercase: true, stop_words: none, stemmer: none }}\nsinks:\n  - {{ type: arrow, path: out/{params}.parquet }}\n"
+            "name: interop\nsource: {{ type: jsonl, path: corpus.jsonl, id_field: id }}\nstages:\n  - type: bm25\n    params: {params}\n    analyzer: {analyzer}\nsinks:\n  - {{ type: arrow, path: out/{params}.parquet }}\n"
         ),
     );
     ws.vecpipe(&["run", "bm25.yaml"]).expect_code(0);
@@ -86,6 +88,9 @@ fn vecpipe_documents(ws: &Workspace, params: &str) -> Sparse {
     )
 }
 
+const WHITESPACE_LOWERCASE: &str =
+    "{ tokenizer: whitespace, lowercase: true, stop_words: none, stemmer: none }";
+
 fn vecpipe_queries(params_path: &Path) -> Sparse {
     let params = Bm25Params::load(params_path).unwrap();
     let encoder = Bm25Encoder::new(params, Analyzer::new(&whitespace_lowercase()).unwrap());
@@ -93,14 +98,24 @@ fn vecpipe_queries(params_path: &Path) -> Sparse {
 }
 
 fn pymilvus_vectors(ws: &Workspace, params: &Path) -> (Sparse, Sparse) {
-    let queries = ws.write("queries.json", serde_json::to_string(QUERIES).unwrap());
-    let out: serde_json::Value = serde_json::from_str(&reference(&[
-        Path::new("encode"),
-        params,
-        &ws.path("corpus.jsonl"),
-        &queries,
-    ]))
-    .unwrap();
+    let queries: Vec<String> = QUERIES.iter().map(|q| q.to_string()).collect();
+    pymilvus_encodings(ws, params, &queries, &[])
+}
+
+/// pymilvus.model's vectors of `corpus.jsonl` and of `queries` with the
+/// params file `params`; `options` are the reference script's
+/// (`--language L`).
+pub(crate) fn pymilvus_encodings(
+    ws: &Workspace,
+    params: &Path,
+    queries: &[String],
+    options: &[&str],
+) -> (Sparse, Sparse) {
+    let queries = ws.write("queries.json", serde_json::to_string(queries).unwrap());
+    let corpus = ws.path("corpus.jsonl");
+    let mut args = vec![Path::new("encode"), params, &corpus, &queries];
+    args.extend(options.iter().map(Path::new));
+    let out: serde_json::Value = serde_json::from_str(&reference(&args)).unwrap();
     let parse = |v: &serde_json::Value| -> Sparse {
         v.as_array()
             .unwrap()
@@ -117,7 +132,7 @@ fn pymilvus_vectors(ws: &Workspace, params: &Path) -> (Sparse, Sparse) {
     (parse(&out["documents"]), parse(&out["queries"]))
 }
 
-fn assert_same(what: &str, ours: &Sparse, theirs: &Sparse) {
+pub(crate) fn assert_same(what: &str, ours: &Sparse, theirs: &Sparse) {
     assert_eq!(ours.len(), theirs.len(), "{what}: row count");
     for (row, (a, b)) in ours.iter().zip(theirs).enumerate() {
         let a_idx: Vec<u32> = a.iter().map(|e| e.0).collect();
@@ -198,7 +213,7 @@ fn vecpipe_and_pymilvus_fit_identical_params_and_encode_identically_both_ways() 
         let (py_docs, py_queries) = pymilvus_vectors(&ws, &params);
         assert_same(
             &format!("documents ({name})"),
-            &vecpipe_documents(&ws, name),
+            &vecpipe_documents(&ws, name, WHITESPACE_LOWERCASE),
             &py_docs,
         );
         assert_same(
@@ -283,7 +298,7 @@ fn an_update_keeps_existing_indexes_appends_new_terms_and_pymilvus_agrees() {
     let (py_docs, py_queries) = pymilvus_vectors(&ws, &ws.path("updated.json"));
     assert_same(
         "documents",
-        &vecpipe_documents(&ws, "updated.json"),
+        &vecpipe_documents(&ws, "updated.json", WHITESPACE_LOWERCASE),
         &py_docs,
     );
     assert_same(

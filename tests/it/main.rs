@@ -16,6 +16,7 @@ mod http_providers;
 mod incremental;
 mod jsonl_sink;
 mod kafka_daemon;
+mod languages;
 mod milvus_sink;
 mod milvus_tls;
 mod parquet_and_sinks;

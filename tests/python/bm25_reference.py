@@ -1,14 +1,22 @@
 """pymilvus.model's BM25EmbeddingFunction, driven by the interoperability test.
 
-Uses a whitespace + lowercase analyzer built from pymilvus.model's own
-Analyzer parts (its default analyzers need NLTK data that is not on PyPI).
+Without --language: a whitespace + lowercase analyzer built from pymilvus.model's
+own Analyzer parts. With --language L: pymilvus.model's
+build_default_analyzer(L), with NLTK's data (not on PyPI) made from the
+project's copy of NLTK's stop-word lists and Punkt's English model as
+pymilvus ships it here (empty).
 
-    bm25_reference.py fit CORPUS.jsonl OUT.json
-    bm25_reference.py encode PARAMS.json CORPUS.jsonl QUERIES.json
+    bm25_reference.py fit CORPUS.jsonl OUT.json [--language L]
+    bm25_reference.py encode PARAMS.json CORPUS.jsonl QUERIES.json [--language L]
         prints {"documents": [[[index, value], ...], ...], "queries": [...]}
+    bm25_reference.py analyze CORPUS.jsonl --language L
+        prints each text's terms: [[term, ...], ...]
 """
 import json
+import os
+import shutil
 import sys
+import tempfile
 
 from pymilvus.model.sparse import BM25EmbeddingFunction
 from pymilvus.model.sparse.bm25.tokenizers import Analyzer, LowercaseFilter
@@ -19,8 +27,27 @@ class WhitespaceTokenizer:
         return text.split()
 
 
-def analyzer():
-    return Analyzer("whitespace-lowercase", WhitespaceTokenizer(), preprocessors=[], filters=[LowercaseFilter()])
+def nltk_data():
+    """An NLTK data directory holding what pymilvus.model's analyzers load."""
+    root = tempfile.mkdtemp(prefix="nltk_data")
+    lists = os.path.join(os.path.dirname(__file__), "..", "..", "config", "stopwords", "nltk")
+    shutil.copytree(lists, os.path.join(root, "corpora", "stopwords"))
+    punkt = os.path.join(root, "tokenizers", "punkt_tab", "english")
+    os.makedirs(punkt)
+    for name in ("abbrev_types.txt", "collocations.tab", "ortho_context.tab", "sent_starters.txt"):
+        open(os.path.join(punkt, name), "w").close()
+    import nltk
+    nltk.data.path.insert(0, root)
+
+
+def analyzer(language):
+    if language is None:
+        return Analyzer("whitespace-lowercase", WhitespaceTokenizer(), preprocessors=[], filters=[LowercaseFilter()])
+    nltk_data()
+    import logging
+    logging.getLogger("jieba").setLevel(logging.WARNING)
+    from pymilvus.model.sparse.bm25.tokenizers import build_default_analyzer
+    return build_default_analyzer(language=language)
 
 
 def texts(path):
@@ -39,20 +66,29 @@ def rows(matrix):
 
 
 def main():
-    command = sys.argv[1]
+    args = sys.argv[1:]
+    language = None
+    if "--language" in args:
+        at = args.index("--language")
+        language = args[at + 1]
+        del args[at:at + 2]
+    command = args[0]
     if command == "fit":
-        bm25 = BM25EmbeddingFunction(analyzer())
-        bm25.fit(texts(sys.argv[2]))
-        bm25.save(sys.argv[3])
+        bm25 = BM25EmbeddingFunction(analyzer(language))
+        bm25.fit(texts(args[1]))
+        bm25.save(args[2])
     elif command == "encode":
-        bm25 = BM25EmbeddingFunction(analyzer())
-        bm25.load(sys.argv[2])
-        with open(sys.argv[4], encoding="utf-8") as f:
+        bm25 = BM25EmbeddingFunction(analyzer(language))
+        bm25.load(args[1])
+        with open(args[3], encoding="utf-8") as f:
             queries = json.load(f)
         print(json.dumps({
-            "documents": rows(bm25.encode_documents(texts(sys.argv[3]))),
+            "documents": rows(bm25.encode_documents(texts(args[2]))),
             "queries": rows(bm25.encode_queries(queries)),
         }))
+    elif command == "analyze":
+        analyze = analyzer(language)
+        print(json.dumps([analyze(text) for text in texts(args[1])], ensure_ascii=False))
     else:
         sys.exit(f"unknown command {command}")
 

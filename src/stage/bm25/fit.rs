@@ -157,6 +157,7 @@ mod tests {
 
     fn plain() -> AnalyzerConfig {
         AnalyzerConfig {
+            language: None,
             tokenizer: TokenizerKind::Whitespace,
             lowercase: true,
             stop_words: StopWords::None,

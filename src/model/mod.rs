@@ -71,7 +71,7 @@ pub enum ModelError {
     Remote { url: String, message: String },
 }
 
-fn list(paths: &[PathBuf]) -> String {
+pub(crate) fn list(paths: &[PathBuf]) -> String {
     paths
         .iter()
         .map(|p| p.display().to_string())

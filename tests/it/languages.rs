@@ -139,3 +139,147 @@ fn params_fitted_by_either_side_are_equal_and_encode_the_same_on_the_other() {
         }
     }
 }
+
+/// mecab-ipadic's sources, from Debian's package (scripts/setup.sh test).
+fn ipadic_sources() -> PathBuf {
+    setup(Some("test"));
+    repo_root().join(".tools/mecab-ipadic/ipadic")
+}
+
+/// `vecpipe model prepare ipadic` into the workspace's `models/`.
+fn prepare_ipadic(ws: &Workspace) -> Run {
+    let from = ipadic_sources();
+    ws.vecpipe(&[
+        "model",
+        "prepare",
+        "ipadic",
+        "--from",
+        from.to_str().unwrap(),
+        "--dir",
+        "models",
+    ])
+}
+
+/// `bm25 fit --language ja` on the Japanese paragraphs, with `models` as
+/// the only models directory.
+fn fit_japanese(ws: &Workspace, models: &Path) -> Run {
+    std::fs::copy(corpus("ja"), ws.path("ja.jsonl")).unwrap();
+    Run(ws
+        .command(&[
+            "bm25",
+            "fit",
+            "--input",
+            "ja.jsonl",
+            "--language",
+            "ja",
+            "--out",
+            "ja.json",
+        ])
+        .env("VECPIPE_MODELS_DIR", models)
+        .output()
+        .unwrap())
+}
+
+#[test]
+fn japanese_is_cut_into_words_and_particles_and_symbols_are_not_terms() {
+    let ws = Workspace::new();
+    let run = prepare_ipadic(&ws).expect_code(0);
+    assert_eq!(
+        run.stdout(),
+        format!(
+            "ipadic: built from {} → models/ipadic\n",
+            ipadic_sources().display()
+        )
+    );
+    let again = prepare_ipadic(&ws).expect_code(0);
+    assert_eq!(again.stdout(), "ipadic: already there → models/ipadic\n");
+
+    fit_japanese(&ws, &ws.path("models")).expect_code(0);
+    let params = Bm25Params::load(&ws.path("ja.json")).unwrap();
+    assert_eq!(params.analyzer, Some(analyzer("ja")));
+    let terms: std::collections::BTreeSet<&str> =
+        params.idf_word.iter().map(String::as_str).collect();
+    for word in [
+        "検索",
+        "ベクトル",
+        "データベース",
+        "リランカー",
+        "ハイブリッド",
+        "インデックス",
+        "milvus",
+    ] {
+        assert!(terms.contains(word), "`{word}` is a term: {terms:?}");
+    }
+    for particle in [
+        "は", "が", "を", "に", "で", "と", "か", "です", "ます", "、", "。", "「", ".",
+    ] {
+        assert!(!terms.contains(particle), "`{particle}` is not a term");
+    }
+
+    // The whole analysis of one paragraph: its terms in order of first appearance.
+    let paragraph = "ハイブリッド検索とは何ですか？密ベクトルとBM25の疎ベクトルを組み合わせ、その後リランカーが結果を並べ替えます。";
+    ws.write(
+        "one.jsonl",
+        id_text_lines([("p".to_string(), paragraph.to_string())]),
+    );
+    let run = ws
+        .command(&[
+            "bm25",
+            "fit",
+            "--input",
+            "one.jsonl",
+            "--language",
+            "ja",
+            "--out",
+            "one.json",
+        ])
+        .env("VECPIPE_MODELS_DIR", ws.path("models"))
+        .output()
+        .unwrap();
+    Run(run).expect_code(0);
+    assert_eq!(
+        Bm25Params::load(&ws.path("one.json")).unwrap().idf_word,
+        [
+            "ハイブリッド",
+            "検索",
+            "何",
+            "密",
+            "ベクトル",
+            "bm",
+            "25",
+            "疎",
+            "組み合わせ",
+            "その後",
+            "リランカー",
+            "結果",
+            "並べ",
+            "替え"
+        ]
+    );
+}
+
+#[test]
+fn japanese_without_its_dictionary_is_refused_naming_the_command() {
+    let ws = Workspace::new();
+    std::fs::create_dir(ws.path("empty")).unwrap();
+    let run = fit_japanese(&ws, &ws.path("empty")).expect_code(2);
+    assert_eq!(
+        run.stderr(),
+        format!(
+            "error: no Japanese dictionary (looked in {}/ipadic); run `vecpipe model prepare ipadic` (it builds the dictionary from mecab-ipadic: `apt-get install mecab-ipadic`, or pass --from DIR with its CSV and .def files)\n",
+            ws.path("empty").display()
+        )
+    );
+    assert!(!ws.path("ja.json").exists());
+
+    let run = ws
+        .vecpipe(&[
+            "model", "prepare", "ipadic", "--from", "nowhere", "--dir", "models",
+        ])
+        .expect_code(1);
+    assert_eq!(
+        run.stderr(),
+        "error: nowhere: no mecab-ipadic sources there (matrix.def, *.csv); install Debian's mecab-ipadic package or pass --from with the directory of its CSV and .def files\n"
+    );
+    assert!(!ws.path("models/ipadic").exists());
+}

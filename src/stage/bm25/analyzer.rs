@@ -71,11 +71,13 @@ impl AnalyzerConfig {
     /// (NLTK's tokenizer, lowercase, punctuation dropped, NLTK's stop
     /// words, then the Snowball stemmer; jieba and no lowercase for
     /// Chinese), and the same pattern for the other Snowball languages.
-    /// Japanese and Korean get CJK bigrams (no dictionary is bundled).
+    /// Japanese gets lindera's IPADIC segmentation (content words only),
+    /// Korean CJK bigrams (no Korean dictionary can be had offline).
     pub fn for_language(language: Language) -> Self {
         let (tokenizer, lowercase) = match language {
             Language::Chinese => (TokenizerKind::Jieba, false),
-            Language::Japanese | Language::Korean => (TokenizerKind::CjkBigram, true),
+            Language::Japanese => (TokenizerKind::Lindera, true),
+            Language::Korean => (TokenizerKind::CjkBigram, true),
             _ => (TokenizerKind::Nltk, true),
         };
         AnalyzerConfig {
@@ -136,6 +138,9 @@ pub enum TokenizerKind {
     /// jieba's Chinese word segmentation (`jieba.lcut`), as pymilvus.model's
     /// `zh` analyzer (tokens of one punctuation character are dropped).
     Jieba,
+    /// Japanese morphological segmentation (lindera, IPADIC), particles,
+    /// auxiliary verbs and symbols dropped; needs `vecpipe model prepare ipadic`.
+    Lindera,
     /// Unicode words, with runs of Han and Hiragana characters and Hangul
     /// words cut into overlapping pairs of characters (Lucene's CJK bigrams).
     CjkBigram,
@@ -271,6 +276,8 @@ pub struct Analyzer {
     punctuation: &'static str,
     /// The stemmer is Russian's.
     russian: bool,
+    /// The Japanese segmenter, for the `lindera` tokenizer.
+    japanese: Option<&'static lindera::segmenter::Segmenter>,
 }
 
 /// Python's `string.punctuation`, which pymilvus.model's filter drops.
@@ -313,6 +320,10 @@ impl Analyzer {
             stop_after_stemming: cfg.stop_words == StopWords::English,
             punctuation,
             russian: cfg.stemmer == "russian",
+            japanese: match cfg.tokenizer {
+                TokenizerKind::Lindera => Some(super::japanese::segmenter()?),
+                _ => None,
+            },
         })
     }
 
@@ -374,6 +385,10 @@ impl Analyzer {
                 .iter()
                 .for_each(|token| each(token.word)),
             TokenizerKind::CjkBigram => super::cjk::bigrams(text, &mut each),
+            TokenizerKind::Lindera => match self.japanese {
+                Some(segmenter) => super::japanese::words(segmenter, text, &mut each),
+                None => unreachable!("Analyzer::new loads the segmenter for `lindera`"),
+            },
         }
     }
 }

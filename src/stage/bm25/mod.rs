@@ -4,6 +4,7 @@
 mod analyzer;
 mod cjk;
 mod fit;
+pub mod japanese;
 mod language;
 mod nltk_words;
 mod params;
@@ -48,6 +49,19 @@ pub enum Bm25Error {
         stored: String,
         configured: String,
     },
+    #[error(
+        "no Japanese dictionary (looked in {}); {}",
+        crate::model::list(.looked), japanese::prepare_hint()
+    )]
+    NoJapaneseDictionary { looked: Vec<PathBuf> },
+    #[error(
+        "{}: no mecab-ipadic sources there (matrix.def, *.csv); install Debian's mecab-ipadic \
+         package or pass --from with the directory of its CSV and .def files",
+        from.display()
+    )]
+    JapaneseSources { from: PathBuf },
+    #[error("building the Japanese dictionary from {}: {problem}", from.display())]
+    JapaneseBuild { from: PathBuf, problem: String },
     #[error("unknown stemmer language `{0}`")]
     Stemmer(String),
     #[error("cannot fit BM25 on an empty corpus (no usable records)")]

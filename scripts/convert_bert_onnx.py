@@ -7,6 +7,9 @@ SRC_DIR holds model.safetensors, config.json, tokenizer.json (and optionally
 1_Pooling/config.json). OUT_DIR receives model.onnx with inputs input_ids,
 attention_mask, token_type_ids (int64, [batch, sequence]) and output
 last_hidden_state ([batch, sequence, hidden]), plus the tokenizer and configs.
+An XLM-RoBERTa / RoBERTa encoder (config `model_type`) gets inputs input_ids
+and attention_mask only, and RoBERTa's position ids: counted over the
+non-padding tokens from `pad_token_id + 1`, as Hugging Face's export does.
 With --head splade (a BertForMaskedLM), the output is instead `sparse`
 ([batch, vocabulary]): max over tokens of log(1 + relu(MLM logits)), masked.
 With --head classifier (a BertForSequenceClassification, e.g. a cross-encoder),
@@ -67,18 +70,29 @@ class Graph:
 def build(src, out, head=None):
     config = json.loads((src / "config.json").read_text())
     weights = load_file(str(src / "model.safetensors"))
-    prefix = "bert." if "bert.embeddings.word_embeddings.weight" in weights else ""
+    roberta = config.get("model_type") in ("xlm-roberta", "roberta")
+    prefix = next((p for p in ("bert.", "roberta.") if p + "embeddings.word_embeddings.weight" in weights), "")
     g = Graph(weights, prefix)
     hidden, heads = config["hidden_size"], config["num_attention_heads"]
     head_dim, eps = hidden // heads, config.get("layer_norm_eps", 1e-12)
 
-    # Embeddings. Position ids come from slicing the table to the sequence
-    # length (a Range over Shape crashed ONNX Runtime's optimiser).
-    seq_len = g.op("Slice", [g.op("Shape", ["input_ids"]), g.const([1]), g.const([2])], "seq_len")
-    positions = g.op("Slice", [g.weight("embeddings.position_embeddings.weight"), g.const([0]), seq_len, g.const([0])], "positions")
-    x = g.op("Add", [g.op("Gather", [g.weight("embeddings.word_embeddings.weight"), "input_ids"]),
-                     g.op("Gather", [g.weight("embeddings.token_type_embeddings.weight"), "token_type_ids"])])
-    x = g.layer_norm(g.op("Add", [x, positions]), "embeddings.LayerNorm", eps)
+    words = g.op("Gather", [g.weight("embeddings.word_embeddings.weight"), "input_ids"])
+    if roberta:
+        # Position ids: cumulative count of non-padding tokens, offset by the
+        # padding id (padding itself gets the padding id); one token type.
+        pad = config.get("pad_token_id", 1)
+        real = g.op("Cast", [g.op("Not", [g.op("Equal", ["input_ids", g.const(np.int64(pad))])])], to=TensorProto.INT64)
+        ids = g.op("Add", [g.op("Mul", [g.op("CumSum", [real, g.const(np.int64(1))]), real]), g.const(np.int64(pad))])
+        positions = g.op("Gather", [g.weight("embeddings.position_embeddings.weight"), ids], "positions")
+        types = g.op("Gather", [g.weight("embeddings.token_type_embeddings.weight"), g.const(np.int64(0))])
+        x = g.op("Add", [g.op("Add", [words, types]), positions])
+    else:
+        # Position ids come from slicing the table to the sequence length (a
+        # Range over Shape crashed ONNX Runtime's optimiser).
+        seq_len = g.op("Slice", [g.op("Shape", ["input_ids"]), g.const([1]), g.const([2])], "seq_len")
+        positions = g.op("Slice", [g.weight("embeddings.position_embeddings.weight"), g.const([0]), seq_len, g.const([0])], "positions")
+        x = g.op("Add", [g.op("Add", [words, g.op("Gather", [g.weight("embeddings.token_type_embeddings.weight"), "token_type_ids"])]), positions])
+    x = g.layer_norm(x, "embeddings.LayerNorm", eps)
 
     # Additive attention mask: 0 where attended, -10000 where padded; [batch, 1, 1, sequence].
     mask = g.op("Cast", ["attention_mask"], to=TensorProto.FLOAT)
@@ -129,8 +143,9 @@ def build(src, out, head=None):
         g.nodes.append(helper.make_node("Identity", [x], ["last_hidden_state"]))
         output = helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT, ["batch", "sequence", hidden])
 
-    ids = [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "sequence"]) for n in ("input_ids", "attention_mask", "token_type_ids")]
-    graph = helper.make_graph(g.nodes, "bert", ids, [output], g.initializers)
+    names = ("input_ids", "attention_mask") if roberta else ("input_ids", "attention_mask", "token_type_ids")
+    inputs = [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "sequence"]) for n in names]
+    graph = helper.make_graph(g.nodes, "bert", inputs, [output], g.initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="vecpipe")
     model.ir_version = 8
     onnx.checker.check_model(model)

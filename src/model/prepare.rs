@@ -31,6 +31,8 @@ enum How {
     },
     /// int8, quantized from another recipe's model.
     Quantized { from: &'static str },
+    /// Only from the hub: no PyPI package carries its weights.
+    Downloaded,
 }
 
 const RECIPES: &[Recipe] = &[
@@ -48,6 +50,11 @@ const RECIPES: &[Recipe] = &[
             from: "all-MiniLM-L6-v2",
         },
     },
+    // Multilingual (XLM-RoBERTa, 50+ languages, 384 dimensions).
+    Recipe {
+        name: "paraphrase-multilingual-MiniLM-L12-v2",
+        how: How::Downloaded,
+    },
 ];
 
 /// The names `prepare` accepts.
@@ -57,7 +64,10 @@ pub fn preparable() -> Vec<&'static str> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PrepareError {
-    #[error("unknown model `{name}`; `vecpipe model prepare` makes: {}", preparable().join(", "))]
+    #[error(
+        "unknown model `{name}`; `vecpipe model prepare` makes: {}, and {} (the Japanese BM25 dictionary)",
+        preparable().join(", "), crate::bm25::japanese::DICTIONARY
+    )]
     Unknown { name: String },
     #[error(
         "{name}: no Python found (looked at {}); install vecpipe with pip, or set VECPIPE_PYTHON",
@@ -83,6 +93,15 @@ pub enum PrepareError {
         step: &'static str,
         status: String,
         stderr: String,
+    },
+    #[error(
+        "{name}: {reason}; it is had only from the Hugging Face hub ({repo}): run this online, \
+         or put its ONNX export (model.onnx, tokenizer.json) in a directory and name that as `model:`"
+    )]
+    HubOnly {
+        name: String,
+        repo: String,
+        reason: String,
     },
     #[error("{name}: {}: {source}", path.display())]
     Io {
@@ -142,12 +161,7 @@ pub fn prepare(name: &str, models_dir: &Path) -> Result<(PathBuf, Origin), Prepa
             requirement,
         } => {
             let repo = hub_repo(recipe.name);
-            let download = if offline() {
-                Err("offline (HF_HUB_OFFLINE is set)".to_string())
-            } else {
-                download_into(repo, &target).map_err(|e| e.to_string())
-            };
-            match download {
+            match try_download(repo, &target) {
                 Ok(()) => Origin::Downloaded {
                     repo: repo.to_string(),
                 },
@@ -171,6 +185,17 @@ pub fn prepare(name: &str, models_dir: &Path) -> Result<(PathBuf, Origin), Prepa
                 }
             }
         }
+        How::Downloaded => {
+            let repo = hub_repo(recipe.name);
+            try_download(repo, &target).map_err(|reason| PrepareError::HubOnly {
+                name: name.into(),
+                repo: repo.to_string(),
+                reason,
+            })?;
+            Origin::Downloaded {
+                repo: repo.to_string(),
+            }
+        }
         How::Quantized { from } => {
             let (source, _) = prepare(from, models_dir)?;
             let python = python(name)?;
@@ -181,6 +206,14 @@ pub fn prepare(name: &str, models_dir: &Path) -> Result<(PathBuf, Origin), Prepa
         }
     };
     Ok((target, origin))
+}
+
+/// Downloads `repo`'s ONNX export into `target`; why not, when it fails.
+fn try_download(repo: &str, target: &Path) -> Result<(), String> {
+    if offline() {
+        return Err("offline (HF_HUB_OFFLINE is set)".to_string());
+    }
+    download_into(repo, target).map_err(|e| e.to_string())
 }
 
 /// `$VECPIPE_PYTHON`; else the Python beside the executable (a venv's

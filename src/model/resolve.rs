@@ -6,8 +6,13 @@ use std::path::{Path, PathBuf};
 use super::{ModelError, Pooling};
 
 /// Short names and the Hugging Face repos they stand for.
-const SHORT_NAMES: &[(&str, &str)] =
-    &[("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")];
+const SHORT_NAMES: &[(&str, &str)] = &[
+    ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"),
+    (
+        "paraphrase-multilingual-MiniLM-L12-v2",
+        "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2",
+    ),
+];
 
 /// The Hugging Face repo `spec` names: a short name's, else `spec` itself.
 pub(super) fn hub_repo(spec: &str) -> &str {

@@ -83,7 +83,14 @@ fn load_tokenizer(path: &Path, max_length: usize) -> Result<(Tokenizer, i64), Mo
         message,
     };
     let mut tokenizer = Tokenizer::from_file(path).map_err(|e| tokenizer_error(e.to_string()))?;
-    let pad_id = tokenizer.get_padding().map_or(0, |p| p.pad_id) as i64;
+    // The padding id the tokenizer names; else its `[PAD]` (BERT) or `<pad>`
+    // (XLM-R, whose tokenizer.json often has no padding set) token.
+    let pad_id = tokenizer
+        .get_padding()
+        .map(|p| p.pad_id)
+        .or_else(|| tokenizer.token_to_id("[PAD]"))
+        .or_else(|| tokenizer.token_to_id("<pad>"))
+        .unwrap_or(0) as i64;
     // Padding is done per batch (to the longest in the batch).
     tokenizer.with_padding(None);
     tokenizer

@@ -184,7 +184,7 @@ fn a_missing_model_directory_says_where_it_looked() {
         "{err}"
     );
     assert!(
-        err.contains("`vecpipe model prepare` makes all-MiniLM-L6-v2, all-MiniLM-L6-v2-int8."),
+        err.contains("`vecpipe model prepare` makes all-MiniLM-L6-v2, all-MiniLM-L6-v2-int8, paraphrase-multilingual-MiniLM-L12-v2."),
         "{err}"
     );
 }
@@ -311,4 +311,90 @@ fn int8_model_vectors_stay_within_the_quality_gate() {
         .sum::<f32>()
         / 100.0;
     assert!(overlap >= 0.9, "top-10 overlap with fp32: {overlap}");
+}
+
+/// A multilingual XLM-RoBERTa model (tiny, random weights, the real
+/// architecture: no `token_type_ids` input, RoBERTa positions, a Unigram
+/// tokenizer trained on the languages' test texts) embeds every language's
+/// paragraphs as onnxruntime does on the same file, in batches of mixed
+/// lengths (so padded with the tokenizer's `<pad>`).
+#[test]
+fn an_xlm_roberta_model_with_a_unigram_tokenizer_embeds_as_onnxruntime_does() {
+    setup();
+    let ws = Workspace::new();
+    let model = ws.path("xlmr");
+    let model_arg = model.as_os_str();
+    crate::common::python_script("xlmr_model.py", &["build".as_ref(), model_arg]);
+    let mut lines = String::new();
+    for code in ["en", "de", "fr", "ru", "es", "it", "pt", "zh", "ja"] {
+        lines += &std::fs::read_to_string(
+            repo_root().join(format!("tests/data/languages/{code}.jsonl")),
+        )
+        .unwrap();
+    }
+    ws.write("xlmr.jsonl", lines);
+    let expected: Vec<Vec<f32>> = serde_json::from_slice(&crate::common::python_script(
+        "xlmr_model.py",
+        &[
+            "embed".as_ref(),
+            model_arg,
+            ws.path("xlmr.jsonl").as_os_str(),
+        ],
+    ))
+    .unwrap();
+    let batch = dense_pipeline(
+        &ws,
+        "xlmr",
+        &format!(
+            "{{ type: dense, model: {}, batch_size: 8 }}",
+            model.display()
+        ),
+    );
+    let ids: Vec<String> = batch
+        .column_by_name("id")
+        .unwrap()
+        .as_string::<i32>()
+        .iter()
+        .map(|id| id.unwrap().to_string())
+        .collect();
+    let got = vectors(&batch, "dense");
+    assert_eq!(got.len(), expected.len(), "one vector per paragraph");
+    assert_eq!(got[0].len(), 32);
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(ws.path("xlmr.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for (id, vector) in ids.iter().zip(&got) {
+        let at = lines.iter().position(|l| l["id"] == id.as_str()).unwrap();
+        let diff = max_diff(vector, &expected[at]);
+        assert!(diff < 1e-4, "{id}: differs from onnxruntime by {diff}");
+    }
+}
+
+/// The multilingual model `model prepare` knows comes only from the hub:
+/// offline, it says so and what to do instead, and leaves nothing behind.
+#[test]
+fn preparing_the_multilingual_model_offline_says_it_needs_the_hub() {
+    let ws = Workspace::new();
+    let run = Run(ws
+        .command(&[
+            "model",
+            "prepare",
+            "paraphrase-multilingual-MiniLM-L12-v2",
+            "--dir",
+            "models",
+        ])
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap())
+    .expect_code(1);
+    assert_eq!(
+        run.stderr(),
+        "error: paraphrase-multilingual-MiniLM-L12-v2: offline (HF_HUB_OFFLINE is set); it is had only from the Hugging Face hub (sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2): run this online, or put its ONNX export (model.onnx, tokenizer.json) in a directory and name that as `model:`\n"
+    );
+    assert!(
+        !ws.path("models/paraphrase-multilingual-MiniLM-L12-v2")
+            .exists()
+    );
 }

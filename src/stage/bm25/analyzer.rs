@@ -22,7 +22,7 @@ const ENGLISH_STOP_WORDS: &str = include_str!("../../../config/stopwords/english
 /// Text analysis for BM25, in the shape of Milvus analyzers; `language:`
 /// chooses the rest as pymilvus.model's analyzer for that language does,
 /// and keys written beside it override its choices.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(from = "AnalyzerKeys")]
 pub struct AnalyzerConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -32,6 +32,22 @@ pub struct AnalyzerConfig {
     pub stop_words: StopWords,
     /// A Snowball language (`english`, `french`, ...) or `none`.
     pub stemmer: String,
+}
+
+/// Rows' fingerprints hash this text: an analyzer without `language` prints
+/// as it did before the key existed, so upgrading re-embeds nothing.
+impl fmt::Debug for AnalyzerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = f.debug_struct("AnalyzerConfig");
+        if let Some(language) = self.language {
+            out.field("language", &language);
+        }
+        out.field("tokenizer", &self.tokenizer)
+            .field("lowercase", &self.lowercase)
+            .field("stop_words", &self.stop_words)
+            .field("stemmer", &self.stemmer)
+            .finish()
+    }
 }
 
 /// The keys of `analyzer:` as written; what is left out comes from the
@@ -443,6 +459,52 @@ mod tests {
         };
         let analyzer = Analyzer::new(&cfg).unwrap();
         assert_eq!(analyzer.analyze("a Big  dog."), ["Big", "dog."]);
+    }
+
+    #[test]
+    fn an_analyzer_without_language_prints_as_before_for_stable_fingerprints() {
+        assert_eq!(
+            format!("{:?}", AnalyzerConfig::default()),
+            "AnalyzerConfig { tokenizer: Standard, lowercase: true, stop_words: English, stemmer: \"english\" }"
+        );
+        assert_eq!(
+            format!("{:?}", AnalyzerConfig::for_language(Language::French)),
+            "AnalyzerConfig { language: French, tokenizer: Nltk, lowercase: true, stop_words: Nltk(French), stemmer: \"french\" }"
+        );
+    }
+
+    #[test]
+    fn language_keys_are_overridden_by_the_keys_written_beside_them() {
+        let cfg: AnalyzerConfig =
+            serde_json::from_str(r#"{"language": "sp", "stop_words": "none"}"#).unwrap();
+        assert_eq!(
+            cfg,
+            AnalyzerConfig {
+                stop_words: StopWords::None,
+                ..AnalyzerConfig::for_language(Language::Spanish)
+            }
+        );
+        let written = serde_json::to_string(&cfg).unwrap();
+        assert_eq!(
+            written,
+            r#"{"language":"es","tokenizer":"nltk","lowercase":true,"stop_words":"none","stemmer":"spanish"}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<AnalyzerConfig>(&written).unwrap(),
+            cfg
+        );
+    }
+
+    #[test]
+    fn named_stop_word_lists_are_removed_before_stemming() {
+        let cfg = AnalyzerConfig {
+            stop_words: StopWords::parse("french"),
+            stemmer: "french".into(),
+            ..AnalyzerConfig::default()
+        };
+        // `dans` and `notre` would stem to `dan` and `notr` and slip through.
+        let analyzer = Analyzer::new(&cfg).unwrap();
+        assert_eq!(analyzer.analyze("Dans notre maison"), ["maison"]);
     }
 
     #[test]

@@ -835,16 +835,26 @@ pub fn recorded_row_groups(state: &Path) -> Vec<usize> {
         .collect()
 }
 
-/// Whether `collection` exists on the server at `uri`.
-pub fn has_collection(uri: &str, collection: &str) -> bool {
+/// Runs `call` with a client of the server at `uri`, to its end.
+fn with_client<T, F: std::future::Future<Output = T>>(
+    uri: &str,
+    call: impl FnOnce(milvus::v2::prelude::ClientV2) -> F,
+) -> T {
+    use milvus::v2::prelude::{ClientV2, ConnectConfig};
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        use milvus::v2::prelude::{ClientV2, ConnectConfig, HasCollectionRequest};
-        let client = ClientV2::new(&ConnectConfig::new().uri(uri)).await.unwrap();
-        let request = HasCollectionRequest::builder()
-            .collection_name(collection)
-            .build()
-            .unwrap();
+        call(ClientV2::new(&ConnectConfig::new().uri(uri)).await.unwrap()).await
+    })
+}
+
+/// Whether `collection` exists on the server at `uri`.
+pub fn has_collection(uri: &str, collection: &str) -> bool {
+    use milvus::v2::prelude::HasCollectionRequest;
+    let request = HasCollectionRequest::builder()
+        .collection_name(collection)
+        .build()
+        .unwrap();
+    with_client(uri, |client| async move {
         client.has_collection(request).await.unwrap().exists()
     })
 }
@@ -852,28 +862,24 @@ pub fn has_collection(uri: &str, collection: &str) -> bool {
 /// Releases `collection` on the server at `uri`, as a restarted server
 /// brings it back.
 pub fn release_collection(uri: &str, collection: &str) {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        use milvus::v2::prelude::{ClientV2, ConnectConfig, ReleaseCollectionRequest};
-        let client = ClientV2::new(&ConnectConfig::new().uri(uri)).await.unwrap();
-        let request = ReleaseCollectionRequest::builder()
-            .collection_name(collection)
-            .build()
-            .unwrap();
-        client.release_collection(request).await.unwrap();
+    use milvus::v2::prelude::ReleaseCollectionRequest;
+    let request = ReleaseCollectionRequest::builder()
+        .collection_name(collection)
+        .build()
+        .unwrap();
+    with_client(uri, |client| async move {
+        client.release_collection(request).await.unwrap()
     })
 }
 
 /// Drops `collection` from the server at `uri`.
 pub fn drop_collection(uri: &str, collection: &str) {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        use milvus::v2::prelude::{ClientV2, ConnectConfig, DropCollectionRequest};
-        let client = ClientV2::new(&ConnectConfig::new().uri(uri)).await.unwrap();
-        let request = DropCollectionRequest::builder()
-            .collection_name(collection)
-            .build()
-            .unwrap();
-        client.drop_collection(request).await.unwrap();
+    use milvus::v2::prelude::DropCollectionRequest;
+    let request = DropCollectionRequest::builder()
+        .collection_name(collection)
+        .build()
+        .unwrap();
+    with_client(uri, |client| async move {
+        client.drop_collection(request).await.unwrap()
     })
 }

@@ -172,8 +172,15 @@ pub async fn run_pipeline(
     })
 }
 
-/// How often acknowledged Kafka offsets are committed and finished row groups recorded.
-const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
+/// How often acknowledged Kafka offsets are committed and finished row
+/// groups recorded: `$VECPIPE_COMMIT_INTERVAL_MS`, else 1 s.
+fn commit_interval() -> Duration {
+    std::env::var("VECPIPE_COMMIT_INTERVAL_MS")
+        .ok()
+        .and_then(|ms| ms.parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+        .map_or(Duration::from_secs(1), Duration::from_millis)
+}
 
 /// Receives every batch's outcome until the last ack is gone, passing each
 /// to the source's handler; periodically and at the end, it makes the dead
@@ -187,7 +194,7 @@ async fn collect_outcomes(
     stop: StopSignal,
 ) -> Result<u64, DeadLetterError> {
     let mut delivered = 0;
-    let mut tick = tokio::time::interval(COMMIT_INTERVAL);
+    let mut tick = tokio::time::interval(commit_interval());
     let mut broken: Option<DeadLetterError> = None;
     loop {
         tokio::select! {

@@ -98,6 +98,8 @@ impl OffsetTracker {
 /// Commits offsets; also handles rebalances (commit what is done, forget the rest).
 pub struct KafkaContext {
     tracker: Arc<Mutex<OffsetTracker>>,
+    /// Made durable before a revocation commits, as before every commit.
+    dead_letters: DeadLetters,
 }
 
 impl ClientContext for KafkaContext {}
@@ -116,7 +118,16 @@ impl ConsumerContext for KafkaContext {
             // the next owner reads them again, and the sinks' upserts absorb it.
             tracker.forget(&revoked);
             drop(tracker);
-            commit(consumer, &done, CommitMode::Sync);
+            // The dead letters of the finished batches first, as for every
+            // commit; if they cannot be made durable, nothing is committed
+            // and the next owner reads those batches again.
+            match self.dead_letters.flush() {
+                Ok(()) => commit(consumer, &done, CommitMode::Sync),
+                Err(e) => tracing::error!(
+                    error = %crate::error::report(&e),
+                    "dead letters could not be made durable; the revoked partitions' offsets are not committed"
+                ),
+            }
             crate::metrics::set_consumer_assigned(false);
             tracing::info!(partitions = revoked.len(), "partitions revoked");
         }
@@ -257,6 +268,7 @@ impl KafkaSource {
         let consumer: BaseConsumer<KafkaContext> = client
             .create_with_context(KafkaContext {
                 tracker: tracker.clone(),
+                dead_letters: ctx.dead_letters.clone(),
             })
             .map_err(|e| kafka_error(cfg, e))?;
         let topics: Vec<&str> = cfg.topics.iter().map(String::as_str).collect();

@@ -656,6 +656,100 @@ fn tansu_kill_9_at_random_moments_loses_nothing_and_duplicates_nothing() {
     )
 }
 
+/// Waits until the test group has committed `offset` on partition 0 of
+/// `docs`, calling `check` between looks; panics after 60 s.
+fn wait_committed(brokers: &str, offset: i64, mut check: impl FnMut()) {
+    let group: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "vecpipe-test")
+        .create()
+        .unwrap();
+    let mut partitions = rdkafka::TopicPartitionList::new();
+    partitions.add_partition("docs", 0);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        check();
+        let committed = group
+            .committed_offsets(partitions.clone(), Duration::from_secs(10))
+            .unwrap();
+        let at = committed.find_partition("docs", 0).unwrap().offset();
+        if at == rdkafka::Offset::Offset(offset) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "committed {at:?}, not {offset}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Offsets committed when partitions are revoked wait for the dead letters
+/// of the batches they cover, like every other commit (before, the
+/// revocation committed without that flush: a kill right after lost the
+/// dead letters of committed records). The periodic commit is set far off,
+/// so the revocation is the only commit before the kill.
+#[test]
+fn a_revocation_makes_the_dead_letters_durable_before_it_commits() {
+    let broker = KafkaBroker::start_kind(BrokerKind::Tansu);
+    let milvus = MilvusServer::start();
+    create_topic(&broker.brokers, "docs", 1);
+    let ws = Workspace::new();
+    let good: Vec<_> = (0..4).map(document).collect();
+    let expected = expected_ids(&ws, &good);
+    let mut records = good.clone();
+    records.insert(2, ("bad".to_string(), "{not json".to_string()));
+    daemon_pipeline(
+        &ws,
+        &broker,
+        &milvus,
+        "docs",
+        "dead_letter: { type: file, path: dead.jsonl }\n",
+    );
+    let start = |port: u16| {
+        ws.command(&[
+            "daemon",
+            "daemon.yaml",
+            "--metrics-addr",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env("VECPIPE_COMMIT_INTERVAL_MS", "600000")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+    };
+    let (port_a, port_b) = (free_port(), free_port());
+    let mut a = start(port_a);
+    wait_healthy(port_a, &mut a);
+    produce(&producer(&broker.brokers), "docs", &records);
+    wait_for_ids(&milvus.uri, &expected, Duration::from_secs(60));
+    // The batch is written; its acknowledgement follows at once.
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        std::fs::read_to_string(ws.path("dead.jsonl"))
+            .unwrap_or_default()
+            .is_empty(),
+        "nothing made the dead letter durable yet"
+    );
+
+    // A second member joins: the first revokes its partition and commits.
+    let mut b = start(port_b);
+    wait_committed(&broker.brokers, records.len() as i64, || {
+        assert!(a.try_wait().unwrap().is_none(), "daemon a exited");
+    });
+    a.kill().unwrap();
+    b.kill().unwrap();
+    a.wait().unwrap();
+    b.wait().unwrap();
+
+    let dead = std::fs::read_to_string(ws.path("dead.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = dead
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "the one dead letter: {dead}");
+    assert_eq!(lines[0]["raw"], "{not json", "{dead}");
+    assert_eq!(lines[0]["key"], "bad", "{dead}");
+}
+
 /// A daemon that sends tombstones to Milvus as deletes with no lookup first,
 /// with documents doc-0..doc-5 written and doc-6 held back for later.
 struct DeletingDaemon {
@@ -736,26 +830,8 @@ impl DeletingDaemon {
     /// Waits until the daemon's group has committed `offset` on the
     /// topic's one partition: the records before it are written.
     fn wait_committed(&mut self, offset: i64) {
-        let group: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.broker.brokers)
-            .set("group.id", "vecpipe-test")
-            .create()
-            .unwrap();
-        let mut partitions = rdkafka::TopicPartitionList::new();
-        partitions.add_partition("docs", 0);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            self.assert_running();
-            let committed = group
-                .committed_offsets(partitions.clone(), Duration::from_secs(10))
-                .unwrap();
-            let at = committed.find_partition("docs", 0).unwrap().offset();
-            if at == rdkafka::Offset::Offset(offset) {
-                return;
-            }
-            assert!(Instant::now() < deadline, "committed {at:?}, not {offset}");
-            std::thread::sleep(Duration::from_millis(250));
-        }
+        let brokers = self.broker.brokers.clone();
+        wait_committed(&brokers, offset, || self.assert_running());
     }
 
     fn assert_running(&mut self) {

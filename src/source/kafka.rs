@@ -19,7 +19,9 @@ use super::records::{RecordFields, Rows};
 use super::{AckHandler, RecordSource, SourceComponent, SourceContext, SourceError};
 use crate::batch::{Ack, AckOutcome, Envelope, OffsetRange, Position, TopicPartition};
 use crate::config::PositiveInt;
+use crate::config::{Invalid, Surroundings};
 use crate::dead_letter::DeadLetters;
+use crate::source::debezium::{self, Change};
 
 const POLL: Duration = Duration::from_millis(100);
 
@@ -198,6 +200,20 @@ pub(crate) struct KafkaSourceConfig {
     pub max_latency_ms: PositiveInt,
     #[serde(default = "crate::source::records::default_max_text_bytes")]
     pub max_text_bytes: PositiveInt,
+    /// `debezium`: each message is a Debezium change event (see `debezium.rs`).
+    #[serde(default)]
+    pub envelope: MessageEnvelope,
+}
+
+/// How a message wraps its record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum MessageEnvelope {
+    /// The message is the record; a tombstone deletes the key's document.
+    #[default]
+    None,
+    /// A Debezium change event: `c`/`r`/`u` write `after`, `d` deletes.
+    Debezium,
 }
 
 fn default_max_latency_ms() -> PositiveInt {
@@ -230,6 +246,24 @@ impl SourceComponent for KafkaSourceConfig {
 
     fn is_bounded(&self) -> bool {
         false
+    }
+
+    fn validate(&self, _around: &Surroundings) -> Result<(), Invalid> {
+        if self.envelope == MessageEnvelope::Debezium {
+            if self.format != KafkaFormat::Json {
+                return Err(Invalid::at(
+                    "envelope",
+                    "`envelope: debezium` reads Debezium's JSON: use `format: json`",
+                ));
+            }
+            if self.id_field.is_none() || self.key_as_id {
+                return Err(Invalid::at(
+                    "envelope",
+                    "`envelope: debezium` needs `id_field`: the row's key column, found in `after` and in a delete's `before` (not `key_as_id`)",
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn open(&self, ctx: SourceContext) -> Result<Box<dyn RecordSource>, SourceError> {
@@ -325,6 +359,9 @@ impl KafkaSource {
         deletes: &mut Vec<String>,
     ) -> Result<(), SourceError> {
         let headers = || crate::dead_letter::message_headers(message);
+        if self.cfg.envelope == MessageEnvelope::Debezium {
+            return self.take_change(message, position, rows, deletes);
+        }
         let Some(payload) = message.payload() else {
             // A tombstone deletes the document whose id is the key.
             match message.key().map(std::str::from_utf8) {
@@ -346,6 +383,45 @@ impl KafkaSource {
                 message.key(),
                 payload,
                 &headers(),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Adds one Debezium change event to the batch: a row, a delete, or a
+    /// dead letter; the tombstone after a delete, a truncate and a logical
+    /// message add nothing.
+    fn take_change(
+        &self,
+        message: &BorrowedMessage<'_>,
+        position: &str,
+        rows: &mut Rows,
+        deletes: &mut Vec<String>,
+    ) -> Result<(), SourceError> {
+        let Some(payload) = message.payload() else {
+            tracing::debug!(%position, "tombstone after a Debezium delete: nothing to do");
+            return Ok(());
+        };
+        let id_field = self.cfg.id_field.as_deref().unwrap_or_default();
+        let outcome = match debezium::change(payload, message.key(), id_field) {
+            Ok(Change::Upsert(after)) => self.fields.decode_object(&after, None, rows),
+            Ok(Change::Delete(id)) => {
+                deletes.push(id);
+                Ok(())
+            }
+            Ok(Change::Skip(what)) => {
+                tracing::warn!(%position, "Debezium {what} event skipped: it names no documents to write or delete");
+                Ok(())
+            }
+            Err(reason) => Err(reason),
+        };
+        if let Err(reason) = outcome {
+            self.ctx.dead_letters.send_record(
+                position,
+                &reason,
+                message.key(),
+                payload,
+                &crate::dead_letter::message_headers(message),
             )?;
         }
         Ok(())

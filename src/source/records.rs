@@ -19,6 +19,29 @@ pub struct RecordFields {
     pub max_text_bytes: usize,
 }
 
+/// The JSON object `bytes` hold, or why not.
+pub(crate) fn json_object(bytes: &[u8]) -> Result<serde_json::Map<String, Value>, String> {
+    let text = std::str::from_utf8(bytes).map_err(|e| format!("invalid UTF-8: {e}"))?;
+    let value: Value = serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
+    match value {
+        Value::Object(object) => Ok(object),
+        _ => Err("not a JSON object".to_string()),
+    }
+}
+
+/// A record's id: its `id_field`, a non-empty string or a number.
+pub(crate) fn object_id(
+    object: &serde_json::Map<String, Value>,
+    id_field: &str,
+) -> Result<String, String> {
+    match object.get(id_field) {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+        Some(Value::Number(n)) => Ok(n.to_string()),
+        None | Some(Value::Null) => Err(format!("missing id field `{id_field}`")),
+        Some(_) => Err(format!("id field `{id_field}` is not a string or number")),
+    }
+}
+
 /// The defaults of the record keys every source shares.
 pub(crate) fn default_text_field() -> String {
     "text".to_string()
@@ -62,11 +85,17 @@ impl RecordFields {
         fallback_id: Option<&str>,
         rows: &mut Rows,
     ) -> Result<(), String> {
-        let text = std::str::from_utf8(bytes).map_err(|e| format!("invalid UTF-8: {e}"))?;
-        let value: Value = serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
-        let Value::Object(object) = value else {
-            return Err("not a JSON object".to_string());
-        };
+        let object = json_object(bytes)?;
+        self.decode_object(&object, fallback_id, rows)
+    }
+
+    /// A record from a JSON object already parsed (a change event's `after`).
+    pub fn decode_object(
+        &self,
+        object: &serde_json::Map<String, Value>,
+        fallback_id: Option<&str>,
+        rows: &mut Rows,
+    ) -> Result<(), String> {
         let field = &self.text_field;
         let text = match object.get(field) {
             None | Some(Value::Null) => return Err(format!("missing text field `{field}`")),
@@ -79,14 +108,9 @@ impl RecordFields {
         let id = match (&self.id_field, fallback_id) {
             (None, Some(id)) => id.to_string(),
             (None, None) => text_id(text),
-            (Some(id_field), _) => match object.get(id_field) {
-                Some(Value::String(s)) if !s.is_empty() => s.clone(),
-                Some(Value::Number(n)) => n.to_string(),
-                None | Some(Value::Null) => return Err(format!("missing id field `{id_field}`")),
-                Some(_) => return Err(format!("id field `{id_field}` is not a string or number")),
-            },
+            (Some(id_field), _) => object_id(object, id_field)?,
         };
-        rows.push(&id, text, &self.metadata, Some(&object));
+        rows.push(&id, text, &self.metadata, Some(object));
         Ok(())
     }
 

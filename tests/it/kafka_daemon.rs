@@ -625,6 +625,191 @@ fn republished_unchanged_documents_write_nothing_and_a_changed_one_is_replaced(k
 }
 
 /// Each test, once per broker.
+/// A Debezium PostgreSQL change event for table `public.docs` (id, title,
+/// body), in the shape Debezium documents, with or without the JSON
+/// converter's `schema`/`payload` wrapper; and its key.
+fn debezium_event(
+    op: &str,
+    before: serde_json::Value,
+    after: serde_json::Value,
+    wrapped: bool,
+) -> serde_json::Value {
+    let row_schema = |name: &str| {
+        serde_json::json!({"type": "struct", "optional": true, "name": name, "field": name, "fields": [
+            {"type": "int32", "optional": false, "field": "id"},
+            {"type": "string", "optional": true, "field": "title"},
+            {"type": "string", "optional": true, "field": "body"}
+        ]})
+    };
+    let payload = serde_json::json!({
+        "before": before,
+        "after": after,
+        "source": {
+            "version": "2.7.0.Final", "connector": "postgresql", "name": "pg",
+            "ts_ms": 1733390000000_i64, "snapshot": if op == "r" { "true" } else { "false" },
+            "db": "inventory", "sequence": "[null,\"24023128\"]", "schema": "public",
+            "table": "docs", "txId": 555, "lsn": 24023128, "xmin": null
+        },
+        "op": op,
+        "ts_ms": 1733390000100_i64,
+        "transaction": null
+    });
+    if !wrapped {
+        return payload;
+    }
+    serde_json::json!({
+        "schema": {
+            "type": "struct", "optional": false, "name": "pg.public.docs.Envelope",
+            "fields": [row_schema("before"), row_schema("after"),
+                {"type": "struct", "optional": false, "field": "source", "fields": []},
+                {"type": "string", "optional": false, "field": "op"},
+                {"type": "int64", "optional": true, "field": "ts_ms"}]
+        },
+        "payload": payload
+    })
+}
+
+fn debezium_key(id: i64) -> String {
+    serde_json::json!({
+        "schema": {"type": "struct", "optional": false, "name": "pg.public.docs.Key",
+                   "fields": [{"type": "int32", "optional": false, "field": "id"}]},
+        "payload": {"id": id}
+    })
+    .to_string()
+}
+
+/// Debezium change events from a PostgreSQL table: snapshot reads, an
+/// insert, an update, a delete and its tombstone, a truncate, with and
+/// without the schema wrapper; an event of an unknown op is a dead letter.
+fn debezium_change_events_write_updates_and_delete_in_order(kind: BrokerKind) {
+    use serde_json::{Value, json};
+    let broker = KafkaBroker::start_kind(kind);
+    let milvus = MilvusServer::start();
+    create_topic(&broker.brokers, "docs", 1);
+    let ws = Workspace::new();
+    let row = |id: i64, body: &str| json!({"id": id, "title": format!("t{id}"), "body": body});
+    let body2 = "Hybrid search joins dense and sparse vectors. ".repeat(4);
+    let final_docs: Vec<(String, String)> = [
+        (2, body2.as_str()),
+        (3, "Milvus stores vectors."),
+        (4, "Kafka carries change events."),
+    ]
+    .iter()
+    .map(|(id, body)| {
+        (
+            id.to_string(),
+            json!({"id": id.to_string(), "text": body}).to_string(),
+        )
+    })
+    .collect();
+    let expected = expected_ids(&ws, &final_docs);
+    let event = |op: &str, before: Value, after: Value, wrapped: bool| {
+        debezium_event(op, before, after, wrapped).to_string()
+    };
+    let records: Vec<(String, String)> = vec![
+        (
+            debezium_key(1),
+            event(
+                "r",
+                Value::Null,
+                row(1, "A document that will be deleted."),
+                true,
+            ),
+        ),
+        (
+            debezium_key(2),
+            event(
+                "r",
+                Value::Null,
+                row(2, "The first version of document two."),
+                true,
+            ),
+        ),
+        (
+            debezium_key(3),
+            event("c", Value::Null, row(3, "Milvus stores vectors."), false),
+        ),
+        (
+            debezium_key(2),
+            event(
+                "u",
+                row(2, "The first version of document two."),
+                row(2, &body2),
+                true,
+            ),
+        ),
+        (
+            debezium_key(1),
+            event(
+                "d",
+                json!({"id": 1, "title": null, "body": null}),
+                Value::Null,
+                true,
+            ),
+        ),
+        (
+            debezium_key(9),
+            event("x", Value::Null, row(9, "never"), false),
+        ),
+        (debezium_key(0), event("t", Value::Null, Value::Null, false)),
+        (
+            debezium_key(4),
+            event(
+                "c",
+                Value::Null,
+                row(4, "Kafka carries change events."),
+                true,
+            ),
+        ),
+    ];
+    daemon_pipeline(
+        &ws,
+        &broker,
+        &milvus,
+        "docs",
+        "dead_letter: { type: file, path: dead.jsonl }\n",
+    );
+    let config = std::fs::read_to_string(ws.path("daemon.yaml")).unwrap();
+    ws.write(
+        "daemon.yaml",
+        config.replace(
+            "  id_field: id\n",
+            "  id_field: id\n  text_field: body\n  envelope: debezium\n",
+        ),
+    );
+    let producer = producer(&broker.brokers);
+    produce(&producer, "docs", &records[..5]);
+    // Debezium's tombstone after the delete: no payload, the delete's key.
+    producer
+        .send(BaseRecord::<str, str>::to("docs").key(&debezium_key(1)))
+        .unwrap();
+    produce(&producer, "docs", &records[5..]);
+    let port = free_port();
+    let mut daemon = start_daemon(&ws, port);
+    wait_for_ids(&milvus.uri, &expected, Duration::from_secs(60));
+    let texts: Vec<Value> = milvus_rows(&milvus.uri, "docs", "id,text")
+        .into_iter()
+        .filter(|r| r["id"].as_str().unwrap().starts_with("2#"))
+        .collect();
+    assert!(
+        texts
+            .iter()
+            .all(|r| body2.contains(r["text"].as_str().unwrap().trim())),
+        "document 2 holds its updated body: {texts:?}"
+    );
+    wait_healthy(port, &mut daemon);
+    signal(&daemon, "-TERM");
+    Run(daemon.wait_with_output().unwrap()).expect_code(0);
+    let dead: Vec<Value> = std::fs::read_to_string(ws.path("dead.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["reason"], "unknown Debezium op `x`");
+    assert_eq!(dead[0]["position"], "docs/0@6");
+}
+
 macro_rules! on_every_broker {
     ($($name:ident),* $(,)?) => {
         mod tansu {
@@ -950,4 +1135,5 @@ on_every_broker!(
     a_tombstone_deletes_the_documents_chunks,
     a_model_service_error_stops_the_daemon_commits_nothing_unwritten_and_a_restart_writes_the_rest,
     republished_unchanged_documents_write_nothing_and_a_changed_one_is_replaced,
+    debezium_change_events_write_updates_and_delete_in_order,
 );

@@ -149,3 +149,34 @@ fn unreachable_kafka_brokers_and_missing_topics_are_reported() {
     broker.create_topic("docs", 1);
     ws.vecpipe(&["validate", "topic.yaml"]).expect_code(0);
 }
+
+#[test]
+fn a_debezium_envelope_without_an_id_field_or_with_text_messages_is_refused() {
+    let ws = Workspace::new();
+    let pipeline = |extra: &str| {
+        format!(
+            "name: cdc\nsource:\n  type: kafka\n  brokers: '127.0.0.1:1'\n  topics: [pg.public.docs]\n  group_id: g\n  envelope: debezium\n{extra}sinks:\n  - {{ type: jsonl, path: out.jsonl }}\n"
+        )
+    };
+    ws.write("no-id.yaml", pipeline(""));
+    let run = ws
+        .vecpipe(&["validate", "no-id.yaml", "--no-environment"])
+        .expect_code(2);
+    assert_output_eq!(
+        run.stderr(),
+        "error: no-id.yaml:7:13: source.envelope: `envelope: debezium` needs `id_field`: the row's key column, found in `after` and in a delete's `before` (not `key_as_id`)\n"
+    );
+    ws.write("text.yaml", pipeline("  id_field: id\n  format: text\n"));
+    let run = ws
+        .vecpipe(&["validate", "text.yaml", "--no-environment"])
+        .expect_code(2);
+    assert_output_eq!(
+        run.stderr(),
+        "error: text.yaml:7:13: source.envelope: `envelope: debezium` reads Debezium's JSON: use `format: json`\n"
+    );
+    ws.write("ok.yaml", pipeline("  id_field: id\n  text_field: body\n"));
+    let run = ws
+        .vecpipe(&["validate", "ok.yaml", "--no-environment"])
+        .expect_code(0);
+    assert_output_eq!(run.stdout(), "ok.yaml: ok (0 stage(s), 1 sink(s))\n");
+}

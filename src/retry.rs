@@ -36,6 +36,16 @@ impl RetryPolicy {
         }
     }
 
+    /// A Schema Registry: from 0.5 s up to 30 s between tries, until it
+    /// answers (records wait for their schema; none is dead-lettered).
+    pub fn registry() -> Self {
+        RetryPolicy {
+            max_retries: None,
+            first_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(30),
+        }
+    }
+
     /// Model and rerank services: from 0.2 s up to 10 s between tries.
     pub fn http(max_retries: usize) -> Self {
         RetryPolicy {

@@ -8,7 +8,7 @@
 
 use serde_json::{Map, Value};
 
-use super::records::{json_object, object_id};
+use super::records::object_id;
 
 /// What one change event asks for.
 #[derive(Debug, PartialEq)]
@@ -21,35 +21,49 @@ pub(crate) enum Change {
     Skip(&'static str),
 }
 
-/// A Debezium value's change, with `key` for a delete whose `before` lacks
-/// the id (a table without `REPLICA IDENTITY FULL` still has its key there,
-/// but a message key is the other place Debezium puts it).
-pub(crate) fn change(payload: &[u8], key: Option<&[u8]>, id_field: &str) -> Result<Change, String> {
-    let event = unwrapped(json_object(payload)?)?;
+/// A Debezium event's change (`Ok(Err(reason))` for a bad one), with `key`
+/// read for a delete whose `before` lacks the id (Debezium puts the key
+/// columns in both). `key` yields the message key's object, or why not.
+pub(crate) fn change<E>(
+    event: Map<String, Value>,
+    key: impl FnOnce() -> Result<Result<Map<String, Value>, String>, E>,
+    id_field: &str,
+) -> Result<Result<Change, String>, E> {
+    let event = match unwrapped(event) {
+        Ok(event) => event,
+        Err(reason) => return Ok(Err(reason)),
+    };
     let op = match event.get("op") {
         Some(Value::String(op)) => op.as_str(),
-        _ => return Err("not a Debezium change event: no `op`".to_string()),
+        _ => return Ok(Err("not a Debezium change event: no `op`".to_string())),
     };
+    if op != "d" {
+        return Ok(write_or_skip(op, &event));
+    }
+    if let Some(Value::Object(before)) = event.get("before")
+        && let Ok(id) = object_id(before, id_field)
+    {
+        return Ok(Ok(Change::Delete(id)));
+    }
+    let why = match key()? {
+        Ok(key) => match unwrapped(key).and_then(|key| object_id(&key, id_field)) {
+            Ok(id) => return Ok(Ok(Change::Delete(id))),
+            Err(e) => format!("its key: {e}"),
+        },
+        Err(e) => e,
+    };
+    Ok(Err(format!(
+        "Debezium delete without the id field `{id_field}` in `before`, and {why}"
+    )))
+}
+
+/// Every op but a delete.
+fn write_or_skip(op: &str, event: &Map<String, Value>) -> Result<Change, String> {
     match op {
         "c" | "r" | "u" => match event.get("after") {
             Some(Value::Object(after)) => Ok(Change::Upsert(after.clone())),
             _ => Err(format!("Debezium `{op}` event without an `after` row")),
         },
-        "d" => {
-            let from_before = match event.get("before") {
-                Some(Value::Object(before)) => object_id(before, id_field).ok(),
-                _ => None,
-            };
-            let id = match from_before {
-                Some(id) => id,
-                None => key_id(key, id_field).map_err(|why| {
-                    format!(
-                        "Debezium delete without the id field `{id_field}` in `before`, and {why}"
-                    )
-                })?,
-            };
-            Ok(Change::Delete(id))
-        }
         "t" => Ok(Change::Skip("truncate")),
         "m" => Ok(Change::Skip("logical decoding message")),
         other => Err(format!("unknown Debezium op `{other}`")),
@@ -67,19 +81,24 @@ fn unwrapped(mut object: Map<String, Value>) -> Result<Map<String, Value>, Strin
     }
 }
 
-/// The id in a Debezium message key (`{"id": 1}`, wrapped or not).
-fn key_id(key: Option<&[u8]>, id_field: &str) -> Result<String, String> {
-    let key = key.ok_or("the message has no key")?;
-    let key = unwrapped(json_object(key).map_err(|e| format!("its key: {e}"))?)?;
-    object_id(&key, id_field).map_err(|e| format!("its key: {e}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::records::json_object;
 
     fn row(json: &str) -> Map<String, Value> {
         serde_json::from_str(json).unwrap()
+    }
+
+    /// The change of a JSON event and key, as the Kafka source reads them.
+    fn of(event: &[u8], key: Option<&[u8]>) -> Result<Change, String> {
+        let key = || -> Result<_, ()> {
+            Ok(match key {
+                Some(key) => json_object(key),
+                None => Err("the message has no key".to_string()),
+            })
+        };
+        change(json_object(event)?, key, "id").unwrap()
     }
 
     #[test]
@@ -87,11 +106,11 @@ mod tests {
         let bare = br#"{"before":null,"after":{"id":1,"body":"a"},"op":"c"}"#;
         let wrapped = br#"{"schema":{"type":"struct"},"payload":{"before":{"id":1,"body":"a"},"after":{"id":1,"body":"b"},"op":"u"}}"#;
         assert_eq!(
-            change(bare, None, "id").unwrap(),
+            of(bare, None).unwrap(),
             Change::Upsert(row(r#"{"id":1,"body":"a"}"#))
         );
         assert_eq!(
-            change(wrapped, None, "id").unwrap(),
+            of(wrapped, None).unwrap(),
             Change::Upsert(row(r#"{"id":1,"body":"b"}"#))
         );
     }
@@ -101,16 +120,10 @@ mod tests {
         let with_before = br#"{"before":{"id":7,"body":null},"after":null,"op":"d"}"#;
         let without = br#"{"before":null,"after":null,"op":"d"}"#;
         let key = br#"{"schema":{},"payload":{"id":8}}"#;
+        assert_eq!(of(with_before, None).unwrap(), Change::Delete("7".into()));
+        assert_eq!(of(without, Some(key)).unwrap(), Change::Delete("8".into()));
         assert_eq!(
-            change(with_before, None, "id").unwrap(),
-            Change::Delete("7".into())
-        );
-        assert_eq!(
-            change(without, Some(key), "id").unwrap(),
-            Change::Delete("8".into())
-        );
-        assert_eq!(
-            change(without, None, "id").unwrap_err(),
+            of(without, None).unwrap_err(),
             "Debezium delete without the id field `id` in `before`, and the message has no key"
         );
     }
@@ -118,19 +131,19 @@ mod tests {
     #[test]
     fn truncates_are_skipped_and_other_shapes_are_refused() {
         assert_eq!(
-            change(br#"{"op":"t","before":null,"after":null}"#, None, "id").unwrap(),
+            of(br#"{"op":"t","before":null,"after":null}"#, None).unwrap(),
             Change::Skip("truncate")
         );
         assert_eq!(
-            change(br#"{"id":1,"body":"plain"}"#, None, "id").unwrap_err(),
+            of(br#"{"id":1,"body":"plain"}"#, None).unwrap_err(),
             "not a Debezium change event: no `op`"
         );
         assert_eq!(
-            change(br#"{"op":"x"}"#, None, "id").unwrap_err(),
+            of(br#"{"op":"x"}"#, None).unwrap_err(),
             "unknown Debezium op `x`"
         );
         assert_eq!(
-            change(br#"{"op":"c","after":null}"#, None, "id").unwrap_err(),
+            of(br#"{"op":"c","after":null}"#, None).unwrap_err(),
             "Debezium `c` event without an `after` row"
         );
     }

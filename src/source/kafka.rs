@@ -21,7 +21,10 @@ use crate::batch::{Ack, AckOutcome, Envelope, OffsetRange, Position, TopicPartit
 use crate::config::PositiveInt;
 use crate::config::{Invalid, Surroundings};
 use crate::dead_letter::DeadLetters;
+use crate::source::avro::{AvroDecoder, AvroError, SchemaRegistryConfig};
 use crate::source::debezium::{self, Change};
+use crate::source::records::json_object;
+use serde_json::{Map, Value};
 
 const POLL: Duration = Duration::from_millis(100);
 
@@ -203,6 +206,9 @@ pub(crate) struct KafkaSourceConfig {
     /// `debezium`: each message is a Debezium change event (see `debezium.rs`).
     #[serde(default)]
     pub envelope: MessageEnvelope,
+    /// Where `format: avro` finds the writers' schemas.
+    #[serde(default)]
+    pub schema_registry: Option<SchemaRegistryConfig>,
 }
 
 /// How a message wraps its record.
@@ -228,6 +234,8 @@ pub(crate) enum KafkaFormat {
     Json,
     /// The payload is the text; the key (or topic/partition@offset) is the id.
     Text,
+    /// Avro in the Confluent wire format, schemas from `schema_registry`.
+    Avro,
 }
 
 impl SourceComponent for KafkaSourceConfig {
@@ -249,11 +257,26 @@ impl SourceComponent for KafkaSourceConfig {
     }
 
     fn validate(&self, _around: &Surroundings) -> Result<(), Invalid> {
+        match (self.format, &self.schema_registry) {
+            (KafkaFormat::Avro, None) => {
+                return Err(Invalid::at(
+                    "format",
+                    "`format: avro` needs `schema_registry: { url: http://HOST:PORT }`",
+                ));
+            }
+            (KafkaFormat::Json | KafkaFormat::Text, Some(_)) => {
+                return Err(Invalid::at(
+                    "schema_registry",
+                    "a Schema Registry is for `format: avro`",
+                ));
+            }
+            _ => {}
+        }
         if self.envelope == MessageEnvelope::Debezium {
-            if self.format != KafkaFormat::Json {
+            if self.format == KafkaFormat::Text {
                 return Err(Invalid::at(
                     "envelope",
-                    "`envelope: debezium` reads Debezium's JSON: use `format: json`",
+                    "`envelope: debezium` reads Debezium's JSON or Avro: use `format: json` or `format: avro`",
                 ));
             }
             if self.id_field.is_none() || self.key_as_id {
@@ -289,6 +312,7 @@ pub struct KafkaSource {
     schema: SchemaRef,
     ctx: SourceContext,
     next_batch: u64,
+    avro: Option<AvroDecoder>,
 }
 
 impl KafkaSource {
@@ -320,33 +344,59 @@ impl KafkaSource {
             fields,
             ctx,
             next_batch: 0,
+            avro: cfg.schema_registry.as_ref().map(AvroDecoder::new),
         })
     }
 
-    /// Decodes one message into `rows`, or says why it cannot be.
+    /// The JSON object a `json` or `avro` message holds; `Ok(Err(reason))`
+    /// for a bad one (a dead letter). A Schema Registry that does not answer
+    /// is waited for; a stop while waiting is an error.
+    fn object(&self, bytes: &[u8]) -> Result<Result<Map<String, Value>, String>, SourceError> {
+        let Some(avro) = &self.avro else {
+            return Ok(json_object(bytes));
+        };
+        let outcome = avro.decode(bytes, |e, delay| {
+            crate::metrics::set_schema_registry_up(false);
+            tracing::warn!(error = %e, retry_in = ?delay, "Schema Registry unreachable; retrying");
+        });
+        match outcome {
+            Ok(object) => {
+                crate::metrics::set_schema_registry_up(true);
+                Ok(Ok(object))
+            }
+            Err(AvroError::Record(reason)) => Ok(Err(reason)),
+            Err(e @ AvroError::RegistryUnreachable { .. }) => {
+                Err(SourceError::RegistryUnreachable(e))
+            }
+        }
+    }
+
+    /// Decodes one message into `rows`; `Ok(Err(reason))` when it cannot be.
     fn decode(
         &self,
         key: Option<&[u8]>,
         payload: &[u8],
         fallback_id: &str,
         rows: &mut Rows,
-    ) -> Result<(), String> {
+    ) -> Result<Result<(), String>, SourceError> {
         let key = match key {
             Some(key) if self.cfg.key_as_id || self.cfg.format == KafkaFormat::Text => {
-                Some(std::str::from_utf8(key).map_err(|e| format!("key is not UTF-8: {e}"))?)
+                match std::str::from_utf8(key) {
+                    Ok(key) => Some(key),
+                    Err(e) => return Ok(Err(format!("key is not UTF-8: {e}"))),
+                }
             }
             _ => None,
         };
-        match self.cfg.format {
-            KafkaFormat::Json => {
-                self.fields
-                    .decode_json(payload, key.filter(|_| self.cfg.key_as_id), rows)
-            }
-            KafkaFormat::Text => {
-                self.fields
-                    .decode_text(payload, Some(key.unwrap_or(fallback_id)), rows)
-            }
+        if self.cfg.format == KafkaFormat::Text {
+            return Ok(self
+                .fields
+                .decode_text(payload, Some(key.unwrap_or(fallback_id)), rows));
         }
+        Ok(self.object(payload)?.and_then(|object| {
+            self.fields
+                .decode_object(&object, key.filter(|_| self.cfg.key_as_id), rows)
+        }))
     }
 
     /// Adds one message to the batch: a row, a delete (a tombstone), or a
@@ -376,7 +426,7 @@ impl KafkaSource {
             }
             return Ok(());
         };
-        if let Err(reason) = self.decode(message.key(), payload, position, rows) {
+        if let Err(reason) = self.decode(message.key(), payload, position, rows)? {
             self.ctx.dead_letters.send_record(
                 position,
                 &reason,
@@ -403,7 +453,15 @@ impl KafkaSource {
             return Ok(());
         };
         let id_field = self.cfg.id_field.as_deref().unwrap_or_default();
-        let outcome = match debezium::change(payload, message.key(), id_field) {
+        let key = || match message.key() {
+            Some(key) => self.object(key),
+            None => Ok(Err("the message has no key".to_string())),
+        };
+        let change = match self.object(payload)? {
+            Ok(event) => debezium::change(event, key, id_field)?,
+            Err(reason) => Err(reason),
+        };
+        let outcome = match change {
             Ok(Change::Upsert(after)) => self.fields.decode_object(&after, None, rows),
             Ok(Change::Delete(id)) => {
                 deletes.push(id);

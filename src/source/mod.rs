@@ -3,6 +3,7 @@
 //! module owns its config struct and implements [`SourceComponent`];
 //! `crate::registry` lists them.
 
+pub mod avro;
 pub mod backfill;
 mod debezium;
 pub(crate) mod files;
@@ -59,6 +60,10 @@ pub enum SourceError {
     },
     #[error("{0}")]
     Usage(String),
+    #[error(
+        "stopped while the Schema Registry was unreachable; nothing from this batch was committed"
+    )]
+    RegistryUnreachable(#[source] avro::AvroError),
     #[error("Kafka at {brokers}")]
     Kafka {
         brokers: String,

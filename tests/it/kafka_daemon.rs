@@ -810,6 +810,221 @@ fn debezium_change_events_write_updates_and_delete_in_order(kind: BrokerKind) {
     assert_eq!(dead[0]["position"], "docs/0@6");
 }
 
+/// The writers' Avro schemas: v2 adds a field with a default (a compatible
+/// evolution, registered under a new id).
+const AVRO_V1: &str = r#"{"type": "record", "name": "Doc", "namespace": "test", "fields": [
+  {"name": "id", "type": "string"}, {"name": "text", "type": "string"},
+  {"name": "title", "type": ["null", "string"], "default": null}]}"#;
+const AVRO_V2: &str = r#"{"type": "record", "name": "Doc", "namespace": "test", "fields": [
+  {"name": "id", "type": "string"}, {"name": "text", "type": "string"},
+  {"name": "title", "type": ["null", "string"], "default": null},
+  {"name": "lang", "type": "string", "default": "en"}]}"#;
+
+/// Produces `docs` with confluent-kafka's AvroSerializer under `schema`;
+/// returns the schema id it registered.
+fn produce_avro(
+    ws: &Workspace,
+    broker: &KafkaBroker,
+    registry: &SchemaRegistry,
+    schema: &str,
+    docs: &[(String, String)],
+) -> u32 {
+    let records: String = docs
+        .iter()
+        .map(|(key, payload)| {
+            let mut record: serde_json::Value = serde_json::from_str(payload).unwrap();
+            record["title"] = serde_json::json!(format!("title of {key}"));
+            if schema == AVRO_V2 {
+                record["lang"] = serde_json::json!("fr");
+            }
+            format!("{record}\n")
+        })
+        .collect();
+    let schema_file = ws.write("schema.avsc", schema);
+    let records_file = ws.write("records.jsonl", records);
+    let out = python_script(
+        "avro_produce.py",
+        &[
+            broker.brokers.as_ref(),
+            "docs".as_ref(),
+            registry.url.as_ref(),
+            schema_file.as_os_str(),
+            records_file.as_os_str(),
+        ],
+    );
+    String::from_utf8(out).unwrap().trim().parse().unwrap()
+}
+
+/// One message of raw bytes (`hex`), produced by confluent-kafka.
+fn produce_raw(broker: &KafkaBroker, key: &str, hex: &str) {
+    python_script(
+        "avro_produce.py",
+        &[
+            "--raw".as_ref(),
+            broker.brokers.as_ref(),
+            "docs".as_ref(),
+            key.as_ref(),
+            hex.as_ref(),
+        ],
+    );
+}
+
+/// The daemon pipeline reading Avro from `registry`, dead letters to a file.
+fn avro_pipeline(
+    ws: &Workspace,
+    broker: &KafkaBroker,
+    milvus: &MilvusServer,
+    registry: &SchemaRegistry,
+) {
+    daemon_pipeline(
+        ws,
+        broker,
+        milvus,
+        "docs",
+        "dead_letter: { type: file, path: dead.jsonl }\n",
+    );
+    let config = std::fs::read_to_string(ws.path("daemon.yaml")).unwrap();
+    ws.write(
+        "daemon.yaml",
+        config.replace(
+            "  id_field: id\n",
+            &format!(
+                "  id_field: id\n  format: avro\n  schema_registry: {{ url: '{}' }}\n  metadata: [title]\n",
+                registry.url
+            ),
+        ),
+    );
+}
+
+fn dead_letter_lines(ws: &Workspace) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(ws.path("dead.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Avro records from confluent-kafka's serializer, with the writers moving
+/// to a new schema version mid-topic: each decodes with its own schema;
+/// a message not in the wire format and one naming an unknown schema id go
+/// to the dead letter with the reason.
+fn avro_records_decode_with_their_writers_schema_and_bad_ones_are_dead_letters(kind: BrokerKind) {
+    let broker = KafkaBroker::start_kind(kind);
+    let milvus = MilvusServer::start();
+    let registry = SchemaRegistry::start();
+    create_topic(&broker.brokers, "docs", 1);
+    let ws = Workspace::new();
+    let docs: Vec<_> = (0..8).map(document).collect();
+    let expected = expected_ids(&ws, &docs);
+    let v1 = produce_avro(&ws, &broker, &registry, AVRO_V1, &docs[..4]);
+    produce_raw(&broker, "not-framed", "7b226964223a2231227d");
+    produce_raw(&broker, "unknown-id", "000000270f02");
+    let v2 = produce_avro(&ws, &broker, &registry, AVRO_V2, &docs[4..]);
+    assert_ne!(v1, v2, "the evolved schema has an id of its own");
+    avro_pipeline(&ws, &broker, &milvus, &registry);
+    let port = free_port();
+    let mut daemon = start_daemon(&ws, port);
+    wait_for_ids(&milvus.uri, &expected, Duration::from_secs(60));
+    let titles: BTreeSet<String> = milvus_rows(&milvus.uri, "docs", "id,title")
+        .into_iter()
+        .map(|r| r["title"].as_str().unwrap().to_string())
+        .collect();
+    let wanted: BTreeSet<String> = (0..8).map(|i| format!("title of doc-{i}")).collect();
+    assert_eq!(titles, wanted, "metadata decoded from both schema versions");
+    wait_healthy(port, &mut daemon);
+    signal(&daemon, "-TERM");
+    Run(daemon.wait_with_output().unwrap()).expect_code(0);
+    let dead = dead_letter_lines(&ws);
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    assert_eq!(
+        (&dead[0]["position"], &dead[0]["reason"]),
+        (
+            &serde_json::json!("docs/0@4"),
+            &serde_json::json!("not in the Confluent wire format (the first byte is not 0)")
+        )
+    );
+    assert_eq!(
+        (&dead[1]["position"], &dead[1]["reason"]),
+        (
+            &serde_json::json!("docs/0@5"),
+            &serde_json::json!("schema id 9999 is unknown to the Schema Registry")
+        )
+    );
+}
+
+/// A Schema Registry that is down is waited for: `/health` says 503,
+/// nothing is dead-lettered or committed, and once it is back the records
+/// are written.
+fn a_schema_registry_that_is_down_is_waited_for_and_nothing_is_dead_lettered(kind: BrokerKind) {
+    let broker = KafkaBroker::start_kind(kind);
+    let milvus = MilvusServer::start();
+    let mut registry = SchemaRegistry::start();
+    create_topic(&broker.brokers, "docs", 1);
+    let ws = Workspace::new();
+    let docs: Vec<_> = (0..4).map(document).collect();
+    let expected = expected_ids(&ws, &docs);
+    let id = produce_avro(&ws, &broker, &registry, AVRO_V1, &docs[..3]);
+    assert_eq!(
+        id, 1,
+        "a fresh registry numbers from 1 (its restart does again)"
+    );
+    registry.stop();
+    avro_pipeline(&ws, &broker, &milvus, &registry);
+    let port = free_port();
+    let mut daemon = start_daemon(&ws, port);
+    // The gauge appears at the first failed fetch.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+        || !http_get(port, "/metrics")
+            .1
+            .lines()
+            .any(|l| l == "vecpipe_schema_registry_up 0")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the registry outage was never noticed"
+        );
+        assert!(
+            daemon.try_wait().unwrap().is_none(),
+            "the daemon waits, not exits"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let outage = Instant::now();
+    while outage.elapsed() < Duration::from_secs(3) {
+        assert!(
+            daemon.try_wait().unwrap().is_none(),
+            "the daemon waits, not exits"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(http_get(port, "/health").0, 503);
+    assert!(
+        dead_letter_lines(&ws).is_empty(),
+        "nothing is dead-lettered"
+    );
+    assert!(
+        !has_collection(&milvus.uri, "docs") || milvus_ids(&milvus.uri).is_empty(),
+        "nothing is written"
+    );
+
+    // Back (with no schemas: it is in-memory); the writer registers v1 again as id 1.
+    registry.restart();
+    assert_eq!(
+        produce_avro(&ws, &broker, &registry, AVRO_V1, &docs[3..]),
+        1
+    );
+    wait_for_ids(&milvus.uri, &expected, Duration::from_secs(90));
+    wait_healthy(port, &mut daemon);
+    signal(&daemon, "-TERM");
+    Run(daemon.wait_with_output().unwrap()).expect_code(0);
+    assert!(
+        dead_letter_lines(&ws).is_empty(),
+        "{:?}",
+        dead_letter_lines(&ws)
+    );
+}
+
 macro_rules! on_every_broker {
     ($($name:ident),* $(,)?) => {
         mod tansu {
@@ -1136,4 +1351,6 @@ on_every_broker!(
     a_model_service_error_stops_the_daemon_commits_nothing_unwritten_and_a_restart_writes_the_rest,
     republished_unchanged_documents_write_nothing_and_a_changed_one_is_replaced,
     debezium_change_events_write_updates_and_delete_in_order,
+    avro_records_decode_with_their_writers_schema_and_bad_ones_are_dead_letters,
+    a_schema_registry_that_is_down_is_waited_for_and_nothing_is_dead_lettered,
 );

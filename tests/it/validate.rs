@@ -151,7 +151,7 @@ fn unreachable_kafka_brokers_and_missing_topics_are_reported() {
 }
 
 #[test]
-fn a_debezium_envelope_without_an_id_field_or_with_text_messages_is_refused() {
+fn a_debezium_envelope_or_avro_without_what_they_need_is_refused() {
     let ws = Workspace::new();
     let pipeline = |extra: &str| {
         format!(
@@ -172,7 +172,26 @@ fn a_debezium_envelope_without_an_id_field_or_with_text_messages_is_refused() {
         .expect_code(2);
     assert_output_eq!(
         run.stderr(),
-        "error: text.yaml:7:13: source.envelope: `envelope: debezium` reads Debezium's JSON: use `format: json`\n"
+        "error: text.yaml:7:13: source.envelope: `envelope: debezium` reads Debezium's JSON or Avro: use `format: json` or `format: avro`\n"
+    );
+    ws.write("avro.yaml", pipeline("  id_field: id\n  format: avro\n"));
+    let run = ws
+        .vecpipe(&["validate", "avro.yaml", "--no-environment"])
+        .expect_code(2);
+    assert_output_eq!(
+        run.stderr(),
+        "error: avro.yaml:9:11: source.format: `format: avro` needs `schema_registry: { url: http://HOST:PORT }`\n"
+    );
+    ws.write(
+        "registry.yaml",
+        pipeline("  id_field: id\n  schema_registry: { url: 'http://127.0.0.1:1' }\n"),
+    );
+    let run = ws
+        .vecpipe(&["validate", "registry.yaml", "--no-environment"])
+        .expect_code(2);
+    assert_output_eq!(
+        run.stderr(),
+        "error: registry.yaml:9:20: source.schema_registry: a Schema Registry is for `format: avro`\n"
     );
     ws.write("ok.yaml", pipeline("  id_field: id\n  text_field: body\n"));
     let run = ws

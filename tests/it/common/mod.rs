@@ -883,3 +883,71 @@ pub fn drop_collection(uri: &str, collection: &str) {
         client.drop_collection(request).await.unwrap()
     })
 }
+
+/// A real Confluent-compatible Schema Registry: rivven-schema 0.0.22 (built
+/// from crates.io by `scripts/setup.sh test`), on a free loopback port.
+/// Its limits (see `../shared/RECIPES.md`): in-memory storage, so a restart
+/// forgets every schema (and numbers them from 1 again); no auth on its
+/// command line; Confluent's ProtobufSerializer is refused. Avro and JSON
+/// Schema work with confluent-kafka's serializers.
+pub struct SchemaRegistry {
+    pub url: String,
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl SchemaRegistry {
+    pub fn start() -> Self {
+        setup(Some("test"));
+        let mut registry = SchemaRegistry {
+            url: String::new(),
+            port: free_port(),
+            child: None,
+        };
+        registry.url = format!("http://127.0.0.1:{}", registry.port);
+        registry.restart();
+        registry
+    }
+
+    /// Starts it (again, on the same port, with no schemas) and waits until it answers.
+    pub fn restart(&mut self) {
+        self.stop();
+        let child = Command::new(repo_root().join(".tools/rivven-schema/bin/rivven-schema"))
+            .args([
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &self.port.to_string(),
+            ])
+            .args(["--log-level", "warn"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the Schema Registry starts");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err()
+            || http_get(self.port, "/").0 != 200
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the Schema Registry did not answer within 30 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for SchemaRegistry {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

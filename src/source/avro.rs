@@ -1,0 +1,167 @@
+//! Avro records in the Confluent wire format (`format: avro` on a Kafka
+//! source): byte 0 is 0, bytes 1–4 the big-endian id of the writer's schema
+//! in a Schema Registry, the rest one Avro datum. Schemas are fetched by id
+//! (`GET /schemas/ids/{id}`) and cached, so a topic whose writers move to a
+//! new schema version mid-stream decodes each record with its own schema.
+//!
+//! A record that cannot be decoded (no magic byte, an id the registry does
+//! not know, a datum that does not fit its schema) is a dead letter; a
+//! registry that cannot be reached is a transient failure, retried with
+//! backoff while `/health` says 503 — never a dead letter.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use apache_avro::Schema;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// `schema_registry: { url }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SchemaRegistryConfig {
+    /// `http://host:port` of a Confluent-compatible Schema Registry.
+    pub url: String,
+}
+
+/// Why a message did not decode.
+#[derive(Debug, thiserror::Error)]
+pub enum AvroError {
+    /// The message itself is bad: a dead letter with this reason.
+    #[error("{0}")]
+    Record(String),
+    /// The registry did not answer: retried, never a dead letter.
+    #[error("Schema Registry {url}: {problem}")]
+    RegistryUnreachable { url: String, problem: String },
+}
+
+impl crate::retry::Transient for AvroError {
+    fn is_transient(&self) -> bool {
+        matches!(self, AvroError::RegistryUnreachable { .. })
+    }
+}
+
+/// Decodes Confluent-framed Avro with schemas from one registry.
+pub(crate) struct AvroDecoder {
+    url: String,
+    agent: ureq::Agent,
+    schemas: Mutex<HashMap<u32, Arc<Schema>>>,
+}
+
+/// How long one registry request may take.
+const REGISTRY_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl AvroDecoder {
+    pub fn new(cfg: &SchemaRegistryConfig) -> Self {
+        AvroDecoder {
+            url: cfg.url.trim_end_matches('/').to_string(),
+            agent: ureq::AgentBuilder::new().timeout(REGISTRY_TIMEOUT).build(),
+            schemas: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The JSON object a framed Avro message holds; the registry is asked
+    /// again (with backoff, `on_retry` told each time) until it answers.
+    pub fn decode(
+        &self,
+        message: &[u8],
+        on_retry: impl FnMut(&AvroError, Duration),
+    ) -> Result<Map<String, Value>, AvroError> {
+        let (id, datum) = frame(message)?;
+        let schema = crate::retry::RetryPolicy::registry().run(on_retry, || self.schema(id))?;
+        let value = apache_avro::reader::datum::GenericDatumReader::builder(&schema)
+            .build()
+            .and_then(|reader| reader.read_value(&mut &datum[..]))
+            .map_err(|e| AvroError::Record(format!("Avro datum does not fit schema {id}: {e}")))?;
+        match Value::try_from(value) {
+            Ok(Value::Object(object)) => Ok(object),
+            Ok(_) => Err(AvroError::Record(format!(
+                "schema {id} is not an Avro record"
+            ))),
+            Err(e) => Err(AvroError::Record(format!(
+                "Avro value of schema {id} has no JSON form: {e}"
+            ))),
+        }
+    }
+
+    /// The writer schema `id`, from the cache or the registry.
+    fn schema(&self, id: u32) -> Result<Arc<Schema>, AvroError> {
+        if let Some(schema) = self.cache().get(&id) {
+            return Ok(schema.clone());
+        }
+        let url = format!("{}/schemas/ids/{id}", self.url);
+        let unreachable = |problem: String| AvroError::RegistryUnreachable {
+            url: self.url.clone(),
+            problem,
+        };
+        let body: RegistrySchema = match self.agent.get(&url).call() {
+            Ok(response) => response
+                .into_json()
+                .map_err(|e| unreachable(format!("unreadable answer for schema {id}: {e}")))?,
+            Err(ureq::Error::Status(404, _)) => {
+                return Err(AvroError::Record(format!(
+                    "schema id {id} is unknown to the Schema Registry"
+                )));
+            }
+            Err(ureq::Error::Status(status, _)) => {
+                return Err(unreachable(format!("HTTP {status} for schema {id}")));
+            }
+            Err(e) => return Err(unreachable(e.to_string())),
+        };
+        if body.schema_type.as_deref().is_some_and(|t| t != "AVRO") {
+            return Err(AvroError::Record(format!(
+                "schema {id} is {}, not Avro",
+                body.schema_type.unwrap_or_default()
+            )));
+        }
+        let schema = Schema::parse_str(&body.schema)
+            .map_err(|e| AvroError::Record(format!("schema {id} is not valid Avro: {e}")))?;
+        let schema = Arc::new(schema);
+        self.cache().insert(id, schema.clone());
+        Ok(schema)
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Arc<Schema>>> {
+        self.schemas.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// `GET /schemas/ids/{id}`'s answer.
+#[derive(Deserialize)]
+struct RegistrySchema {
+    schema: String,
+    #[serde(rename = "schemaType")]
+    schema_type: Option<String>,
+}
+
+/// The schema id and the datum of a Confluent-framed message.
+fn frame(message: &[u8]) -> Result<(u32, &[u8]), AvroError> {
+    match message {
+        [0, a, b, c, d, datum @ ..] => Ok((u32::from_be_bytes([*a, *b, *c, *d]), datum)),
+        [0, ..] => Err(AvroError::Record(
+            "shorter than the Confluent wire format's 5-byte header".to_string(),
+        )),
+        _ => Err(AvroError::Record(
+            "not in the Confluent wire format (the first byte is not 0)".to_string(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_header_names_the_schema_id_and_bad_frames_say_why() {
+        assert_eq!(frame(&[0, 0, 0, 1, 2, 9, 9]).unwrap(), (258, &[9u8, 9][..]));
+        assert_eq!(
+            frame(b"{\"id\": 1}").unwrap_err().to_string(),
+            "not in the Confluent wire format (the first byte is not 0)"
+        );
+        assert_eq!(
+            frame(&[0, 0, 1]).unwrap_err().to_string(),
+            "shorter than the Confluent wire format's 5-byte header"
+        );
+    }
+}

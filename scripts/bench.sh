@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Throughput benchmarks, each run side by side with its reference.
-#   scripts/bench.sh [dense|int8|e2e|bm25|languages|milvus|milvus-real|kafka|backfill|eval|incremental|all]   (default: all)
+#   scripts/bench.sh [dense|int8|e2e|bm25|languages|milvus|milvus-real|kafka|kafka-avro|backfill|eval|incremental|all]   (default: all)
 #   BENCH_SENTENCES=2000 BENCH_MILVUS_ROWS=20000 BENCH_ROWS=1000000 BENCH_BM25_ROWS=100000
-#   BENCH_DENSE_BACKFILL_ROWS=50000 BENCH_E2E_TEXTS=2000 BENCH_LANGUAGE_ROWS=20000 BENCH_EVAL_DOCS=5000 BENCH_INCREMENTAL_DOCS=20000
+#   BENCH_DENSE_BACKFILL_ROWS=50000 BENCH_E2E_TEXTS=2000 BENCH_LANGUAGE_ROWS=20000 BENCH_AVRO_ROWS=20000 BENCH_EVAL_DOCS=5000 BENCH_INCREMENTAL_DOCS=20000
 #   control the sizes.
 # Work files go to ${BENCH_DIR:-target/bench}.
 set -euo pipefail
@@ -116,6 +116,54 @@ YAML
     awk -v c="$code" -v n="$rows" -v a="$(median "${ours[@]}")" -v b="$(median "${ref[@]}")" 'BEGIN {
       printf "bm25 %s (%d docs, language: %s vs build_default_analyzer, medians of 3): vecpipe %.0f docs/s (whole run) | pymilvus.model %.0f docs/s (encode_documents only) | ratio %.1fx\n", c, n, c, n/a, n/b, b/a }'
   done
+}
+
+bench_kafka_avro() {
+  # Decoding Avro from Kafka: vecpipe (daemon, format: avro, no stages, a
+  # Parquet sink; from partition assignment to the last row written) vs the
+  # plain Python consumer (confluent-kafka Consumer + AvroDeserializer, from
+  # the first message to the last decoded); same topic (Tansu, 1 partition),
+  # same Schema Registry (rivven-schema), records from confluent-kafka's
+  # AvroSerializer; alternated 3 times, medians.
+  local rows="${BENCH_AVRO_ROWS:-20000}" port registry_port
+  port=$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  registry_port=$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  .tools/tansu broker --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \
+    --storage-engine memory://tansu/ --silent > "$dir/tansu.log" 2>&1 &
+  local tansu=$!
+  .tools/rivven-schema/bin/rivven-schema serve --host 127.0.0.1 --port "$registry_port" --log-level warn > "$dir/registry.log" 2>&1 &
+  local registry=$!
+  local brokers="127.0.0.1:$port" url="http://127.0.0.1:$registry_port"
+  until curl -sf "$url/" > /dev/null; do sleep 0.1; done
+  local corpus="$dir/ref-$rows.jsonl" records="$dir/avro-$rows.jsonl"
+  [[ -f "$corpus" ]] || "$python" scripts/bench/gen_corpus.py "$rows" "$corpus"
+  "$python" -c 'import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    print(json.dumps({"id": str(r["id"]), "text": r["text"], "title": "t" + str(r["id"])}))' "$corpus" > "$records"
+  cat > "$dir/avro.avsc" <<'AVSC'
+{"type": "record", "name": "Doc", "namespace": "bench", "fields": [
+  {"name": "id", "type": "string"}, {"name": "text", "type": "string"},
+  {"name": "title", "type": ["null", "string"], "default": null}]}
+AVSC
+  "$python" -c 'from confluent_kafka.admin import AdminClient, NewTopic; import sys
+AdminClient({"bootstrap.servers": sys.argv[1]}).create_topics([NewTopic("avro", 1)])["avro"].result()' "$brokers"
+  "$python" tests/python/avro_produce.py "$brokers" avro "$url" "$dir/avro.avsc" "$records" > /dev/null
+  local ours=() ref=() i
+  for i in 1 2 3; do
+    cat > "$dir/kafka-avro.yaml" <<YAML
+name: bench-kafka-avro
+source: { type: kafka, brokers: '$brokers', topics: [avro], group_id: bench-avro-$i, format: avro, schema_registry: { url: '$url' }, id_field: id, metadata: [title], batch_rows: 1024 }
+sinks:
+  - { type: arrow, path: $dir/kafka-avro-out.parquet }
+YAML
+    daemon_until "$dir/kafka-avro.yaml" "$rows"; ours+=("$wall")
+    "$python" scripts/bench/kafka_avro_python.py "$brokers" avro "$url" "bench-avro-py-$i" "$rows" > "$dir/last.out"
+    ref+=("$(cut -d' ' -f2 "$dir/last.out")")
+  done
+  kill "$tansu" "$registry"; wait "$tansu" "$registry" 2>/dev/null || true
+  awk -v n="$rows" -v a="$(median "${ours[@]}")" -v b="$(median "${ref[@]}")" 'BEGIN {
+    printf "kafka-avro (%d Avro records, 1 partition, Tansu, medians of 3): vecpipe %.0f records/s (daemon, decode + Parquet) | confluent-kafka AvroDeserializer %.0f records/s (decode only) | ratio %.1fx\n", n, n/a, n/b, b/a }'
 }
 
 # Starts a Milvus Lite server on a free loopback port; sets lite_pid and lite_uri.
@@ -530,10 +578,11 @@ case "$what" in
   kafka) bench_kafka ;;
   bm25) bench_bm25 ;;
   languages) bench_languages ;;
+  kafka-avro) bench_kafka_avro ;;
   backfill) bench_backfill ;;
   eval) bench_eval ;;
   incremental) bench_incremental ;;
   e2e) bench_e2e ;;
-  all) bench_dense; bench_int8; bench_e2e; bench_bm25; bench_languages; bench_milvus; bench_milvus_real; bench_kafka; bench_backfill; bench_eval; bench_incremental ;;
-  *) echo "usage: scripts/bench.sh [dense|int8|e2e|bm25|languages|milvus|milvus-real|kafka|backfill|eval|incremental|all]" >&2; exit 2 ;;
+  all) bench_dense; bench_int8; bench_e2e; bench_bm25; bench_languages; bench_milvus; bench_milvus_real; bench_kafka; bench_kafka_avro; bench_backfill; bench_eval; bench_incremental ;;
+  *) echo "usage: scripts/bench.sh [dense|int8|e2e|bm25|languages|milvus|milvus-real|kafka|kafka-avro|backfill|eval|incremental|all]" >&2; exit 2 ;;
 esac

@@ -34,6 +34,9 @@ pub enum AvroError {
     /// The registry did not answer: retried, never a dead letter.
     #[error("Schema Registry {url}: {problem}")]
     RegistryUnreachable { url: String, problem: String },
+    /// The run was stopped while the registry did not answer.
+    #[error("stopped while waiting for the Schema Registry")]
+    Stopped(#[source] Box<AvroError>),
 }
 
 impl crate::retry::Transient for AvroError {
@@ -62,14 +65,22 @@ impl AvroDecoder {
     }
 
     /// The JSON object a framed Avro message holds; the registry is asked
-    /// again (with backoff, `on_retry` told each time) until it answers.
+    /// again (with backoff, `on_retry` told each time) until it answers or
+    /// `stopping()` says the run is being stopped.
     pub fn decode(
         &self,
         message: &[u8],
         on_retry: impl FnMut(&AvroError, Duration),
+        stopping: impl Fn() -> bool,
     ) -> Result<Map<String, Value>, AvroError> {
         let (id, datum) = frame(message)?;
-        let schema = crate::retry::RetryPolicy::registry().run(on_retry, || self.schema(id))?;
+        let fetch = || match self.schema(id) {
+            Err(e @ AvroError::RegistryUnreachable { .. }) if stopping() => {
+                Err(AvroError::Stopped(Box::new(e)))
+            }
+            outcome => outcome,
+        };
+        let schema = crate::retry::RetryPolicy::registry().run(on_retry, fetch)?;
         let value = apache_avro::reader::datum::GenericDatumReader::builder(&schema)
             .build()
             .and_then(|reader| reader.read_value(&mut &datum[..]))

@@ -355,17 +355,21 @@ impl KafkaSource {
         let Some(avro) = &self.avro else {
             return Ok(json_object(bytes));
         };
-        let outcome = avro.decode(bytes, |e, delay| {
-            crate::metrics::set_schema_registry_up(false);
-            tracing::warn!(error = %e, retry_in = ?delay, "Schema Registry unreachable; retrying");
-        });
+        let outcome = avro.decode(
+            bytes,
+            |e, delay| {
+                crate::metrics::set_schema_registry_up(false);
+                tracing::warn!(error = %e, retry_in = ?delay, "Schema Registry unreachable; retrying");
+            },
+            || self.ctx.stop.is_raised(),
+        );
         match outcome {
             Ok(object) => {
                 crate::metrics::set_schema_registry_up(true);
                 Ok(Ok(object))
             }
             Err(AvroError::Record(reason)) => Ok(Err(reason)),
-            Err(e @ AvroError::RegistryUnreachable { .. }) => {
+            Err(e @ (AvroError::RegistryUnreachable { .. } | AvroError::Stopped(_))) => {
                 Err(SourceError::RegistryUnreachable(e))
             }
         }

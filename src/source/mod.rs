@@ -60,9 +60,7 @@ pub enum SourceError {
     },
     #[error("{0}")]
     Usage(String),
-    #[error(
-        "stopped while the Schema Registry was unreachable; nothing from this batch was committed"
-    )]
+    #[error("Kafka source: nothing from this batch was committed")]
     RegistryUnreachable(#[source] avro::AvroError),
     #[error("Kafka at {brokers}")]
     Kafka {

@@ -953,8 +953,9 @@ fn avro_records_decode_with_their_writers_schema_and_bad_ones_are_dead_letters(k
 }
 
 /// A Schema Registry that is down is waited for: `/health` says 503,
-/// nothing is dead-lettered or committed, and once it is back the records
-/// are written.
+/// nothing is dead-lettered or committed; a stop while it waits exits 1
+/// naming the registry; once it is back, a restarted daemon writes exactly
+/// the records.
 fn a_schema_registry_that_is_down_is_waited_for_and_nothing_is_dead_lettered(kind: BrokerKind) {
     let broker = KafkaBroker::start_kind(kind);
     let milvus = MilvusServer::start();
@@ -1008,12 +1009,30 @@ fn a_schema_registry_that_is_down_is_waited_for_and_nothing_is_dead_lettered(kin
         "nothing is written"
     );
 
-    // Back (with no schemas: it is in-memory); the writer registers v1 again as id 1.
+    // Stopped while it waits: exit 1, the registry named, nothing committed.
+    signal(&daemon, "-TERM");
+    let run = Run(daemon.wait_with_output().unwrap()).expect_code(1);
+    let last = run.stderr().lines().last().unwrap_or_default().to_string();
+    let expected_start = format!(
+        "error: Kafka source: nothing from this batch was committed: stopped while waiting for the Schema Registry: Schema Registry {}: ",
+        registry.url
+    );
+    assert!(last.starts_with(&expected_start), "{last}");
+    assert!(last.contains("Connection refused"), "{last}");
+    wait_committed(&broker.brokers, -1001, || {});
+    assert!(
+        dead_letter_lines(&ws).is_empty(),
+        "nothing is dead-lettered"
+    );
+
+    // Back (with no schemas: it is in-memory); the writer registers v1 again
+    // as id 1; a restarted daemon writes every record.
     registry.restart();
     assert_eq!(
         produce_avro(&ws, &broker, &registry, AVRO_V1, &docs[3..]),
         1
     );
+    let mut daemon = start_daemon(&ws, port);
     wait_for_ids(&milvus.uri, &expected, Duration::from_secs(90));
     wait_healthy(port, &mut daemon);
     signal(&daemon, "-TERM");
@@ -1057,7 +1076,8 @@ fn tansu_kill_9_at_random_moments_loses_nothing_and_duplicates_nothing() {
 }
 
 /// Waits until the test group has committed `offset` on partition 0 of
-/// `docs`, calling `check` between looks; panics after 60 s.
+/// `docs` (-1001: nothing committed), calling `check` between looks;
+/// panics after 60 s.
 fn wait_committed(brokers: &str, offset: i64, mut check: impl FnMut()) {
     let group: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
@@ -1073,7 +1093,7 @@ fn wait_committed(brokers: &str, offset: i64, mut check: impl FnMut()) {
             .committed_offsets(partitions.clone(), Duration::from_secs(10))
             .unwrap();
         let at = committed.find_partition("docs", 0).unwrap().offset();
-        if at == rdkafka::Offset::Offset(offset) {
+        if at.to_raw() == Some(offset) {
             return;
         }
         assert!(Instant::now() < deadline, "committed {at:?}, not {offset}");

@@ -1044,6 +1044,86 @@ fn a_schema_registry_that_is_down_is_waited_for_and_nothing_is_dead_lettered(kin
     );
 }
 
+/// Debezium's Avro converter: change events in Avro (the envelope's schema
+/// as Debezium registers it for a PostgreSQL table, reduced to the fields
+/// read), from confluent-kafka's AvroSerializer.
+const DEBEZIUM_AVRO: &str = r#"{"type": "record", "name": "Envelope", "namespace": "pg.public.docs", "fields": [
+  {"name": "before", "type": ["null", {"type": "record", "name": "Value", "fields": [
+    {"name": "id", "type": "int"},
+    {"name": "title", "type": ["null", "string"], "default": null},
+    {"name": "body", "type": ["null", "string"], "default": null}]}], "default": null},
+  {"name": "after", "type": ["null", "Value"], "default": null},
+  {"name": "op", "type": "string"},
+  {"name": "ts_ms", "type": ["null", "long"], "default": null}]}"#;
+
+/// Debezium events in Avro: a snapshot read, an insert, an update and a
+/// delete end as the table is.
+fn debezium_avro_events_write_updates_and_delete(kind: BrokerKind) {
+    use serde_json::{Value, json};
+    let broker = KafkaBroker::start_kind(kind);
+    let milvus = MilvusServer::start();
+    let registry = SchemaRegistry::start();
+    create_topic(&broker.brokers, "docs", 1);
+    let ws = Workspace::new();
+    let row = |id: i64, body: &str| json!({"id": id, "title": format!("t{id}"), "body": body});
+    let event = |op: &str, before: Value, after: Value| json!({"before": before, "after": after, "op": op, "ts_ms": 1733390000100_i64});
+    let events = [
+        event("r", Value::Null, row(1, "A row that the table deletes.")),
+        event("c", Value::Null, row(2, "The first version of row two.")),
+        event(
+            "u",
+            row(2, "The first version of row two."),
+            row(2, "Row two, as updated."),
+        ),
+        event("d", row(1, "A row that the table deletes."), Value::Null),
+    ];
+    let records: String = events.iter().map(|e| format!("{e}\n")).collect();
+    let schema_file = ws.write("envelope.avsc", DEBEZIUM_AVRO);
+    let records_file = ws.write("events.jsonl", records);
+    python_script(
+        "avro_produce.py",
+        &[
+            "--key-field".as_ref(),
+            "op".as_ref(),
+            broker.brokers.as_ref(),
+            "docs".as_ref(),
+            registry.url.as_ref(),
+            schema_file.as_os_str(),
+            records_file.as_os_str(),
+        ],
+    );
+    let final_docs = vec![(
+        "2".to_string(),
+        json!({"id": "2", "text": "Row two, as updated."}).to_string(),
+    )];
+    let expected = expected_ids(&ws, &final_docs);
+    avro_pipeline(&ws, &broker, &milvus, &registry);
+    let config = std::fs::read_to_string(ws.path("daemon.yaml")).unwrap();
+    ws.write(
+        "daemon.yaml",
+        config.replace(
+            "  metadata: [title]\n",
+            "  metadata: [title]\n  text_field: body\n  envelope: debezium\n",
+        ),
+    );
+    let port = free_port();
+    let mut daemon = start_daemon(&ws, port);
+    wait_for_ids(&milvus.uri, &expected, Duration::from_secs(60));
+    let rows = milvus_rows(&milvus.uri, "docs", "id,text,title");
+    assert_eq!(
+        rows,
+        vec![json!({"id": "2#0", "text": "Row two, as updated.", "title": "t2"})]
+    );
+    wait_healthy(port, &mut daemon);
+    signal(&daemon, "-TERM");
+    Run(daemon.wait_with_output().unwrap()).expect_code(0);
+    assert!(
+        dead_letter_lines(&ws).is_empty(),
+        "{:?}",
+        dead_letter_lines(&ws)
+    );
+}
+
 macro_rules! on_every_broker {
     ($($name:ident),* $(,)?) => {
         mod tansu {
@@ -1373,4 +1453,5 @@ on_every_broker!(
     debezium_change_events_write_updates_and_delete_in_order,
     avro_records_decode_with_their_writers_schema_and_bad_ones_are_dead_letters,
     a_schema_registry_that_is_down_is_waited_for_and_nothing_is_dead_lettered,
+    debezium_avro_events_write_updates_and_delete,
 );

@@ -2,8 +2,9 @@
 registers the schema in the Schema Registry and frames each value in the
 Confluent wire format), keyed by their id.
 
-    avro_produce.py BROKERS TOPIC REGISTRY_URL SCHEMA.avsc RECORDS.jsonl
-        prints the schema id the serializer used
+    avro_produce.py [--key-field F] BROKERS TOPIC REGISTRY_URL SCHEMA.avsc RECORDS.jsonl
+        prints the schema id the serializer used; the key is the record's
+        `id` (or F)
     avro_produce.py --raw BROKERS TOPIC KEY HEX   one message of raw bytes
 """
 import json
@@ -22,7 +23,11 @@ def main():
         producer.produce(topic, key=key.encode(), value=bytes.fromhex(hex_value))
         assert producer.flush(30) == 0
         return
-    brokers, topic, registry, schema_path, records_path = sys.argv[1:6]
+    args = sys.argv[1:]
+    key_field = "id"
+    if args[0] == "--key-field":
+        key_field, args = args[1], args[2:]
+    brokers, topic, registry, schema_path, records_path = args[:5]
     client = SchemaRegistryClient({"url": registry})
     with open(schema_path, encoding="utf-8") as f:
         schema = f.read()
@@ -34,7 +39,7 @@ def main():
         for line in f:
             record = json.loads(line)
             value = serializer(record, context)
-            producer.produce(topic, key=str(record["id"]).encode(), value=value)
+            producer.produce(topic, key=str(record[key_field]).encode(), value=value)
     assert producer.flush(30) == 0
     print(int.from_bytes(value[1:5], "big"))
 

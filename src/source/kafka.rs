@@ -412,33 +412,37 @@ impl KafkaSource {
         rows: &mut Rows,
         deletes: &mut Vec<String>,
     ) -> Result<(), SourceError> {
-        let headers = || crate::dead_letter::message_headers(message);
         if self.cfg.envelope == MessageEnvelope::Debezium {
             return self.take_change(message, position, rows, deletes);
         }
         let Some(payload) = message.payload() else {
             // A tombstone deletes the document whose id is the key.
-            match message.key().map(std::str::from_utf8) {
-                Some(Ok(id)) => deletes.push(id.to_string()),
-                _ => self.ctx.dead_letters.send_record(
-                    position,
-                    "tombstone without a UTF-8 key",
-                    message.key(),
-                    &[],
-                    &headers(),
-                )?,
-            }
-            return Ok(());
+            return match message.key().map(std::str::from_utf8) {
+                Some(Ok(id)) => {
+                    deletes.push(id.to_string());
+                    Ok(())
+                }
+                _ => self.dead_letter(message, position, "tombstone without a UTF-8 key", &[]),
+            };
         };
-        if let Err(reason) = self.decode(message.key(), payload, position, rows)? {
-            self.ctx.dead_letters.send_record(
-                position,
-                &reason,
-                message.key(),
-                payload,
-                &headers(),
-            )?;
+        match self.decode(message.key(), payload, position, rows)? {
+            Ok(()) => Ok(()),
+            Err(reason) => self.dead_letter(message, position, &reason, payload),
         }
+    }
+
+    /// `message` to the dead letter, with `reason` and its `payload`.
+    fn dead_letter(
+        &self,
+        message: &BorrowedMessage<'_>,
+        position: &str,
+        reason: &str,
+        payload: &[u8],
+    ) -> Result<(), SourceError> {
+        let headers = crate::dead_letter::message_headers(message);
+        self.ctx
+            .dead_letters
+            .send_record(position, reason, message.key(), payload, &headers)?;
         Ok(())
     }
 
@@ -477,16 +481,10 @@ impl KafkaSource {
             }
             Err(reason) => Err(reason),
         };
-        if let Err(reason) = outcome {
-            self.ctx.dead_letters.send_record(
-                position,
-                &reason,
-                message.key(),
-                payload,
-                &crate::dead_letter::message_headers(message),
-            )?;
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(reason) => self.dead_letter(message, position, &reason, payload),
         }
-        Ok(())
     }
 
     /// The batch so far, with its ack; its offsets are registered for commits.

@@ -111,6 +111,23 @@ fn daemon_pipeline(
     );
 }
 
+/// Stops a healthy daemon with SIGTERM: exit 0.
+fn stop_gracefully(port: u16, mut daemon: Child) -> Run {
+    wait_healthy(port, &mut daemon);
+    signal(&daemon, "-TERM");
+    Run(daemon.wait_with_output().unwrap()).expect_code(0)
+}
+
+/// Rewrites `daemon.yaml`, each `(from, to)` replaced in turn.
+fn edit_pipeline(ws: &Workspace, edits: &[(&str, &str)]) {
+    let mut config = std::fs::read_to_string(ws.path("daemon.yaml")).unwrap();
+    for (from, to) in edits {
+        assert!(config.contains(from), "daemon.yaml has no {from:?}");
+        config = config.replace(from, to);
+    }
+    ws.write("daemon.yaml", config);
+}
+
 fn wait_healthy(port: u16, child: &mut Child) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -372,9 +389,7 @@ fn milvus_down_for_20_seconds_pauses_the_daemon_and_loses_nothing(kind: BrokerKi
     assert!(saw_unhealthy, "/health reports the outage");
     milvus.restart();
     wait_for_ids(&milvus.uri, &expected, Duration::from_secs(120));
-    wait_healthy(port, &mut daemon);
-    signal(&daemon, "-TERM");
-    Run(daemon.wait_with_output().unwrap()).expect_code(0);
+    stop_gracefully(port, daemon);
 }
 
 fn a_tombstone_deletes_the_documents_chunks(kind: BrokerKind) {
@@ -389,11 +404,7 @@ fn tombstones_on(kind: BrokerKind, milvus: MilvusKind) {
     let docs: Vec<_> = (0..6).map(document).collect();
     let expected = expected_ids(&ws, &docs);
     daemon_pipeline(&ws, &broker, &milvus, "docs", "");
-    let config = std::fs::read_to_string(ws.path("daemon.yaml")).unwrap();
-    ws.write(
-        "daemon.yaml",
-        config.replace("  id_field: id\n", "  key_as_id: true\n"),
-    );
+    edit_pipeline(&ws, &[("  id_field: id\n", "  key_as_id: true\n")]);
     let producer = producer(&broker.brokers);
     produce(&producer, "docs", &docs);
     let mut daemon = start_daemon(&ws, free_port());
@@ -769,13 +780,12 @@ fn debezium_change_events_write_updates_and_delete_in_order(kind: BrokerKind) {
         "docs",
         "dead_letter: { type: file, path: dead.jsonl }\n",
     );
-    let config = std::fs::read_to_string(ws.path("daemon.yaml")).unwrap();
-    ws.write(
-        "daemon.yaml",
-        config.replace(
+    edit_pipeline(
+        &ws,
+        &[(
             "  id_field: id\n",
             "  id_field: id\n  text_field: body\n  envelope: debezium\n",
-        ),
+        )],
     );
     let producer = producer(&broker.brokers);
     produce(&producer, "docs", &records[..5]);
@@ -785,7 +795,7 @@ fn debezium_change_events_write_updates_and_delete_in_order(kind: BrokerKind) {
         .unwrap();
     produce(&producer, "docs", &records[5..]);
     let port = free_port();
-    let mut daemon = start_daemon(&ws, port);
+    let daemon = start_daemon(&ws, port);
     wait_for_ids(&milvus.uri, &expected, Duration::from_secs(60));
     let texts: Vec<Value> = milvus_rows(&milvus.uri, "docs", "id,text")
         .into_iter()
@@ -797,9 +807,7 @@ fn debezium_change_events_write_updates_and_delete_in_order(kind: BrokerKind) {
             .all(|r| body2.contains(r["text"].as_str().unwrap().trim())),
         "document 2 holds its updated body: {texts:?}"
     );
-    wait_healthy(port, &mut daemon);
-    signal(&daemon, "-TERM");
-    Run(daemon.wait_with_output().unwrap()).expect_code(0);
+    stop_gracefully(port, daemon);
     let dead: Vec<Value> = std::fs::read_to_string(ws.path("dead.jsonl"))
         .unwrap()
         .lines()
@@ -883,17 +891,11 @@ fn avro_pipeline(
         "docs",
         "dead_letter: { type: file, path: dead.jsonl }\n",
     );
-    let config = std::fs::read_to_string(ws.path("daemon.yaml")).unwrap();
-    ws.write(
-        "daemon.yaml",
-        config.replace(
-            "  id_field: id\n",
-            &format!(
-                "  id_field: id\n  format: avro\n  schema_registry: {{ url: '{}' }}\n  metadata: [title]\n",
-                registry.url
-            ),
-        ),
+    let avro = format!(
+        "  id_field: id\n  format: avro\n  schema_registry: {{ url: '{}' }}\n  metadata: [title]\n",
+        registry.url
     );
+    edit_pipeline(ws, &[("  id_field: id\n", &avro)]);
 }
 
 fn dead_letter_lines(ws: &Workspace) -> Vec<serde_json::Value> {
@@ -923,7 +925,7 @@ fn avro_records_decode_with_their_writers_schema_and_bad_ones_are_dead_letters(k
     assert_ne!(v1, v2, "the evolved schema has an id of its own");
     avro_pipeline(&ws, &broker, &milvus, &registry);
     let port = free_port();
-    let mut daemon = start_daemon(&ws, port);
+    let daemon = start_daemon(&ws, port);
     wait_for_ids(&milvus.uri, &expected, Duration::from_secs(60));
     let titles: BTreeSet<String> = milvus_rows(&milvus.uri, "docs", "id,title")
         .into_iter()
@@ -931,9 +933,7 @@ fn avro_records_decode_with_their_writers_schema_and_bad_ones_are_dead_letters(k
         .collect();
     let wanted: BTreeSet<String> = (0..8).map(|i| format!("title of doc-{i}")).collect();
     assert_eq!(titles, wanted, "metadata decoded from both schema versions");
-    wait_healthy(port, &mut daemon);
-    signal(&daemon, "-TERM");
-    Run(daemon.wait_with_output().unwrap()).expect_code(0);
+    stop_gracefully(port, daemon);
     let dead = dead_letter_lines(&ws);
     assert_eq!(dead.len(), 2, "{dead:?}");
     assert_eq!(
@@ -1032,16 +1032,10 @@ fn a_schema_registry_that_is_down_is_waited_for_and_nothing_is_dead_lettered(kin
         produce_avro(&ws, &broker, &registry, AVRO_V1, &docs[3..]),
         1
     );
-    let mut daemon = start_daemon(&ws, port);
+    let daemon = start_daemon(&ws, port);
     wait_for_ids(&milvus.uri, &expected, Duration::from_secs(90));
-    wait_healthy(port, &mut daemon);
-    signal(&daemon, "-TERM");
-    Run(daemon.wait_with_output().unwrap()).expect_code(0);
-    assert!(
-        dead_letter_lines(&ws).is_empty(),
-        "{:?}",
-        dead_letter_lines(&ws)
-    );
+    stop_gracefully(port, daemon);
+    assert_eq!(dead_letter_lines(&ws), Vec::<serde_json::Value>::new());
 }
 
 /// Debezium's Avro converter: change events in Avro (the envelope's schema
@@ -1098,30 +1092,23 @@ fn debezium_avro_events_write_updates_and_delete(kind: BrokerKind) {
     )];
     let expected = expected_ids(&ws, &final_docs);
     avro_pipeline(&ws, &broker, &milvus, &registry);
-    let config = std::fs::read_to_string(ws.path("daemon.yaml")).unwrap();
-    ws.write(
-        "daemon.yaml",
-        config.replace(
+    edit_pipeline(
+        &ws,
+        &[(
             "  metadata: [title]\n",
             "  metadata: [title]\n  text_field: body\n  envelope: debezium\n",
-        ),
+        )],
     );
     let port = free_port();
-    let mut daemon = start_daemon(&ws, port);
+    let daemon = start_daemon(&ws, port);
     wait_for_ids(&milvus.uri, &expected, Duration::from_secs(60));
     let rows = milvus_rows(&milvus.uri, "docs", "id,text,title");
     assert_eq!(
         rows,
         vec![json!({"id": "2#0", "text": "Row two, as updated.", "title": "t2"})]
     );
-    wait_healthy(port, &mut daemon);
-    signal(&daemon, "-TERM");
-    Run(daemon.wait_with_output().unwrap()).expect_code(0);
-    assert!(
-        dead_letter_lines(&ws).is_empty(),
-        "{:?}",
-        dead_letter_lines(&ws)
-    );
+    stop_gracefully(port, daemon);
+    assert_eq!(dead_letter_lines(&ws), Vec::<serde_json::Value>::new());
 }
 
 macro_rules! on_every_broker {
@@ -1275,15 +1262,15 @@ impl DeletingDaemon {
         // A second sink (which holds no documents) turns incremental skipping
         // off, so a tombstone goes to Milvus as a delete with no lookup first
         // (a lookup would meet the fault itself).
-        let config = std::fs::read_to_string(ws.path("daemon.yaml")).unwrap();
-        ws.write(
-            "daemon.yaml",
-            config
-                .replace("  id_field: id\n", "  key_as_id: true\n")
-                .replace(
+        edit_pipeline(
+            &ws,
+            &[
+                ("  id_field: id\n", "  key_as_id: true\n"),
+                (
                     "sinks:\n",
                     "sinks:\n  - { type: jsonl, path: out/rows.jsonl }\n",
                 ),
+            ],
         );
         let producer = producer(&broker.brokers);
         produce(&producer, "docs", &docs[..6]);

@@ -148,7 +148,7 @@ for line in open(sys.argv[1]):
 AVSC
   "$python" -c 'from confluent_kafka.admin import AdminClient, NewTopic; import sys
 AdminClient({"bootstrap.servers": sys.argv[1]}).create_topics([NewTopic("avro", 1)])["avro"].result()' "$brokers"
-  "$python" tests/python/avro_produce.py "$brokers" avro "$url" "$dir/avro.avsc" "$records" > /dev/null
+  "$python" tests/python/registry_produce.py "$brokers" avro "$url" "$dir/avro.avsc" "$records" > /dev/null
   local ours=() ref=() i
   for i in 1 2 3; do
     cat > "$dir/kafka-avro.yaml" <<YAML

@@ -21,9 +21,9 @@ use crate::batch::{Ack, AckOutcome, Envelope, OffsetRange, Position, TopicPartit
 use crate::config::PositiveInt;
 use crate::config::{Invalid, Surroundings};
 use crate::dead_letter::DeadLetters;
-use crate::source::avro::{AvroDecoder, AvroError, SchemaRegistryConfig};
 use crate::source::debezium::{self, Change};
 use crate::source::records::json_object;
+use crate::source::registry::{Encoding, RegistryDecoder, RegistryError, SchemaRegistryConfig};
 use serde_json::{Map, Value};
 
 const POLL: Duration = Duration::from_millis(100);
@@ -236,6 +236,9 @@ pub(crate) enum KafkaFormat {
     Text,
     /// Avro in the Confluent wire format, schemas from `schema_registry`.
     Avro,
+    /// JSON in the Confluent wire format, validated against its JSON Schema
+    /// from `schema_registry`.
+    JsonSchema,
 }
 
 impl SourceComponent for KafkaSourceConfig {
@@ -258,16 +261,16 @@ impl SourceComponent for KafkaSourceConfig {
 
     fn validate(&self, _around: &Surroundings) -> Result<(), Invalid> {
         match (self.format, &self.schema_registry) {
-            (KafkaFormat::Avro, None) => {
+            (KafkaFormat::Avro | KafkaFormat::JsonSchema, None) => {
                 return Err(Invalid::at(
                     "format",
-                    "`format: avro` needs `schema_registry: { url: http://HOST:PORT }`",
+                    "`format: avro` and `format: json_schema` need `schema_registry: { url: http://HOST:PORT }`",
                 ));
             }
             (KafkaFormat::Json | KafkaFormat::Text, Some(_)) => {
                 return Err(Invalid::at(
                     "schema_registry",
-                    "a Schema Registry is for `format: avro`",
+                    "a Schema Registry is for `format: avro` or `format: json_schema`",
                 ));
             }
             _ => {}
@@ -276,7 +279,7 @@ impl SourceComponent for KafkaSourceConfig {
             if self.format == KafkaFormat::Text {
                 return Err(Invalid::at(
                     "envelope",
-                    "`envelope: debezium` reads Debezium's JSON or Avro: use `format: json` or `format: avro`",
+                    "`envelope: debezium` reads Debezium's JSON or Avro: use `format: json`, `avro` or `json_schema`",
                 ));
             }
             if self.id_field.is_none() || self.key_as_id {
@@ -312,7 +315,7 @@ pub struct KafkaSource {
     schema: SchemaRef,
     ctx: SourceContext,
     next_batch: u64,
-    avro: Option<AvroDecoder>,
+    registry: Option<RegistryDecoder>,
 }
 
 impl KafkaSource {
@@ -344,18 +347,24 @@ impl KafkaSource {
             fields,
             ctx,
             next_batch: 0,
-            avro: cfg.schema_registry.as_ref().map(AvroDecoder::new),
+            registry: cfg.schema_registry.as_ref().map(|registry| {
+                let encoding = match cfg.format {
+                    KafkaFormat::JsonSchema => Encoding::JsonSchema,
+                    _ => Encoding::Avro,
+                };
+                RegistryDecoder::new(registry, encoding)
+            }),
         })
     }
 
-    /// The JSON object a `json` or `avro` message holds; `Ok(Err(reason))`
+    /// The JSON object a `json`, `avro` or `json_schema` message holds; `Ok(Err(reason))`
     /// for a bad one (a dead letter). A Schema Registry that does not answer
     /// is waited for; a stop while waiting is an error.
     fn object(&self, bytes: &[u8]) -> Result<Result<Map<String, Value>, String>, SourceError> {
-        let Some(avro) = &self.avro else {
+        let Some(registry) = &self.registry else {
             return Ok(json_object(bytes));
         };
-        let outcome = avro.decode(
+        let outcome = registry.decode(
             bytes,
             |e, delay| {
                 crate::metrics::set_schema_registry_up(false);
@@ -368,8 +377,8 @@ impl KafkaSource {
                 crate::metrics::set_schema_registry_up(true);
                 Ok(Ok(object))
             }
-            Err(AvroError::Record(reason)) => Ok(Err(reason)),
-            Err(e @ (AvroError::RegistryUnreachable { .. } | AvroError::Stopped(_))) => {
+            Err(RegistryError::Record(reason)) => Ok(Err(reason)),
+            Err(e @ (RegistryError::RegistryUnreachable { .. } | RegistryError::Stopped(_))) => {
                 Err(SourceError::RegistryUnreachable(e))
             }
         }

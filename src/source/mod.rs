@@ -3,7 +3,6 @@
 //! module owns its config struct and implements [`SourceComponent`];
 //! `crate::registry` lists them.
 
-pub mod avro;
 pub mod backfill;
 mod debezium;
 pub(crate) mod files;
@@ -11,6 +10,7 @@ pub(crate) mod jsonl;
 pub(crate) mod kafka;
 pub(crate) mod parquet;
 pub mod records;
+pub mod registry;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -61,7 +61,7 @@ pub enum SourceError {
     #[error("{0}")]
     Usage(String),
     #[error("Kafka source: nothing from this batch was committed")]
-    RegistryUnreachable(#[source] avro::AvroError),
+    RegistryUnreachable(#[source] registry::RegistryError),
     #[error("Kafka at {brokers}")]
     Kafka {
         brokers: String,

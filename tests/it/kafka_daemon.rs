@@ -837,6 +837,20 @@ fn produce_avro(
     schema: &str,
     docs: &[(String, String)],
 ) -> u32 {
+    produce_registered(ws, broker, registry, schema, docs, &[])
+}
+
+/// Produces `docs` with confluent-kafka's serializer (`options` of
+/// registry_produce.py choose it) under `schema`; returns the schema id it
+/// registered.
+fn produce_registered(
+    ws: &Workspace,
+    broker: &KafkaBroker,
+    registry: &SchemaRegistry,
+    schema: &str,
+    docs: &[(String, String)],
+    options: &[&str],
+) -> u32 {
     let records: String = docs
         .iter()
         .map(|(key, payload)| {
@@ -848,25 +862,24 @@ fn produce_avro(
             format!("{record}\n")
         })
         .collect();
-    let schema_file = ws.write("schema.avsc", schema);
+    let schema_file = ws.write("schema.txt", schema);
     let records_file = ws.write("records.jsonl", records);
-    let out = python_script(
-        "avro_produce.py",
-        &[
-            broker.brokers.as_ref(),
-            "docs".as_ref(),
-            registry.url.as_ref(),
-            schema_file.as_os_str(),
-            records_file.as_os_str(),
-        ],
-    );
+    let mut args: Vec<&std::ffi::OsStr> = options.iter().map(|o| o.as_ref()).collect();
+    args.extend([
+        broker.brokers.as_ref(),
+        "docs".as_ref(),
+        registry.url.as_ref(),
+        schema_file.as_os_str(),
+        records_file.as_os_str(),
+    ]);
+    let out = python_script("registry_produce.py", &args);
     String::from_utf8(out).unwrap().trim().parse().unwrap()
 }
 
 /// One message of raw bytes (`hex`), produced by confluent-kafka.
 fn produce_raw(broker: &KafkaBroker, key: &str, hex: &str) {
     python_script(
-        "avro_produce.py",
+        "registry_produce.py",
         &[
             "--raw".as_ref(),
             broker.brokers.as_ref(),
@@ -891,11 +904,16 @@ fn avro_pipeline(
         "docs",
         "dead_letter: { type: file, path: dead.jsonl }\n",
     );
-    let avro = format!(
-        "  id_field: id\n  format: avro\n  schema_registry: {{ url: '{}' }}\n  metadata: [title]\n",
+    registry_pipeline(ws, "avro", registry);
+}
+
+/// Reading `format` (`avro`, `json_schema`) with schemas from `registry`.
+fn registry_pipeline(ws: &Workspace, format: &str, registry: &SchemaRegistry) {
+    let source = format!(
+        "  id_field: id\n  format: {format}\n  schema_registry: {{ url: '{}' }}\n  metadata: [title]\n",
         registry.url
     );
-    edit_pipeline(ws, &[("  id_field: id\n", &avro)]);
+    edit_pipeline(ws, &[("  id_field: id\n", &source)]);
 }
 
 fn dead_letter_lines(ws: &Workspace) -> Vec<serde_json::Value> {
@@ -1075,7 +1093,7 @@ fn debezium_avro_events_write_updates_and_delete(kind: BrokerKind) {
     let schema_file = ws.write("envelope.avsc", DEBEZIUM_AVRO);
     let records_file = ws.write("events.jsonl", records);
     python_script(
-        "avro_produce.py",
+        "registry_produce.py",
         &[
             "--key-field".as_ref(),
             "op".as_ref(),
@@ -1109,6 +1127,88 @@ fn debezium_avro_events_write_updates_and_delete(kind: BrokerKind) {
     );
     stop_gracefully(port, daemon);
     assert_eq!(dead_letter_lines(&ws), Vec::<serde_json::Value>::new());
+}
+
+/// A JSON Schema for the same records (draft 7): `text` is required.
+const JSON_SCHEMA: &str = r#"{"$schema": "http://json-schema.org/draft-07/schema#", "title": "Doc",
+  "type": "object", "required": ["id", "text"], "additionalProperties": true,
+  "properties": {"id": {"type": "string"}, "text": {"type": "string"}, "title": {"type": "string"}}}"#;
+
+/// JSON records from confluent-kafka's JSONSerializer, validated against
+/// their registered JSON Schema: one that breaks it (no `text`) and one
+/// framed with an Avro schema's id go to the dead letter with the reason.
+fn json_schema_records_are_validated_and_bad_ones_are_dead_letters(kind: BrokerKind) {
+    let broker = KafkaBroker::start_kind(kind);
+    let milvus = MilvusServer::start();
+    let registry = SchemaRegistry::start();
+    create_topic(&broker.brokers, "docs", 1);
+    let ws = Workspace::new();
+    let docs: Vec<_> = (0..4).map(document).collect();
+    let expected = expected_ids(&ws, &docs);
+    let json_id = produce_registered(
+        &ws,
+        &broker,
+        &registry,
+        JSON_SCHEMA,
+        &docs[..2],
+        &["--json-schema"],
+    );
+    // A document without `text`, framed with the JSON Schema's id.
+    let missing_text = format!("00{json_id:08x}{}", hex(br#"{"id": "x", "title": "t"}"#));
+    produce_raw(&broker, "no-text", &missing_text);
+    // An Avro schema's id, where JSON Schema is expected.
+    let avro_id = produce_avro(&ws, &broker, &registry, AVRO_V1, &[]);
+    produce_raw(
+        &broker,
+        "avro-id",
+        &format!("00{avro_id:08x}{}", hex(b"{}")),
+    );
+    produce_registered(
+        &ws,
+        &broker,
+        &registry,
+        JSON_SCHEMA,
+        &docs[2..],
+        &["--json-schema"],
+    );
+    daemon_pipeline(
+        &ws,
+        &broker,
+        &milvus,
+        "docs",
+        "dead_letter: { type: file, path: dead.jsonl }\n",
+    );
+    registry_pipeline(&ws, "json_schema", &registry);
+    let port = free_port();
+    let daemon = start_daemon(&ws, port);
+    wait_for_ids(&milvus.uri, &expected, Duration::from_secs(60));
+    stop_gracefully(port, daemon);
+    let dead = dead_letter_lines(&ws);
+    let found: Vec<(&serde_json::Value, &serde_json::Value)> = dead
+        .iter()
+        .map(|d| (&d["position"], &d["reason"]))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (
+                &serde_json::json!("docs/0@2"),
+                &serde_json::json!(format!(
+                    "does not match JSON Schema {json_id}: \"text\" is a required property (at ``)"
+                ))
+            ),
+            (
+                &serde_json::json!("docs/0@3"),
+                &serde_json::json!(format!(
+                    "schema {avro_id} is AVRO, not what `format: json_schema` reads"
+                ))
+            ),
+        ]
+    );
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 macro_rules! on_every_broker {
@@ -1441,4 +1541,5 @@ on_every_broker!(
     avro_records_decode_with_their_writers_schema_and_bad_ones_are_dead_letters,
     a_schema_registry_that_is_down_is_waited_for_and_nothing_is_dead_lettered,
     debezium_avro_events_write_updates_and_delete,
+    json_schema_records_are_validated_and_bad_ones_are_dead_letters,
 );

@@ -172,7 +172,7 @@ fn a_debezium_envelope_or_avro_without_what_they_need_is_refused() {
         .expect_code(2);
     assert_output_eq!(
         run.stderr(),
-        "error: text.yaml:7:13: source.envelope: `envelope: debezium` reads Debezium's JSON or Avro: use `format: json` or `format: avro`\n"
+        "error: text.yaml:7:13: source.envelope: `envelope: debezium` reads Debezium's JSON or Avro: use `format: json`, `avro` or `json_schema`\n"
     );
     ws.write("avro.yaml", pipeline("  id_field: id\n  format: avro\n"));
     let run = ws
@@ -180,7 +180,7 @@ fn a_debezium_envelope_or_avro_without_what_they_need_is_refused() {
         .expect_code(2);
     assert_output_eq!(
         run.stderr(),
-        "error: avro.yaml:9:11: source.format: `format: avro` needs `schema_registry: { url: http://HOST:PORT }`\n"
+        "error: avro.yaml:9:11: source.format: `format: avro` and `format: json_schema` need `schema_registry: { url: http://HOST:PORT }`\n"
     );
     ws.write(
         "registry.yaml",
@@ -191,7 +191,7 @@ fn a_debezium_envelope_or_avro_without_what_they_need_is_refused() {
         .expect_code(2);
     assert_output_eq!(
         run.stderr(),
-        "error: registry.yaml:9:20: source.schema_registry: a Schema Registry is for `format: avro`\n"
+        "error: registry.yaml:9:20: source.schema_registry: a Schema Registry is for `format: avro` or `format: json_schema`\n"
     );
     ws.write("ok.yaml", pipeline("  id_field: id\n  text_field: body\n"));
     let run = ws

@@ -1,0 +1,235 @@
+//! Records in the Confluent wire format (`format: avro | json_schema` on a
+//! Kafka source): byte 0 is 0, bytes 1–4 the big-endian id of the writer's
+//! schema in a Schema Registry, then one Avro datum or one JSON document.
+//! Schemas are fetched by id (`GET /schemas/ids/{id}`) and cached, so a
+//! topic whose writers move to a new schema version mid-stream decodes each
+//! record with its own schema; JSON documents are validated against theirs.
+//!
+//! A record that cannot be decoded (no magic byte, an id the registry does
+//! not know, a schema of the other kind, a datum or document that does not
+//! fit its schema) is a dead letter; a registry that cannot be reached is a
+//! transient failure, retried with backoff while `/health` says 503 — never
+//! a dead letter.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use apache_avro::Schema;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// `schema_registry: { url }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SchemaRegistryConfig {
+    /// `http://host:port` of a Confluent-compatible Schema Registry.
+    pub url: String,
+}
+
+/// Why a message did not decode.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The message itself is bad: a dead letter with this reason.
+    #[error("{0}")]
+    Record(String),
+    /// The registry did not answer: retried, never a dead letter.
+    #[error("Schema Registry {url}: {problem}")]
+    RegistryUnreachable { url: String, problem: String },
+    /// The run was stopped while the registry did not answer.
+    #[error("stopped while waiting for the Schema Registry")]
+    Stopped(#[source] Box<RegistryError>),
+}
+
+impl crate::retry::Transient for RegistryError {
+    fn is_transient(&self) -> bool {
+        matches!(self, RegistryError::RegistryUnreachable { .. })
+    }
+}
+
+/// What the records of a topic are written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Encoding {
+    Avro,
+    JsonSchema,
+}
+
+/// A writer's schema, ready to read with.
+enum WriterSchema {
+    Avro(Schema),
+    Json(Box<jsonschema::Validator>),
+}
+
+/// Decodes Confluent-framed records with schemas from one registry.
+pub(crate) struct RegistryDecoder {
+    url: String,
+    encoding: Encoding,
+    agent: ureq::Agent,
+    schemas: Mutex<HashMap<u32, Arc<WriterSchema>>>,
+}
+
+/// How long one registry request may take.
+const REGISTRY_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl RegistryDecoder {
+    pub fn new(cfg: &SchemaRegistryConfig, encoding: Encoding) -> Self {
+        RegistryDecoder {
+            url: cfg.url.trim_end_matches('/').to_string(),
+            encoding,
+            agent: ureq::AgentBuilder::new().timeout(REGISTRY_TIMEOUT).build(),
+            schemas: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The JSON object a framed message holds; the registry is asked
+    /// again (with backoff, `on_retry` told each time) until it answers or
+    /// `stopping()` says the run is being stopped.
+    pub fn decode(
+        &self,
+        message: &[u8],
+        on_retry: impl FnMut(&RegistryError, Duration),
+        stopping: impl Fn() -> bool,
+    ) -> Result<Map<String, Value>, RegistryError> {
+        let (id, datum) = frame(message)?;
+        let fetch = || match self.schema(id) {
+            Err(e @ RegistryError::RegistryUnreachable { .. }) if stopping() => {
+                Err(RegistryError::Stopped(Box::new(e)))
+            }
+            outcome => outcome,
+        };
+        let schema = crate::retry::RetryPolicy::registry().run(on_retry, fetch)?;
+        let value = match schema.as_ref() {
+            WriterSchema::Avro(schema) => {
+                let value = apache_avro::reader::datum::GenericDatumReader::builder(schema)
+                    .build()
+                    .and_then(|reader| reader.read_value(&mut &datum[..]))
+                    .map_err(|e| {
+                        RegistryError::Record(format!("Avro datum does not fit schema {id}: {e}"))
+                    })?;
+                Value::try_from(value).map_err(|e| {
+                    RegistryError::Record(format!(
+                        "Avro value of schema {id} has no JSON form: {e}"
+                    ))
+                })?
+            }
+            WriterSchema::Json(validator) => {
+                let value: Value = serde_json::from_slice(datum).map_err(|e| {
+                    RegistryError::Record(format!("invalid JSON after the header: {e}"))
+                })?;
+                if let Err(e) = validator.validate(&value) {
+                    return Err(RegistryError::Record(format!(
+                        "does not match JSON Schema {id}: {e} (at `{}`)",
+                        e.instance_path()
+                    )));
+                }
+                value
+            }
+        };
+        match value {
+            Value::Object(object) => Ok(object),
+            _ => Err(RegistryError::Record(format!(
+                "schema {id} does not describe an object (a record)"
+            ))),
+        }
+    }
+
+    /// The writer schema `id`, from the cache or the registry.
+    fn schema(&self, id: u32) -> Result<Arc<WriterSchema>, RegistryError> {
+        if let Some(schema) = self.cache().get(&id) {
+            return Ok(schema.clone());
+        }
+        let url = format!("{}/schemas/ids/{id}", self.url);
+        let unreachable = |problem: String| RegistryError::RegistryUnreachable {
+            url: self.url.clone(),
+            problem,
+        };
+        let body: RegistrySchema = match self.agent.get(&url).call() {
+            Ok(response) => response
+                .into_json()
+                .map_err(|e| unreachable(format!("unreadable answer for schema {id}: {e}")))?,
+            Err(ureq::Error::Status(404, _)) => {
+                return Err(RegistryError::Record(format!(
+                    "schema id {id} is unknown to the Schema Registry"
+                )));
+            }
+            Err(ureq::Error::Status(status, _)) => {
+                return Err(unreachable(format!("HTTP {status} for schema {id}")));
+            }
+            Err(e) => return Err(unreachable(e.to_string())),
+        };
+        // The registry leaves `schemaType` out for Avro.
+        let kind = body.schema_type.as_deref().unwrap_or("AVRO");
+        let schema = match (self.encoding, kind) {
+            (Encoding::Avro, "AVRO") => {
+                WriterSchema::Avro(Schema::parse_str(&body.schema).map_err(|e| {
+                    RegistryError::Record(format!("schema {id} is not valid Avro: {e}"))
+                })?)
+            }
+            (Encoding::JsonSchema, "JSON") => {
+                let invalid = |e: String| {
+                    RegistryError::Record(format!("schema {id} is not a valid JSON Schema: {e}"))
+                };
+                let document: Value =
+                    serde_json::from_str(&body.schema).map_err(|e| invalid(e.to_string()))?;
+                WriterSchema::Json(Box::new(
+                    jsonschema::validator_for(&document).map_err(|e| invalid(e.to_string()))?,
+                ))
+            }
+            (encoding, kind) => {
+                return Err(RegistryError::Record(format!(
+                    "schema {id} is {kind}, not what `format: {}` reads",
+                    match encoding {
+                        Encoding::Avro => "avro",
+                        Encoding::JsonSchema => "json_schema",
+                    }
+                )));
+            }
+        };
+        let schema = Arc::new(schema);
+        self.cache().insert(id, schema.clone());
+        Ok(schema)
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Arc<WriterSchema>>> {
+        self.schemas.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// `GET /schemas/ids/{id}`'s answer.
+#[derive(Deserialize)]
+struct RegistrySchema {
+    schema: String,
+    #[serde(rename = "schemaType")]
+    schema_type: Option<String>,
+}
+
+/// The schema id and the datum of a Confluent-framed message.
+fn frame(message: &[u8]) -> Result<(u32, &[u8]), RegistryError> {
+    match message {
+        [0, a, b, c, d, datum @ ..] => Ok((u32::from_be_bytes([*a, *b, *c, *d]), datum)),
+        [0, ..] => Err(RegistryError::Record(
+            "shorter than the Confluent wire format's 5-byte header".to_string(),
+        )),
+        _ => Err(RegistryError::Record(
+            "not in the Confluent wire format (the first byte is not 0)".to_string(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_header_names_the_schema_id_and_bad_frames_say_why() {
+        assert_eq!(frame(&[0, 0, 0, 1, 2, 9, 9]).unwrap(), (258, &[9u8, 9][..]));
+        assert_eq!(
+            frame(b"{\"id\": 1}").unwrap_err().to_string(),
+            "not in the Confluent wire format (the first byte is not 0)"
+        );
+        assert_eq!(
+            frame(&[0, 0, 1]).unwrap_err().to_string(),
+            "shorter than the Confluent wire format's 5-byte header"
+        );
+    }
+}

@@ -135,6 +135,7 @@ bench_kafka_avro() {
   local registry=$!
   local brokers="127.0.0.1:$port" url="http://127.0.0.1:$registry_port"
   until curl -sf "$url/" > /dev/null; do sleep 0.1; done
+  until (exec 3<> "/dev/tcp/127.0.0.1/$port") 2> /dev/null; do sleep 0.1; done
   local corpus="$dir/ref-$rows.jsonl" records="$dir/avro-$rows.jsonl"
   [[ -f "$corpus" ]] || "$python" scripts/bench/gen_corpus.py "$rows" "$corpus"
   "$python" -c 'import json, sys
@@ -147,7 +148,8 @@ for line in open(sys.argv[1]):
   {"name": "title", "type": ["null", "string"], "default": null}]}
 AVSC
   "$python" -c 'from confluent_kafka.admin import AdminClient, NewTopic; import sys
-AdminClient({"bootstrap.servers": sys.argv[1]}).create_topics([NewTopic("avro", 1)])["avro"].result()' "$brokers"
+admin = AdminClient({"bootstrap.servers": sys.argv[1]})
+admin.create_topics([NewTopic("avro", 1)])["avro"].result(30)' "$brokers"
   "$python" tests/python/registry_produce.py "$brokers" avro "$url" "$dir/avro.avsc" "$records" > /dev/null
   local ours=() ref=() i
   for i in 1 2 3; do

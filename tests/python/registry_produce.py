@@ -43,7 +43,13 @@ def main():
         for line in f:
             record = json.loads(line)
             value = serializer(record, context)
-            producer.produce(topic, key=str(record[key_field]).encode(), value=value)
+            key = str(record[key_field]).encode()
+            try:
+                producer.produce(topic, key=key, value=value)
+            except BufferError:  # the local queue is full: wait for deliveries
+                producer.flush(30)
+                producer.produce(topic, key=key, value=value)
+            producer.poll(0)
     assert producer.flush(30) == 0
     if value is None:
         # No records: the schema is only registered (under a subject of its own).

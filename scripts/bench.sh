@@ -2,7 +2,7 @@
 # Throughput benchmarks, each run side by side with its reference.
 #   scripts/bench.sh [dense|int8|e2e|bm25|languages|milvus|milvus-real|kafka|kafka-avro|backfill|eval|incremental|all]   (default: all)
 #   BENCH_SENTENCES=2000 BENCH_MILVUS_ROWS=20000 BENCH_ROWS=1000000 BENCH_BM25_ROWS=100000
-#   BENCH_DENSE_BACKFILL_ROWS=50000 BENCH_E2E_TEXTS=2000 BENCH_LANGUAGE_ROWS=20000 BENCH_AVRO_ROWS=20000 BENCH_EVAL_DOCS=5000 BENCH_INCREMENTAL_DOCS=20000
+#   BENCH_DENSE_BACKFILL_ROWS=50000 BENCH_E2E_TEXTS=2000 BENCH_LANGUAGE_ROWS=20000 BENCH_AVRO_ROWS=200000 BENCH_EVAL_DOCS=5000 BENCH_INCREMENTAL_DOCS=20000
 #   control the sizes.
 # Work files go to ${BENCH_DIR:-target/bench}.
 set -euo pipefail
@@ -120,12 +120,12 @@ YAML
 
 bench_kafka_avro() {
   # Decoding Avro from Kafka: vecpipe (daemon, format: avro, no stages, a
-  # Parquet sink; from partition assignment to the last row written) vs the
+  # JSONL sink; from partition assignment to the last row written) vs the
   # plain Python consumer (confluent-kafka Consumer + AvroDeserializer, from
   # the first message to the last decoded); same topic (Tansu, 1 partition),
   # same Schema Registry (rivven-schema), records from confluent-kafka's
   # AvroSerializer; alternated 3 times, medians.
-  local rows="${BENCH_AVRO_ROWS:-20000}" port registry_port
+  local rows="${BENCH_AVRO_ROWS:-200000}" port registry_port
   port=$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   registry_port=$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   .tools/tansu broker --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \
@@ -157,7 +157,7 @@ admin.create_topics([NewTopic("avro", 1)])["avro"].result(30)' "$brokers"
 name: bench-kafka-avro
 source: { type: kafka, brokers: '$brokers', topics: [avro], group_id: bench-avro-$i, format: avro, schema_registry: { url: '$url' }, id_field: id, metadata: [title], batch_rows: 1024 }
 sinks:
-  - { type: arrow, path: $dir/kafka-avro-out.parquet }
+  - { type: jsonl, path: $dir/kafka-avro-out.jsonl }
 YAML
     daemon_until "$dir/kafka-avro.yaml" "$rows"; ours+=("$wall")
     "$python" scripts/bench/kafka_avro_python.py "$brokers" avro "$url" "bench-avro-py-$i" "$rows" > "$dir/last.out"
@@ -165,7 +165,7 @@ YAML
   done
   kill "$tansu" "$registry"; wait "$tansu" "$registry" 2>/dev/null || true
   awk -v n="$rows" -v a="$(median "${ours[@]}")" -v b="$(median "${ref[@]}")" 'BEGIN {
-    printf "kafka-avro (%d Avro records, 1 partition, Tansu, medians of 3): vecpipe %.0f records/s (daemon, decode + Parquet) | confluent-kafka AvroDeserializer %.0f records/s (decode only) | ratio %.1fx\n", n, n/a, n/b, b/a }'
+    printf "kafka-avro (%d Avro records, 1 partition, Tansu, medians of 3): vecpipe %.0f records/s (daemon, decode + JSONL) | confluent-kafka AvroDeserializer %.0f records/s (decode only) | ratio %.1fx\n", n, n/a, n/b, b/a }'
 }
 
 # Starts a Milvus Lite server on a free loopback port; sets lite_pid and lite_uri.
@@ -331,7 +331,7 @@ daemon_until() {
   start=$(date +%s.%N)
   while :; do
     local seen
-    seen=$({ curl -s "http://127.0.0.1:$port/metrics" || true; } | awk '/^vecpipe_records_in_total\{node="(arrow|milvus)"\}/ {s+=$2} END {print s+0}')
+    seen=$({ curl -s "http://127.0.0.1:$port/metrics" || true; } | awk '/^vecpipe_records_in_total\{node="(arrow|milvus|jsonl)"\}/ {s+=$2} END {print s+0}')
     [[ "${seen:-0}" -ge "$records" ]] && break
     kill -0 "$pid" 2>/dev/null || { cat "$dir/daemon.err" >&2; exit 1; }
     sleep 0.2

@@ -378,7 +378,7 @@ impl KafkaSource {
                 Ok(Ok(object))
             }
             Err(RegistryError::Record(reason)) => Ok(Err(reason)),
-            Err(e @ (RegistryError::RegistryUnreachable { .. } | RegistryError::Stopped(_))) => {
+            Err(e @ (RegistryError::Unreachable { .. } | RegistryError::Stopped(_))) => {
                 Err(SourceError::RegistryUnreachable(e))
             }
         }

@@ -35,7 +35,7 @@ pub enum RegistryError {
     Record(String),
     /// The registry did not answer: retried, never a dead letter.
     #[error("Schema Registry {url}: {problem}")]
-    RegistryUnreachable { url: String, problem: String },
+    Unreachable { url: String, problem: String },
     /// The run was stopped while the registry did not answer.
     #[error("stopped while waiting for the Schema Registry")]
     Stopped(#[source] Box<RegistryError>),
@@ -43,7 +43,7 @@ pub enum RegistryError {
 
 impl crate::retry::Transient for RegistryError {
     fn is_transient(&self) -> bool {
-        matches!(self, RegistryError::RegistryUnreachable { .. })
+        matches!(self, RegistryError::Unreachable { .. })
     }
 }
 
@@ -92,7 +92,7 @@ impl RegistryDecoder {
     ) -> Result<Map<String, Value>, RegistryError> {
         let (id, datum) = frame(message)?;
         let fetch = || match self.schema(id) {
-            Err(e @ RegistryError::RegistryUnreachable { .. }) if stopping() => {
+            Err(e @ RegistryError::Unreachable { .. }) if stopping() => {
                 Err(RegistryError::Stopped(Box::new(e)))
             }
             outcome => outcome,
@@ -139,7 +139,7 @@ impl RegistryDecoder {
             return Ok(schema.clone());
         }
         let url = format!("{}/schemas/ids/{id}", self.url);
-        let unreachable = |problem: String| RegistryError::RegistryUnreachable {
+        let unreachable = |problem: String| RegistryError::Unreachable {
             url: self.url.clone(),
             problem,
         };

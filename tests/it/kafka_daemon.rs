@@ -924,49 +924,91 @@ fn dead_letter_lines(ws: &Workspace) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// A broker, Milvus Lite and a Schema Registry, with topic `docs`.
+struct RegistryWorld {
+    broker: KafkaBroker,
+    milvus: MilvusServer,
+    registry: SchemaRegistry,
+    ws: Workspace,
+}
+
+impl RegistryWorld {
+    fn start(kind: BrokerKind) -> Self {
+        let world = RegistryWorld {
+            broker: KafkaBroker::start_kind(kind),
+            milvus: MilvusServer::start(),
+            registry: SchemaRegistry::start(),
+            ws: Workspace::new(),
+        };
+        create_topic(&world.broker.brokers, "docs", 1);
+        world
+    }
+
+    /// Runs a daemon reading `format` (with `edits` to its pipeline) until
+    /// Milvus holds `expected`, stops it, and returns its dead letters as
+    /// (position, reason).
+    fn run_until(
+        &self,
+        format: &str,
+        edits: &[(&str, &str)],
+        expected: &BTreeSet<String>,
+    ) -> Vec<(String, String)> {
+        daemon_pipeline(
+            &self.ws,
+            &self.broker,
+            &self.milvus,
+            "docs",
+            "dead_letter: { type: file, path: dead.jsonl }\n",
+        );
+        registry_pipeline(&self.ws, format, &self.registry);
+        edit_pipeline(&self.ws, edits);
+        let port = free_port();
+        let daemon = start_daemon(&self.ws, port);
+        wait_for_ids(&self.milvus.uri, expected, Duration::from_secs(60));
+        stop_gracefully(port, daemon);
+        dead_letter_lines(&self.ws)
+            .iter()
+            .map(|d| {
+                let text = |key: &str| d[key].as_str().unwrap().to_string();
+                (text("position"), text("reason"))
+            })
+            .collect()
+    }
+}
+
 /// Avro records from confluent-kafka's serializer, with the writers moving
 /// to a new schema version mid-topic: each decodes with its own schema;
 /// a message not in the wire format and one naming an unknown schema id go
 /// to the dead letter with the reason.
 fn avro_records_decode_with_their_writers_schema_and_bad_ones_are_dead_letters(kind: BrokerKind) {
-    let broker = KafkaBroker::start_kind(kind);
-    let milvus = MilvusServer::start();
-    let registry = SchemaRegistry::start();
-    create_topic(&broker.brokers, "docs", 1);
-    let ws = Workspace::new();
+    let world = RegistryWorld::start(kind);
+    let (ws, broker, registry) = (&world.ws, &world.broker, &world.registry);
     let docs: Vec<_> = (0..8).map(document).collect();
-    let expected = expected_ids(&ws, &docs);
-    let v1 = produce_avro(&ws, &broker, &registry, AVRO_V1, &docs[..4]);
-    produce_raw(&broker, "not-framed", "7b226964223a2231227d");
-    produce_raw(&broker, "unknown-id", "000000270f02");
-    let v2 = produce_avro(&ws, &broker, &registry, AVRO_V2, &docs[4..]);
+    let expected = expected_ids(ws, &docs);
+    let v1 = produce_avro(ws, broker, registry, AVRO_V1, &docs[..4]);
+    produce_raw(broker, "not-framed", "7b226964223a2231227d");
+    produce_raw(broker, "unknown-id", "000000270f02");
+    let v2 = produce_avro(ws, broker, registry, AVRO_V2, &docs[4..]);
     assert_ne!(v1, v2, "the evolved schema has an id of its own");
-    avro_pipeline(&ws, &broker, &milvus, &registry);
-    let port = free_port();
-    let daemon = start_daemon(&ws, port);
-    wait_for_ids(&milvus.uri, &expected, Duration::from_secs(60));
-    let titles: BTreeSet<String> = milvus_rows(&milvus.uri, "docs", "id,title")
+    let dead = world.run_until("avro", &[], &expected);
+    let titles: BTreeSet<String> = milvus_rows(&world.milvus.uri, "docs", "id,title")
         .into_iter()
         .map(|r| r["title"].as_str().unwrap().to_string())
         .collect();
     let wanted: BTreeSet<String> = (0..8).map(|i| format!("title of doc-{i}")).collect();
     assert_eq!(titles, wanted, "metadata decoded from both schema versions");
-    stop_gracefully(port, daemon);
-    let dead = dead_letter_lines(&ws);
-    assert_eq!(dead.len(), 2, "{dead:?}");
     assert_eq!(
-        (&dead[0]["position"], &dead[0]["reason"]),
-        (
-            &serde_json::json!("docs/0@4"),
-            &serde_json::json!("not in the Confluent wire format (the first byte is not 0)")
-        )
-    );
-    assert_eq!(
-        (&dead[1]["position"], &dead[1]["reason"]),
-        (
-            &serde_json::json!("docs/0@5"),
-            &serde_json::json!("schema id 9999 is unknown to the Schema Registry")
-        )
+        dead,
+        [
+            (
+                "docs/0@4".to_string(),
+                "not in the Confluent wire format (the first byte is not 0)".to_string()
+            ),
+            (
+                "docs/0@5".to_string(),
+                "schema id 9999 is unknown to the Schema Registry".to_string()
+            ),
+        ]
     );
 }
 
@@ -1072,11 +1114,8 @@ const DEBEZIUM_AVRO: &str = r#"{"type": "record", "name": "Envelope", "namespace
 /// delete end as the table is.
 fn debezium_avro_events_write_updates_and_delete(kind: BrokerKind) {
     use serde_json::{Value, json};
-    let broker = KafkaBroker::start_kind(kind);
-    let milvus = MilvusServer::start();
-    let registry = SchemaRegistry::start();
-    create_topic(&broker.brokers, "docs", 1);
-    let ws = Workspace::new();
+    let world = RegistryWorld::start(kind);
+    let (ws, broker, registry) = (&world.ws, &world.broker, &world.registry);
     let row = |id: i64, body: &str| json!({"id": id, "title": format!("t{id}"), "body": body});
     let event = |op: &str, before: Value, after: Value| json!({"before": before, "after": after, "op": op, "ts_ms": 1733390000100_i64});
     let events = [
@@ -1108,25 +1147,18 @@ fn debezium_avro_events_write_updates_and_delete(kind: BrokerKind) {
         "2".to_string(),
         json!({"id": "2", "text": "Row two, as updated."}).to_string(),
     )];
-    let expected = expected_ids(&ws, &final_docs);
-    avro_pipeline(&ws, &broker, &milvus, &registry);
-    edit_pipeline(
-        &ws,
-        &[(
-            "  metadata: [title]\n",
-            "  metadata: [title]\n  text_field: body\n  envelope: debezium\n",
-        )],
-    );
-    let port = free_port();
-    let daemon = start_daemon(&ws, port);
-    wait_for_ids(&milvus.uri, &expected, Duration::from_secs(60));
-    let rows = milvus_rows(&milvus.uri, "docs", "id,text,title");
+    let expected = expected_ids(ws, &final_docs);
+    let debezium = [(
+        "  metadata: [title]\n",
+        "  metadata: [title]\n  text_field: body\n  envelope: debezium\n",
+    )];
+    let dead = world.run_until("avro", &debezium, &expected);
+    let rows = milvus_rows(&world.milvus.uri, "docs", "id,text,title");
     assert_eq!(
         rows,
         vec![json!({"id": "2#0", "text": "Row two, as updated.", "title": "t2"})]
     );
-    stop_gracefully(port, daemon);
-    assert_eq!(dead_letter_lines(&ws), Vec::<serde_json::Value>::new());
+    assert_eq!(dead, []);
 }
 
 /// A JSON Schema for the same records (draft 7): `text` is required.
@@ -1138,70 +1170,32 @@ const JSON_SCHEMA: &str = r#"{"$schema": "http://json-schema.org/draft-07/schema
 /// their registered JSON Schema: one that breaks it (no `text`) and one
 /// framed with an Avro schema's id go to the dead letter with the reason.
 fn json_schema_records_are_validated_and_bad_ones_are_dead_letters(kind: BrokerKind) {
-    let broker = KafkaBroker::start_kind(kind);
-    let milvus = MilvusServer::start();
-    let registry = SchemaRegistry::start();
-    create_topic(&broker.brokers, "docs", 1);
-    let ws = Workspace::new();
+    let world = RegistryWorld::start(kind);
+    let (ws, broker, registry) = (&world.ws, &world.broker, &world.registry);
     let docs: Vec<_> = (0..4).map(document).collect();
-    let expected = expected_ids(&ws, &docs);
-    let json_id = produce_registered(
-        &ws,
-        &broker,
-        &registry,
-        JSON_SCHEMA,
-        &docs[..2],
-        &["--json-schema"],
-    );
+    let expected = expected_ids(ws, &docs);
+    let json = ["--json-schema"];
+    let json_id = produce_registered(ws, broker, registry, JSON_SCHEMA, &docs[..2], &json);
     // A document without `text`, framed with the JSON Schema's id.
     let missing_text = format!("00{json_id:08x}{}", hex(br#"{"id": "x", "title": "t"}"#));
-    produce_raw(&broker, "no-text", &missing_text);
+    produce_raw(broker, "no-text", &missing_text);
     // An Avro schema's id, where JSON Schema is expected.
-    let avro_id = produce_avro(&ws, &broker, &registry, AVRO_V1, &[]);
-    produce_raw(
-        &broker,
-        "avro-id",
-        &format!("00{avro_id:08x}{}", hex(b"{}")),
-    );
-    produce_registered(
-        &ws,
-        &broker,
-        &registry,
-        JSON_SCHEMA,
-        &docs[2..],
-        &["--json-schema"],
-    );
-    daemon_pipeline(
-        &ws,
-        &broker,
-        &milvus,
-        "docs",
-        "dead_letter: { type: file, path: dead.jsonl }\n",
-    );
-    registry_pipeline(&ws, "json_schema", &registry);
-    let port = free_port();
-    let daemon = start_daemon(&ws, port);
-    wait_for_ids(&milvus.uri, &expected, Duration::from_secs(60));
-    stop_gracefully(port, daemon);
-    let dead = dead_letter_lines(&ws);
-    let found: Vec<(&serde_json::Value, &serde_json::Value)> = dead
-        .iter()
-        .map(|d| (&d["position"], &d["reason"]))
-        .collect();
+    let avro_id = produce_avro(ws, broker, registry, AVRO_V1, &[]);
+    produce_raw(broker, "avro-id", &format!("00{avro_id:08x}{}", hex(b"{}")));
+    produce_registered(ws, broker, registry, JSON_SCHEMA, &docs[2..], &json);
+    let dead = world.run_until("json_schema", &[], &expected);
     assert_eq!(
-        found,
+        dead,
         [
             (
-                &serde_json::json!("docs/0@2"),
-                &serde_json::json!(format!(
+                "docs/0@2".to_string(),
+                format!(
                     "does not match JSON Schema {json_id}: \"text\" is a required property (at ``)"
-                ))
+                )
             ),
             (
-                &serde_json::json!("docs/0@3"),
-                &serde_json::json!(format!(
-                    "schema {avro_id} is AVRO, not what `format: json_schema` reads"
-                ))
+                "docs/0@3".to_string(),
+                format!("schema {avro_id} is AVRO, not what `format: json_schema` reads")
             ),
         ]
     );

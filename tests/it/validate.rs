@@ -158,41 +158,35 @@ fn a_debezium_envelope_or_avro_without_what_they_need_is_refused() {
             "name: cdc\nsource:\n  type: kafka\n  brokers: '127.0.0.1:1'\n  topics: [pg.public.docs]\n  group_id: g\n  envelope: debezium\n{extra}sinks:\n  - {{ type: jsonl, path: out.jsonl }}\n"
         )
     };
-    ws.write("no-id.yaml", pipeline(""));
-    let run = ws
-        .vecpipe(&["validate", "no-id.yaml", "--no-environment"])
-        .expect_code(2);
-    assert_output_eq!(
-        run.stderr(),
-        "error: no-id.yaml:7:13: source.envelope: `envelope: debezium` needs `id_field`: the row's key column, found in `after` and in a delete's `before` (not `key_as_id`)\n"
-    );
-    ws.write("text.yaml", pipeline("  id_field: id\n  format: text\n"));
-    let run = ws
-        .vecpipe(&["validate", "text.yaml", "--no-environment"])
-        .expect_code(2);
-    assert_output_eq!(
-        run.stderr(),
-        "error: text.yaml:7:13: source.envelope: `envelope: debezium` reads Debezium's JSON or Avro: use `format: json`, `avro` or `json_schema`\n"
-    );
-    ws.write("avro.yaml", pipeline("  id_field: id\n  format: avro\n"));
-    let run = ws
-        .vecpipe(&["validate", "avro.yaml", "--no-environment"])
-        .expect_code(2);
-    assert_output_eq!(
-        run.stderr(),
-        "error: avro.yaml:9:11: source.format: `format: avro` and `format: json_schema` need `schema_registry: { url: http://HOST:PORT }`\n"
-    );
-    ws.write(
-        "registry.yaml",
-        pipeline("  id_field: id\n  schema_registry: { url: 'http://127.0.0.1:1' }\n"),
-    );
-    let run = ws
-        .vecpipe(&["validate", "registry.yaml", "--no-environment"])
-        .expect_code(2);
-    assert_output_eq!(
-        run.stderr(),
-        "error: registry.yaml:9:20: source.schema_registry: a Schema Registry is for `format: avro` or `format: json_schema`\n"
-    );
+    let refused = [
+        (
+            "no-id.yaml",
+            "",
+            "error: no-id.yaml:7:13: source.envelope: `envelope: debezium` needs `id_field`: the row's key column, found in `after` and in a delete's `before` (not `key_as_id`)\n",
+        ),
+        (
+            "text.yaml",
+            "  id_field: id\n  format: text\n",
+            "error: text.yaml:7:13: source.envelope: `envelope: debezium` reads Debezium's JSON or Avro: use `format: json`, `avro` or `json_schema`\n",
+        ),
+        (
+            "avro.yaml",
+            "  id_field: id\n  format: avro\n",
+            "error: avro.yaml:9:11: source.format: `format: avro` and `format: json_schema` need `schema_registry: { url: http://HOST:PORT }`\n",
+        ),
+        (
+            "registry.yaml",
+            "  id_field: id\n  schema_registry: { url: 'http://127.0.0.1:1' }\n",
+            "error: registry.yaml:9:20: source.schema_registry: a Schema Registry is for `format: avro` or `format: json_schema`\n",
+        ),
+    ];
+    for (file, extra, error) in refused {
+        ws.write(file, pipeline(extra));
+        let run = ws
+            .vecpipe(&["validate", file, "--no-environment"])
+            .expect_code(2);
+        assert_output_eq!(run.stderr(), error);
+    }
     ws.write("ok.yaml", pipeline("  id_field: id\n  text_field: body\n"));
     let run = ws
         .vecpipe(&["validate", "ok.yaml", "--no-environment"])

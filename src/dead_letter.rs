@@ -31,7 +31,7 @@ pub(crate) struct DeadLetterConfig {
     #[serde(default)]
     pub brokers: Option<String>,
     #[serde(default)]
-    pub options: std::collections::BTreeMap<String, String>,
+    pub options: crate::kafka_client::KafkaOptions,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -153,9 +153,7 @@ impl DeadLetters {
                         "bootstrap.servers",
                         cfg.brokers.as_deref().unwrap_or_default(),
                     );
-                    for (key, value) in &cfg.options {
-                        client.set(key, value);
-                    }
+                    cfg.options.apply(&mut client);
                     let producer = client.create().map_err(|source| DeadLetterError::Kafka {
                         topic: topic.clone(),
                         source,

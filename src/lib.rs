@@ -16,6 +16,7 @@ pub mod search;
 pub(crate) mod batch;
 pub(crate) mod dead_letter;
 pub(crate) mod install;
+pub(crate) mod kafka_client;
 pub(crate) mod model;
 pub(crate) mod progress;
 pub(crate) mod registry;

@@ -16,20 +16,22 @@ pub(super) fn pipeline(cfg: &PipelineConfig) -> Result<(), Invalid> {
         return Err(Invalid::at("name", "must not be empty"));
     }
     let fields = cfg.source.component().fields();
+    let columns: Vec<String> = fields.metadata_columns().map(str::to_string).collect();
     metadata(
         fields.id_field.as_deref(),
         &fields.text_field,
         &fields.metadata,
+        &columns,
     )?;
     let around = Surroundings {
-        metadata: &fields.metadata,
+        metadata: &columns,
         ..Surroundings::default()
     };
     cfg.source
         .component()
         .validate(&around)
         .map_err(|e| e.within("source"))?;
-    let (ids, stage_fields) = stages(cfg, &fields.metadata)?;
+    let (ids, stage_fields) = stages(cfg, &columns)?;
     if let Some(dead_letter) = &cfg.dead_letter {
         dead_letter
             .validate()
@@ -42,20 +44,35 @@ pub(super) fn pipeline(cfg: &PipelineConfig) -> Result<(), Invalid> {
     sinks(cfg, &ids, &around)
 }
 
-fn metadata(id_field: Option<&str>, text_field: &str, metadata: &[String]) -> Result<(), Invalid> {
-    for (i, field) in metadata.iter().enumerate() {
-        let path = format!("source.metadata[{i}]");
-        if RESERVED_COLUMNS.contains(&field.as_str())
-            || Some(field.as_str()) == id_field
-            || field == text_field
+/// Metadata fields are paths (`after.title`); their columns are the paths'
+/// last segments, which must be new and distinct.
+fn metadata(
+    id_field: Option<&str>,
+    text_field: &str,
+    paths: &[String],
+    columns: &[String],
+) -> Result<(), Invalid> {
+    for (i, (path, column)) in paths.iter().zip(columns).enumerate() {
+        let at = format!("source.metadata[{i}]");
+        let named = if path == column {
+            format!("`{path}`")
+        } else {
+            format!("`{path}` (column `{column}`)")
+        };
+        if RESERVED_COLUMNS.contains(&column.as_str())
+            || Some(column.as_str()) == id_field
+            || column == text_field
         {
             return Err(Invalid::at(
-                &path,
-                format!("`{field}` is already an output column (id, doc_id, chunk_index, text)"),
+                &at,
+                format!("{named} is already an output column (id, doc_id, chunk_index, text)"),
             ));
         }
-        if metadata[..i].contains(field) {
-            return Err(Invalid::at(&path, format!("`{field}` is listed twice")));
+        if columns[..i].contains(column) {
+            return Err(Invalid::at(
+                &at,
+                format!("{named} is listed twice (a metadata column is its path's last segment)"),
+            ));
         }
     }
     Ok(())

@@ -21,6 +21,7 @@ use crate::batch::{Ack, AckOutcome, Envelope, OffsetRange, Position, TopicPartit
 use crate::config::PositiveInt;
 use crate::config::{Invalid, Surroundings};
 use crate::dead_letter::DeadLetters;
+use crate::kafka_client::{KafkaOptions, Refusal, Refusals, Refused};
 use crate::source::debezium::{self, Change};
 use crate::source::records::json_object;
 use crate::source::registry::{Encoding, RegistryDecoder, RegistryError, SchemaRegistryConfig};
@@ -105,9 +106,17 @@ pub struct KafkaContext {
     tracker: Arc<Mutex<OffsetTracker>>,
     /// Made durable before a revocation commits, as before every commit.
     dead_letters: DeadLetters,
+    /// Why the brokers refused a connection, for the error that stops the source.
+    refusals: Arc<Refusals>,
 }
 
-impl ClientContext for KafkaContext {}
+impl ClientContext for KafkaContext {
+    /// librdkafka's log has said it already; a refusal is kept for the
+    /// error that stops the source.
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.refusals.note(&error, reason);
+    }
+}
 
 impl ConsumerContext for KafkaContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -193,9 +202,10 @@ pub(crate) struct KafkaSourceConfig {
     /// Use the message key as the document id.
     #[serde(default)]
     pub key_as_id: bool,
-    /// Any librdkafka setting (`security.protocol`, `sasl.*`, `session.timeout.ms`, …).
+    /// Any librdkafka setting (`security.protocol`, `sasl.*`, `ssl.*`,
+    /// `session.timeout.ms`, …); secret values never appear in a printed form.
     #[serde(default)]
-    pub options: std::collections::BTreeMap<String, String>,
+    pub options: KafkaOptions,
     #[serde(default = "crate::source::records::default_batch_rows")]
     pub batch_rows: PositiveInt,
     /// Longest wait to fill a batch once its first record arrived.
@@ -326,10 +336,12 @@ impl KafkaSource {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false");
         let tracker = Arc::new(Mutex::new(OffsetTracker::default()));
+        let refusals = Arc::new(Refusals::default());
         let consumer: BaseConsumer<KafkaContext> = client
             .create_with_context(KafkaContext {
                 tracker: tracker.clone(),
                 dead_letters: ctx.dead_letters.clone(),
+                refusals: refusals.clone(),
             })
             .map_err(|e| kafka_error(cfg, e))?;
         let topics: Vec<&str> = cfg.topics.iter().map(String::as_str).collect();
@@ -538,22 +550,26 @@ fn client_config(cfg: &KafkaSourceConfig) -> ClientConfig {
         .set("bootstrap.servers", &cfg.brokers)
         .set("group.id", &cfg.group_id)
         .set("auto.offset.reset", "earliest");
-    for (key, value) in &cfg.options {
-        client.set(key, value);
-    }
+    cfg.options.apply(&mut client);
     client
 }
 
 /// How long `validate` waits for the brokers' metadata.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long each metadata attempt of the check waits.
+const CHECK_SLICE: Duration = Duration::from_millis(500);
 
 /// A client context that logs nothing: the check's answer is its result, and
-/// librdkafka's connection errors would only repeat it.
-struct Quiet;
+/// librdkafka's connection errors would only repeat it. It keeps the last
+/// refusal, which the metadata call reports only as a timeout.
+#[derive(Default)]
+struct Quiet(Refusals);
 
 impl ClientContext for Quiet {
     fn log(&self, _: rdkafka::config::RDKafkaLogLevel, _: &str, _: &str) {}
-    fn error(&self, _: KafkaError, _: &str) {}
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.0.note(&error, reason);
+    }
 }
 
 impl ConsumerContext for Quiet {}
@@ -561,11 +577,24 @@ impl ConsumerContext for Quiet {}
 /// The brokers answer and every topic exists (for `vecpipe validate`).
 fn check_kafka(cfg: &KafkaSourceConfig) -> Result<(), SourceError> {
     let consumer: BaseConsumer<Quiet> = client_config(cfg)
-        .create_with_context(Quiet)
+        .create_with_context(Quiet::default())
         .map_err(|e| kafka_error(cfg, e))?;
-    let metadata = consumer
-        .fetch_metadata(None, CHECK_TIMEOUT)
-        .map_err(|e| kafka_error(cfg, e))?;
+    let deadline = Instant::now() + CHECK_TIMEOUT;
+    let metadata = loop {
+        match consumer.fetch_metadata(None, CHECK_SLICE) {
+            Ok(metadata) => break metadata,
+            Err(e) => {
+                // Polling runs the error callback, which names a refusal.
+                let _ = consumer.poll(Duration::ZERO);
+                if let Some(refused) = consumer.context().0.last() {
+                    return Err(refused_error(cfg, refused));
+                }
+                if Instant::now() >= deadline {
+                    return Err(kafka_error(cfg, e));
+                }
+            }
+        }
+    };
     let missing: Vec<String> = cfg
         .topics
         .iter()
@@ -584,6 +613,13 @@ fn check_kafka(cfg: &KafkaSourceConfig) -> Result<(), SourceError> {
             brokers: cfg.brokers.clone(),
             topics: missing.join(", "),
         })
+    }
+}
+
+fn refused_error(cfg: &KafkaSourceConfig, source: Refused) -> SourceError {
+    SourceError::KafkaRefused {
+        brokers: cfg.brokers.clone(),
+        source,
     }
 }
 
@@ -617,6 +653,12 @@ impl RecordSource for KafkaSource {
             let message = match self.consumer.poll(POLL) {
                 None => continue,
                 Some(Err(e)) => {
+                    // A refusal is final: stop rather than retry forever.
+                    if Refusal::of(&e).is_some()
+                        && let Some(refused) = self.consumer.context().refusals.last()
+                    {
+                        return Err(refused_error(&self.cfg, refused));
+                    }
                     tracing::warn!(error = %e, "Kafka consumer error");
                     continue;
                 }

@@ -68,6 +68,12 @@ pub enum SourceError {
         #[source]
         source: rdkafka::error::KafkaError,
     },
+    #[error("Kafka at {brokers}")]
+    KafkaRefused {
+        brokers: String,
+        #[source]
+        source: crate::kafka_client::Refused,
+    },
     #[error("Kafka at {brokers}: no such topic: {topics}")]
     MissingTopics { brokers: String, topics: String },
     #[error(transparent)]

@@ -25,6 +25,7 @@ use super::{
     resolve_files, text_id, text_problem,
 };
 use crate::batch::{Ack, Envelope, Position};
+use crate::config::{Invalid, Surroundings};
 use crate::dead_letter::DeadLetters;
 
 /// `{ type: parquet, path, id_field, text_field, metadata, ... }`: read one
@@ -44,6 +45,34 @@ impl SourceComponent for ParquetSourceConfig {
 
     fn supports_backfill(&self) -> bool {
         true
+    }
+
+    /// Parquet columns are read by name: a dotted path would name no column.
+    fn validate(&self, _around: &Surroundings) -> Result<(), Invalid> {
+        let cfg = &self.0;
+        let named = [
+            ("id_field", cfg.id_field.as_ref()),
+            ("text_field", Some(&cfg.text_field)),
+        ]
+        .into_iter()
+        .filter_map(|(key, name)| name.map(|n| (key.to_string(), n)))
+        .chain(
+            cfg.metadata
+                .iter()
+                .enumerate()
+                .map(|(i, name)| (format!("metadata[{i}]"), name)),
+        );
+        for (key, name) in named {
+            if name.contains('.') {
+                return Err(Invalid::at(
+                    &key,
+                    format!(
+                        "`{name}`: nested field paths are for JSON records (jsonl, kafka); a Parquet source names top-level columns"
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn open(&self, ctx: SourceContext) -> Result<Box<dyn RecordSource>, SourceError> {

@@ -29,12 +29,32 @@ pub(crate) fn json_object(bytes: &[u8]) -> Result<serde_json::Map<String, Value>
     }
 }
 
+/// The value at `path` in a JSON object: the key itself when the object has
+/// it, else the dotted path through nested objects (`after.body`).
+pub(crate) fn field_value<'a>(object: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+    if let Some(value) = object.get(path) {
+        return Some(value);
+    }
+    let mut parts = path.split('.');
+    let mut value = object.get(parts.next()?)?;
+    for part in parts {
+        value = value.as_object()?.get(part)?;
+    }
+    Some(value)
+}
+
+/// The output column of a metadata field: its path's last segment
+/// (`after.title` → `title`).
+pub(crate) fn metadata_column(path: &str) -> &str {
+    path.rsplit('.').next().unwrap_or(path)
+}
+
 /// A record's id: its `id_field`, a non-empty string or a number.
 pub(crate) fn object_id(
     object: &serde_json::Map<String, Value>,
     id_field: &str,
 ) -> Result<String, String> {
-    match object.get(id_field) {
+    match field_value(object, id_field) {
         Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
         Some(Value::Number(n)) => Ok(n.to_string()),
         None | Some(Value::Null) => Err(format!("missing id field `{id_field}`")),
@@ -71,10 +91,14 @@ impl RecordFields {
     /// `id`, `text`, then the metadata fields as strings.
     pub fn schema(&self) -> SchemaRef {
         output_schema(
-            self.metadata
-                .iter()
+            self.metadata_columns()
                 .map(|name| Field::new(name, DataType::Utf8, true)),
         )
+    }
+
+    /// The metadata fields' output columns, in order.
+    pub fn metadata_columns(&self) -> impl Iterator<Item = &str> {
+        self.metadata.iter().map(|path| metadata_column(path))
     }
 
     /// Decodes a JSON object into `rows`, or says why it cannot be.
@@ -97,7 +121,7 @@ impl RecordFields {
         rows: &mut Rows,
     ) -> Result<(), String> {
         let field = &self.text_field;
-        let text = match object.get(field) {
+        let text = match field_value(object, field) {
             None | Some(Value::Null) => return Err(format!("missing text field `{field}`")),
             Some(Value::String(s)) => s.as_str(),
             Some(_) => return Err(format!("text field `{field}` is not a string")),
@@ -163,7 +187,7 @@ impl Rows {
         self.ids.append_value(id);
         self.texts.append_value(text);
         for (builder, name) in self.metadata.iter_mut().zip(names) {
-            match object.and_then(|o| o.get(name)) {
+            match object.and_then(|o| field_value(o, name)) {
                 None | Some(Value::Null) => builder.append_null(),
                 Some(Value::String(s)) => builder.append_value(s),
                 // Non-string metadata keeps its JSON text.

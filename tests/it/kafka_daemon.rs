@@ -61,7 +61,7 @@ fn produce(producer: &BaseProducer, topic: &str, records: &[(String, String)]) {
 }
 
 /// Document `i`: every fifth is long enough to make several chunks.
-fn document(i: usize) -> (String, String) {
+pub(crate) fn document(i: usize) -> (String, String) {
     let text = if i.is_multiple_of(5) {
         format!(
             "Document {i} is long. {}",
@@ -76,10 +76,11 @@ fn document(i: usize) -> (String, String) {
     )
 }
 
-const STAGES: &str = "stages:\n  - { type: chunk, max_chars: 120 }\n  - { type: dense }\n";
+pub(crate) const STAGES: &str =
+    "stages:\n  - { type: chunk, max_chars: 120 }\n  - { type: dense }\n";
 
 /// The chunk ids these documents must become: the same stages run on a JSONL copy.
-fn expected_ids(ws: &Workspace, docs: &[(String, String)]) -> BTreeSet<String> {
+pub(crate) fn expected_ids(ws: &Workspace, docs: &[(String, String)]) -> BTreeSet<String> {
     let lines: String = docs
         .iter()
         .map(|(_, payload)| format!("{payload}\n"))
@@ -128,7 +129,7 @@ fn edit_pipeline(ws: &Workspace, edits: &[(&str, &str)]) {
     ws.write("daemon.yaml", config);
 }
 
-fn wait_healthy(port: u16, child: &mut Child) {
+pub(crate) fn wait_healthy(port: u16, child: &mut Child) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         assert!(child.try_wait().unwrap().is_none(), "daemon exited early");

@@ -2,6 +2,11 @@
 //! reads what it wrote with the arrow / parquet readers.
 
 mod model_service;
+pub mod secured_kafka;
+mod tls;
+
+pub use secured_kafka::SecuredKafka;
+pub use tls::certificates;
 
 /// Asserts that a whole output equals what is expected; on a mismatch prints
 /// both sides line by line, marking the first line that differs.
@@ -584,27 +589,38 @@ impl KafkaBroker {
             .stderr(out)
             .spawn()
             .expect("the broker starts");
-        let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while std::net::TcpStream::connect_timeout(&address, std::time::Duration::from_millis(200))
-            .is_err()
-        {
-            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-            assert!(
-                child.try_wait().unwrap().is_none(),
-                "{kind:?} exited:\n{text}"
-            );
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{kind:?} did not listen within 30 s:\n{text}"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        wait_until_listening(&mut child, port, &log_path, &format!("{kind:?}"));
         KafkaBroker {
             child,
             brokers: format!("127.0.0.1:{port}"),
             _dir: dir,
         }
+    }
+}
+
+/// Waits until `child` listens on the loopback `port`; fails with its log
+/// when it exits first or takes over 30 s.
+pub fn wait_until_listening(
+    child: &mut std::process::Child,
+    port: u16,
+    log_path: &Path,
+    what: &str,
+) {
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect_timeout(&address, std::time::Duration::from_millis(200))
+        .is_err()
+    {
+        let text = std::fs::read_to_string(log_path).unwrap_or_default();
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "{what} exited:\n{text}"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} did not listen within 30 s:\n{text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 
@@ -615,14 +631,15 @@ impl Drop for KafkaBroker {
     }
 }
 
-impl KafkaBroker {
-    pub fn create_topic(&self, topic: &str, partitions: i32) {
+/// Creates topics and produces on a broker, with the client settings it needs.
+pub trait KafkaClient {
+    /// `bootstrap.servers` and whatever else this broker asks of a client.
+    fn client(&self) -> rdkafka::ClientConfig;
+
+    fn create_topic(&self, topic: &str, partitions: i32) {
         use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
         let admin: AdminClient<rdkafka::client::DefaultClientContext> =
-            rdkafka::ClientConfig::new()
-                .set("bootstrap.servers", &self.brokers)
-                .create()
-                .unwrap();
+            self.client().create().unwrap();
         let runtime = tokio::runtime::Runtime::new().unwrap();
         let topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
         for result in runtime
@@ -634,12 +651,9 @@ impl KafkaBroker {
     }
 
     /// Produces each line of a JSONL file with its `id` as the key.
-    pub fn produce_jsonl(&self, topic: &str, path: &Path) {
+    fn produce_jsonl(&self, topic: &str, path: &Path) {
         use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-        let producer: BaseProducer = rdkafka::ClientConfig::new()
-            .set("bootstrap.servers", &self.brokers)
-            .create()
-            .unwrap();
+        let producer: BaseProducer = self.client().create().unwrap();
         for line in std::fs::read_to_string(path).unwrap().lines() {
             let value: serde_json::Value = serde_json::from_str(line).unwrap();
             let key = value["id"].as_str().unwrap().to_string();
@@ -648,6 +662,14 @@ impl KafkaBroker {
                 .unwrap();
         }
         producer.flush(std::time::Duration::from_secs(30)).unwrap();
+    }
+}
+
+impl KafkaClient for KafkaBroker {
+    fn client(&self) -> rdkafka::ClientConfig {
+        let mut client = rdkafka::ClientConfig::new();
+        client.set("bootstrap.servers", &self.brokers);
+        client
     }
 }
 

@@ -203,7 +203,7 @@ install_stunnel() {
   command -v apt-get >/dev/null 2>&1 || { echo "setup: apt-get not found; the Kafka TLS tests need Debian's ${STUNNEL_PACKAGES[*]}" >&2; exit 1; }
   echo "setup: downloading Debian's ${STUNNEL_PACKAGES[*]}" >&2
   rm -rf "$root" && mkdir -p "$root/deb" "$root/bin" "$root/lib"
-  (cd "$root/deb" && apt-get download -q "${STUNNEL_PACKAGES[@]}" 2>/dev/null) || {
+  (cd "$root/deb" && apt-get download -q "${STUNNEL_PACKAGES[@]}" >/dev/null 2>&1) || {
     echo "setup: apt-get download ${STUNNEL_PACKAGES[*]} failed; run apt-get update and try again" >&2; exit 1; }
   for deb in "$root"/deb/*.deb; do dpkg-deb -x "$deb" "$root/unpacked"; done
   mv "$root/unpacked/usr/bin/stunnel4" "$root/bin/stunnel"

@@ -9,6 +9,8 @@
 pub mod config;
 pub mod error;
 pub mod eval;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod metrics;
 pub mod pipeline;
 pub mod search;

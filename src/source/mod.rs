@@ -4,7 +4,7 @@
 //! `crate::registry` lists them.
 
 pub mod backfill;
-mod debezium;
+pub(crate) mod debezium;
 pub(crate) mod files;
 pub(crate) mod jsonl;
 pub(crate) mod kafka;

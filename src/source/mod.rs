@@ -9,6 +9,7 @@ pub(crate) mod files;
 pub(crate) mod jsonl;
 pub(crate) mod kafka;
 pub(crate) mod parquet;
+pub(crate) mod protobuf;
 pub mod records;
 pub mod registry;
 

@@ -51,12 +51,14 @@ impl crate::retry::Transient for RegistryError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Encoding {
     Avro,
+    Protobuf,
     JsonSchema,
 }
 
 /// A writer's schema, ready to read with.
 pub(crate) enum WriterSchema {
     Avro(Schema),
+    Protobuf(prost_reflect::FileDescriptor),
     Json(Box<jsonschema::Validator>),
 }
 
@@ -111,6 +113,9 @@ impl RegistryDecoder {
                         "Avro value of schema {id} has no JSON form: {e}"
                     ))
                 })?
+            }
+            WriterSchema::Protobuf(file) => {
+                super::protobuf::decode(file, datum).map_err(RegistryError::Record)?
             }
             WriterSchema::Json(validator) => {
                 let value: Value = serde_json::from_slice(datum).map_err(|e| {
@@ -176,6 +181,11 @@ impl RegistryDecoder {
                     RegistryError::Record(format!("schema {id} is not valid Avro: {e}"))
                 })?)
             }
+            (Encoding::Protobuf, "PROTOBUF") => {
+                WriterSchema::Protobuf(super::protobuf::compile(text).map_err(|e| {
+                    RegistryError::Record(format!("schema {id} is not valid Protobuf: {e}"))
+                })?)
+            }
             (Encoding::JsonSchema, "JSON") => {
                 let invalid = |e: String| {
                     RegistryError::Record(format!("schema {id} is not a valid JSON Schema: {e}"))
@@ -191,6 +201,7 @@ impl RegistryDecoder {
                     "schema {id} is {kind}, not what `format: {}` reads",
                     match encoding {
                         Encoding::Avro => "avro",
+                        Encoding::Protobuf => "protobuf",
                         Encoding::JsonSchema => "json_schema",
                     }
                 )));

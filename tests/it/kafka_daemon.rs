@@ -849,17 +849,7 @@ fn produce_registered(
     docs: &[(String, String)],
     options: &[&str],
 ) -> u32 {
-    let records: String = docs
-        .iter()
-        .map(|(key, payload)| {
-            let mut record: serde_json::Value = serde_json::from_str(payload).unwrap();
-            record["title"] = serde_json::json!(format!("title of {key}"));
-            if schema == AVRO_V2 {
-                record["lang"] = serde_json::json!("fr");
-            }
-            format!("{record}\n")
-        })
-        .collect();
+    let records = titled_records(docs, schema == AVRO_V2);
     let schema_file = ws.write("schema.txt", schema);
     let records_file = ws.write("records.jsonl", records);
     let mut args: Vec<&std::ffi::OsStr> = options.iter().map(|o| o.as_ref()).collect();
@@ -871,6 +861,38 @@ fn produce_registered(
         records_file.as_os_str(),
     ]);
     let out = python_script("registry_produce.py", &args);
+    String::from_utf8(out).unwrap().trim().parse().unwrap()
+}
+
+/// `docs` as JSON lines with a `title` (`title of KEY`), and `lang` for Avro's version 2.
+fn titled_records(docs: &[(String, String)], with_lang: bool) -> String {
+    docs.iter()
+        .map(|(key, payload)| {
+            let mut record: serde_json::Value = serde_json::from_str(payload).unwrap();
+            record["title"] = serde_json::json!(format!("title of {key}"));
+            if with_lang {
+                record["lang"] = serde_json::json!("fr");
+            }
+            format!("{record}\n")
+        })
+        .collect()
+}
+
+/// Produces `docs` with confluent-kafka's ProtobufSerializer under
+/// registry_produce.py's `.proto` version `version`; returns the schema id.
+fn produce_protobuf(world: &RegistryWorld, version: &str, docs: &[(String, String)]) -> u32 {
+    let records = world.ws.write("records.jsonl", titled_records(docs, false));
+    let out = python_script(
+        "registry_produce.py",
+        &[
+            "--protobuf".as_ref(),
+            version.as_ref(),
+            world.broker.brokers.as_ref(),
+            "docs".as_ref(),
+            world.registry.url.as_ref(),
+            records.as_os_str(),
+        ],
+    );
     String::from_utf8(out).unwrap().trim().parse().unwrap()
 }
 
@@ -1197,6 +1219,79 @@ fn json_schema_records_are_validated_and_bad_ones_are_dead_letters(kind: BrokerK
             ),
         ]
     );
+}
+
+/// Protobuf records from confluent-kafka's ProtobufSerializer, the writers
+/// moving mid-topic to a version whose `Doc` is the second message (message
+/// index 1) with the title in a nested message (`meta.title`): each decodes
+/// with its own schema; an unknown schema id, a message index naming no type
+/// and a payload that does not decode go to the dead letter with the reason.
+fn protobuf_records_decode_with_their_writers_schema_and_bad_ones_are_dead_letters(
+    kind: BrokerKind,
+) {
+    let world = RegistryWorld::start(kind);
+    let docs: Vec<_> = (0..8).map(document).collect();
+    let expected = expected_ids(&world.ws, &docs);
+    let v1 = produce_protobuf(&world, "1", &docs[..4]);
+    produce_raw(&world.broker, "unknown-id", "000000270f00");
+    produce_raw(
+        &world.broker,
+        "no-such-type",
+        &format!("{}0204", frame_header(v1)),
+    );
+    produce_raw(
+        &world.broker,
+        "cut-short",
+        &format!("{}000a05ab", frame_header(v1)),
+    );
+    let v2 = produce_protobuf(&world, "2", &docs[4..]);
+    assert_ne!(v1, v2, "the evolved schema has an id of its own");
+    let dead = world.run_until(
+        "protobuf",
+        &[("metadata: [title]", "metadata: [meta.title]")],
+        &expected,
+    );
+    let titles: BTreeSet<(String, Option<String>)> =
+        milvus_rows(&world.milvus.uri, "docs", "doc_id,title")
+            .into_iter()
+            .map(|r| {
+                let title = r["title"].as_str().map(str::to_string);
+                (r["doc_id"].as_str().unwrap().to_string(), title)
+            })
+            .collect();
+    let wanted: BTreeSet<(String, Option<String>)> = (0..8)
+        .map(|i| {
+            let title = (i >= 4).then(|| format!("title of doc-{i}"));
+            (format!("doc-{i}"), title)
+        })
+        .collect();
+    assert_eq!(
+        titles, wanted,
+        "version 1 has no title; version 2's is nested"
+    );
+    assert_eq!(
+        dead,
+        [
+            (
+                "docs/0@4".to_string(),
+                "schema id 9999 is unknown to the Schema Registry".to_string()
+            ),
+            (
+                "docs/0@5".to_string(),
+                "message index 2 names no message type (indexes [2])".to_string()
+            ),
+            (
+                "docs/0@6".to_string(),
+                "Protobuf message `docs.Doc` does not decode: failed to decode Protobuf message: buffer underflow"
+                    .to_string()
+            ),
+        ]
+    );
+}
+
+/// The Confluent header of schema `id`, in hex.
+fn frame_header(id: u32) -> String {
+    format!("00{}", hex(&id.to_be_bytes()))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -1534,4 +1629,5 @@ on_every_broker!(
     a_schema_registry_that_is_down_is_waited_for_and_nothing_is_dead_lettered,
     debezium_avro_events_write_updates_and_delete,
     json_schema_records_are_validated_and_bad_ones_are_dead_letters,
+    protobuf_records_decode_with_their_writers_schema_and_bad_ones_are_dead_letters,
 );

@@ -167,17 +167,17 @@ fn a_debezium_envelope_or_avro_without_what_they_need_is_refused() {
         (
             "text.yaml",
             "  id_field: id\n  format: text\n",
-            "error: text.yaml:7:13: source.envelope: `envelope: debezium` reads Debezium's JSON or Avro: use `format: json`, `avro` or `json_schema`\n",
+            "error: text.yaml:7:13: source.envelope: `envelope: debezium` reads Debezium's JSON, Avro or Protobuf: use `format: json`, `avro`, `protobuf` or `json_schema`\n",
         ),
         (
             "avro.yaml",
             "  id_field: id\n  format: avro\n",
-            "error: avro.yaml:9:11: source.format: `format: avro` and `format: json_schema` need `schema_registry: { url: http://HOST:PORT }`\n",
+            "error: avro.yaml:9:11: source.format: `format: avro`, `protobuf` and `json_schema` need `schema_registry: { url: http://HOST:PORT }`\n",
         ),
         (
             "registry.yaml",
             "  id_field: id\n  schema_registry: { url: 'http://127.0.0.1:1' }\n",
-            "error: registry.yaml:9:20: source.schema_registry: a Schema Registry is for `format: avro` or `format: json_schema`\n",
+            "error: registry.yaml:9:20: source.schema_registry: a Schema Registry is for `format: avro`, `protobuf` or `json_schema`\n",
         ),
     ];
     for (file, extra, error) in refused {

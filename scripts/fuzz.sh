@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 CARGO_FUZZ_VERSION=0.13.2
 SECONDS_EACH="${FUZZ_SECONDS:-600}"
 TARGETS=("$@")
-[[ ${#TARGETS[@]} -gt 0 ]] || TARGETS=(wire_format avro json_schema debezium json_record)
+[[ ${#TARGETS[@]} -gt 0 ]] || TARGETS=(wire_format avro protobuf json_schema debezium json_record)
 
 if [[ ! -x .tools/cargo-fuzz/bin/cargo-fuzz ]]; then
   echo "fuzz: installing cargo-fuzz $CARGO_FUZZ_VERSION" >&2
@@ -31,6 +31,7 @@ seed() { # target, file name, bytes (printf format)
 }
 seed wire_format framed '\x00\x00\x00\x00\x01\x02'
 seed avro record '\x02\x01\x06abc\x00\x00\x00\x00\x00\x00\xf0\x3f\x04\x00\x00\x00\x00\x01\x02x\x00\x02\x02a\x04\x00\x00\x00\x00\x00\x00\x00\x02\x02\x02\x00\x00\x02\x04\x02\x02t'
+seed protobuf doc '\x02\x02\x08\x07\x12\x02hi\x1a\x03\x0a\x01t'
 seed json_schema doc '{"id": 1, "body": "text", "meta": {"title": "t"}, "tags": ["a"]}'
 seed debezium update '{"schema": {}, "payload": {"op": "u", "before": {"id": 1}, "after": {"id": 1, "body": "new", "meta": {"title": "t"}}}}'
 seed json_record nested '{"id": "a", "body": "text", "meta": {"title": "t"}, "tags": ["x"]}'

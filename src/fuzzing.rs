@@ -43,6 +43,29 @@ const JSON_SCHEMA: &str = r#"{"type": "object", "required": ["id", "body"], "pro
   "email": {"type": "string", "format": "email"}
 }}"#;
 
+/// A `.proto` with nested types, repeated, map, enum, oneof and well-known types.
+const PROTO: &str = r#"syntax = "proto3";
+package fuzz;
+import "google/protobuf/timestamp.proto";
+message Envelope { string note = 1; }
+message Doc {
+  int64 id = 1;
+  string body = 2;
+  message Meta { string title = 1; repeated string tags = 2; }
+  Meta meta = 3;
+  map<string, int64> counts = 4;
+  enum Kind { A = 0; B = 1; }
+  Kind kind = 5;
+  oneof choice { double score = 6; bytes raw = 7; }
+  google.protobuf.Timestamp at = 8;
+  repeated Meta history = 9;
+  uint64 big = 10;
+  sint32 small = 11;
+  float ratio = 12;
+  bool flag = 13;
+}
+"#;
+
 /// The fields the record decoders are asked for: nested paths included.
 fn fields() -> RecordFields {
     RecordFields::new(
@@ -75,6 +98,11 @@ fn registry_record(encoding: Encoding, kind: &str, schema: &str, datum: &[u8]) {
 /// An Avro datum of [`AVRO_SCHEMA`] (after the wire-format header).
 pub fn avro(data: &[u8]) {
     registry_record(Encoding::Avro, "AVRO", AVRO_SCHEMA, data);
+}
+
+/// Protobuf message indexes and a message of [`PROTO`] (after the header).
+pub fn protobuf(data: &[u8]) {
+    registry_record(Encoding::Protobuf, "PROTOBUF", PROTO, data);
 }
 
 /// A JSON document checked against [`JSON_SCHEMA`] (after the header).
@@ -125,6 +153,7 @@ mod tests {
             wire_format(input);
             avro(input);
             json_schema(input);
+            protobuf(input);
             debezium(input);
             json_record(input);
         }

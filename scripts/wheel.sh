@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Python wheel of vecpipe (maturin, `bindings = "bin"`: the binary
 # plus the runtime dependencies pyproject.toml declares) into target/wheels/.
-#   scripts/wheel.sh                  the release wheel
+#   scripts/wheel.sh                  the release wheel (`vecpipe --version` says so)
 #   scripts/wheel.sh --profile dev    a quick one (what tests/wheel.sh installs)
 #   WHEEL_OUT=DIR                     where to put it (default target/wheels)
 # Reproducible: Cargo.lock is enforced (--locked) and maturin is pinned. The
@@ -10,4 +10,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh wheel > /dev/null
-.venv/bin/maturin build --locked --strip --out "${WHEEL_OUT:-target/wheels}" "$@"
+# The release profile unless a --profile is given (maturin's own default is dev).
+profile=(--release)
+for arg in "$@"; do
+  [[ "$arg" == --profile* ]] && profile=()
+done
+.venv/bin/maturin build --locked --strip "${profile[@]}" --out "${WHEEL_OUT:-target/wheels}" "$@"

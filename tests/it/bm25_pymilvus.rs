@@ -266,7 +266,7 @@ fn an_update_keeps_existing_indexes_appends_new_terms_and_pymilvus_agrees() {
     assert_eq!(
         run.stdout(),
         format!(
-            "updated BM25 with 11 documents (0 skipped): 26 documents, {} terms ({} new) → updated.json\n",
+            "updated BM25 with 11 chunks (0 skipped): 26 chunks, {} terms ({} new) → updated.json\n",
             updated.idf_word.len(),
             updated.idf_word.len() - before.idf_word.len()
         )

@@ -88,3 +88,72 @@ fn every_documented_key_exists_in_the_schema() {
         );
     }
 }
+
+/// The subcommands of `vecpipe HELP_PATH --help` (without `help`).
+fn subcommands(path: &[&str]) -> Vec<String> {
+    let help = cli_help(path);
+    help.lines()
+        .skip_while(|l| *l != "Commands:")
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(str::to_string)
+        .collect()
+}
+
+fn cli_help(path: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vecpipe"))
+        .args(path)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{path:?} --help");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn every_default_the_help_shows_parses_when_given_as_shown() {
+    let mut commands: Vec<Vec<String>> = Vec::new();
+    for name in subcommands(&[]) {
+        let nested = subcommands(&[name.as_str()]);
+        if nested.is_empty() {
+            commands.push(vec![name]);
+        } else {
+            commands.extend(nested.into_iter().map(|sub| vec![name.clone(), sub]));
+        }
+    }
+    let mut checked = 0;
+    for command in &commands {
+        let path: Vec<&str> = command.iter().map(String::as_str).collect();
+        let mut option = None;
+        for line in cli_help(&path).lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            if let Some(long) = words.iter().find(|w| w.starts_with("--"))
+                && line.trim_start().starts_with('-')
+            {
+                option = Some(long.trim_end_matches(',').to_string());
+            }
+            let (Some(name), Some(start)) = (&option, line.find("[default: ")) else {
+                continue;
+            };
+            let value = &line[start + "[default: ".len()..line[start..].find(']').unwrap() + start];
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_vecpipe"))
+                .args(&path)
+                .args([name.as_str(), value, "--help"])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "vecpipe {} shows `{name}` [default: {value}], which does not parse: {}",
+                path.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 10,
+        "only {checked} defaults found in {commands:?}"
+    );
+}

@@ -192,6 +192,40 @@ fn many_queries_give_the_hits_each_query_gets_alone_and_the_table_lists_each_mod
     assert_eq!(many.lines().count(), 24 * 3);
     assert_output_eq!(normalised(&many), normalised(&expected));
 
+    // A reader that stops early (`| head -1`) ends the search quietly: exit
+    // 0, no panic, the first line as the whole output has it.
+    let long = [
+        "search",
+        PIPELINE,
+        "--queries",
+        QUERIES,
+        "--json",
+        "--limit",
+        "400",
+    ];
+    let whole = Run(run_at_root(&ws, &milvus, &long))
+        .expect_code(0)
+        .stdout();
+    assert!(
+        whole.len() > 2 << 16,
+        "{} bytes: more than a pipe holds",
+        whole.len()
+    );
+    let script = format!("set -o pipefail; \"$0\" {} | head -1", long.join(" "));
+    let head = Run(std::process::Command::new("bash")
+        .args(["-c", &script, env!("CARGO_BIN_EXE_vecpipe")])
+        .current_dir(repo_root())
+        .env("MILVUS_URI", &milvus.uri)
+        .env("VECPIPE_OUT", ws.path(""))
+        .output()
+        .unwrap())
+    .expect_code(0);
+    assert_eq!(head.stderr(), "");
+    assert_eq!(
+        head.stdout(),
+        format!("{}\n", whole.lines().next().unwrap())
+    );
+
     let table = Run(run_at_root(&ws, &milvus, &EVAL))
         .expect_code(0)
         .stdout();

@@ -82,4 +82,15 @@ grep -qE '^quickstart: 12 records in, 18 chunks out, 0 dead-lettered,' "$work/ou
 as_user vecpipe search pipelines/quickstart.yaml "Where was Turing born?" --limit 1 > "$work/out" 2> "$work/err" || fail "search: $(cat "$work/err")"
 [[ "$(sed -n 2p "$work/out")" =~ ^\ +1\ +[0-9.]+\ +turing#0\ +Alan\ Turing\ was\ born\ in\ Maida\ Vale ]] || fail "search printed: $(cat "$work/out")"
 [[ "$(wc -l < "$work/out")" -eq 2 ]] || fail "search printed more than one hit: $(cat "$work/out")"
+# The README's Install block, run as written in an empty directory that
+# holds only the wheel (a new venv, a new home: nothing from above).
+fresh="$work/fresh"
+mkdir -p "$fresh" "$work/home2"
+cp "${wheel[0]}" "$fresh/"
+block="$(awk '/^## Install/ {install = 1} install && /^```sh$/ {inside = 1; next} inside && /^```$/ {exit} inside' README.md)"
+[[ "$block" == *"vecpipe run docs.yaml"* ]] || fail "no Install block found in README.md"
+python_dir="$(dirname "$python")"
+(cd "$fresh" && env -i HOME="$work/home2" PATH="$python_dir:/usr/bin:/bin" HF_HUB_OFFLINE=1 bash -euo pipefail -c "$block") \
+  > "$work/out" 2> "$work/err" || fail "the README's Install block: $(tail -20 "$work/err")"
+[[ "$(sed -n '$p' "$work/out" | awk '{print $3}')" == "milvus" ]] || fail "the README's search printed: $(cat "$work/out")"
 echo "tests/wheel.sh: ok (wheel built in ${built}s, installed in $((installed - built))s, all in ${SECONDS}s)"

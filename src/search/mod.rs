@@ -41,6 +41,10 @@ pub enum SearchError {
     Milvus(#[from] MilvusError),
     #[error("search on `{collection}` failed: {message}")]
     Search { collection: String, message: String },
+    #[error(
+        "collection `{collection}` does not exist at {uri}; run the pipeline first (`vecpipe run FILE`) to fill it"
+    )]
+    NoCollection { collection: String, uri: String },
 }
 
 /// A search error and its phase: loading the encoders or connecting is set-up (exit 2).
@@ -162,6 +166,15 @@ impl Searcher {
             output: output_fields(cfg),
             index: sink.index.clone(),
         };
+        let exists = runtime
+            .block_on(searcher.connection.exists(&searcher.collection))
+            .map_err(|e| Phased::Run(searcher.failed(&e)))?;
+        if !exists {
+            return Err(Phased::Setup(SearchError::NoCollection {
+                collection: searcher.collection.clone(),
+                uri: sink.uri.clone(),
+            }));
+        }
         searcher.load().map_err(Phased::Run)?;
         Ok(searcher)
     }

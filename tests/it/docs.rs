@@ -157,3 +157,47 @@ fn every_default_the_help_shows_parses_when_given_as_shown() {
         "only {checked} defaults found in {commands:?}"
     );
 }
+
+/// The README renders: every line that looks like a table row is in a table
+/// (a blank line inside one ends it, and the rest turns into a paragraph of
+/// pipes), and no code span is cut short by a backtick inside it.
+#[test]
+fn the_readme_renders_its_tables_and_code_spans_whole() {
+    use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let mut tables = Vec::new();
+    let mut start = None;
+    let mut broken_spans = Vec::new();
+    for (event, range) in Parser::new_ext(&readme, Options::ENABLE_TABLES).into_offset_iter() {
+        match event {
+            Event::Start(Tag::Table(_)) => start = Some(range.start),
+            Event::End(TagEnd::Table) => tables.push(start.take().unwrap()..range.end),
+            // `a `b`` renders as the span "a " then text: a span ending in a
+            // space it does not start with was cut by an inner backtick.
+            Event::Code(code) if code.ends_with(' ') && !code.starts_with(' ') => {
+                let line = readme[..range.start].lines().count();
+                broken_spans.push(format!("README.md:{line}: `{code}`"));
+            }
+            _ => {}
+        }
+    }
+    let mut offset = 0;
+    let mut stray_rows = Vec::new();
+    let mut in_fence = false;
+    for (number, line) in readme.split_inclusive('\n').enumerate() {
+        if line.trim_start().starts_with("```") {
+            in_fence = !in_fence;
+        }
+        if !in_fence && line.starts_with('|') && !tables.iter().any(|t| t.contains(&offset)) {
+            stray_rows.push(format!("README.md:{}: {}", number + 1, line.trim_end()));
+        }
+        offset += line.len();
+    }
+    assert!(tables.len() > 15, "{} tables", tables.len());
+    assert_eq!(
+        stray_rows,
+        Vec::<String>::new(),
+        "table rows outside a table"
+    );
+    assert_eq!(broken_spans, Vec::<String>::new(), "code spans cut short");
+}

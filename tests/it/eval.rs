@@ -301,6 +301,17 @@ fn bad_input_and_an_unreachable_server_exit_2_naming_the_problem() {
         );
         assert_eq!(run.stdout(), "");
     }
+    // Nothing ingested yet: the collection is missing, a set-up problem.
+    for args in [&EVAL[..], &["search", PIPELINE, "volcano"][..]] {
+        let run = Run(run_at_root(&ws, &milvus, args)).expect_code(2);
+        assert_output_eq!(
+            run.stderr(),
+            format!(
+                "error: collection `beir_mini` does not exist at {}; run the pipeline first (`vecpipe run FILE`) to fill it\n",
+                milvus.uri
+            )
+        );
+    }
     milvus.stop();
     let run = Run(run_at_root(&ws, &milvus, &EVAL)).expect_code(2);
     assert!(

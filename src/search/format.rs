@@ -12,13 +12,20 @@ pub fn format_hits(hits: &[Hit], json: bool) -> String {
     }
     let mut out = String::new();
     let reranked = hits.iter().any(|h| h.rerank_score.is_some());
+    // The id column is as wide as the longest id, so the texts line up.
+    let width = hits
+        .iter()
+        .map(|h| h.id.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(ID_WIDTH);
     out.push_str(&if reranked {
         format!(
-            "{:>4}  {:>8}  {:>8}  {:<16}  text\n",
+            "{:>4}  {:>8}  {:>8}  {:<width$}  text\n",
             "rank", "rerank", "score", "id"
         )
     } else {
-        format!("{:>4}  {:>8}  {:<16}  text\n", "rank", "score", "id")
+        format!("{:>4}  {:>8}  {:<width$}  text\n", "rank", "score", "id")
     });
     for hit in hits {
         let text: String = hit.text.chars().take(90).collect();
@@ -33,12 +40,15 @@ pub fn format_hits(hits: &[Hit], json: bool) -> String {
             (true, None) => format!("{:>8}  ", ""),
         };
         out.push_str(&format!(
-            "{:>4}  {rerank}{:>8.4}  {:<16}  {text}{more}\n",
+            "{:>4}  {rerank}{:>8.4}  {:<width$}  {text}{more}\n",
             hit.rank, hit.score, hit.id
         ));
     }
     out
 }
+
+/// The id column's least width.
+const ID_WIDTH: usize = 16;
 
 /// One JSON object per line.
 pub fn json_lines<T: Serialize>(items: impl IntoIterator<Item = T>) -> String {
@@ -56,4 +66,34 @@ pub struct QueryHit<'a> {
     pub query_id: &'a str,
     #[serde(flatten)]
     pub hit: &'a Hit,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hit(rank: usize, id: &str, text: &str) -> Hit {
+        Hit {
+            rank,
+            id: id.to_string(),
+            doc_id: None,
+            score: 1.0 / rank as f32,
+            rerank_score: None,
+            text: text.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_long_id_widens_its_column_and_the_texts_stay_aligned() {
+        let hits = [
+            hit(1, "short", "first"),
+            hit(2, "a-document-id-longer-than-sixteen#3", "second"),
+        ];
+        assert_eq!(
+            format_hits(&hits, false),
+            "rank     score  id                                   text\n   \
+             1    1.0000  short                                first\n   \
+             2    0.5000  a-document-id-longer-than-sixteen#3  second\n"
+        );
+    }
 }

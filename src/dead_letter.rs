@@ -91,12 +91,24 @@ pub struct DeadLetters {
 struct Inner {
     output: Output,
     count: AtomicU64,
+    /// The first letter's reason, while every letter since gave the same one.
+    sole_reason: Mutex<SoleReason>,
+}
+
+#[derive(Default)]
+enum SoleReason {
+    #[default]
+    NoLetters,
+    Alike(String),
+    Several,
 }
 
 #[derive(Default)]
 enum Output {
     #[default]
     Log,
+    /// Counted only: `validate`'s look at the first records.
+    Discard,
     File(PathBuf, Mutex<LetterFile>),
     Kafka(Box<KafkaOutput>),
 }
@@ -172,7 +184,7 @@ impl DeadLetters {
         DeadLetters {
             inner: Arc::new(Inner {
                 output,
-                count: AtomicU64::new(0),
+                ..Inner::default()
             }),
         }
     }
@@ -205,6 +217,38 @@ impl DeadLetters {
         DeadLetters::default()
     }
 
+    /// Counts bad records and keeps nothing (for `validate`'s sample).
+    pub fn discarding() -> Self {
+        DeadLetters::with(Output::Discard)
+    }
+
+    /// The reason every letter so far gave, when there are letters and all
+    /// of them gave the same one.
+    pub fn sole_reason(&self) -> Option<String> {
+        match &*self
+            .inner
+            .sole_reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+        {
+            SoleReason::Alike(reason) => Some(reason.clone()),
+            SoleReason::NoLetters | SoleReason::Several => None,
+        }
+    }
+
+    fn tally(&self, reason: &str) {
+        let mut sole = self
+            .inner
+            .sole_reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        *sole = match std::mem::take(&mut *sole) {
+            SoleReason::NoLetters => SoleReason::Alike(reason.to_string()),
+            SoleReason::Alike(first) if first == reason => SoleReason::Alike(first),
+            SoleReason::Alike(_) | SoleReason::Several => SoleReason::Several,
+        };
+    }
+
     /// Records one bad record; the file form keeps `raw` up to [`RAW_LIMIT_BYTES`].
     pub fn send(
         &self,
@@ -225,8 +269,10 @@ impl DeadLetters {
         headers: &[(String, Vec<u8>)],
     ) -> Result<(), DeadLetterError> {
         self.inner.count.fetch_add(1, Ordering::Relaxed);
+        self.tally(reason);
         crate::metrics::dead_letter();
         match &self.inner.output {
+            Output::Discard => Ok(()),
             Output::Log => {
                 tracing::warn!(
                     position,
@@ -264,7 +310,7 @@ impl DeadLetters {
     /// Makes every dead letter sent so far durable (fsync, or Kafka delivery).
     pub fn flush(&self) -> Result<(), DeadLetterError> {
         match &self.inner.output {
-            Output::Log => Ok(()),
+            Output::Log | Output::Discard => Ok(()),
             Output::File(path, file) => {
                 let mut file = file.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                 if !file.unsynced {

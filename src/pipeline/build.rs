@@ -22,6 +22,8 @@ pub(super) struct BuiltPipeline {
     /// Each sink with the number of stages its input has passed through.
     pub sinks: Vec<(Box<dyn Sink>, usize)>,
     pub dead_letters: DeadLetters,
+    /// The source ends by itself (files, not Kafka).
+    pub bounded: bool,
     /// Documents skipped as unchanged, when the run is incremental.
     pub unchanged: Option<Arc<AtomicU64>>,
     /// What `--sync` needs after the run.
@@ -81,6 +83,7 @@ pub(super) fn build(
         stages,
         sinks,
         dead_letters,
+        bounded: cfg.source.component().is_bounded(),
         unchanged: None,
         sync: None,
     };

@@ -43,6 +43,11 @@ pub enum NodeError {
     Usage(String),
     #[error("{node} stopped unexpectedly: {message}")]
     Crashed { node: String, message: String },
+    #[error(
+        "the first {records} records were all dead-lettered, each for the same reason: {reason}; \
+         check the source's `text_field`, `id_field` and `metadata` against the records"
+    )]
+    EveryRecordRefused { records: u64, reason: String },
 }
 
 /// A pipeline error and its phase: set-up errors exit 2, run-time ones 1.

@@ -19,6 +19,7 @@ use tokio::task::JoinSet;
 use super::build::BuiltPipeline;
 use super::{Counters, NodeError, PipelineError, StopSignal};
 use crate::batch::{Ack, Envelope};
+use crate::dead_letter::DeadLetters;
 use crate::metrics;
 use crate::progress::Progress;
 use crate::sink::{Durable, Sink};
@@ -41,6 +42,8 @@ pub(super) async fn run_graph(
         source,
         stages,
         sinks,
+        dead_letters,
+        bounded,
         ..
     } = built;
     let depth = stages.len();
@@ -67,9 +70,11 @@ pub(super) async fn run_graph(
     let out = stream_to(&mut tasks, &mut readers[0], next_input);
     {
         let (counters, stop, progress) = (counters.clone(), stop.clone(), progress.clone());
-        tasks.spawn(
-            async move { source_task(source, out, counters, depth == 0, stop, progress).await },
-        );
+        // A bounded run whose first records all fail alike is misconfigured.
+        let opening = bounded.then(|| OpeningCheck::new(dead_letters));
+        tasks.spawn(async move {
+            source_task(source, out, counters, depth == 0, stop, progress, opening).await
+        });
     }
 
     let mut first_error = None;
@@ -141,6 +146,44 @@ async fn blocking<S: Send + 'static, R: Send + 'static>(
     .map_err(|e| crashed(node, e))
 }
 
+/// How many records a bounded run reads before it decides whether every
+/// one of them failing for the same reason means a misconfiguration.
+const OPENING_RECORDS: u64 = 1000;
+
+/// Stops a bounded run whose first [`OPENING_RECORDS`] records (or all of
+/// them, when fewer) were dead-lettered for one reason: a `text_field` that
+/// names no field, a file of another shape.
+struct OpeningCheck {
+    dead_letters: DeadLetters,
+    done: bool,
+}
+
+impl OpeningCheck {
+    fn new(dead_letters: DeadLetters) -> Self {
+        OpeningCheck {
+            dead_letters,
+            done: false,
+        }
+    }
+
+    /// After `records` were read (`ended`: all of them): the error that stops the run, if any.
+    fn after(&mut self, records: u64, ended: bool) -> Result<(), PipelineError> {
+        if self.done || records == 0 || (records < OPENING_RECORDS && !ended) {
+            return Ok(());
+        }
+        self.done = true;
+        match self.dead_letters.sole_reason() {
+            Some(reason) if self.dead_letters.count() >= records => {
+                Err(PipelineError::Setup(NodeError::EveryRecordRefused {
+                    records,
+                    reason,
+                }))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 async fn source_task(
     mut source: Box<dyn RecordSource>,
     out: Option<Tx>,
@@ -148,7 +191,12 @@ async fn source_task(
     is_last: bool,
     stop: StopSignal,
     progress: Progress,
+    mut opening: Option<OpeningCheck>,
 ) -> Result<(), PipelineError> {
+    let mut check = |records: u64, ended: bool| match opening.as_mut() {
+        Some(opening) => opening.after(records, ended).inspect_err(|_| stop.fail()),
+        None => Ok(()),
+    };
     loop {
         if stop.is_raised() {
             return Ok(());
@@ -158,7 +206,7 @@ async fn source_task(
         source = back;
         let envelope = match next {
             Ok(Some(envelope)) => envelope,
-            Ok(None) => return Ok(()),
+            Ok(None) => return check(counters.records_in.load(Ordering::Relaxed), true),
             Err(e) => {
                 stop.fail();
                 return Err(PipelineError::run(e));
@@ -168,7 +216,8 @@ async fn source_task(
         metrics::batch_time("source", started.elapsed());
         metrics::records_in("source", records as usize);
         metrics::records_out("source", envelope.batch.num_rows());
-        counters.records_in.fetch_add(records, Ordering::Relaxed);
+        let read = counters.records_in.fetch_add(records, Ordering::Relaxed) + records;
+        check(read, false)?;
         if is_last {
             counters
                 .rows_out

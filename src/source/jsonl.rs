@@ -38,8 +38,22 @@ impl SourceComponent for JsonlSourceConfig {
         "path"
     }
 
+    /// Opens the files, then reads the first batch: when every record of it
+    /// fails for one reason (a `text_field` no record has), says so.
     fn check(&self, dead_letters: &DeadLetters) -> Result<SchemaRef, SourceError> {
-        self.0.check(JsonlSource::open, dead_letters)
+        let schema = self.0.check(JsonlSource::open, dead_letters)?;
+        let sample = DeadLetters::discarding();
+        let mut source = JsonlSource::open(&self.0, SourceContext::detached(sample.clone()))?;
+        if let Some(batch) = source.next_batch()?
+            && batch.batch.num_rows() == 0
+            && let Some(reason) = sample.sole_reason()
+        {
+            return Err(SourceError::SampleRefused {
+                records: batch.ack.records() as u64,
+                reason,
+            });
+        }
+        Ok(schema)
     }
 }
 

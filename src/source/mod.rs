@@ -75,6 +75,10 @@ pub enum SourceError {
         #[source]
         source: crate::kafka_client::Refused,
     },
+    #[error(
+        "none of the first {records} records can be read: {reason}; check `text_field`, `id_field` and `metadata` against the records"
+    )]
+    SampleRefused { records: u64, reason: String },
     #[error("Kafka at {brokers}: no such topic: {topics}")]
     MissingTopics { brokers: String, topics: String },
     #[error(transparent)]

@@ -283,3 +283,41 @@ fn log_lines_to_a_pipe_carry_no_colour_codes() {
         ]
     );
 }
+
+#[test]
+fn a_text_field_no_record_has_is_refused_by_validate_and_stops_the_run_with_exit_2() {
+    let ws = Workspace::new();
+    let lines: String = (1..=200)
+        .map(|i| format!("{{\"id\": \"d{i}\", \"body\": \"text {i}\"}}\n"))
+        .collect();
+    ws.write("docs.jsonl", lines);
+    ws.write(
+        "p.yaml",
+        "name: p\nsource: { type: jsonl, path: docs.jsonl, id_field: id }\nsinks:\n  - { type: jsonl, path: out.jsonl }\ndead_letter: { path: dead.jsonl }\n",
+    );
+    let validate = ws.vecpipe(&["validate", "p.yaml"]).expect_code(2);
+    assert_output_eq!(
+        validate.stderr(),
+        "error: p.yaml:2:30: source.path: none of the first 200 records can be read: missing text field `text`; check `text_field`, `id_field` and `metadata` against the records\n"
+    );
+    assert!(!ws.path("dead.jsonl").exists(), "validate wrote nothing");
+
+    let run = ws.vecpipe(&["run", "p.yaml"]).expect_code(2);
+    assert_output_eq!(
+        run.stderr(),
+        "error: the first 200 records were all dead-lettered, each for the same reason: missing text field `text`; check the source's `text_field`, `id_field` and `metadata` against the records\n"
+    );
+    assert_eq!(dead_letters(&ws.path("dead.jsonl")).len(), 200);
+
+    // One good record among them: the run goes on and writes it.
+    let mut mixed = std::fs::read_to_string(ws.path("docs.jsonl")).unwrap();
+    mixed.push_str("{\"id\": \"good\", \"text\": \"readable\"}\n");
+    ws.write("docs.jsonl", mixed);
+    std::fs::remove_file(ws.path("dead.jsonl")).unwrap();
+    let run = ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
+    assert_eq!(run.summary_number("dead-lettered"), 200);
+    assert_eq!(
+        std::fs::read_to_string(ws.path("out.jsonl")).unwrap(),
+        "{\"id\":\"good\",\"text\":\"readable\"}\n"
+    );
+}

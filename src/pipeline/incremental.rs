@@ -7,14 +7,17 @@
 //! acknowledged as delivered.
 
 use std::collections::{HashMap, HashSet};
-use std::fmt::Write as _;
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use arrow::array::{AsArray, BooleanArray, StringArray};
+use arrow::array::{Array, AsArray, BooleanArray, StringArray};
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::{DataType, Field, Schema};
+use arrow::datatypes::{
+    Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type,
+    UInt32Type, UInt64Type,
+};
 use arrow::record_batch::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use xxhash_rust::xxh3::Xxh3;
@@ -76,7 +79,7 @@ impl Stage for Fingerprinter {
             position: position.to_string(),
             source,
         };
-        let options = FormatOptions::default().with_null("\u{0}null");
+        let options = FormatOptions::default();
         let formatters = batch
             .columns()
             .iter()
@@ -96,13 +99,13 @@ impl Stage for Fingerprinter {
         let fingerprints: StringArray = (0..batch.num_rows())
             .map(|row| {
                 let mut hash = Xxh3::new();
+                hash.update(&FINGERPRINT_VERSION.to_le_bytes());
                 hash.update(&self.shape.to_le_bytes());
-                for (field, value) in schema.fields().iter().zip(&formatters) {
-                    hash.update(field.name().as_bytes());
-                    hash.update(&[0]);
-                    // Formatted straight into the hash: no string per value.
-                    let _ = write!(HashWriter(&mut hash), "{}", value.value(row));
-                    hash.update(&[0]);
+                for ((field, column), formatter) in
+                    schema.fields().iter().zip(batch.columns()).zip(&formatters)
+                {
+                    hash_bytes(&mut hash, field.name().as_bytes());
+                    hash_cell(&mut hash, column.as_ref(), row, formatter);
                 }
                 Some(format!("{:032x}", hash.digest128()))
             })
@@ -115,13 +118,56 @@ impl Stage for Fingerprinter {
     }
 }
 
-/// Feeds formatted text to a hash.
-struct HashWriter<'a>(&'a mut Xxh3);
+/// Bumped whenever what a fingerprint hashes changes: every stored
+/// fingerprint then mismatches once, and the next run re-embeds everything.
+/// Version 2: settings as explicit JSON, values by their bytes.
+const FINGERPRINT_VERSION: u32 = 2;
 
-impl std::fmt::Write for HashWriter<'_> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0.update(s.as_bytes());
-        Ok(())
+/// `bytes`, after their length (so no two sequences of values hash alike).
+fn hash_bytes(hash: &mut Xxh3, bytes: &[u8]) {
+    hash.update(&(bytes.len() as u64).to_le_bytes());
+    hash.update(bytes);
+}
+
+/// One value, by its bytes: strings and binaries as they are, numbers and
+/// booleans in little-endian, null as a marker. Other types (lists, structs,
+/// timestamps: Parquet metadata) by Arrow's display text of the value, which
+/// an arrow upgrade could change.
+fn hash_cell(hash: &mut Xxh3, column: &dyn Array, row: usize, formatter: &ArrayFormatter) {
+    if column.is_null(row) {
+        hash.update(&[0]);
+        return;
+    }
+    hash.update(&[1]);
+    macro_rules! number {
+        ($type:ty) => {
+            hash_bytes(
+                hash,
+                &column.as_primitive::<$type>().value(row).to_le_bytes(),
+            )
+        };
+    }
+    match column.data_type() {
+        DataType::Utf8 => hash_bytes(hash, column.as_string::<i32>().value(row).as_bytes()),
+        DataType::LargeUtf8 => hash_bytes(hash, column.as_string::<i64>().value(row).as_bytes()),
+        DataType::Utf8View => hash_bytes(hash, column.as_string_view().value(row).as_bytes()),
+        DataType::Binary => hash_bytes(hash, column.as_binary::<i32>().value(row)),
+        DataType::LargeBinary => hash_bytes(hash, column.as_binary::<i64>().value(row)),
+        DataType::Boolean => hash_bytes(hash, &[u8::from(column.as_boolean().value(row))]),
+        DataType::Int8 => number!(Int8Type),
+        DataType::Int16 => number!(Int16Type),
+        DataType::Int32 => number!(Int32Type),
+        DataType::Int64 => number!(Int64Type),
+        DataType::UInt8 => number!(UInt8Type),
+        DataType::UInt16 => number!(UInt16Type),
+        DataType::UInt32 => number!(UInt32Type),
+        DataType::UInt64 => number!(UInt64Type),
+        DataType::Float32 => number!(Float32Type),
+        DataType::Float64 => number!(Float64Type),
+        other => {
+            hash_bytes(hash, other.to_string().as_bytes());
+            hash_bytes(hash, formatter.value(row).to_string().as_bytes());
+        }
     }
 }
 
@@ -306,5 +352,58 @@ mod tests {
             .collect();
         assert_eq!(ids, ["edited#0", "fewer#0", "new#0", "twice#0", "twice#0"]);
         assert_eq!(unchanged.load(Ordering::Relaxed), 1);
+    }
+
+    /// A pipeline's fingerprints are pinned: a refactor, a toolchain or an
+    /// arrow upgrade that moved them would re-embed every user's corpus.
+    #[test]
+    fn the_fingerprint_of_a_known_document_and_pipeline_is_pinned() {
+        let cfg = crate::registry::load_pipeline_str(
+            "pinned.yaml",
+            "name: pinned\nsource: { type: jsonl, path: docs.jsonl, id_field: id, metadata: [title] }\nstages:\n  - { type: chunk, max_chars: 200, overlap: 20 }\nsinks:\n  - { type: jsonl, path: out.jsonl }\n",
+            &|_| None,
+        )
+        .unwrap();
+        let shape = pipeline_shape(&cfg).unwrap();
+        assert_eq!(format!("{shape:032x}"), "007bc1422e6f5c7f6134ffffd0c13fd9");
+        let input = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new(columns::ID, DataType::Utf8, false),
+                Field::new(columns::TEXT, DataType::Utf8, false),
+                Field::new("title", DataType::Utf8, true),
+                Field::new("year", DataType::Int64, true),
+            ])),
+            vec![
+                Arc::new(StringArray::from(vec!["turing", "lovelace"])),
+                Arc::new(StringArray::from(vec![
+                    "Alan Turing was born in Maida Vale.",
+                    "Ada Lovelace wrote the first program.",
+                ])),
+                Arc::new(StringArray::from(vec![Some("Turing"), None])),
+                Arc::new(arrow::array::Int64Array::from(vec![Some(1912), Some(1815)])),
+            ],
+        )
+        .unwrap();
+        let position = Position::Jsonl {
+            file: Arc::new("docs.jsonl".into()),
+            line: 1,
+        };
+        let out = Fingerprinter { shape, seen: None }
+            .process(input, &position)
+            .unwrap();
+        let fingerprints: Vec<&str> = out
+            .column_by_name(columns::FINGERPRINT)
+            .unwrap()
+            .as_string::<i32>()
+            .iter()
+            .flatten()
+            .collect();
+        assert_eq!(
+            fingerprints,
+            [
+                "ac093f243421ac6d886d2dac6226c300",
+                "2c4a30e276c32d10ba38ad636768a8d3"
+            ]
+        );
     }
 }

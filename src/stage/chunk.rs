@@ -73,12 +73,12 @@ impl StageComponent for ChunkStageConfig {
     }
 
     fn shape(&self) -> Result<StageShape, StageError> {
-        Ok(StageShape::settings((
-            self.max_chars,
-            self.max_tokens,
-            &self.tokenizer,
-            self.overlap,
-        )))
+        Ok(StageShape::settings(serde_json::json!({
+            "max_chars": self.max_chars,
+            "max_tokens": self.max_tokens,
+            "tokenizer": self.tokenizer,
+            "overlap": self.overlap,
+        })))
     }
 
     fn build(&self, ctx: &StageContext) -> Result<Box<dyn Stage>, StageError> {

@@ -63,7 +63,7 @@ pub(crate) struct DenseStageConfig {
     pub max_retries: usize,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum DenseProvider {
     #[default]
@@ -104,15 +104,15 @@ impl StageComponent for DenseStageConfig {
     }
 
     fn shape(&self) -> Result<StageShape, StageError> {
-        let settings = (
-            &self.model,
-            self.max_length,
-            self.pooling,
-            self.normalize,
-            &self.field,
-            self.provider,
-            &self.base_url,
-        );
+        let settings = serde_json::json!({
+            "model": self.model,
+            "max_length": self.max_length,
+            "pooling": self.pooling,
+            "normalize": self.normalize,
+            "field": self.field,
+            "provider": self.provider,
+            "base_url": self.base_url,
+        });
         let local = (self.provider == DenseProvider::Local).then_some(self.model.as_str());
         StageShape::with_model(settings, local)
     }

@@ -107,7 +107,10 @@ pub(crate) trait StageComponent {
     fn build(&self, ctx: &StageContext) -> Result<Box<dyn Stage>, StageError>;
 }
 
-/// See [`StageComponent::shape`].
+/// See [`StageComponent::shape`]. The settings are a JSON object whose keys
+/// each stage names explicitly (the config's own keys) and whose values are
+/// the config's values as a pipeline file writes them: so a fingerprint does
+/// not move with a field rename, a `Debug` format or a toolchain upgrade.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StageShape {
     pub settings: String,
@@ -116,16 +119,16 @@ pub struct StageShape {
 
 impl StageShape {
     /// Settings alone.
-    pub fn settings(settings: impl std::fmt::Debug) -> Self {
+    pub fn settings(settings: serde_json::Value) -> Self {
         StageShape {
-            settings: format!("{settings:?}"),
+            settings: settings.to_string(),
             files: Vec::new(),
         }
     }
 
     /// Settings and the files of a model run locally (none for a service).
     pub fn with_model(
-        settings: impl std::fmt::Debug,
+        settings: serde_json::Value,
         model: Option<&str>,
     ) -> Result<Self, StageError> {
         let mut shape = Self::settings(settings);

@@ -90,7 +90,7 @@ fn default_rerank_batch() -> PositiveInt {
     PositiveInt(32)
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum RerankProvider {
     #[default]
@@ -139,16 +139,19 @@ impl StageComponent for RerankStageConfig {
     }
 
     fn shape(&self) -> Result<StageShape, StageError> {
-        let settings = (
-            (
-                &self.model,
-                &self.query,
-                &self.query_field,
-                &self.candidates_field,
-            ),
-            (self.top_k, self.min_score, self.sigmoid, &self.field),
-            (self.max_length, self.provider, &self.base_url),
-        );
+        let settings = serde_json::json!({
+            "model": self.model,
+            "query": self.query,
+            "query_field": self.query_field,
+            "candidates_field": self.candidates_field,
+            "top_k": self.top_k,
+            "min_score": self.min_score,
+            "sigmoid": self.sigmoid,
+            "field": self.field,
+            "max_length": self.max_length,
+            "provider": self.provider,
+            "base_url": self.base_url,
+        });
         let local = (self.provider == RerankProvider::Local).then_some(self.model.as_str());
         StageShape::with_model(settings, local)
     }

@@ -77,7 +77,12 @@ impl StageComponent for SpladeStageConfig {
     }
 
     fn shape(&self) -> Result<StageShape, StageError> {
-        let settings = (&self.model, self.max_length, self.top_k, &self.field);
+        let settings = serde_json::json!({
+            "model": self.model,
+            "max_length": self.max_length,
+            "top_k": self.top_k,
+            "field": self.field,
+        });
         StageShape::with_model(settings, Some(&self.model))
     }
 

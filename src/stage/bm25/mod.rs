@@ -121,18 +121,22 @@ impl StageComponent for Bm25StageConfig {
     /// file without a lineage (pymilvus.model's) counts by its contents.
     fn shape(&self) -> Result<StageShape, StageError> {
         let params = Bm25Params::load(&self.params)?;
-        let settings = (
-            &self.analyzer,
-            &self.field,
-            params.k1,
-            params.b,
-            params.epsilon,
-        );
+        let mut settings = serde_json::json!({
+            "analyzer": self.analyzer,
+            "field": self.field,
+            "k1": params.k1,
+            "b": params.b,
+            "epsilon": params.epsilon,
+        });
+        // Params with a vocabulary id stand for their terms; others by their file.
         Ok(match &params.vocabulary_id {
-            Some(id) => StageShape::settings((settings, id)),
+            Some(id) => {
+                settings["vocabulary_id"] = serde_json::json!(id);
+                StageShape::settings(settings)
+            }
             None => StageShape {
-                settings: format!("{settings:?}"),
                 files: vec![self.params.clone()],
+                ..StageShape::settings(settings)
             },
         })
     }

@@ -1014,3 +1014,39 @@ fn parquet_metadata_of_every_kind_is_stored_faithfully(kind: MilvusKind) {
         ])
     );
 }
+
+/// A path `uri` that is a file (pymilvus' `./milvus.db` habit) and a data
+/// directory another process holds each get one line saying what to do,
+/// not an OS error or a Python traceback.
+#[test]
+fn a_file_as_lite_uri_and_a_locked_data_directory_are_named() {
+    let ws = Workspace::new();
+    ws.write("docs.jsonl", "{\"id\": \"a\", \"text\": \"some text\"}\n");
+    let pipeline = |uri: &str| {
+        ws.write(
+            "p.yaml",
+            format!(
+                "name: p\nsource: {{ type: jsonl, path: docs.jsonl, id_field: id }}\nstages:\n  - {{ type: dense }}\nsinks:\n  - {{ type: milvus, uri: '{uri}', collection: docs }}\n"
+            ),
+        );
+    };
+    ws.write("existing.db", "not a directory");
+    pipeline("./existing.db");
+    let run = ws.vecpipe(&["run", "p.yaml"]).expect_code(2);
+    assert_output_eq!(
+        run.stderr(),
+        "error: `uri: ./existing.db` is a file, but Milvus Lite keeps a data directory: name a new directory (a `.db` file of pymilvus' older Milvus Lite cannot be read)\n"
+    );
+
+    pipeline("./milvus-data");
+    std::fs::create_dir(ws.path("milvus-data")).unwrap();
+    let lock = std::fs::File::create(ws.path("milvus-data/LOCK")).unwrap();
+    lock.lock().unwrap(); // as a running Milvus Lite holds it
+    let expected = "error: Milvus Lite data directory ./milvus-data is in use by another process (a running `vecpipe run` or `daemon`, or a Python client): wait until it ends, or write to a Milvus server both can share\n";
+    for args in [&["run", "p.yaml"][..], &["search", "p.yaml", "text"][..]] {
+        let refused = ws.vecpipe(args).expect_code(2);
+        assert_output_eq!(refused.stderr(), expected);
+    }
+    drop(lock);
+    ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
+}

@@ -67,10 +67,16 @@ impl MilvusLite {
                     .join(", "),
             });
         };
+        if data_dir.is_file() {
+            return Err(MilvusError::LiteUriIsFile {
+                path: data_dir.to_path_buf(),
+            });
+        }
         std::fs::create_dir_all(data_dir).map_err(|source| MilvusError::Io {
             path: data_dir.to_path_buf(),
             source,
         })?;
+        check_unlocked(data_dir)?;
         let port = free_port().map_err(|source| MilvusError::Io {
             path: data_dir.to_path_buf(),
             source,
@@ -217,6 +223,22 @@ fn spawn_server(mut command: Command) -> std::io::Result<(Child, mpsc::Sender<()
         .recv()
         .map_err(|_| std::io::Error::other("the thread starting Milvus Lite ended"))??;
     Ok((child, keep))
+}
+
+/// Milvus Lite holds an advisory lock on `LOCK` in its data directory while
+/// it runs; a second one would die with a Python traceback, so ask first.
+fn check_unlocked(data_dir: &Path) -> Result<(), MilvusError> {
+    let path = data_dir.join("LOCK");
+    let Ok(file) = std::fs::File::open(&path) else {
+        return Ok(()); // never opened by Milvus Lite: nobody holds it
+    };
+    match file.try_lock() {
+        Ok(()) => Ok(()), // released when `file` closes
+        Err(std::fs::TryLockError::WouldBlock) => Err(MilvusError::LiteLocked {
+            data_dir: data_dir.to_path_buf(),
+        }),
+        Err(std::fs::TryLockError::Error(source)) => Err(MilvusError::Io { path, source }),
+    }
 }
 
 fn free_port() -> std::io::Result<u16> {

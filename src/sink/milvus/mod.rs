@@ -48,6 +48,16 @@ pub enum MilvusError {
     LiteNotInstalled { looked: String },
     #[error("Milvus Lite on {}: {message}", data_dir.display())]
     LiteFailed { data_dir: PathBuf, message: String },
+    #[error(
+        "Milvus Lite data directory {} is in use by another process (a running `vecpipe run` or `daemon`, or a Python client): wait until it ends, or write to a Milvus server both can share",
+        data_dir.display()
+    )]
+    LiteLocked { data_dir: PathBuf },
+    #[error(
+        "`uri: {}` is a file, but Milvus Lite keeps a data directory: name a new directory (a `.db` file of pymilvus' older Milvus Lite cannot be read)",
+        path.display()
+    )]
+    LiteUriIsFile { path: PathBuf },
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,

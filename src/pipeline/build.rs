@@ -24,6 +24,9 @@ pub(super) struct BuiltPipeline {
     pub dead_letters: DeadLetters,
     /// The source ends by itself (files, not Kafka).
     pub bounded: bool,
+    /// Why a run with a Milvus sink is not incremental: the sink kind that
+    /// cannot say what it holds.
+    pub not_incremental: Option<&'static str>,
     /// Documents skipped as unchanged, when the run is incremental.
     pub unchanged: Option<Arc<AtomicU64>>,
     /// What `--sync` needs after the run.
@@ -84,6 +87,7 @@ pub(super) fn build(
         sinks,
         dead_letters,
         bounded: cfg.source.component().is_bounded(),
+        not_incremental: None,
         unchanged: None,
         sync: None,
     };
@@ -108,6 +112,18 @@ fn make_incremental(
             .collect()
     };
     let Some(stores) = held(built) else {
+        // Said in the summary when some sink could have skipped documents.
+        let holders = built
+            .sinks
+            .iter()
+            .any(|(s, _)| s.held_documents().is_some());
+        if holders && !options.force {
+            built.not_incremental = cfg
+                .sinks
+                .iter()
+                .map(|s| s.config.kind())
+                .find(|kind| *kind != "milvus");
+        }
         return match options.sync {
             Some(_) => Err(usage("--sync needs every sink to be a milvus sink")),
             None => Ok(()),

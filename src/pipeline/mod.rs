@@ -69,6 +69,8 @@ pub struct RunSummary {
     pub stopped_early: bool,
     /// Documents skipped because the sinks hold them as they are (incremental runs).
     pub unchanged: Option<u64>,
+    /// The kind of sink that kept a run with a Milvus sink from being incremental.
+    pub not_incremental: Option<&'static str>,
     /// Documents `--sync` deleted because the source no longer has them.
     pub deleted: Option<u64>,
 }
@@ -83,7 +85,7 @@ impl std::fmt::Display for RunSummary {
         };
         write!(
             f,
-            "{}: {} records in, {}{} chunks out, {} dead-lettered, {}{:.2} s, {:.0} records/s{}",
+            "{}: {} records in, {}{} chunks out, {} dead-lettered, {}{:.2} s, {:.0} records/s{}{}",
             self.name,
             self.records_in,
             self.unchanged
@@ -98,7 +100,10 @@ impl std::fmt::Display for RunSummary {
                 " (stopped early by signal)"
             } else {
                 ""
-            }
+            },
+            self.not_incremental.map_or(String::new(), |kind| format!(
+                " (not incremental: the `{kind}` sink rewrites its output each run, so every document was embedded; see Incremental runs)"
+            ))
         )
     }
 }
@@ -133,6 +138,7 @@ pub async fn run_pipeline(
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
     let mut built = build::build(cfg, ack_tx, stop.clone(), options)?;
     let unchanged = built.unchanged.clone();
+    let not_incremental = built.not_incremental;
     let sync = built.sync.take();
     let dead_letters = built.dead_letters.clone();
     let progress = crate::progress::Progress::new(built.source.total_records(), "records")
@@ -173,6 +179,7 @@ pub async fn run_pipeline(
         elapsed: started.elapsed(),
         stopped_early: stop.is_raised(),
         unchanged: unchanged.map(|n| n.load(Ordering::Relaxed)),
+        not_incremental,
         deleted,
     })
 }

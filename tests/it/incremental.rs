@@ -222,6 +222,11 @@ fn a_collection_without_a_fingerprint_field_keeps_working_and_a_new_one_skips_by
     );
     let old = ws.vecpipe(&["run", "old.yaml"]).expect_code(0);
     assert!(!old.stdout().contains("unchanged"), "{}", old.stdout());
+    assert!(
+        old.stdout().ends_with(" records/s (not incremental: the `arrow` sink rewrites its output each run, so every document was embedded; see Incremental runs)\n"),
+        "the summary says why nothing was skipped: {}",
+        old.stdout()
+    );
     ws.write(
         "p.yaml",
         format!(

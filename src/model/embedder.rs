@@ -50,11 +50,13 @@ impl TextEmbedder {
     pub fn embed(&mut self, texts: &[&str]) -> Result<Vec<f32>, ModelError> {
         let (pooling, normalize) = (self.pooling, self.normalize);
         let vectors = self.session.run_sorted(texts, |output, mask| {
-            let hidden = output.into_dimensionality::<Ix3>().map_err(|e| {
-                ModelError::Inference(format!(
-                    "expected [batch, tokens, dim] token embeddings: {e}"
-                ))
-            })?;
+            let hidden =
+                output
+                    .into_dimensionality::<Ix3>()
+                    .map_err(|source| ModelError::OutputShape {
+                        expected: "[batch, tokens, dim] token embeddings".to_string(),
+                        source,
+                    })?;
             Ok(hidden
                 .axis_iter(Axis(0))
                 .zip(mask.rows())

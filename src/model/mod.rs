@@ -45,8 +45,12 @@ pub enum ModelError {
         list(.looked)
     )]
     RuntimeNotFound { looked: Vec<PathBuf> },
-    #[error("cannot load ONNX Runtime from {}: {message}", path.display())]
-    RuntimeLoad { path: PathBuf, message: String },
+    #[error("cannot load ONNX Runtime from {}", path.display())]
+    RuntimeLoad {
+        path: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("model `{spec}` not found; looked in: {}. {hint}", list(.looked))]
     NotFound {
         spec: String,
@@ -59,14 +63,43 @@ pub enum ModelError {
         path: PathBuf,
         problem: String,
     },
-    #[error("cannot download `{repo}` from the Hugging Face hub: {message}")]
-    Download { repo: String, message: String },
-    #[error("cannot load tokenizer {}: {message}", path.display())]
-    Tokenizer { path: PathBuf, message: String },
-    #[error("cannot load ONNX model {}: {message}", path.display())]
-    Session { path: PathBuf, message: String },
-    #[error("inference failed: {0}")]
-    Inference(String),
+    #[error("cannot download `{repo}` from the Hugging Face hub: {source}; {hint}")]
+    Download {
+        repo: String,
+        hint: String,
+        #[source]
+        source: Box<hf_hub::api::sync::ApiError>,
+    },
+    #[error("cannot write the model to {}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot load tokenizer {}", path.display())]
+    Tokenizer {
+        path: PathBuf,
+        #[source]
+        source: tokenizers::Error,
+    },
+    #[error("cannot load ONNX model {}", path.display())]
+    Session {
+        path: PathBuf,
+        #[source]
+        source: Box<ort::Error>,
+    },
+    #[error("ONNX model {}: {problem}", path.display())]
+    Unfit { path: PathBuf, problem: String },
+    #[error("inference failed")]
+    Inference(#[source] Box<ort::Error>),
+    #[error("tokenizing failed")]
+    Tokenize(#[source] tokenizers::Error),
+    #[error("the model's output is not {expected}")]
+    OutputShape {
+        expected: String,
+        #[source]
+        source: ndarray::ShapeError,
+    },
     #[error("model service {url}: {message}")]
     Remote { url: String, message: String },
 }

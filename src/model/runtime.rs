@@ -54,15 +54,15 @@ pub fn ensure_onnxruntime(configured: Option<&Path>) -> Result<&'static Environm
     let Some(path) = candidates.iter().find(|p| p.is_file()).cloned() else {
         return Err(ModelError::RuntimeNotFound { looked: candidates });
     };
-    let load_error = |message: String| ModelError::RuntimeLoad {
+    let load_error = |source: Box<dyn std::error::Error + Send + Sync>| ModelError::RuntimeLoad {
         path: path.clone(),
-        message,
+        source,
     };
     let environment = ort::init_from(&path)
-        .map_err(|e| load_error(e.to_string()))?
+        .map_err(|e| load_error(Box::new(e)))?
         .with_name("vecpipe")
         .build()
-        .map_err(|e| load_error(e.to_string()))?;
+        .map_err(|e| load_error(Box::new(e)))?;
     tracing::info!(library = %path.display(), "loaded ONNX Runtime");
     *loaded = Some(path);
     Ok(ENVIRONMENT.get_or_init(|| environment))

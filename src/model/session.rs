@@ -29,7 +29,10 @@ pub fn map_rows<T>(
 ) -> Result<Vec<T>, ModelError> {
     let rows = output
         .into_dimensionality::<ndarray::Ix2>()
-        .map_err(|e| ModelError::Inference(format!("expected [batch, {what}]: {e}")))?;
+        .map_err(|source| ModelError::OutputShape {
+            expected: format!("[batch, {what}]"),
+            source,
+        })?;
     Ok(rows.axis_iter(ndarray::Axis(0)).map(f).collect())
 }
 
@@ -78,11 +81,10 @@ fn open_session(environment: &Environment, path: &Path, threads: usize) -> ort::
 
 /// The tokenizer, set to pad per batch and truncate at `max_length`, and its pad id.
 fn load_tokenizer(path: &Path, max_length: usize) -> Result<(Tokenizer, i64), ModelError> {
-    let tokenizer_error = |message: String| ModelError::Tokenizer {
+    let mut tokenizer = Tokenizer::from_file(path).map_err(|source| ModelError::Tokenizer {
         path: path.to_path_buf(),
-        message,
-    };
-    let mut tokenizer = Tokenizer::from_file(path).map_err(|e| tokenizer_error(e.to_string()))?;
+        source,
+    })?;
     // The padding id the tokenizer names; else its `[PAD]` (BERT) or `<pad>`
     // (XLM-R, whose tokenizer.json often has no padding set) token.
     let pad_id = tokenizer
@@ -98,7 +100,10 @@ fn load_tokenizer(path: &Path, max_length: usize) -> Result<(Tokenizer, i64), Mo
             max_length,
             ..Default::default()
         }))
-        .map_err(|e| tokenizer_error(e.to_string()))?;
+        .map_err(|source| ModelError::Tokenizer {
+            path: path.to_path_buf(),
+            source,
+        })?;
     Ok((tokenizer, pad_id))
 }
 
@@ -131,7 +136,7 @@ impl TransformerSession {
             let session = open_session(environment, &files.onnx, options.threads).map_err(|e| {
                 ModelError::Session {
                     path: files.onnx.clone(),
-                    message: e.to_string(),
+                    source: Box::new(e),
                 }
             });
             let tokenizer = tokenizer
@@ -146,9 +151,9 @@ impl TransformerSession {
             .iter()
             .any(|i| i.name() == "token_type_ids");
         let Some(output) = session.outputs().first() else {
-            return Err(ModelError::Session {
+            return Err(ModelError::Unfit {
                 path: files.onnx.clone(),
-                message: "the model has no outputs".into(),
+                problem: "the model has no outputs".into(),
             });
         };
         let output_shape = match output.dtype() {
@@ -178,9 +183,9 @@ impl TransformerSession {
         if self.output_shape.len() == rank {
             return Ok(());
         }
-        Err(ModelError::Session {
+        Err(ModelError::Unfit {
             path: files.onnx.clone(),
-            message: format!("{expected}; this one outputs shape {:?}", self.output_shape),
+            problem: format!("{expected}; this one outputs shape {:?}", self.output_shape),
         })
     }
 
@@ -224,7 +229,7 @@ impl TransformerSession {
         let encodings = self
             .tokenizer
             .encode_batch(inputs, true)
-            .map_err(|e| ModelError::Inference(format!("tokenizer: {e}")))?;
+            .map_err(ModelError::Tokenize)?;
         let mut order: Vec<usize> = (0..encodings.len()).collect();
         order.sort_by_key(|&i| encodings[i].len());
         let lengths: Vec<usize> = order.iter().map(|&i| encodings[i].len()).collect();
@@ -234,7 +239,7 @@ impl TransformerSession {
             let batch: Vec<&Encoding> = group.iter().map(|&i| &encodings[i]).collect();
             crate::metrics::embedding_tokens(batch.iter().map(|e| e.len()).sum());
             let (inputs, mask) = self.inputs(&batch)?;
-            let failed = |e: ort::Error| ModelError::Inference(e.to_string());
+            let failed = |e: ort::Error| ModelError::Inference(Box::new(e));
             let outputs = self.session.run(inputs).map_err(failed)?;
             let output = outputs[self.output.as_str()]
                 .try_extract_array::<f32>()
@@ -277,7 +282,7 @@ impl TransformerSession {
                 types[[row, col]] = t as i64;
             }
         }
-        let failed = |e: ort::Error| ModelError::Inference(e.to_string());
+        let failed = |e: ort::Error| ModelError::Inference(Box::new(e));
         let mut inputs: Vec<(Cow<'static, str>, SessionInputValue<'static>)> = vec![
             (
                 "input_ids".into(),

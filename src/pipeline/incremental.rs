@@ -42,9 +42,9 @@ pub(super) fn pipeline_shape(cfg: &PipelineConfig) -> Result<u128, StageError> {
 }
 
 fn hash_file(hash: &mut Xxh3, path: &std::path::Path) -> Result<(), StageError> {
-    let io = |source| StageError::Lookup {
-        position: format!("{} (hashing it for fingerprints)", path.display()),
-        source: Box::new(source),
+    let io = |source| StageError::Fingerprint {
+        path: path.to_path_buf(),
+        source,
     };
     let mut file = std::fs::File::open(path).map_err(io)?;
     let mut buffer = vec![0u8; 1 << 20];

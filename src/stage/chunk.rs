@@ -103,18 +103,19 @@ fn chunk_stage(cfg: &ChunkStageConfig, ctx: &StageContext) -> Result<Box<dyn Sta
             } else {
                 crate::model::resolve_model(source)?.tokenizer
             };
-            let mut tokenizer =
-                tokenizers::Tokenizer::from_file(&path).map_err(|e| StageError::Tokenizer {
+            let mut tokenizer = tokenizers::Tokenizer::from_file(&path).map_err(|source| {
+                StageError::Tokenizer {
                     path: path.clone(),
-                    message: e.to_string(),
-                })?;
+                    source,
+                }
+            })?;
             // Count real tokens: a tokenizer.json may pad or truncate to a fixed length.
             tokenizer.with_padding(None);
             tokenizer
                 .with_truncation(None)
-                .map_err(|e| StageError::Tokenizer {
+                .map_err(|source| StageError::Tokenizer {
                     path: path.clone(),
-                    message: e.to_string(),
+                    source,
                 })?;
             let config = ChunkConfig::new(max_tokens.get())
                 .with_sizer(tokenizer)

@@ -18,10 +18,11 @@ pub use rerank::Reranker;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StageError {
-    #[error("cannot load tokenizer {path}: {message}")]
+    #[error("cannot load tokenizer {}", path.display())]
     Tokenizer {
         path: std::path::PathBuf,
-        message: String,
+        #[source]
+        source: tokenizers::Error,
     },
     #[error("invalid chunk settings: {0}")]
     ChunkConfig(String),
@@ -42,6 +43,12 @@ pub enum StageError {
     },
     #[error(transparent)]
     DeadLetter(#[from] DeadLetterError),
+    #[error("cannot read {} to fingerprint the pipeline (a file a stage loads)", path.display())]
+    Fingerprint {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("batch at {position}: cannot look up what the sinks hold")]
     Lookup {
         position: String,

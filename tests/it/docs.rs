@@ -201,3 +201,106 @@ fn the_readme_renders_its_tables_and_code_spans_whole() {
     );
     assert_eq!(broken_spans, Vec::<String>::new(), "code spans cut short");
 }
+
+/// Each component's keys are documented in its own rows of the reference
+/// (a source's table, or the rows under its `type` in the stage and sink
+/// tables, or the family's "every …" row), so a new component cannot lean
+/// on another one's documentation.
+#[test]
+fn each_component_documents_its_own_keys_in_its_own_rows() {
+    use std::collections::BTreeMap;
+    let reference = reference();
+    let mut documented: BTreeMap<(&str, String), BTreeSet<String>> = BTreeMap::new();
+    let (mut family, mut kinds): (Option<&str>, Vec<&str>) = (None, Vec::new());
+    let (mut header, mut current): (Option<Vec<String>>, Option<String>) = (None, None);
+    for line in reference.lines() {
+        if line.starts_with("`source` with `type: kafka`") {
+            (family, kinds) = (Some("source"), vec!["kafka"]);
+        } else if line.starts_with("`source` —") {
+            (family, kinds) = (Some("source"), vec!["jsonl", "parquet"]);
+        } else if line.starts_with("`stages[]`") {
+            family = Some("stage");
+        } else if line.starts_with("`sinks[]`") {
+            family = Some("sink");
+        } else if line.starts_with("`dead_letter`") || line.starts_with("`analyzer`") {
+            family = None;
+        }
+        if !line.starts_with('|') {
+            header = None;
+            continue;
+        }
+        let cells: Vec<String> = line
+            .trim_matches('|')
+            .split('|')
+            .map(|c| c.trim().to_string())
+            .collect();
+        let Some(columns) = &header else {
+            header = Some(cells);
+            current = None;
+            continue;
+        };
+        if cells.iter().all(|c| c.starts_with("---")) {
+            continue;
+        }
+        let Some(family) = family else { continue };
+        let cell = |name: &str| {
+            columns
+                .iter()
+                .position(|c| c == name)
+                .map(|i| cells[i].clone())
+        };
+        let keys: BTreeSet<String> = cell("key")
+            .unwrap_or_default()
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .flat_map(|part| {
+                part.split([',', ' ', '+'])
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .filter(|k| {
+                !k.is_empty()
+                    && k.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            })
+            .collect();
+        let owners: Vec<String> = match cell("type") {
+            Some(kind) if kind.starts_with("every ") => vec!["*".to_string()],
+            Some(kind) if !kind.is_empty() => {
+                current = Some(kind.trim_matches('`').to_string());
+                vec![current.clone().unwrap()]
+            }
+            Some(_) => current.clone().into_iter().collect(),
+            None => kinds.iter().map(|k| k.to_string()).collect(),
+        };
+        for owner in owners {
+            documented
+                .entry((family, owner))
+                .or_default()
+                .extend(keys.iter().cloned());
+        }
+    }
+    let mut missing = Vec::new();
+    for component in vecpipe::catalog() {
+        let own = documented.get(&(component.family, component.kind.to_string()));
+        let shared = documented.get(&(component.family, "*".to_string()));
+        for key in component.keys.iter().filter(|k| **k != "type") {
+            let found = [own, shared]
+                .iter()
+                .flatten()
+                .any(|keys| keys.contains(*key));
+            if !found {
+                missing.push(format!(
+                    "{} `{}`: `{key}`",
+                    component.family, component.kind
+                ));
+            }
+        }
+    }
+    assert_eq!(
+        missing,
+        Vec::<String>::new(),
+        "keys not in their component's own rows"
+    );
+}

@@ -50,7 +50,7 @@ impl StopSignal {
                 seconds = limit.as_secs(),
                 "did not drain in time after the stop signal; exiting"
             );
-            std::process::exit(1);
+            exit_now(1);
         });
     }
 
@@ -73,12 +73,23 @@ impl StopSignal {
                     stop.raise();
                 } else {
                     tracing::error!("second signal: exiting without draining");
-                    std::process::exit(130);
+                    exit_now(130);
                 }
             }
         });
         Ok(())
     }
+}
+
+/// Exits at once, without running libraries' exit-time teardown: ONNX
+/// Runtime's, while a session still runs on another thread, prints
+/// errors of its own. Nothing unacknowledged is lost: it is read again.
+fn exit_now(code: i32) -> ! {
+    use std::io::Write;
+    let _ = std::io::stderr().flush();
+    let _ = std::io::stdout().flush();
+    // SAFETY: `_exit` ends the process; no Rust state is used after it.
+    unsafe { libc::_exit(code) }
 }
 
 #[cfg(test)]

@@ -99,3 +99,57 @@ fn kill_9_leaves_no_file_under_the_final_name() {
         "a half file was published"
     );
 }
+
+/// A second Ctrl-C while a model runs exits 130 at once, and says only what
+/// vecpipe says: no runtime noise from ONNX Runtime's teardown.
+#[test]
+fn a_second_interrupt_during_embedding_exits_130_with_nothing_but_vecpipes_lines() {
+    let ws = Workspace::new();
+    let lines: String = (0..20_000)
+        .map(|i| {
+            format!(
+                "{{\"id\": \"d{i}\", \"text\": \"record {i}: {}\"}}\n",
+                "words to embed ".repeat(20)
+            )
+        })
+        .collect();
+    ws.write("docs.jsonl", lines);
+    ws.write(
+        "p.yaml",
+        "name: dense\nsource: { type: jsonl, path: docs.jsonl, id_field: id, batch_rows: 64 }\nstages:\n  - { type: dense }\nsinks:\n  - { type: arrow, path: out/dense.parquet }\n",
+    );
+    let mut child = ws
+        .command(&["run", "p.yaml"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !ws.path("out/.dense.parquet.tmp").exists() {
+        assert!(child.try_wait().unwrap().is_none(), "vecpipe exited early");
+        assert!(Instant::now() < deadline, "vecpipe never started writing");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal(&child, "-INT");
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, "-INT");
+    let run = wait_for_exit(
+        child,
+        Duration::from_secs(30),
+        "vecpipe after two interrupts",
+    )
+    .expect_code(130);
+    let stderr = run.stderr();
+    let without_time: Vec<&str> = stderr
+        .lines()
+        .map(|line| line.split_once(' ').map_or(line, |(_, rest)| rest))
+        .collect();
+    assert_eq!(
+        without_time,
+        [
+            " WARN vecpipe::stop: stopping: no new records are read; finishing the batches in flight (signal again to exit at once)",
+            "ERROR vecpipe::stop: second signal: exiting without draining",
+        ]
+    );
+    assert!(!ws.path("out/dense.parquet").exists(), "nothing published");
+}

@@ -127,6 +127,18 @@ impl Run {
     pub fn stdout(&self) -> String {
         String::from_utf8_lossy(&self.0.stdout).into_owned()
     }
+    /// The log lines on stderr without their timestamps.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.stderr()
+            .lines()
+            .map(|line| {
+                line.split_once(' ')
+                    .map_or(line, |(_, rest)| rest)
+                    .to_string()
+            })
+            .collect()
+    }
+
     pub fn stderr(&self) -> String {
         String::from_utf8_lossy(&self.0.stderr).into_owned()
     }

@@ -24,6 +24,7 @@
 #   .tools/tansu-sql/bin/tansu           (test) Tansu 0.6.0 with SQLite storage (crates.io), the
 #                                        broker that enforces SASL/SCRAM
 #   .tools/stunnel/{bin,lib}             (test) stunnel (Debian), TLS in front of that broker
+#   .tools/nginx/bin/nginx               (test) nginx (Debian), TLS and auth in front of the Schema Registry
 #   .tools/mecab-ipadic/                 (test) mecab-ipadic's sources (Debian's package, unpacked),
 #                                        for `vecpipe model prepare ipadic --from`
 set -euo pipefail
@@ -48,6 +49,9 @@ SCHEMA_REGISTRY_CRATE=rivven-schema@0.0.22
 TANSU_SQL_CRATE=tansu@0.6.0
 # Debian's stunnel4 (and the libwrap it links), the TLS listener in front of that broker.
 STUNNEL_PACKAGES=(stunnel4=3:5.68-2+deb12u1 libwrap0=7.6.q-32)
+# Debian's nginx: TLS and basic/bearer authentication in front of the Schema
+# Registry (rivven-schema has neither).
+NGINX_PACKAGES=(nginx=1.22.1-9+deb12u7)
 # Debian's mecab-ipadic sources, for the Japanese analyzer's tests.
 MECAB_IPADIC_PACKAGE=mecab-ipadic=2.7.0-20070801+main-3
 # Builds the Python wheel (scripts/wheel.sh; the test suite installs one).
@@ -212,6 +216,21 @@ install_stunnel() {
   echo "${STUNNEL_PACKAGES[*]}" > "$root/.package"
 }
 
+# nginx, unpacked from Debian's package (it links only libraries Debian has).
+install_nginx() {
+  local root=.tools/nginx
+  [[ -x "$root/bin/nginx" && "$(cat "$root/.package" 2>/dev/null)" == "${NGINX_PACKAGES[*]}" ]] && return
+  command -v apt-get >/dev/null 2>&1 || { echo "setup: apt-get not found; the Schema Registry auth tests need Debian's ${NGINX_PACKAGES[*]}" >&2; exit 1; }
+  echo "setup: downloading Debian's ${NGINX_PACKAGES[*]}" >&2
+  rm -rf "$root" && mkdir -p "$root/deb" "$root/bin"
+  (cd "$root/deb" && apt-get download -q "${NGINX_PACKAGES[@]}" >/dev/null 2>&1) || {
+    echo "setup: apt-get download ${NGINX_PACKAGES[*]} failed; run apt-get update and try again" >&2; exit 1; }
+  dpkg-deb -x "$root"/deb/*.deb "$root/unpacked"
+  mv "$root/unpacked/usr/sbin/nginx" "$root/bin/nginx"
+  rm -rf "$root/deb" "$root/unpacked"
+  echo "${NGINX_PACKAGES[*]}" > "$root/.package"
+}
+
 install_runtime
 case "${1:-}" in
   "") ;;
@@ -225,6 +244,7 @@ case "${1:-}" in
     install_schema_registry
     install_tansu_sql
     install_stunnel
+    install_nginx
     ;;
   wheel) pip_install wheel "${WHEEL_REQUIREMENTS[@]}" ;;
   *) echo "usage: scripts/setup.sh [test|wheel]" >&2; exit 2 ;;

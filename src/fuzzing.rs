@@ -80,8 +80,9 @@ fn fields() -> RecordFields {
 fn registry_record(encoding: Encoding, kind: &str, schema: &str, datum: &[u8]) {
     let cfg = SchemaRegistryConfig {
         url: "http://127.0.0.1:1".to_string(),
+        ..SchemaRegistryConfig::default()
     };
-    let decoder = RegistryDecoder::new(&cfg, encoding);
+    let decoder = RegistryDecoder::new(&cfg, encoding).expect("no TLS files to read");
     decoder
         .remember(1, kind, schema)
         .expect("the fuzzing schema parses");

@@ -27,6 +27,7 @@ pub(crate) mod sink;
 pub(crate) mod source;
 pub(crate) mod stage;
 pub(crate) mod stop;
+pub(crate) mod tls;
 
 /// `vecpipe model prepare`: models made for wheel installs.
 pub use model::prepare;

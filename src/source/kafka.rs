@@ -302,6 +302,11 @@ impl SourceComponent for KafkaSourceConfig {
                 ));
             }
         }
+        if let Some(registry) = &self.schema_registry {
+            registry
+                .validate()
+                .map_err(|e| e.within("schema_registry"))?;
+        }
         Ok(())
     }
 
@@ -316,6 +321,9 @@ impl SourceComponent for KafkaSourceConfig {
     /// Brokers and topics are asked directly; no consumer joins the group.
     fn check(&self, _dead_letters: &DeadLetters) -> Result<SchemaRef, SourceError> {
         check_kafka(self)?;
+        if let Some(registry) = registry_decoder(self)? {
+            registry.check().map_err(SourceError::RegistryRefused)?;
+        }
         Ok(self.fields().schema())
     }
 }
@@ -362,14 +370,7 @@ impl KafkaSource {
             fields,
             ctx,
             next_batch: 0,
-            registry: cfg.schema_registry.as_ref().map(|registry| {
-                let encoding = match cfg.format {
-                    KafkaFormat::JsonSchema => Encoding::JsonSchema,
-                    KafkaFormat::Protobuf => Encoding::Protobuf,
-                    _ => Encoding::Avro,
-                };
-                RegistryDecoder::new(registry, encoding)
-            }),
+            registry: registry_decoder(cfg)?,
         })
     }
 
@@ -397,6 +398,7 @@ impl KafkaSource {
             Err(e @ (RegistryError::Unreachable { .. } | RegistryError::Stopped(_))) => {
                 Err(SourceError::RegistryUnreachable(e))
             }
+            Err(e @ RegistryError::Refused { .. }) => Err(SourceError::RegistryRefused(e)),
         }
     }
 
@@ -544,6 +546,21 @@ impl KafkaSource {
             deletes,
         }
     }
+}
+
+/// The decoder of `format: avro`, `protobuf` or `json_schema`.
+fn registry_decoder(cfg: &KafkaSourceConfig) -> Result<Option<RegistryDecoder>, SourceError> {
+    let Some(registry) = &cfg.schema_registry else {
+        return Ok(None);
+    };
+    let encoding = match cfg.format {
+        KafkaFormat::JsonSchema => Encoding::JsonSchema,
+        KafkaFormat::Protobuf => Encoding::Protobuf,
+        _ => Encoding::Avro,
+    };
+    RegistryDecoder::new(registry, encoding)
+        .map(Some)
+        .map_err(SourceError::RegistryRefused)
 }
 
 /// The consumer settings: brokers, group, then any librdkafka setting of

@@ -63,6 +63,9 @@ pub enum SourceError {
     Usage(String),
     #[error("Kafka source: nothing from this batch was committed")]
     RegistryUnreachable(#[source] registry::RegistryError),
+    /// Credentials or a certificate the registry refuses: final.
+    #[error(transparent)]
+    RegistryRefused(registry::RegistryError),
     #[error("Kafka at {brokers}")]
     Kafka {
         brokers: String,

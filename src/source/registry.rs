@@ -12,6 +12,7 @@
 //! a dead letter.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,12 +20,73 @@ use apache_avro::Schema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-/// `schema_registry: { url }`.
-#[derive(Debug, Clone, Deserialize)]
+/// `schema_registry: { url, ca_file, username, password, token }`.
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SchemaRegistryConfig {
-    /// `http://host:port` of a Confluent-compatible Schema Registry.
+    /// `http(s)://host:port` of a Confluent-compatible Schema Registry.
     pub url: String,
+    /// PEM file of the CA that signed an `https://` registry's certificate
+    /// (default: the system's roots).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Basic authentication (Confluent Cloud: the API key and secret).
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Bearer authentication.
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+/// The password and token never appear in a printed form.
+impl std::fmt::Debug for SchemaRegistryConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |secret: &Option<String>| secret.as_ref().map(|_| "<redacted>");
+        f.debug_struct("SchemaRegistryConfig")
+            .field("url", &self.url)
+            .field("ca_file", &self.ca_file)
+            .field("username", &self.username)
+            .field("password", &hidden(&self.password))
+            .field("token", &hidden(&self.token))
+            .finish()
+    }
+}
+
+impl SchemaRegistryConfig {
+    /// The `Authorization` header, when credentials are set.
+    fn authorization(&self) -> Option<String> {
+        use base64::Engine as _;
+        if let Some(token) = self.token.as_deref().filter(|t| !t.is_empty()) {
+            return Some(format!("Bearer {token}"));
+        }
+        let user = self.username.as_deref()?;
+        let password = self.password.as_deref().unwrap_or_default();
+        let pair = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        Some(format!("Basic {pair}"))
+    }
+
+    /// Rules serde cannot express.
+    pub(crate) fn validate(&self) -> Result<(), crate::config::Invalid> {
+        use crate::config::Invalid;
+        if self.token.is_some() && (self.username.is_some() || self.password.is_some()) {
+            return Err(Invalid::at(
+                "token",
+                "give `token` (bearer) or `username` and `password` (basic), not both",
+            ));
+        }
+        if self.username.is_some() != self.password.is_some() {
+            return Err(Invalid::at(
+                "username",
+                "`username` and `password` go together (keep the password in the environment: `password: ${SCHEMA_REGISTRY_PASSWORD}`)",
+            ));
+        }
+        if self.ca_file.is_some() && !self.url.starts_with("https://") {
+            return Err(Invalid::at("ca_file", "`ca_file` is for an `https://` url"));
+        }
+        Ok(())
+    }
 }
 
 /// Why a message did not decode.
@@ -36,6 +98,9 @@ pub enum RegistryError {
     /// The registry did not answer: retried, never a dead letter.
     #[error("Schema Registry {url}: {problem}")]
     Unreachable { url: String, problem: String },
+    /// The registry refused us (credentials, certificate): final.
+    #[error("Schema Registry {url} refused the connection: {reason}")]
+    Refused { url: String, reason: String },
     /// The run was stopped while the registry did not answer.
     #[error("stopped while waiting for the Schema Registry")]
     Stopped(#[source] Box<RegistryError>),
@@ -67,6 +132,7 @@ pub(crate) struct RegistryDecoder {
     url: String,
     encoding: Encoding,
     agent: ureq::Agent,
+    authorization: Option<String>,
     schemas: Mutex<HashMap<u32, Arc<WriterSchema>>>,
 }
 
@@ -74,12 +140,68 @@ pub(crate) struct RegistryDecoder {
 const REGISTRY_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl RegistryDecoder {
-    pub fn new(cfg: &SchemaRegistryConfig, encoding: Encoding) -> Self {
-        RegistryDecoder {
-            url: cfg.url.trim_end_matches('/').to_string(),
+    pub fn new(cfg: &SchemaRegistryConfig, encoding: Encoding) -> Result<Self, RegistryError> {
+        let url = cfg.url.trim_end_matches('/').to_string();
+        let mut agent = ureq::AgentBuilder::new().timeout(REGISTRY_TIMEOUT);
+        if let Some(ca_file) = &cfg.ca_file {
+            let tls = crate::tls::client_config(Some(ca_file), None, "schema_registry.").map_err(
+                |reason| RegistryError::Refused {
+                    url: url.clone(),
+                    reason,
+                },
+            )?;
+            agent = agent.tls_config(Arc::new(tls));
+        }
+        Ok(RegistryDecoder {
+            url,
             encoding,
-            agent: ureq::AgentBuilder::new().timeout(REGISTRY_TIMEOUT).build(),
+            agent: agent.build(),
+            authorization: cfg.authorization(),
             schemas: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// `validate`'s look: the registry answers, and takes our credentials.
+    pub fn check(&self) -> Result<(), RegistryError> {
+        self.get(&format!("{}/subjects", self.url))
+            .call()
+            .map(|_| ())
+            .map_err(|e| self.classify(e, "the subject list"))
+    }
+
+    /// A GET of `url`, with the credentials.
+    fn get(&self, url: &str) -> ureq::Request {
+        let request = self.agent.get(url);
+        match &self.authorization {
+            Some(authorization) => request.set("Authorization", authorization),
+            None => request,
+        }
+    }
+
+    /// A failed request as a refusal (credentials, certificate: final) or
+    /// as the registry not answering (retried).
+    fn classify(&self, error: ureq::Error, what: &str) -> RegistryError {
+        let refused = |reason: String| RegistryError::Refused {
+            url: self.url.clone(),
+            reason,
+        };
+        match error {
+            ureq::Error::Status(status @ (401 | 403), _) => refused(format!(
+                "HTTP {status} for {what}; check `schema_registry.username` and `password`, or `token`"
+            )),
+            ureq::Error::Status(status, _) => RegistryError::Unreachable {
+                url: self.url.clone(),
+                problem: format!("HTTP {status} for {what}"),
+            },
+            ureq::Error::Transport(transport) => match tls_failure(&transport) {
+                Some(tls) => refused(format!(
+                    "TLS: {tls}; check `schema_registry.ca_file` (the CA that signed the registry's certificate)"
+                )),
+                None => RegistryError::Unreachable {
+                    url: self.url.clone(),
+                    problem: transport.to_string(),
+                },
+            },
         }
     }
 
@@ -144,23 +266,19 @@ impl RegistryDecoder {
             return Ok(schema.clone());
         }
         let url = format!("{}/schemas/ids/{id}", self.url);
-        let unreachable = |problem: String| RegistryError::Unreachable {
-            url: self.url.clone(),
-            problem,
-        };
-        let body: RegistrySchema = match self.agent.get(&url).call() {
+        let body: RegistrySchema = match self.get(&url).call() {
             Ok(response) => response
                 .into_json()
-                .map_err(|e| unreachable(format!("unreadable answer for schema {id}: {e}")))?,
+                .map_err(|e| RegistryError::Unreachable {
+                    url: self.url.clone(),
+                    problem: format!("unreadable answer for schema {id}: {e}"),
+                })?,
             Err(ureq::Error::Status(404, _)) => {
                 return Err(RegistryError::Record(format!(
                     "schema id {id} is unknown to the Schema Registry"
                 )));
             }
-            Err(ureq::Error::Status(status, _)) => {
-                return Err(unreachable(format!("HTTP {status} for schema {id}")));
-            }
-            Err(e) => return Err(unreachable(e.to_string())),
+            Err(e) => return Err(self.classify(e, &format!("schema {id}"))),
         };
         // The registry leaves `schemaType` out for Avro.
         let kind = body.schema_type.as_deref().unwrap_or("AVRO");
@@ -215,6 +333,24 @@ impl RegistryDecoder {
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Arc<WriterSchema>>> {
         self.schemas.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// The TLS verdict inside a transport error, if that is what failed.
+fn tls_failure(transport: &ureq::Transport) -> Option<String> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> =
+        std::error::Error::source(transport);
+    while let Some(error) = cause {
+        // rustls' verdict comes as itself, or inside an I/O error.
+        let inner = error
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map_or(error, |inner| inner as &(dyn std::error::Error + 'static));
+        if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
+            return Some(tls.to_string());
+        }
+        cause = error.source();
+    }
+    None
 }
 
 /// `GET /schemas/ids/{id}`'s answer.

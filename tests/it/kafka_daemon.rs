@@ -96,7 +96,7 @@ pub(crate) fn expected_ids(ws: &Workspace, docs: &[(String, String)]) -> BTreeSe
         .collect()
 }
 
-fn daemon_pipeline(
+pub(crate) fn daemon_pipeline(
     ws: &Workspace,
     broker: &KafkaBroker,
     milvus: &MilvusServer,
@@ -120,7 +120,7 @@ fn stop_gracefully(port: u16, mut daemon: Child) -> Run {
 }
 
 /// Rewrites `daemon.yaml`, each `(from, to)` replaced in turn.
-fn edit_pipeline(ws: &Workspace, edits: &[(&str, &str)]) {
+pub(crate) fn edit_pipeline(ws: &Workspace, edits: &[(&str, &str)]) {
     let mut config = std::fs::read_to_string(ws.path("daemon.yaml")).unwrap();
     for (from, to) in edits {
         assert!(config.contains(from), "daemon.yaml has no {from:?}");
@@ -818,7 +818,7 @@ fn debezium_change_events_write_updates_and_delete_in_order(kind: BrokerKind) {
 
 /// The writers' Avro schemas: v2 adds a field with a default (a compatible
 /// evolution, registered under a new id).
-const AVRO_V1: &str = r#"{"type": "record", "name": "Doc", "namespace": "test", "fields": [
+pub(crate) const AVRO_V1: &str = r#"{"type": "record", "name": "Doc", "namespace": "test", "fields": [
   {"name": "id", "type": "string"}, {"name": "text", "type": "string"},
   {"name": "title", "type": ["null", "string"], "default": null}]}"#;
 const AVRO_V2: &str = r#"{"type": "record", "name": "Doc", "namespace": "test", "fields": [
@@ -828,7 +828,7 @@ const AVRO_V2: &str = r#"{"type": "record", "name": "Doc", "namespace": "test", 
 
 /// Produces `docs` with confluent-kafka's AvroSerializer under `schema`;
 /// returns the schema id it registered.
-fn produce_avro(
+pub(crate) fn produce_avro(
     ws: &Workspace,
     broker: &KafkaBroker,
     registry: &SchemaRegistry,
@@ -928,7 +928,7 @@ fn avro_pipeline(
 }
 
 /// Reading `format` (`avro`, `json_schema`) with schemas from `registry`.
-fn registry_pipeline(ws: &Workspace, format: &str, registry: &SchemaRegistry) {
+pub(crate) fn registry_pipeline(ws: &Workspace, format: &str, registry: &SchemaRegistry) {
     let source = format!(
         "  id_field: id\n  format: {format}\n  schema_registry: {{ url: '{}' }}\n  metadata: [title]\n",
         registry.url
@@ -945,15 +945,15 @@ fn dead_letter_lines(ws: &Workspace) -> Vec<serde_json::Value> {
 }
 
 /// A broker, Milvus Lite and a Schema Registry, with topic `docs`.
-struct RegistryWorld {
-    broker: KafkaBroker,
-    milvus: MilvusServer,
-    registry: SchemaRegistry,
-    ws: Workspace,
+pub(crate) struct RegistryWorld {
+    pub(crate) broker: KafkaBroker,
+    pub(crate) milvus: MilvusServer,
+    pub(crate) registry: SchemaRegistry,
+    pub(crate) ws: Workspace,
 }
 
 impl RegistryWorld {
-    fn start(kind: BrokerKind) -> Self {
+    pub(crate) fn start(kind: BrokerKind) -> Self {
         let world = RegistryWorld {
             broker: KafkaBroker::start_kind(kind),
             milvus: MilvusServer::start(),

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use crate::common::BrokerKind;
 use crate::common::secured_kafka::KAFKA_PASSWORD;
 use crate::common::*;
 use crate::kafka_daemon::{STAGES, document, expected_ids, wait_healthy};
@@ -217,6 +218,124 @@ fn validate_names_a_wrong_password_and_an_unknown_ca_without_printing_a_password
         format!(
             "error: daemon.yaml:4:12: source.brokers: Kafka at {}: TLS handshake failed (check `ssl.ca.location`: the CA that signed the brokers' certificates): SSL handshake failed: error:0A000086:SSL routines::certificate verify failed: broker certificate could not be verified, verify that ssl.ca.location is correctly configured or root CA certificates are installed (install ca-certificates package)\n",
             kafka.brokers
+        )
+    );
+}
+
+/// An `https://` Schema Registry with a private CA and basic authentication
+/// (nginx in front of rivven-schema): the daemon reads Avro through it with
+/// `ca_file`, `username` and the password from the environment; `validate`
+/// names a wrong password, a missing CA and a wrong bearer token, each on
+/// one line, printing neither secret.
+#[test]
+fn a_schema_registry_behind_tls_and_authentication_is_read_with_its_ca_and_credentials() {
+    use crate::common::registry_proxy::{REGISTRY_PASSWORD, REGISTRY_TOKEN, REGISTRY_USER};
+    use crate::kafka_daemon::{
+        AVRO_V1, RegistryWorld, daemon_pipeline, edit_pipeline, produce_avro, registry_pipeline,
+    };
+    let world = RegistryWorld::start(BrokerKind::Tansu);
+    let proxy = RegistryProxy::start(&world.registry.url);
+    let ws = &world.ws;
+    let docs: Vec<_> = (0..4).map(document).collect();
+    let expected = expected_ids(ws, &docs);
+    produce_avro(ws, &world.broker, &world.registry, AVRO_V1, &docs);
+    daemon_pipeline(
+        ws,
+        &world.broker,
+        &world.milvus,
+        "docs",
+        "dead_letter: { type: file, path: dead.jsonl }\n",
+    );
+    registry_pipeline(ws, "avro", &world.registry);
+    let plain = format!("schema_registry: {{ url: '{}' }}", world.registry.url);
+    let secured = format!(
+        "schema_registry: {{ url: '{}', ca_file: '{}', username: {REGISTRY_USER}, password: '${{SR_PASSWORD}}' }}",
+        proxy.basic_url,
+        proxy.ca.display()
+    );
+    edit_pipeline(ws, &[(plain.as_str(), secured.as_str())]);
+    let secrets = [REGISTRY_PASSWORD, REGISTRY_TOKEN, "wrong-secret"];
+    let validate = |password: &str| {
+        let run = Run(ws
+            .command(&["validate", "daemon.yaml"])
+            .env("SR_PASSWORD", password)
+            .output()
+            .unwrap());
+        let all = format!("{}{}", run.stdout(), run.stderr());
+        assert!(
+            secrets.iter().all(|s| !all.contains(s)),
+            "a secret was printed:\n{all}"
+        );
+        run
+    };
+    validate(REGISTRY_PASSWORD).expect_code(0);
+    let wrong = validate("wrong-secret").expect_code(2);
+    assert_output_eq!(
+        wrong.stderr(),
+        format!(
+            "error: daemon.yaml:4:12: source.brokers: Schema Registry {} refused the connection: HTTP 401 for the subject list; check `schema_registry.username` and `password`, or `token`\n",
+            proxy.basic_url
+        )
+    );
+
+    let port = free_port();
+    let mut daemon = ws
+        .command(&[
+            "daemon",
+            "daemon.yaml",
+            "--metrics-addr",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env("SR_PASSWORD", REGISTRY_PASSWORD)
+        .env("VECPIPE_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_healthy(port, &mut daemon);
+    wait_for_ids(&world.milvus.uri, &expected, Duration::from_secs(60));
+    signal(&daemon, "-TERM");
+    let stopped = Run(daemon.wait_with_output().unwrap()).expect_code(0);
+    let all = format!("{}{}", stopped.stdout(), stopped.stderr());
+    assert!(
+        secrets.iter().all(|s| !all.contains(s)),
+        "a secret was printed"
+    );
+    assert_eq!(
+        dead_letters(&ws.path("dead.jsonl")),
+        Vec::<serde_json::Value>::new()
+    );
+
+    // Without the CA, the certificate is refused.
+    let ca = format!(", ca_file: '{}'", proxy.ca.display());
+    edit_pipeline(ws, &[(ca.as_str(), "")]);
+    let untrusted = validate(REGISTRY_PASSWORD).expect_code(2);
+    assert_output_eq!(
+        untrusted.stderr(),
+        format!(
+            "error: daemon.yaml:4:12: source.brokers: Schema Registry {} refused the connection: TLS: invalid peer certificate: UnknownIssuer; check `schema_registry.ca_file` (the CA that signed the registry's certificate)\n",
+            proxy.basic_url
+        )
+    );
+
+    // Bearer authentication, on the other listener.
+    let basic = format!(
+        "url: '{}', username: {REGISTRY_USER}, password: '${{SR_PASSWORD}}' }}",
+        proxy.basic_url
+    );
+    let bearer = format!(
+        "url: '{}', ca_file: '{}', token: '${{SR_PASSWORD}}' }}",
+        proxy.bearer_url,
+        proxy.ca.display()
+    );
+    edit_pipeline(ws, &[(basic.as_str(), bearer.as_str())]);
+    validate(REGISTRY_TOKEN).expect_code(0);
+    let wrong = validate("wrong-secret").expect_code(2);
+    assert_output_eq!(
+        wrong.stderr(),
+        format!(
+            "error: daemon.yaml:4:12: source.brokers: Schema Registry {} refused the connection: HTTP 401 for the subject list; check `schema_registry.username` and `password`, or `token`\n",
+            proxy.bearer_url
         )
     );
 }

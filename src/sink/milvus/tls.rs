@@ -9,8 +9,7 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::ServerName;
 
 use super::config::TlsConfig;
 
@@ -61,40 +60,11 @@ pub(super) fn handshake_problem(uri: &str, cfg: &TlsConfig) -> Option<String> {
 
 /// The roots (the CA file, or the system's) and the client certificate.
 fn client_config(cfg: &TlsConfig) -> Result<rustls::ClientConfig, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    match &cfg.ca_file {
-        Some(path) => {
-            for cert in CertificateDer::pem_file_iter(path)
-                .map_err(|e| format!("tls.ca_file {}: {e}", path.display()))?
-            {
-                let cert = cert.map_err(|e| format!("tls.ca_file {}: {e}", path.display()))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("tls.ca_file {}: {e}", path.display()))?;
-            }
-        }
-        None => {
-            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-        }
-    }
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots);
-    match (&cfg.client_cert_file, &cfg.client_key_file) {
-        (Some(cert), Some(key)) => {
-            let chain = CertificateDer::pem_file_iter(cert)
-                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| format!("tls.client_cert_file {}: {e}", cert.display()))?;
-            let key = PrivateKeyDer::from_pem_file(key)
-                .map_err(|e| format!("tls.client_key_file {}: {e}", key.display()))?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| format!("tls.client_cert_file: {e}"))
-        }
-        _ => Ok(builder.with_no_client_auth()),
-    }
+    let client = cfg
+        .client_cert_file
+        .as_deref()
+        .zip(cfg.client_key_file.as_deref());
+    crate::tls::client_config(cfg.ca_file.as_deref(), client, "tls.")
 }
 
 /// rustls' verdict, with what to do about the common ones.

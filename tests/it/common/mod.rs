@@ -2,9 +2,11 @@
 //! reads what it wrote with the arrow / parquet readers.
 
 mod model_service;
+pub mod registry_proxy;
 pub mod secured_kafka;
 mod tls;
 
+pub use registry_proxy::RegistryProxy;
 pub use secured_kafka::SecuredKafka;
 pub use tls::certificates;
 

@@ -76,16 +76,27 @@ fn fields() -> RecordFields {
     )
 }
 
-/// The schema-registry decoder with schema 1 cached, then the record fields.
-fn registry_record(encoding: Encoding, kind: &str, schema: &str, datum: &[u8]) {
-    let cfg = SchemaRegistryConfig {
-        url: "http://127.0.0.1:1".to_string(),
-        ..SchemaRegistryConfig::default()
-    };
-    let decoder = RegistryDecoder::new(&cfg, encoding).expect("no TLS files to read");
-    decoder
-        .remember(1, kind, schema)
-        .expect("the fuzzing schema parses");
+/// The schema-registry decoder of `encoding` with schema 1 cached, made
+/// once per process (parsing the schema per input would be most of the
+/// fuzzer's time); then the record fields.
+fn registry_record(
+    decoder: &'static std::sync::OnceLock<RegistryDecoder>,
+    encoding: Encoding,
+    kind: &str,
+    schema: &str,
+    datum: &[u8],
+) {
+    let decoder = decoder.get_or_init(|| {
+        let cfg = SchemaRegistryConfig {
+            url: "http://127.0.0.1:1".to_string(),
+            ..SchemaRegistryConfig::default()
+        };
+        let decoder = RegistryDecoder::new(&cfg, encoding).expect("no TLS files to read");
+        decoder
+            .remember(1, kind, schema)
+            .expect("the fuzzing schema parses");
+        decoder
+    });
     let mut message = vec![0, 0, 0, 0, 1];
     message.extend_from_slice(datum);
     if let Ok(object) = decoder.decode(&message, |_, _| {}, || true) {
@@ -98,17 +109,20 @@ fn registry_record(encoding: Encoding, kind: &str, schema: &str, datum: &[u8]) {
 
 /// An Avro datum of [`AVRO_SCHEMA`] (after the wire-format header).
 pub fn avro(data: &[u8]) {
-    registry_record(Encoding::Avro, "AVRO", AVRO_SCHEMA, data);
+    static DECODER: std::sync::OnceLock<RegistryDecoder> = std::sync::OnceLock::new();
+    registry_record(&DECODER, Encoding::Avro, "AVRO", AVRO_SCHEMA, data);
 }
 
 /// Protobuf message indexes and a message of [`PROTO`] (after the header).
 pub fn protobuf(data: &[u8]) {
-    registry_record(Encoding::Protobuf, "PROTOBUF", PROTO, data);
+    static DECODER: std::sync::OnceLock<RegistryDecoder> = std::sync::OnceLock::new();
+    registry_record(&DECODER, Encoding::Protobuf, "PROTOBUF", PROTO, data);
 }
 
 /// A JSON document checked against [`JSON_SCHEMA`] (after the header).
 pub fn json_schema(data: &[u8]) {
-    registry_record(Encoding::JsonSchema, "JSON", JSON_SCHEMA, data);
+    static DECODER: std::sync::OnceLock<RegistryDecoder> = std::sync::OnceLock::new();
+    registry_record(&DECODER, Encoding::JsonSchema, "JSON", JSON_SCHEMA, data);
 }
 
 /// A Debezium change event, the same bytes as its key.

@@ -175,19 +175,27 @@ install_schema_registry() {
   echo "$SCHEMA_REGISTRY_CRATE" > "$root/.package"
 }
 
+# Debian packages (pinned versions), downloaded and unpacked into ROOT/unpacked.
+debian_unpack() { # root, packages...
+  local root="$1"; shift
+  command -v apt-get >/dev/null 2>&1 || { echo "setup: apt-get not found; the tests need Debian's $*" >&2; exit 1; }
+  echo "setup: downloading Debian's $*" >&2
+  rm -rf "$root" && mkdir -p "$root/deb"
+  (cd "$root/deb" && apt-get download -q "$@" >/dev/null 2>&1) || {
+    echo "setup: apt-get download $* failed; run apt-get update and try again" >&2; exit 1; }
+  local deb
+  for deb in "$root"/deb/*.deb; do dpkg-deb -x "$deb" "$root/unpacked"; done
+  rm -rf "$root/deb"
+}
+
 # mecab-ipadic's sources (EUC-JP CSVs and .def files), from Debian's package:
 # `vecpipe model prepare ipadic` builds the Japanese dictionary from them.
 install_mecab_ipadic() {
   local root=.tools/mecab-ipadic
   [[ -f "$root/ipadic/matrix.def" && "$(cat "$root/.package" 2>/dev/null)" == "$MECAB_IPADIC_PACKAGE" ]] && return
-  command -v apt-get >/dev/null 2>&1 || { echo "setup: apt-get not found; Japanese tests need Debian's $MECAB_IPADIC_PACKAGE" >&2; exit 1; }
-  echo "setup: downloading Debian's $MECAB_IPADIC_PACKAGE" >&2
-  rm -rf "$root" && mkdir -p "$root/deb"
-  (cd "$root/deb" && apt-get download -q "$MECAB_IPADIC_PACKAGE" 2>/dev/null) || {
-    echo "setup: apt-get download $MECAB_IPADIC_PACKAGE failed; run apt-get update and try again" >&2; exit 1; }
-  dpkg-deb -x "$root"/deb/*.deb "$root/unpacked"
+  debian_unpack "$root" "$MECAB_IPADIC_PACKAGE"
   mv "$root/unpacked/usr/share/mecab/dic/ipadic" "$root/ipadic"
-  rm -rf "$root/deb" "$root/unpacked"
+  rm -rf "$root/unpacked"
   echo "$MECAB_IPADIC_PACKAGE" > "$root/.package"
 }
 
@@ -204,15 +212,11 @@ install_tansu_sql() {
 install_stunnel() {
   local root=.tools/stunnel
   [[ -x "$root/bin/stunnel" && "$(cat "$root/.package" 2>/dev/null)" == "${STUNNEL_PACKAGES[*]}" ]] && return
-  command -v apt-get >/dev/null 2>&1 || { echo "setup: apt-get not found; the Kafka TLS tests need Debian's ${STUNNEL_PACKAGES[*]}" >&2; exit 1; }
-  echo "setup: downloading Debian's ${STUNNEL_PACKAGES[*]}" >&2
-  rm -rf "$root" && mkdir -p "$root/deb" "$root/bin" "$root/lib"
-  (cd "$root/deb" && apt-get download -q "${STUNNEL_PACKAGES[@]}" >/dev/null 2>&1) || {
-    echo "setup: apt-get download ${STUNNEL_PACKAGES[*]} failed; run apt-get update and try again" >&2; exit 1; }
-  for deb in "$root"/deb/*.deb; do dpkg-deb -x "$deb" "$root/unpacked"; done
+  debian_unpack "$root" "${STUNNEL_PACKAGES[@]}"
+  mkdir -p "$root/bin" "$root/lib"
   mv "$root/unpacked/usr/bin/stunnel4" "$root/bin/stunnel"
   mv "$root"/unpacked/usr/lib/x86_64-linux-gnu/libwrap.so.0* "$root/lib/"
-  rm -rf "$root/deb" "$root/unpacked"
+  rm -rf "$root/unpacked"
   echo "${STUNNEL_PACKAGES[*]}" > "$root/.package"
 }
 
@@ -220,14 +224,10 @@ install_stunnel() {
 install_nginx() {
   local root=.tools/nginx
   [[ -x "$root/bin/nginx" && "$(cat "$root/.package" 2>/dev/null)" == "${NGINX_PACKAGES[*]}" ]] && return
-  command -v apt-get >/dev/null 2>&1 || { echo "setup: apt-get not found; the Schema Registry auth tests need Debian's ${NGINX_PACKAGES[*]}" >&2; exit 1; }
-  echo "setup: downloading Debian's ${NGINX_PACKAGES[*]}" >&2
-  rm -rf "$root" && mkdir -p "$root/deb" "$root/bin"
-  (cd "$root/deb" && apt-get download -q "${NGINX_PACKAGES[@]}" >/dev/null 2>&1) || {
-    echo "setup: apt-get download ${NGINX_PACKAGES[*]} failed; run apt-get update and try again" >&2; exit 1; }
-  dpkg-deb -x "$root"/deb/*.deb "$root/unpacked"
+  debian_unpack "$root" "${NGINX_PACKAGES[@]}"
+  mkdir -p "$root/bin"
   mv "$root/unpacked/usr/sbin/nginx" "$root/bin/nginx"
-  rm -rf "$root/deb" "$root/unpacked"
+  rm -rf "$root/unpacked"
   echo "${NGINX_PACKAGES[*]}" > "$root/.package"
 }
 

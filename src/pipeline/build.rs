@@ -111,18 +111,23 @@ fn make_incremental(
             .map(|(s, _)| s.held_documents())
             .collect()
     };
-    let Some(stores) = held(built) else {
+    let per_sink: Vec<_> = built
+        .sinks
+        .iter()
+        .map(|(s, _)| s.held_documents())
+        .collect();
+    // The kind of the first sink that cannot say what it holds.
+    let lacking = cfg
+        .sinks
+        .iter()
+        .zip(&per_sink)
+        .find(|(_, held)| held.is_none())
+        .map(|(sink, _)| sink.config.kind());
+    let holders = per_sink.iter().any(Option::is_some);
+    let Some(stores) = per_sink.into_iter().collect::<Option<Vec<_>>>() else {
         // Said in the summary when some sink could have skipped documents.
-        let holders = built
-            .sinks
-            .iter()
-            .any(|(s, _)| s.held_documents().is_some());
         if holders && !options.force {
-            built.not_incremental = cfg
-                .sinks
-                .iter()
-                .map(|s| s.config.kind())
-                .find(|kind| *kind != "milvus");
+            built.not_incremental = lacking;
         }
         return match options.sync {
             Some(_) => Err(usage("--sync needs every sink to be a milvus sink")),

@@ -36,14 +36,20 @@ fn assert_no_password(run: &Run) {
     }
 }
 
-fn daemon_with_password(ws: &Workspace, password: &str, metrics_port: u16) -> std::process::Child {
+/// `vecpipe daemon daemon.yaml` at debug level, the secret in `variable`.
+fn daemon_with_secret(
+    ws: &Workspace,
+    variable: &str,
+    secret: &str,
+    metrics_port: u16,
+) -> std::process::Child {
     ws.command(&[
         "daemon",
         "daemon.yaml",
         "--metrics-addr",
         &format!("127.0.0.1:{metrics_port}"),
     ])
-    .env("KAFKA_PASSWORD", password)
+    .env(variable, secret)
     .env("VECPIPE_LOG", "debug")
     .stdout(Stdio::piped())
     .stderr(Stdio::piped())
@@ -101,7 +107,7 @@ fn a_wrong_password_stops_the_daemon_and_the_right_one_reads_scram_over_tls_into
 
     // A wrong password: the daemon stops at once, naming the refusal; nothing is written or committed.
     let refused = wait_for_exit(
-        daemon_with_password(&ws, WRONG_PASSWORD, free_port()),
+        daemon_with_secret(&ws, "KAFKA_PASSWORD", WRONG_PASSWORD, free_port()),
         Duration::from_secs(30),
         "the daemon refused by the broker",
     )
@@ -128,7 +134,7 @@ fn a_wrong_password_stops_the_daemon_and_the_right_one_reads_scram_over_tls_into
 
     // The right one: every good record lands in Milvus, the bad one in the dead-letter topic.
     let port = free_port();
-    let mut daemon = daemon_with_password(&ws, KAFKA_PASSWORD, port);
+    let mut daemon = daemon_with_secret(&ws, "KAFKA_PASSWORD", KAFKA_PASSWORD, port);
     wait_healthy(port, &mut daemon);
     wait_for_ids(&milvus.uri, &expected, Duration::from_secs(60));
     let dead: BaseConsumer = kafka
@@ -279,19 +285,7 @@ fn a_schema_registry_behind_tls_and_authentication_is_read_with_its_ca_and_crede
     );
 
     let port = free_port();
-    let mut daemon = ws
-        .command(&[
-            "daemon",
-            "daemon.yaml",
-            "--metrics-addr",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .env("SR_PASSWORD", REGISTRY_PASSWORD)
-        .env("VECPIPE_LOG", "debug")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut daemon = daemon_with_secret(ws, "SR_PASSWORD", REGISTRY_PASSWORD, port);
     wait_healthy(port, &mut daemon);
     wait_for_ids(&world.milvus.uri, &expected, Duration::from_secs(60));
     signal(&daemon, "-TERM");

@@ -82,13 +82,27 @@ fn milvus_set(uri: &str) -> BTreeSet<String> {
     set
 }
 
-/// Blocks until Milvus holds at least `ids` (the sink has written them).
+/// Blocks until Milvus holds at least `ids` (the sink has written them). It runs while the
+/// sink may still be creating the collection and its index, so a refused read is retried.
 fn wait_until_written(uri: &str, ids: &BTreeSet<String>) {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !milvus_set(uri).is_superset(ids) {
+    loop {
+        let last = match try_milvus_ids(uri) {
+            Ok(held)
+                if held
+                    .iter()
+                    .cloned()
+                    .collect::<BTreeSet<_>>()
+                    .is_superset(ids) =>
+            {
+                return;
+            }
+            Ok(held) => format!("{} of the {} ids", held.len(), ids.len()),
+            Err(e) => e,
+        };
         assert!(
             std::time::Instant::now() < deadline,
-            "the first row groups never reached Milvus"
+            "the first row groups never reached Milvus: {last}"
         );
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -806,13 +806,36 @@ pub fn milvus_rows_where(
     fields: &str,
     filter: &str,
 ) -> Vec<serde_json::Value> {
+    try_milvus_rows_where(uri, collection, fields, filter)
+        .unwrap_or_else(|e| panic!("reading {collection} from {uri}: {e}"))
+}
+
+/// Every id in the `docs` collection, or why it could not be read — for polls that run
+/// while a sink is still creating the collection and its index (a real server refuses to
+/// load a collection without an index until the sink has made one).
+pub fn try_milvus_ids(uri: &str) -> Result<Vec<String>, String> {
+    Ok(try_milvus_rows_where(uri, "docs", "id", "id != \"\"")?
+        .into_iter()
+        .map(|row| row["id"].as_str().unwrap().to_string())
+        .collect())
+}
+
+fn try_milvus_rows_where(
+    uri: &str,
+    collection: &str,
+    fields: &str,
+    filter: &str,
+) -> Result<Vec<serde_json::Value>, String> {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         use milvus::v2::prelude::{
             ClientV2, ConnectConfig, ConsistencyLevel, HasCollectionRequest, LoadCollectionRequest,
             QueryRequest,
         };
-        let client = ClientV2::new(&ConnectConfig::new().uri(uri)).await.unwrap();
+        let text = |e: &dyn std::fmt::Display| e.to_string();
+        let client = ClientV2::new(&ConnectConfig::new().uri(uri))
+            .await
+            .map_err(|e| text(&e))?;
         let has = client
             .has_collection(
                 HasCollectionRequest::builder()
@@ -821,16 +844,16 @@ pub fn milvus_rows_where(
                     .unwrap(),
             )
             .await
-            .unwrap();
+            .map_err(|e| text(&e))?;
         if !has.exists() {
-            return Vec::new();
+            return Ok(Vec::new());
         }
         // A restarted server comes back with the collection released.
         let load = LoadCollectionRequest::builder()
             .collection_name(collection)
             .build()
             .unwrap();
-        client.load_collection(load).await.unwrap();
+        client.load_collection(load).await.map_err(|e| text(&e))?;
         let request = QueryRequest::builder()
             .collection_name(collection)
             .filter(filter)
@@ -839,13 +862,13 @@ pub fn milvus_rows_where(
             .consistency_level(ConsistencyLevel::Strong)
             .build()
             .unwrap();
-        let response = client.query(request).await.unwrap();
-        response
+        let response = client.query(request).await.map_err(|e| text(&e))?;
+        Ok(response
             .results()
             .rows()
             .unwrap()
             .map(|row| serde_json::Value::Object(row.to_entity_row().unwrap()))
-            .collect()
+            .collect())
     })
 }
 

@@ -54,7 +54,23 @@ impl FakeService {
                     seen.push((authorization, body.clone()));
                     seen.len() - 1
                 };
-                let (status, reply, delay) = handler(index, &body);
+                // A handler that panics answers 500 with its message, so the test's failure
+                // names it instead of showing the client a dropped connection.
+                let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    handler(index, &body)
+                }));
+                let (status, reply, delay) = answer.unwrap_or_else(|panic| {
+                    let message = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_default();
+                    (
+                        500,
+                        format!("test handler panicked: {message}"),
+                        Duration::ZERO,
+                    )
+                });
                 std::thread::sleep(delay);
                 let mut stream = stream;
                 let _ = write!(

@@ -880,7 +880,17 @@ pub fn wait_for_ids(
 ) {
     let deadline = std::time::Instant::now() + limit;
     loop {
-        let ids = milvus_ids(uri);
+        // A read refused while the sink is still creating the collection's index is retried.
+        let ids = match try_milvus_ids(uri) {
+            Ok(ids) => ids,
+            Err(e) if std::time::Instant::now() > deadline => {
+                panic!("reading docs from {uri}: {e}")
+            }
+            Err(_) => {
+                std::thread::sleep(std::time::Duration::from_millis(500));
+                continue;
+            }
+        };
         let set: std::collections::BTreeSet<String> = ids.iter().cloned().collect();
         assert_eq!(ids.len(), set.len(), "duplicate ids in Milvus");
         if &set == expected {

@@ -11,7 +11,8 @@ bash scripts/setup.sh test
 cargo build --release --quiet
 vecpipe="$PWD/target/release/vecpipe"
 python="$PWD/.venv/bin/python"
-dir="${BENCH_DIR:-target/bench}"
+# Absolute, since paths in a pipeline file are relative to the file.
+dir="$(realpath -m "${BENCH_DIR:-target/bench}")"
 mkdir -p "$dir"
 what="${1:-all}"
 

@@ -408,6 +408,13 @@ fn truncated(raw: &[u8]) -> String {
     text
 }
 
+impl crate::config::RelativePaths for DeadLetterConfig {
+    fn rebase(&mut self, base: &std::path::Path) {
+        crate::config::rebase_optional(base, &mut self.path);
+        crate::config::RelativePaths::rebase(&mut self.options, base);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

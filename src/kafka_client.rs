@@ -140,6 +140,19 @@ fn plain_reason(reason: &str) -> String {
     text.to_string()
 }
 
+impl crate::config::RelativePaths for KafkaOptions {
+    /// librdkafka's file settings (`ssl.ca.location`, `ssl.certificate.location`,
+    /// `ssl.key.location`, …, `sasl.kerberos.keytab`); `probe` is not a file.
+    fn rebase(&mut self, base: &std::path::Path) {
+        for (key, value) in &mut self.0 {
+            let is_file = key.ends_with(".location") || key == "sasl.kerberos.keytab";
+            if is_file && value != "probe" {
+                crate::config::rebase_text(base, value);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

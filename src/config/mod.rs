@@ -4,9 +4,11 @@
 
 mod env;
 mod load;
+mod relative;
 mod types;
 
 pub use load::{ConfigError, Document, Located};
 pub(crate) use load::{NodeError, Tagged, read_node, sequence, tagged};
+pub(crate) use relative::{RelativePaths, rebase_model, rebase_optional, rebase_path, rebase_text};
 pub use types::PositiveInt;
 pub(crate) use types::{Invalid, Surroundings, yes};

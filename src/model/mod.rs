@@ -18,6 +18,7 @@ pub use cross_encoder::CrossEncoder;
 pub use embedder::{EmbedderOptions, TextEmbedder};
 pub use pooling::{Pooling, pool};
 pub use resolve::{ModelFiles, models_dirs, resolve_model, user_models_dir};
+pub(crate) use resolve::{is_written_as_path, model_name};
 pub use runtime::ensure_onnxruntime;
 pub use session::{SessionOptions, threads_or_cores};
 pub use splade::SpladeEncoder;

@@ -63,11 +63,23 @@ pub fn user_models_dir() -> Option<PathBuf> {
     Some(data.join("vecpipe/models"))
 }
 
+/// True when a model setting is written as a path (`./m`, `../m`, `/m`, `~/m`),
+/// not a name.
+pub(crate) fn is_written_as_path(spec: &str) -> bool {
+    spec.starts_with('.') || spec.starts_with('/') || spec.starts_with('~')
+}
+
+/// How a fingerprint names a model: a short name or repo id as written; a
+/// directory or file not at all (its files are hashed), so running the
+/// pipeline from another directory, or moving it with its models, re-embeds nothing.
+pub(crate) fn model_name(spec: &str) -> Option<&str> {
+    (!is_written_as_path(spec) && !Path::new(spec).exists()).then_some(spec)
+}
+
 /// Resolves `spec`: a directory path, a short name, or a Hugging Face repo id.
 pub fn resolve_model(spec: &str) -> Result<ModelFiles, ModelError> {
     let as_path = Path::new(spec);
-    let looks_like_path = spec.starts_with('.') || spec.starts_with('/') || spec.starts_with('~');
-    if looks_like_path || as_path.is_dir() {
+    if is_written_as_path(spec) || as_path.is_dir() {
         if as_path.is_dir() {
             return model_in(spec, as_path);
         }

@@ -3,7 +3,8 @@
 //! source (files match, Parquet footers and columns; Kafka brokers answer and
 //! topics exist), every stage (models, tokenizers, BM25 params, model
 //! services), and every sink against the exact schema the stages produce
-//! (Milvus answers; an existing collection fits). Nothing is written.
+//! (Milvus answers; an existing collection fits). Nothing is written or
+//! created: a Milvus Lite data directory the first run would make is not opened.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -90,6 +91,9 @@ fn check_blocking(cfg: &PipelineConfig) -> Vec<EnvironmentProblem> {
     for (index, sink_cfg) in cfg.sinks.iter().enumerate() {
         let path = format!("sinks[{index}]");
         let component = sink_cfg.config.component();
+        if !component.destination_exists() {
+            continue;
+        }
         let mut sink = match component.build(&dead_letters) {
             Ok(sink) => sink,
             Err(e) => {

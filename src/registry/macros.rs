@@ -40,6 +40,15 @@ macro_rules! components {
                 }
             }
 
+            /// Joins its relative paths to the pipeline file's directory.
+            $vis fn rebase(&mut self, base: &std::path::Path) {
+                match self {
+                    $($name::$variant(config) => {
+                        $crate::config::RelativePaths::rebase(config, base)
+                    })+
+                }
+            }
+
             /// Its `type:` (not every family's callers need it).
             #[allow(dead_code)]
             $vis fn kind(&self) -> &'static str {

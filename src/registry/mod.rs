@@ -112,25 +112,32 @@ pub struct PipelineConfig {
     pub(crate) sinks: Vec<SinkEntry>,
     pub(crate) dead_letter: Option<DeadLetterConfig>,
     document: Document,
+    /// The pipeline file's directory: relative paths in the file were joined
+    /// to it, and the backfill state is kept under it.
+    base: PathBuf,
 }
 
-/// Loads and checks a pipeline file, expanding `${VAR}` from the process environment.
+/// Loads and checks a pipeline file, expanding `${VAR}` from the process
+/// environment; its relative paths name places next to it.
 pub fn load_pipeline_file(path: &Path) -> Result<PipelineConfig, ConfigError> {
-    PipelineConfig::from_document(Document::read(path)?)
+    let base = path.parent().unwrap_or(Path::new(""));
+    PipelineConfig::from_document(Document::read(path)?, base)
 }
 
-/// Loads and checks pipeline YAML; `file` names it in errors.
+/// Loads and checks pipeline YAML; `file` names it in errors, and relative
+/// paths stay relative to the working directory.
 pub fn load_pipeline_str(
     file: &str,
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<PipelineConfig, ConfigError> {
-    PipelineConfig::from_document(Document::parse(file, text, env)?)
+    PipelineConfig::from_document(Document::parse(file, text, env)?, Path::new(""))
 }
 
 impl PipelineConfig {
-    fn from_document(document: Document) -> Result<Self, ConfigError> {
-        let cfg = read_pipeline(&document).map_err(|e| document.error(e))?;
+    fn from_document(document: Document, base: &Path) -> Result<Self, ConfigError> {
+        let mut cfg = read_pipeline(&document).map_err(|e| document.error(e))?;
+        cfg.rebase(base);
         validate::pipeline(&cfg)
             .map_err(|e| ConfigError::Invalid(document.at(&e.path, e.message)))?;
         Ok(cfg)
@@ -138,6 +145,20 @@ impl PipelineConfig {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    fn rebase(&mut self, base: &Path) {
+        self.source.rebase(base);
+        for stage in &mut self.stages {
+            stage.config.rebase(base);
+        }
+        for sink in &mut self.sinks {
+            sink.config.rebase(base);
+        }
+        if let Some(dead_letter) = &mut self.dead_letter {
+            crate::config::RelativePaths::rebase(dead_letter, base);
+        }
+        self.base = base.to_path_buf();
     }
 
     pub fn stage_count(&self) -> usize {
@@ -154,14 +175,17 @@ impl PipelineConfig {
     }
 
     /// The plan of a `run`: sources that support backfills record finished
-    /// units unless told where, in `.vecpipe/state/NAME[.shard-K-of-N].jsonl`.
+    /// units unless told where, in `.vecpipe/state/NAME[.shard-K-of-N].jsonl`
+    /// beside the pipeline file.
     pub fn backfill(&self, shard: Option<Shard>, resume: bool, state: Option<PathBuf>) -> Backfill {
         let state_file = state.or_else(|| {
             self.source.component().supports_backfill().then(|| {
                 let suffix = shard.map_or(String::new(), |s| {
                     format!(".shard-{}-of-{}", s.index, s.count)
                 });
-                PathBuf::from(".vecpipe/state").join(format!("{}{suffix}.jsonl", self.name))
+                self.base
+                    .join(".vecpipe/state")
+                    .join(format!("{}{suffix}.jsonl", self.name))
             })
         });
         Backfill {
@@ -246,6 +270,7 @@ fn read_pipeline(document: &Document) -> Result<PipelineConfig, NodeError> {
         sinks,
         dead_letter: top.dead_letter,
         document: document.clone(),
+        base: PathBuf::new(),
     })
 }
 

@@ -366,3 +366,9 @@ fn next_free_part(path: &Path) -> Result<usize, SinkError> {
     }
     Ok(next)
 }
+
+impl crate::config::RelativePaths for ArrowSinkConfig {
+    fn rebase(&mut self, base: &std::path::Path) {
+        crate::config::rebase_path(base, &mut self.path);
+    }
+}

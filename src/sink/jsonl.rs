@@ -195,6 +195,12 @@ fn trim_unfinished_line(file: &mut File) -> std::io::Result<()> {
     Ok(())
 }
 
+impl crate::config::RelativePaths for JsonlSinkConfig {
+    fn rebase(&mut self, base: &std::path::Path) {
+        crate::config::rebase_path(base, &mut self.path);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Write;

@@ -120,6 +120,12 @@ pub(crate) trait SinkComponent {
     /// The key naming its destination (`path`, `uri`), blamed when the
     /// destination cannot be opened.
     fn destination_key(&self) -> &'static str;
+    /// False when the first run makes the destination (a Milvus Lite data
+    /// directory not there yet): `validate` then has nothing to open, and
+    /// opening it would create it.
+    fn destination_exists(&self) -> bool {
+        true
+    }
     /// Opens the destination (nothing is written before `prepare`).
     fn build(&self, dead_letters: &DeadLetters) -> Result<Box<dyn Sink>, SinkError>;
 }

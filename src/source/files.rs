@@ -110,6 +110,12 @@ pub fn resolve_files(pattern: &str, extension: &'static str) -> Result<Vec<PathB
     Ok(files)
 }
 
+impl crate::config::RelativePaths for FileSourceConfig {
+    fn rebase(&mut self, base: &Path) {
+        crate::config::rebase_text(base, &mut self.path);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

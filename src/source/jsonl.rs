@@ -227,6 +227,12 @@ fn read_capped_line(
     }
 }
 
+impl crate::config::RelativePaths for JsonlSourceConfig {
+    fn rebase(&mut self, base: &std::path::Path) {
+        crate::config::RelativePaths::rebase(&mut self.0, base);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

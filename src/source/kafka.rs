@@ -780,6 +780,15 @@ impl AckHandler for KafkaCommitter {
     }
 }
 
+impl crate::config::RelativePaths for KafkaSourceConfig {
+    fn rebase(&mut self, base: &std::path::Path) {
+        crate::config::RelativePaths::rebase(&mut self.options, base);
+        if let Some(registry) = &mut self.schema_registry {
+            crate::config::rebase_optional(base, &mut registry.ca_file);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -457,3 +457,9 @@ impl RecordSource for ParquetSource {
         Some(Arc::new(RowGroupProgress(tracker)))
     }
 }
+
+impl crate::config::RelativePaths for ParquetSourceConfig {
+    fn rebase(&mut self, base: &std::path::Path) {
+        crate::config::RelativePaths::rebase(&mut self.0, base);
+    }
+}

@@ -73,12 +73,18 @@ impl StageComponent for ChunkStageConfig {
     }
 
     fn shape(&self) -> Result<StageShape, StageError> {
-        Ok(StageShape::settings(serde_json::json!({
+        let tokenizer = self.tokenizer.as_deref();
+        let mut shape = StageShape::settings(serde_json::json!({
             "max_chars": self.max_chars,
             "max_tokens": self.max_tokens,
-            "tokenizer": self.tokenizer,
+            "tokenizer": tokenizer.and_then(crate::model::model_name),
             "overlap": self.overlap,
-        })))
+        }));
+        // A tokenizer given by path stands for its file's content.
+        if let Some(source) = tokenizer.filter(|t| crate::model::model_name(t).is_none()) {
+            shape.files = vec![tokenizer_file(source)?];
+        }
+        Ok(shape)
     }
 
     fn build(&self, ctx: &StageContext) -> Result<Box<dyn Stage>, StageError> {
@@ -91,18 +97,22 @@ pub struct ChunkStage<S: ChunkSizer> {
     dead_letters: DeadLetters,
 }
 
+/// A `tokenizer.json` file, or the tokenizer of the model `source` names.
+fn tokenizer_file(source: &str) -> Result<PathBuf, StageError> {
+    Ok(if Path::new(source).is_file() {
+        PathBuf::from(source)
+    } else {
+        crate::model::resolve_model(source)?.tokenizer
+    })
+}
+
 fn chunk_stage(cfg: &ChunkStageConfig, ctx: &StageContext) -> Result<Box<dyn Stage>, StageError> {
     let bad = |e: text_splitter::ChunkConfigError| StageError::ChunkConfig(e.to_string());
     let dead_letters = ctx.dead_letters.clone();
     let tokenizer_source = cfg.tokenizer.as_ref().or(ctx.tokenizer_model.as_ref());
     match (cfg.max_chars, cfg.max_tokens, tokenizer_source) {
         (_, Some(max_tokens), Some(source)) => {
-            // A tokenizer.json file, or a model whose tokenizer to use.
-            let path = if Path::new(source).is_file() {
-                PathBuf::from(source)
-            } else {
-                crate::model::resolve_model(source)?.tokenizer
-            };
+            let path = tokenizer_file(source)?;
             let mut tokenizer = tokenizers::Tokenizer::from_file(&path).map_err(|source| {
                 StageError::Tokenizer {
                     path: path.clone(),
@@ -219,6 +229,14 @@ impl<S: ChunkSizer + Send> Stage for ChunkStage<S> {
         }
         debug_assert!(arrays.iter().all(|a| a.len() == source_rows.len()));
         RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(arrow_err)
+    }
+}
+
+impl crate::config::RelativePaths for ChunkStageConfig {
+    fn rebase(&mut self, base: &std::path::Path) {
+        if let Some(tokenizer) = &mut self.tokenizer {
+            crate::config::rebase_model(base, tokenizer);
+        }
     }
 }
 

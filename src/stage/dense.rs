@@ -104,8 +104,9 @@ impl StageComponent for DenseStageConfig {
     }
 
     fn shape(&self) -> Result<StageShape, StageError> {
+        let local = self.provider == DenseProvider::Local;
         let settings = serde_json::json!({
-            "model": self.model,
+            "model": if local { crate::model::model_name(&self.model) } else { Some(self.model.as_str()) },
             "max_length": self.max_length,
             "pooling": self.pooling,
             "normalize": self.normalize,
@@ -113,8 +114,7 @@ impl StageComponent for DenseStageConfig {
             "provider": self.provider,
             "base_url": self.base_url,
         });
-        let local = (self.provider == DenseProvider::Local).then_some(self.model.as_str());
-        StageShape::with_model(settings, local)
+        StageShape::with_model(settings, local.then_some(self.model.as_str()))
     }
 
     fn build(&self, _ctx: &StageContext) -> Result<Box<dyn Stage>, StageError> {
@@ -241,5 +241,14 @@ impl Stage for DenseStage {
         let values = self.encoder.embed(&texts(&batch, position)?)?;
         let column = dense::column(values, self.encoder.dim()).map_err(arrow_error(position))?;
         append_column(&batch, &self.field, Arc::new(column), position)
+    }
+}
+
+impl crate::config::RelativePaths for DenseStageConfig {
+    fn rebase(&mut self, base: &std::path::Path) {
+        if self.provider == DenseProvider::Local {
+            crate::config::rebase_model(base, &mut self.model);
+        }
+        crate::config::rebase_optional(base, &mut self.onnxruntime);
     }
 }

@@ -138,11 +138,18 @@ impl StageShape {
         settings: serde_json::Value,
         model: Option<&str>,
     ) -> Result<Self, StageError> {
-        let mut shape = Self::settings(settings);
-        if let Some(model) = model {
-            let files = crate::model::resolve_model(model)?;
-            shape.files = vec![files.onnx, files.tokenizer];
+        let Some(model) = model else {
+            return Ok(Self::settings(settings));
+        };
+        // A local model is its files and the pooling its directory asks for,
+        // not the path it was reached by.
+        let files = crate::model::resolve_model(model)?;
+        let mut settings = settings;
+        if let Some(object) = settings.as_object_mut() {
+            object.insert("model_pooling".into(), serde_json::json!(files.pooling));
         }
+        let mut shape = Self::settings(settings);
+        shape.files = vec![files.onnx, files.tokenizer];
         Ok(shape)
     }
 }

@@ -139,8 +139,9 @@ impl StageComponent for RerankStageConfig {
     }
 
     fn shape(&self) -> Result<StageShape, StageError> {
+        let local = self.provider == RerankProvider::Local;
         let settings = serde_json::json!({
-            "model": self.model,
+            "model": if local { crate::model::model_name(&self.model) } else { Some(self.model.as_str()) },
             "query": self.query,
             "query_field": self.query_field,
             "candidates_field": self.candidates_field,
@@ -152,8 +153,7 @@ impl StageComponent for RerankStageConfig {
             "provider": self.provider,
             "base_url": self.base_url,
         });
-        let local = (self.provider == RerankProvider::Local).then_some(self.model.as_str());
-        StageShape::with_model(settings, local)
+        StageShape::with_model(settings, local.then_some(self.model.as_str()))
     }
 
     fn build(&self, _ctx: &StageContext) -> Result<Box<dyn Stage>, StageError> {
@@ -364,5 +364,14 @@ impl RerankStage {
             results.append(true);
         }
         append_column(batch, &self.cfg.field, Arc::new(results.finish()), position)
+    }
+}
+
+impl crate::config::RelativePaths for RerankStageConfig {
+    fn rebase(&mut self, base: &std::path::Path) {
+        if self.provider == RerankProvider::Local {
+            crate::config::rebase_model(base, &mut self.model);
+        }
+        crate::config::rebase_optional(base, &mut self.onnxruntime);
     }
 }

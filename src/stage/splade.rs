@@ -78,7 +78,7 @@ impl StageComponent for SpladeStageConfig {
 
     fn shape(&self) -> Result<StageShape, StageError> {
         let settings = serde_json::json!({
-            "model": self.model,
+            "model": crate::model::model_name(&self.model),
             "max_length": self.max_length,
             "top_k": self.top_k,
             "field": self.field,
@@ -118,5 +118,12 @@ impl Stage for SpladeStage {
     ) -> Result<RecordBatch, StageError> {
         let rows = self.encoder.encode(&texts(&batch, position)?)?;
         append_sparse(&batch, &self.field, rows, position)
+    }
+}
+
+impl crate::config::RelativePaths for SpladeStageConfig {
+    fn rebase(&mut self, base: &std::path::Path) {
+        crate::config::rebase_model(base, &mut self.model);
+        crate::config::rebase_optional(base, &mut self.onnxruntime);
     }
 }

@@ -338,7 +338,12 @@ fn eval_on_milvus_2_3_scores_dense_search_as_trec_eval_does() {
         .lines()
         .filter(|l| !l.contains("type: bm25"))
         .collect::<Vec<_>>()
-        .join("\n");
+        .join("\n")
+        // Its paths are relative to pipelines/; this copy lives elsewhere.
+        .replace(
+            "path: data/",
+            &format!("path: {}/pipelines/data/", repo_root().display()),
+        );
     let pipeline = ws.write("dense-eval.yaml", dense_only);
     let pipeline = pipeline.to_str().unwrap();
     Run(run_at_root(&ws, &milvus, &["run", pipeline])).expect_code(0);

@@ -3,6 +3,7 @@
 //! change of chunking or model re-embeds everything.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use crate::common::*;
 use serde_json::Value;
@@ -172,9 +173,23 @@ fn changing_the_chunk_size_or_the_model_reembeds_everything() {
         "no chunk of the old size is left"
     );
 
-    // The same files under another name are another model.
-    std::os::unix::fs::symlink(&model, ws.path("other-model")).unwrap();
-    pipeline(&ws, &milvus, 90, "other-model");
+    // The same files reached by another path are the same model: a model
+    // directory is named by its files, so moving it re-embeds nothing.
+    std::os::unix::fs::symlink(&model, ws.path("same-model")).unwrap();
+    pipeline(&ws, &milvus, 90, "./same-model");
+    assert_eq!(run(&ws, &[]).summary_number("unchanged"), 100);
+
+    // The same weights pooled otherwise (its `1_Pooling/config.json`) are another model.
+    let other = ws.path("other-model");
+    std::fs::create_dir_all(other.join("1_Pooling")).unwrap();
+    for file in ["model.onnx", "tokenizer.json"] {
+        std::os::unix::fs::symlink(Path::new(&model).join(file), other.join(file)).unwrap();
+    }
+    ws.write(
+        "other-model/1_Pooling/config.json",
+        r#"{"pooling_mode_cls_token": true, "pooling_mode_mean_tokens": false}"#,
+    );
+    pipeline(&ws, &milvus, 90, "./other-model");
     let remodelled = run(&ws, &[]);
     assert_eq!(remodelled.summary_number("unchanged"), 0);
     assert_eq!(remodelled.summary_number("chunks"), ids.len() as u64);

@@ -291,6 +291,10 @@ impl SinkComponent for MilvusSinkConfig {
         Ok(())
     }
 
+    fn destination_exists(&self) -> bool {
+        !super::is_local_path(&self.uri) || std::path::Path::new(&self.uri).exists()
+    }
+
     fn destination_key(&self) -> &'static str {
         "uri"
     }
@@ -309,6 +313,18 @@ fn uri_has_credentials(uri: &str) -> bool {
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     authority.contains('@')
+}
+
+impl crate::config::RelativePaths for MilvusSinkConfig {
+    fn rebase(&mut self, base: &std::path::Path) {
+        if super::lite::is_local_path(&self.uri) {
+            crate::config::rebase_text(base, &mut self.uri);
+        }
+        crate::config::rebase_optional(base, &mut self.milvus_lite);
+        crate::config::rebase_optional(base, &mut self.tls.ca_file);
+        crate::config::rebase_optional(base, &mut self.tls.client_cert_file);
+        crate::config::rebase_optional(base, &mut self.tls.client_key_file);
+    }
 }
 
 #[cfg(test)]

@@ -204,3 +204,9 @@ impl Stage for Bm25Stage {
         append_sparse(&batch, &self.field, rows, position)
     }
 }
+
+impl crate::config::RelativePaths for Bm25StageConfig {
+    fn rebase(&mut self, base: &std::path::Path) {
+        crate::config::rebase_path(base, &mut self.params);
+    }
+}

@@ -50,12 +50,14 @@ enum SparseQuery {
 }
 
 /// One query's sparse side: weighted terms, or the text for the server to encode.
+#[derive(Clone)]
 pub(super) enum Sparse {
     Terms(std::collections::BTreeMap<u32, f32>),
     Text(String),
 }
 
 /// One query's vectors; a sparse vector with no term is `None` (nothing to match).
+#[derive(Clone)]
 pub(super) struct QueryVectors {
     pub dense: Option<Vec<f32>>,
     pub sparse: Option<Sparse>,

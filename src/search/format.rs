@@ -80,6 +80,7 @@ mod tests {
             score: 1.0 / rank as f32,
             rerank_score: None,
             text: text.to_string(),
+            metadata: Default::default(),
         }
     }
 

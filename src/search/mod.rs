@@ -10,8 +10,8 @@ mod rerank;
 use std::collections::{BTreeMap, HashMap};
 
 use milvus::v2::prelude::{
-    HybridSearchRequest, RRFRerank, SearchRequest, SearchResponse, SearchVectors, SingleResult,
-    SubSearchRequest, WeightedRerank,
+    DataType, Error as SdkError, HybridSearchRequest, RRFRerank, SearchRequest, SearchResponse,
+    SearchVectors, SingleResult, SubSearchRequest, WeightedRerank,
 };
 use serde::Serialize;
 use tokio::runtime::Handle;
@@ -103,6 +103,9 @@ pub struct Hit {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rerank_score: Option<f32>,
     pub text: String,
+    /// The pipeline's metadata columns, as the collection holds them.
+    #[serde(flatten)]
+    pub metadata: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Hit {
@@ -133,7 +136,12 @@ pub struct Searcher {
     connection: MilvusConnection,
     runtime: Handle,
     collection: String,
-    output: Vec<&'static str>,
+    output: Vec<String>,
+    /// The metadata columns among `output`.
+    metadata: Vec<String>,
+    /// The metadata columns the collection holds as ARRAY: the Milvus Rust SDK
+    /// cannot decode them in Milvus 2.3's search results.
+    array_metadata: Vec<String>,
     index: IndexConfig,
 }
 
@@ -157,13 +165,15 @@ impl Searcher {
         let encoders = QueryEncoders::new(cfg, sink);
         let reranker = rerank.map(|r| rerank::load(cfg, r)).transpose()?;
         let connection = MilvusConnection::open(sink, runtime).map_err(Phased::setup)?;
-        let searcher = Searcher {
+        let mut searcher = Searcher {
             encoders,
             reranker,
             connection,
             runtime: runtime.clone(),
             collection: sink.collection.clone(),
-            output: output_fields(cfg),
+            output: Vec::new(),
+            metadata: Vec::new(),
+            array_metadata: Vec::new(),
             index: sink.index.clone(),
         };
         let exists = runtime
@@ -176,7 +186,55 @@ impl Searcher {
             }));
         }
         searcher.load().map_err(Phased::Run)?;
+        searcher.choose_output(cfg).map_err(Phased::Run)?;
         Ok(searcher)
+    }
+
+    /// The fields each hit carries: `id`, `text`, `doc_id` when the pipeline
+    /// chunks, and the source's metadata columns the collection has (one
+    /// made before a column was added has not).
+    fn choose_output(&mut self, cfg: &PipelineConfig) -> Result<(), SearchError> {
+        let schema = self
+            .runtime
+            .block_on(self.connection.schema(&self.collection))
+            .map_err(|e| self.failed(&e))?;
+        let kind = |name: &str| {
+            schema
+                .get_fields()
+                .iter()
+                .find(|f| f.get_name() == name)
+                .map(|f| f.get_data_type())
+        };
+        let chunks = cfg
+            .stage_configs()
+            .any(|s| matches!(s, StageConfig::Chunk(_)));
+        self.output = [columns::ID, columns::DOC_ID, columns::TEXT]
+            .into_iter()
+            .filter(|f| chunks || *f != columns::DOC_ID)
+            .map(str::to_string)
+            .collect();
+        for column in cfg.source.component().fields().metadata_columns() {
+            match kind(column) {
+                None => continue,
+                Some(DataType::Array) => self.array_metadata.push(column.to_string()),
+                Some(_) => {}
+            }
+            self.metadata.push(column.to_string());
+            self.output.push(column.to_string());
+        }
+        Ok(())
+    }
+
+    /// Leaves the ARRAY metadata out of the hits from now on, saying so once.
+    fn without_array_metadata(&mut self) {
+        tracing::warn!(
+            fields = self.array_metadata.join(", "),
+            "this server's search results for ARRAY fields cannot be decoded by the Milvus Rust SDK \
+             (Milvus 2.3); the hits leave them out"
+        );
+        let arrays = std::mem::take(&mut self.array_metadata);
+        self.output.retain(|f| !arrays.contains(f));
+        self.metadata.retain(|f| !arrays.contains(f));
     }
 
     /// The modes this pipeline's fields allow: dense, sparse, then hybrid.
@@ -219,9 +277,17 @@ impl Searcher {
         }
         for (request, members) in requests {
             let (indices, vectors): (Vec<usize>, Vec<QueryVectors>) = members.into_iter().unzip();
-            let response = self
-                .query(request, vectors, options, fetch as i64)
-                .map_err(Phased::Run)?;
+            let response = match self.query(request, vectors.clone(), options, fetch as i64) {
+                Err(e)
+                    if matches!(*e, SdkError::MalformedResponse(_))
+                        && !self.array_metadata.is_empty() =>
+                {
+                    self.without_array_metadata();
+                    self.query(request, vectors, options, fetch as i64)
+                }
+                response => response,
+            }
+            .map_err(|e| Phased::Run(self.failed(&e)))?;
             for (i, found) in indices
                 .into_iter()
                 .zip(self.hits(&response).map_err(Phased::Run)?)
@@ -259,7 +325,7 @@ impl Searcher {
         vectors: Vec<QueryVectors>,
         options: &SearchOptions,
         limit: i64,
-    ) -> Result<SearchResponse, SearchError> {
+    ) -> Result<SearchResponse, Box<SdkError>> {
         let (dense, sparse): (Vec<Option<Vec<f32>>>, Vec<Option<Sparse>>) =
             vectors.into_iter().map(|v| (v.dense, v.sparse)).unzip();
         let dense = || {
@@ -277,7 +343,7 @@ impl Searcher {
             )
         };
         let client = &self.connection.client;
-        let response = if request == Request::Hybrid {
+        if request == Request::Hybrid {
             let sub = |(field, vectors, params): (String, SearchVectors, _)| {
                 let mut request = SubSearchRequest::builder()
                     .vector_field(field)
@@ -287,7 +353,7 @@ impl Searcher {
                 if let Some(filter) = &options.filter {
                     request = request.filter(filter.clone());
                 }
-                request.build().map_err(|e| self.failed(&e))
+                request.build().map_err(Box::new)
             };
             let request = HybridSearchRequest::builder()
                 .collection_name(&self.collection)
@@ -300,8 +366,8 @@ impl Searcher {
                     request.rerank(WeightedRerank::new().weights(weights.clone()))
                 }
             };
-            let request = request.build().map_err(|e| self.failed(&e))?;
-            self.runtime.block_on(client.hybrid_search(request))
+            let request = request.build().map_err(Box::new)?;
+            Ok(self.runtime.block_on(client.hybrid_search(request))?)
         } else {
             let (field, vectors, params) = if request == Request::Dense {
                 dense()
@@ -318,10 +384,9 @@ impl Searcher {
             if let Some(filter) = &options.filter {
                 request = request.filter(filter.clone());
             }
-            let request = request.build().map_err(|e| self.failed(&e))?;
-            self.runtime.block_on(client.search(request))
-        };
-        response.map_err(|e| self.failed(&e))
+            let request = request.build().map_err(Box::new)?;
+            Ok(self.runtime.block_on(client.search(request))?)
+        }
     }
 
     /// The index's search parameters (HNSW `ef`, IVF `nprobe`) for `limit` hits.
@@ -356,6 +421,11 @@ impl Searcher {
                     score: scores.get(i).copied().unwrap_or_default(),
                     rerank_score: None,
                     text: text_of(columns::TEXT).unwrap_or_default(),
+                    metadata: self
+                        .metadata
+                        .iter()
+                        .filter_map(|name| Some((name.clone(), entity.get(name)?.clone())))
+                        .collect(),
                 });
             }
             lists.push(hits);
@@ -395,15 +465,4 @@ fn milvus_sink(cfg: &PipelineConfig) -> Result<&MilvusSinkConfig, SearchError> {
                 cfg.name
             ))
         })
-}
-
-/// `id`, `text`, and `doc_id` when the pipeline chunks.
-fn output_fields(cfg: &PipelineConfig) -> Vec<&'static str> {
-    let chunks = cfg
-        .stage_configs()
-        .any(|s| matches!(s, StageConfig::Chunk(_)));
-    [columns::ID, columns::DOC_ID, columns::TEXT]
-        .into_iter()
-        .filter(|f| chunks || *f != columns::DOC_ID)
-        .collect()
 }

@@ -77,6 +77,7 @@ pub fn evaluate(
     }
     let mut searcher =
         Searcher::open(cfg, options.rerank.as_ref(), runtime).map_err(Phased::convert)?;
+    let missing = missing_relevant(&searcher, &judged, &qrels).map_err(Phased::run)?;
     let modes = options.modes.clone().unwrap_or_else(|| searcher.modes());
     let runs: Vec<(SearchMode, Option<&RerankOptions>)> = modes
         .iter()
@@ -124,8 +125,44 @@ pub fn evaluate(
         pipeline: cfg.name().to_string(),
         queries: judged.len(),
         skipped: queries.len() - judged.len(),
+        missing_relevant: missing,
         runs: reports,
     })
+}
+
+/// The documents the qrels judge relevant to a scored query that the
+/// collection does not hold, sorted; a warning names them. Such a document
+/// can never be found, so a typo in the qrels (or a corpus not fully
+/// ingested) would lower every figure without a word.
+fn missing_relevant(
+    searcher: &Searcher,
+    judged: &[&Query],
+    qrels: &Qrels,
+) -> Result<Vec<String>, SearchError> {
+    let relevant: std::collections::BTreeSet<&str> = judged
+        .iter()
+        .flat_map(|q| qrels[&q.id].iter())
+        .filter(|(_, grade)| **grade >= 1)
+        .map(|(document, _)| document.as_str())
+        .collect();
+    let relevant: Vec<&str> = relevant.into_iter().collect();
+    let mut missing = searcher.missing_documents(&relevant)?;
+    missing.sort();
+    if !missing.is_empty() {
+        let shown: Vec<&str> = missing.iter().take(5).map(String::as_str).collect();
+        tracing::warn!(
+            "{} of the {} documents the qrels judge relevant are not in the collection ({}{}): they cannot be found, so every figure is lower than the search deserves; check the qrels' document ids against the corpus' ids",
+            missing.len(),
+            relevant.len(),
+            shown.join(", "),
+            if missing.len() > shown.len() {
+                ", …"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(missing)
 }
 
 /// One query's figures: its hits ranked as documents, against its judgements.

@@ -15,6 +15,8 @@ pub struct EvalReport {
     pub queries: usize,
     /// Queries of the file left out: no relevant judgement.
     pub skipped: usize,
+    /// Documents judged relevant that the collection does not hold, sorted.
+    pub missing_relevant: Vec<String>,
     pub runs: Vec<RunReport>,
 }
 
@@ -78,9 +80,16 @@ impl EvalReport {
             format!("mrr@{}", cut.k),
         ];
         let mut out = format!(
-            "{}: {} queries scored, {} skipped (no relevant document judged)\n",
+            "{}: {} queries scored, {} skipped (no relevant document judged)",
             self.pipeline, self.queries, self.skipped
         );
+        if !self.missing_relevant.is_empty() {
+            out.push_str(&format!(
+                "; {} relevant documents not in the collection",
+                self.missing_relevant.len()
+            ));
+        }
+        out.push('\n');
         out.push_str(&format!("{:<14}", "mode"));
         for name in &names {
             out.push_str(&format!("  {name:>10}"));

@@ -282,6 +282,14 @@ mod tests {
             Ok(self.0.keys().cloned().collect())
         }
 
+        fn present(&self, documents: &[&str]) -> Result<HashSet<String>, SinkError> {
+            Ok(documents
+                .iter()
+                .filter(|d| self.0.contains_key(**d))
+                .map(|d| d.to_string())
+                .collect())
+        }
+
         fn delete(&self, _documents: &[String]) -> Result<(), SinkError> {
             unreachable!("skipping deletes nothing")
         }

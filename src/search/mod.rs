@@ -21,7 +21,7 @@ use crate::error::Phased;
 use crate::model::ModelError;
 use crate::registry::{PipelineConfig, SinkConfig, StageConfig};
 use crate::sink::milvus::{
-    IndexConfig, MilvusConnection, MilvusError, MilvusSinkConfig, VectorKind,
+    IndexConfig, MilvusConnection, MilvusError, MilvusSinkConfig, VectorKind, documents_of,
 };
 use crate::stage::Reranker;
 use crate::stage::bm25::Bm25Error;
@@ -41,6 +41,11 @@ pub enum SearchError {
     Milvus(#[from] MilvusError),
     #[error("search on `{collection}` failed: {message}")]
     Search { collection: String, message: String },
+    #[error("cannot look up the documents of `{collection}`: {source}")]
+    Held {
+        collection: String,
+        source: Box<crate::sink::SinkError>,
+    },
     #[error(
         "collection `{collection}` does not exist at {uri}; run the pipeline first (`vecpipe run FILE`) to fill it"
     )]
@@ -133,7 +138,9 @@ pub fn search(
 pub struct Searcher {
     encoders: QueryEncoders,
     reranker: Option<Reranker>,
-    connection: MilvusConnection,
+    connection: std::sync::Arc<MilvusConnection>,
+    /// What the collection holds of documents (for `eval`'s check of its judgements).
+    documents: Box<dyn crate::sink::DocumentStore>,
     runtime: Handle,
     collection: String,
     output: Vec<String>,
@@ -164,11 +171,14 @@ impl Searcher {
         let sink = milvus_sink(cfg).map_err(Phased::Setup)?;
         let encoders = QueryEncoders::new(cfg, sink);
         let reranker = rerank.map(|r| rerank::load(cfg, r)).transpose()?;
-        let connection = MilvusConnection::open(sink, runtime).map_err(Phased::setup)?;
+        let connection =
+            std::sync::Arc::new(MilvusConnection::open(sink, runtime).map_err(Phased::setup)?);
+        let documents = documents_of(connection.clone(), runtime.clone(), sink);
         let mut searcher = Searcher {
             encoders,
             reranker,
             connection,
+            documents,
             runtime: runtime.clone(),
             collection: sink.collection.clone(),
             output: Vec::new(),
@@ -235,6 +245,22 @@ impl Searcher {
         let arrays = std::mem::take(&mut self.array_metadata);
         self.output.retain(|f| !arrays.contains(f));
         self.metadata.retain(|f| !arrays.contains(f));
+    }
+
+    /// Which of `documents` the collection does not hold.
+    pub fn missing_documents(&self, documents: &[&str]) -> Result<Vec<String>, SearchError> {
+        let present = self
+            .documents
+            .present(documents)
+            .map_err(|e| SearchError::Held {
+                collection: self.collection.clone(),
+                source: Box::new(e),
+            })?;
+        Ok(documents
+            .iter()
+            .filter(|d| !present.contains(**d))
+            .map(|d| d.to_string())
+            .collect())
     }
 
     /// The modes this pipeline's fields allow: dense, sparse, then hybrid.

@@ -52,6 +52,8 @@ pub(crate) trait DocumentStore: Send {
     ) -> Result<Option<HashMap<String, StoredRows>>, SinkError>;
     /// The id of every document the destination holds.
     fn documents(&self) -> Result<HashSet<String>, SinkError>;
+    /// Which of `documents` the destination holds.
+    fn present(&self, documents: &[&str]) -> Result<HashSet<String>, SinkError>;
     /// Deletes these documents: every row of each.
     fn delete(&self, documents: &[String]) -> Result<(), SinkError>;
 }

@@ -258,6 +258,56 @@ fn many_queries_give_the_hits_each_query_gets_alone_and_the_table_lists_each_mod
         assert_eq!(&line[..figures.len()], figures, "{table}");
     }
     assert_eq!(table.lines().count(), 2 + 3, "{table}");
+    assert_eq!(json["missing_relevant"], serde_json::json!([]));
+
+    // Two typos in the qrels: those documents cannot be found, and eval says so.
+    let qrels = std::fs::read_to_string(repo_root().join(QRELS)).unwrap();
+    let typos = ws.write(
+        "typos.tsv",
+        qrels
+            .replace("q1\tvolcano\t2", "q1\tvolcanoe\t2")
+            .replace("q2\thoneybee\t2", "q2\thoney-bee\t2"),
+    );
+    let typos = typos.to_str().unwrap();
+    let asked = std::fs::read_to_string(repo_root().join(QUERIES)).unwrap();
+    let asked: Vec<Value> = asked
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let typos_text = std::fs::read_to_string(typos).unwrap();
+    let relevant: std::collections::BTreeSet<&str> = typos_text
+        .lines()
+        .skip(1)
+        .map(|line| line.split('\t').collect::<Vec<_>>())
+        .filter(|f| f[2].trim() != "0" && asked.iter().any(|q| q["_id"] == f[0]))
+        .map(|f| f[1])
+        .collect();
+    let args = ["eval", PIPELINE, "--queries", QUERIES, "--qrels", typos];
+    let with_typos = Run(run_at_root(
+        &ws,
+        &milvus,
+        &[&args[..], &["--json"]].concat(),
+    ))
+    .expect_code(0);
+    let report: Value = serde_json::from_str(&with_typos.stdout()).unwrap();
+    assert_eq!(
+        report["missing_relevant"],
+        serde_json::json!(["honey-bee", "volcanoe"])
+    );
+    assert_eq!(
+        with_typos.log_lines(),
+        [format!(
+            " WARN vecpipe::eval: 2 of the {} documents the qrels judge relevant are not in the collection (honey-bee, volcanoe): they cannot be found, so every figure is lower than the search deserves; check the qrels' document ids against the corpus' ids",
+            relevant.len()
+        )]
+    );
+    let table = Run(run_at_root(&ws, &milvus, &args))
+        .expect_code(0)
+        .stdout();
+    assert_eq!(
+        table.lines().next().unwrap(),
+        "beir-eval: 22 queries scored, 2 skipped (no relevant document judged); 2 relevant documents not in the collection"
+    );
 }
 
 #[test]

@@ -324,6 +324,20 @@ impl DocumentStore for MilvusDocuments {
         Ok(Some(stored))
     }
 
+    fn present(&self, documents: &[&str]) -> Result<HashSet<String>, SinkError> {
+        let Some(layout) = self.layout()? else {
+            return Ok(HashSet::new());
+        };
+        let key = layout.key();
+        let filters = in_filters(key, documents, DOCUMENTS_PER_REQUEST);
+        Ok(self
+            .query_each(filters, &[key], 0, QUERY_LIMIT)?
+            .into_iter()
+            .flatten()
+            .filter_map(|mut row| row.pop())
+            .collect())
+    }
+
     fn documents(&self) -> Result<HashSet<String>, SinkError> {
         let Some(layout) = self.layout()? else {
             return Ok(HashSet::new());

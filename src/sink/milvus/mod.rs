@@ -170,6 +170,21 @@ impl Health {
     }
 }
 
+/// What the sink's collection holds of documents, through `connection`
+/// (for readers such as `eval`, outside a run: no health to report).
+pub(crate) fn documents_of(
+    connection: std::sync::Arc<MilvusConnection>,
+    runtime: Handle,
+    cfg: &MilvusSinkConfig,
+) -> Box<dyn crate::sink::DocumentStore> {
+    Box::new(held::MilvusDocuments::new(
+        connection,
+        runtime,
+        cfg,
+        Health::default(),
+    ))
+}
+
 /// `field in [...]` filters, `per_filter` values each.
 pub(super) fn in_filters<S: AsRef<str>>(
     field: &str,

@@ -68,7 +68,7 @@ impl StopSignal {
                 }
                 if attempt == 0 {
                     tracing::warn!(
-                        "stopping: no new records are read; finishing the batches in flight (signal again to exit at once)"
+                        "stopping: no new records are read; finishing the batches being written (signal again to exit at once)"
                     );
                     stop.raise();
                 } else {

@@ -70,6 +70,10 @@ impl Stage for Fingerprinter {
         "fingerprint"
     }
 
+    fn is_shown(&self) -> bool {
+        false
+    }
+
     fn process(
         &mut self,
         batch: RecordBatch,
@@ -181,6 +185,10 @@ pub(super) struct SkipUnchanged {
 impl Stage for SkipUnchanged {
     fn kind(&self) -> &'static str {
         "skip-unchanged"
+    }
+
+    fn is_shown(&self) -> bool {
+        false
     }
 
     fn process(

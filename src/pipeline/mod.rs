@@ -96,10 +96,12 @@ impl std::fmt::Display for RunSummary {
                 .map_or(String::new(), |n| format!("{n} deleted (sync), ")),
             secs,
             rate,
-            if self.stopped_early {
-                " (stopped early by signal)"
-            } else {
-                ""
+            match self.records_in.saturating_sub(self.records_acknowledged) {
+                _ if !self.stopped_early => String::new(),
+                0 => " (stopped early by signal)".to_string(),
+                dropped => format!(
+                    " (stopped early by signal; {dropped} records read were not written; the next run reads them again)"
+                ),
             },
             self.not_incremental.map_or(String::new(), |kind| format!(
                 " (not incremental: the `{kind}` sink rewrites its output each run, so every document was embedded; see Incremental runs)"
@@ -141,8 +143,17 @@ pub async fn run_pipeline(
     let not_incremental = built.not_incremental;
     let sync = built.sync.take();
     let dead_letters = built.dead_letters.clone();
-    let progress = crate::progress::Progress::new(built.source.total_records(), "records")
-        .with_unchanged(built.unchanged.clone());
+    let progress = crate::progress::Progress::for_run(
+        built.source.total_records(),
+        built
+            .stages
+            .iter()
+            .filter(|s| s.is_shown())
+            .map(|s| s.kind())
+            .collect(),
+        built.sinks.len(),
+    )
+    .with_unchanged(built.unchanged.clone());
     let acks = tokio::spawn(collect_outcomes(
         ack_rx,
         built.source.ack_handler(),

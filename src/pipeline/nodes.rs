@@ -7,6 +7,10 @@
 //! only when its sink says the batch is durable. Whatever else happens to an
 //! envelope — a stage or sink error, a closed channel, a panic, a shutdown —
 //! drops its ack unconfirmed, and the batch is reported as not delivered.
+//!
+//! On a stop signal the source reads nothing more, each sink finishes the
+//! batch it is writing, and every other batch in flight (queued, or in a
+//! stage) is dropped unconfirmed; the sinks then complete their output.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -51,12 +55,23 @@ pub(super) async fn run_graph(
 
     // Inputs of everything that reads the stream after `d` stages.
     let mut readers: Vec<Vec<Tx>> = (0..=depth).map(|_| Vec::new()).collect();
-    for (sink, at) in sinks {
+    for (index, (sink, at)) in sinks.into_iter().enumerate() {
         let (tx, rx) = mpsc::channel(EDGE_CAPACITY);
         readers[at].push(tx);
-        let stop = stop.clone();
-        tasks.spawn(async move { sink_task(sink, rx, stop).await });
+        let (stop, progress) = (stop.clone(), progress.clone());
+        tasks.spawn(async move { sink_task(sink, rx, stop, (progress, index)).await });
     }
+    // The progress line's index of each stage it shows.
+    let mut shown = 0;
+    let shown_index: Vec<Option<usize>> = stages
+        .iter()
+        .map(|s| {
+            s.is_shown().then(|| {
+                shown += 1;
+                shown - 1
+            })
+        })
+        .collect();
     // Stages, last first, so each knows where its output goes.
     let mut next_input: Option<Tx> = None;
     for (index, stage) in stages.into_iter().enumerate().rev() {
@@ -65,7 +80,8 @@ pub(super) async fn run_graph(
         next_input = Some(tx);
         let counters = (index + 1 == depth).then(|| counters.clone());
         let stop = stop.clone();
-        tasks.spawn(async move { stage_task(stage, rx, out, counters, stop).await });
+        let progress = shown_index[index].map(|i| (progress.clone(), i));
+        tasks.spawn(async move { stage_task(stage, rx, out, counters, stop, progress).await });
     }
     let out = stream_to(&mut tasks, &mut readers[0], next_input);
     {
@@ -223,7 +239,7 @@ async fn source_task(
                 .rows_out
                 .fetch_add(envelope.batch.num_rows() as u64, Ordering::Relaxed);
         }
-        progress.advance(records);
+        progress.read(records);
         if let Some(out) = &out
             && out.send(envelope).await.is_err()
         {
@@ -238,10 +254,12 @@ async fn stage_task(
     out: Option<Tx>,
     counters: Option<Arc<Counters>>,
     stop: StopSignal,
+    progress: Option<(Progress, usize)>,
 ) -> Result<(), PipelineError> {
     while let Some(envelope) = input.recv().await {
-        if stop.has_failed() {
-            // Dropped unconfirmed: not delivered.
+        if stop.is_raised() {
+            // Stopping (a signal or a failure): dropped unconfirmed, so it is
+            // not acknowledged and is read again next time.
             return Ok(());
         }
         let kind = stage.kind();
@@ -270,10 +288,18 @@ async fn stage_task(
         };
         metrics::batch_time(kind, started.elapsed());
         metrics::records_out(kind, envelope.batch.num_rows());
+        if stop.is_raised() {
+            // Stopped while this batch was processed: only the batches being
+            // written are finished.
+            return Ok(());
+        }
         if let Some(counters) = &counters {
             counters
                 .rows_out
                 .fetch_add(envelope.batch.num_rows() as u64, Ordering::Relaxed);
+        }
+        if let Some((progress, index)) = &progress {
+            progress.stage_rows(*index, envelope.batch.num_rows() as u64);
         }
         if let Some(out) = &out
             && out.send(envelope).await.is_err()
@@ -315,12 +341,15 @@ async fn sink_task(
     mut sink: Box<dyn Sink>,
     mut input: Rx,
     stop: StopSignal,
+    (progress, index): (Progress, usize),
 ) -> Result<(), PipelineError> {
     let kind = sink.kind();
     let mut pending = PendingAcks::default();
     let mut prepared = false;
     while let Some(envelope) = input.recv().await {
-        if stop.has_failed() {
+        // Stopping: the batch being written was finished; the rest are
+        // dropped unconfirmed (read again next time).
+        if stop.is_raised() {
             break;
         }
         if !prepared {
@@ -343,7 +372,10 @@ async fn sink_task(
         metrics::batch_time(kind, started.elapsed());
         metrics::records_in(kind, rows);
         match result {
-            Ok(durable) => pending.settle(envelope.ack, durable),
+            Ok(durable) => {
+                progress.written(index, envelope.ack.records() as u64);
+                pending.settle(envelope.ack, durable);
+            }
             Err(e) => {
                 stop.fail();
                 sink.abort();

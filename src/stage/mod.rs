@@ -61,6 +61,11 @@ pub enum StageError {
 pub trait Stage: Send {
     /// The `type:` of the stage, for logs and metrics.
     fn kind(&self) -> &'static str;
+    /// Whether the progress line counts its output: false for the run's own
+    /// bookkeeping stages (fingerprints, skipping unchanged documents).
+    fn is_shown(&self) -> bool {
+        true
+    }
     fn process(
         &mut self,
         batch: RecordBatch,

@@ -23,6 +23,7 @@ mod milvus_sink;
 mod milvus_tls;
 mod parquet_and_sinks;
 mod pipelines;
+mod progress;
 mod relative_paths;
 mod rerank;
 mod shutdown;

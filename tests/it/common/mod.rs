@@ -155,6 +155,23 @@ impl Run {
         words[i - 1].parse().unwrap()
     }
 
+    /// A run stopped by a signal: the records it read but did not write
+    /// (dropped in flight; the next run reads them again). Panics unless the
+    /// summary says the run stopped early.
+    pub fn unwritten_after_stop(&self) -> u64 {
+        let out = self.stdout();
+        let (_, note) = out
+            .split_once("(stopped early by signal")
+            .unwrap_or_else(|| panic!("not stopped early: {out}"));
+        match note.strip_prefix("; ") {
+            None => 0,
+            Some(rest) => rest
+                .split_once(' ')
+                .and_then(|(n, _)| n.parse().ok())
+                .unwrap_or_else(|| panic!("no count of unwritten records: {out}")),
+        }
+    }
+
     /// Panics with both streams unless the exit code is `code`.
     pub fn expect_code(self, code: i32) -> Self {
         assert_eq!(

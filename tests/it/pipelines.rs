@@ -211,14 +211,23 @@ fn kafka_to_parquet_example_exports_every_document() {
     let ws = Workspace::new();
     let env = [("KAFKA_BROKERS", broker.brokers.as_str())];
     let (daemon, port) = start_daemon(&ws, "pipelines/kafka-to-parquet.yaml", &env);
-    // Stop once the source has read all twelve documents (the file is completed at shutdown).
+    // Stop once the sink has written every chunk of the twelve documents (a
+    // stop drops what is not written yet; the file is completed at shutdown).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let count = |metrics: &str, series: &str| -> Option<u64> {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+    };
     loop {
-        let read = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-            && http_get(port, "/metrics")
-                .1
-                .contains("vecpipe_records_in_total{node=\"source\"} 12");
-        if read {
+        let metrics = std::net::TcpStream::connect(("127.0.0.1", port))
+            .is_ok()
+            .then(|| http_get(port, "/metrics").1)
+            .unwrap_or_default();
+        let read = count(&metrics, "vecpipe_records_in_total{node=\"source\"}");
+        let embedded = count(&metrics, "vecpipe_records_out_total{node=\"dense\"}");
+        let written = count(&metrics, "vecpipe_records_in_total{node=\"arrow\"}");
+        if read == Some(12) && written.is_some() && written == embedded {
             break;
         }
         assert!(

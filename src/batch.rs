@@ -11,25 +11,25 @@ use arrow::record_batch::RecordBatch;
 use tokio::sync::mpsc;
 
 /// Column names shared by sources, stages and sinks.
-pub mod columns {
+pub(crate) mod columns {
     /// The record id: the document id, or `{doc_id}#{chunk_index}` after chunking.
-    pub const ID: &str = "id";
-    pub const TEXT: &str = "text";
+    pub(crate) const ID: &str = "id";
+    pub(crate) const TEXT: &str = "text";
     /// Added by the chunk stage.
-    pub const DOC_ID: &str = "doc_id";
-    pub const CHUNK_INDEX: &str = "chunk_index";
+    pub(crate) const DOC_ID: &str = "doc_id";
+    pub(crate) const CHUNK_INDEX: &str = "chunk_index";
     /// Added for incremental runs: a hash of the document and of what shapes its rows.
-    pub const FINGERPRINT: &str = "fingerprint";
+    pub(crate) const FINGERPRINT: &str = "fingerprint";
 }
 
 /// A Kafka (topic, partition).
-pub type TopicPartition = (Arc<str>, i32);
+pub(crate) type TopicPartition = (Arc<str>, i32);
 /// A partition and the first and last offsets a batch read from it.
-pub type OffsetRange = (TopicPartition, i64, i64);
+pub(crate) type OffsetRange = (TopicPartition, i64, i64);
 
 /// Where records came from, precise enough to find them again.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Position {
+pub(crate) enum Position {
     /// `row` is the first row of the batch within the row group.
     Parquet {
         file: Arc<PathBuf>,
@@ -47,7 +47,7 @@ pub enum Position {
 
 impl Position {
     /// The position of the `offset`-th record of a batch that starts here.
-    pub fn record(&self, offset: usize) -> RecordPosition<'_> {
+    pub(crate) fn record(&self, offset: usize) -> RecordPosition<'_> {
         RecordPosition {
             batch: self,
             offset,
@@ -62,7 +62,7 @@ impl fmt::Display for Position {
 }
 
 /// One record inside a batch; displays as `file:line N` or `file row group G row R`.
-pub struct RecordPosition<'a> {
+pub(crate) struct RecordPosition<'a> {
     batch: &'a Position,
     offset: usize,
 }
@@ -101,7 +101,7 @@ impl fmt::Display for RecordPosition<'_> {
 
 /// The outcome of one batch once every holder of its [`Ack`] is done.
 #[derive(Debug)]
-pub struct AckOutcome {
+pub(crate) struct AckOutcome {
     pub position: Position,
     /// Source records the batch covers (dead-lettered ones included).
     pub records: usize,
@@ -117,7 +117,7 @@ pub struct AckOutcome {
 /// delivered. When the last handle is gone the outcome goes to the run's ack
 /// channel, so a batch is delivered only if every holder confirmed it.
 #[derive(Debug)]
-pub struct Ack {
+pub(crate) struct Ack {
     shared: Arc<AckShared>,
     confirmed: bool,
 }
@@ -135,7 +135,7 @@ struct AckShared {
 }
 
 impl Ack {
-    pub fn new(
+    pub(crate) fn new(
         position: Position,
         records: usize,
         outcomes: mpsc::UnboundedSender<AckOutcome>,
@@ -156,7 +156,7 @@ impl Ack {
     /// batch's position (a JSONL line, a Parquet row). Only on a fresh ack,
     /// before it is shared; keeps the `id` column (reference-counted), so a
     /// batch pays nothing until a record is named.
-    pub fn with_row_offsets(mut self, batch: &RecordBatch, offsets: Vec<usize>) -> Self {
+    pub(crate) fn with_row_offsets(mut self, batch: &RecordBatch, offsets: Vec<usize>) -> Self {
         if let (Some(shared), Some(ids)) = (
             Arc::get_mut(&mut self.shared),
             batch.column_by_name(columns::ID),
@@ -166,14 +166,14 @@ impl Ack {
         self
     }
 
-    pub fn position(&self) -> &Position {
+    pub(crate) fn position(&self) -> &Position {
         &self.shared.position
     }
 
     /// Where `document`'s record is: its own line or row when the source
     /// said, else the batch's first.
     /// (The last record of a repeated id: the version that was written.)
-    pub fn position_of(&self, document: &str) -> RecordPosition<'_> {
+    pub(crate) fn position_of(&self, document: &str) -> RecordPosition<'_> {
         let offset = self
             .shared
             .row_offsets
@@ -190,13 +190,13 @@ impl Ack {
     }
 
     /// Source records this batch covers, dead-lettered ones included.
-    pub fn records(&self) -> usize {
+    pub(crate) fn records(&self) -> usize {
         self.shared.records
     }
 
     /// One more handle, for one more holder (a fan-out reader, a part of the
     /// batch written elsewhere); it too must be confirmed.
-    pub fn share(&self) -> Ack {
+    pub(crate) fn share(&self) -> Ack {
         Ack {
             shared: self.shared.clone(),
             confirmed: false,
@@ -204,7 +204,7 @@ impl Ack {
     }
 
     /// This holder's part of the batch is durable.
-    pub fn confirm(mut self) {
+    pub(crate) fn confirm(mut self) {
         self.confirmed = true;
     }
 }
@@ -230,7 +230,7 @@ impl Drop for AckShared {
 
 /// A batch and its acknowledgement.
 #[derive(Debug)]
-pub struct Envelope {
+pub(crate) struct Envelope {
     pub batch: RecordBatch,
     pub ack: Ack,
     /// Documents to delete after the batch's rows are written (Kafka
@@ -239,7 +239,7 @@ pub struct Envelope {
 }
 
 impl Envelope {
-    pub fn new(batch: RecordBatch, ack: Ack) -> Self {
+    pub(crate) fn new(batch: RecordBatch, ack: Ack) -> Self {
         Envelope {
             batch,
             ack,
@@ -248,7 +248,7 @@ impl Envelope {
     }
 
     /// The same batch for one more reader, with its own ack handle.
-    pub fn share(&self) -> Envelope {
+    pub(crate) fn share(&self) -> Envelope {
         Envelope {
             batch: self.batch.clone(),
             ack: self.ack.share(),
@@ -307,7 +307,7 @@ mod tests {
 }
 
 /// `batch` with one more column at the end.
-pub fn with_column(
+pub(crate) fn with_column(
     batch: &RecordBatch,
     field: arrow::datatypes::Field,
     column: arrow::array::ArrayRef,
@@ -322,7 +322,7 @@ pub fn with_column(
 }
 
 /// Sparse vectors as `List<Struct<index: UInt32, value: Float32>>`, one list per row.
-pub mod sparse {
+pub(crate) mod sparse {
     use std::sync::Arc;
 
     use arrow::array::{
@@ -343,7 +343,7 @@ pub mod sparse {
     }
 
     /// The Arrow type of a sparse column.
-    pub fn data_type() -> DataType {
+    pub(crate) fn data_type() -> DataType {
         DataType::List(Arc::new(Field::new(
             "item",
             DataType::Struct(entry_fields()),
@@ -352,7 +352,7 @@ pub mod sparse {
     }
 
     /// Builds a sparse column row by row.
-    pub struct SparseColumnBuilder(ListBuilder<StructBuilder>);
+    pub(crate) struct SparseColumnBuilder(ListBuilder<StructBuilder>);
 
     impl Default for SparseColumnBuilder {
         fn default() -> Self {
@@ -370,7 +370,7 @@ pub mod sparse {
 
     impl SparseColumnBuilder {
         /// Appends one row; `entries` should be sorted by index.
-        pub fn append_row(&mut self, entries: &[(u32, f32)]) {
+        pub(crate) fn append_row(&mut self, entries: &[(u32, f32)]) {
             let values = self.0.values();
             for &(index, value) in entries {
                 values
@@ -386,14 +386,14 @@ pub mod sparse {
             self.0.append(true);
         }
 
-        pub fn finish(mut self) -> ListArray {
+        pub(crate) fn finish(mut self) -> ListArray {
             self.0.finish()
         }
     }
 }
 
 /// Dense vectors as `FixedSizeList<Float32>(dim)`.
-pub mod dense {
+pub(crate) mod dense {
     use std::sync::Arc;
 
     use arrow::array::{FixedSizeListArray, Float32Array};
@@ -405,7 +405,7 @@ pub mod dense {
     }
 
     /// A column from `rows × dim` values, row-major.
-    pub fn column(values: Vec<f32>, dim: usize) -> Result<FixedSizeListArray, ArrowError> {
+    pub(crate) fn column(values: Vec<f32>, dim: usize) -> Result<FixedSizeListArray, ArrowError> {
         FixedSizeListArray::try_new(
             item(),
             dim as i32,

@@ -58,7 +58,7 @@ impl DeadLetterConfig {
 }
 
 /// How much of a bad record the file form keeps in `raw`.
-pub const RAW_LIMIT_BYTES: usize = 1024;
+pub(crate) const RAW_LIMIT_BYTES: usize = 1024;
 const KAFKA_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
@@ -83,7 +83,7 @@ pub enum DeadLetterError {
 
 /// Where dead letters go; cheap to clone and shared by all nodes.
 #[derive(Clone, Default)]
-pub struct DeadLetters {
+pub(crate) struct DeadLetters {
     inner: Arc<Inner>,
 }
 
@@ -136,7 +136,7 @@ struct DeadLetter<'a> {
 }
 
 /// A Kafka message's headers, to keep on its dead letter.
-pub fn message_headers(message: &impl Message) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn message_headers(message: &impl Message) -> Vec<(String, Vec<u8>)> {
     message
         .headers()
         .map(|headers| {
@@ -149,7 +149,7 @@ pub fn message_headers(message: &impl Message) -> Vec<(String, Vec<u8>)> {
 }
 
 impl DeadLetters {
-    pub fn open(cfg: Option<&DeadLetterConfig>) -> Result<Self, DeadLetterError> {
+    pub(crate) fn open(cfg: Option<&DeadLetterConfig>) -> Result<Self, DeadLetterError> {
         match cfg {
             None => Ok(DeadLetters::default()),
             Some(cfg) => match cfg.kind {
@@ -190,7 +190,7 @@ impl DeadLetters {
     }
 
     /// Appends to a JSONL file (created with its directory when missing).
-    pub fn to_file(path: &Path) -> Result<Self, DeadLetterError> {
+    pub(crate) fn to_file(path: &Path) -> Result<Self, DeadLetterError> {
         let err = |source| DeadLetterError::File {
             path: path.to_path_buf(),
             source,
@@ -213,18 +213,18 @@ impl DeadLetters {
     }
 
     /// Without a dead-letter output, bad records are logged as warnings and counted.
-    pub fn to_log() -> Self {
+    pub(crate) fn to_log() -> Self {
         DeadLetters::default()
     }
 
     /// Counts bad records and keeps nothing (for `validate`'s sample).
-    pub fn discarding() -> Self {
+    pub(crate) fn discarding() -> Self {
         DeadLetters::with(Output::Discard)
     }
 
     /// The reason every letter so far gave, when there are letters and all
     /// of them gave the same one.
-    pub fn sole_reason(&self) -> Option<String> {
+    pub(crate) fn sole_reason(&self) -> Option<String> {
         match &*self
             .inner
             .sole_reason
@@ -250,7 +250,7 @@ impl DeadLetters {
     }
 
     /// Records one bad record; the file form keeps `raw` up to [`RAW_LIMIT_BYTES`].
-    pub fn send(
+    pub(crate) fn send(
         &self,
         position: impl ToString,
         reason: &str,
@@ -260,7 +260,7 @@ impl DeadLetters {
     }
 
     /// Records one bad record with its original key and headers (kept whole on Kafka).
-    pub fn send_record(
+    pub(crate) fn send_record(
         &self,
         position: &str,
         reason: &str,
@@ -303,12 +303,12 @@ impl DeadLetters {
         }
     }
 
-    pub fn count(&self) -> u64 {
+    pub(crate) fn count(&self) -> u64 {
         self.inner.count.load(Ordering::Relaxed)
     }
 
     /// Makes every dead letter sent so far durable (fsync, or Kafka delivery).
-    pub fn flush(&self) -> Result<(), DeadLetterError> {
+    pub(crate) fn flush(&self) -> Result<(), DeadLetterError> {
         match &self.inner.output {
             Output::Log | Output::Discard => Ok(()),
             Output::File(path, file) => {

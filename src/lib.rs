@@ -4,7 +4,8 @@
 //! order, sinks write them durably; see `docs/architecture.md`.
 
 //! What the binary and the tests use is public; the rest is crate-private,
-//! so the compiler reports what nothing uses.
+//! so the compiler reports what nothing uses (`unreachable_pub` keeps it so).
+#![warn(unreachable_pub)]
 
 pub mod config;
 pub mod error;

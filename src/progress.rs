@@ -25,7 +25,7 @@ fn log_interval() -> Duration {
 }
 
 #[derive(Clone)]
-pub struct Progress {
+pub(crate) struct Progress {
     bar: ProgressBar,
     unit: &'static str,
     /// Shown in the message: documents skipped as unchanged.
@@ -50,7 +50,7 @@ impl Progress {
     /// A bar when the total is known, a counter otherwise; `unit` names what
     /// is counted ("queries"). On a terminal it is drawn; otherwise a line is
     /// logged per interval.
-    pub fn new(total: Option<u64>, unit: &'static str) -> Self {
+    pub(crate) fn new(total: Option<u64>, unit: &'static str) -> Self {
         let terminal = std::io::stderr().is_terminal();
         let target = if terminal {
             ProgressDrawTarget::stderr()
@@ -81,7 +81,7 @@ impl Progress {
 
     /// A run's progress: records written by every sink of `sinks`, out of
     /// `total` when the source knows it; `stages` are the kinds shown.
-    pub fn for_run(total: Option<u64>, stages: Vec<&'static str>, sinks: usize) -> Self {
+    pub(crate) fn for_run(total: Option<u64>, stages: Vec<&'static str>, sinks: usize) -> Self {
         let mut progress = Progress::new(total, "records written");
         progress.run = Some(Arc::new(RunCounts {
             read: AtomicU64::new(0),
@@ -93,19 +93,19 @@ impl Progress {
     }
 
     /// Also shows how many documents were skipped as unchanged.
-    pub fn with_unchanged(mut self, unchanged: Option<Arc<AtomicU64>>) -> Self {
+    pub(crate) fn with_unchanged(mut self, unchanged: Option<Arc<AtomicU64>>) -> Self {
         self.unchanged = unchanged;
         self
     }
 
     /// `n` more units done (outside a run: queries evaluated).
-    pub fn advance(&self, n: u64) {
+    pub(crate) fn advance(&self, n: u64) {
         self.bar.inc(n);
         self.refresh();
     }
 
     /// The source read `records` more.
-    pub fn read(&self, records: u64) {
+    pub(crate) fn read(&self, records: u64) {
         if let Some(run) = &self.run {
             run.read.fetch_add(records, Ordering::Relaxed);
             self.refresh();
@@ -113,7 +113,7 @@ impl Progress {
     }
 
     /// Shown stage `stage` put out `rows` more.
-    pub fn stage_rows(&self, stage: usize, rows: u64) {
+    pub(crate) fn stage_rows(&self, stage: usize, rows: u64) {
         if let Some((_, count)) = self.run.as_ref().and_then(|r| r.stages.get(stage)) {
             count.fetch_add(rows, Ordering::Relaxed);
             self.refresh();
@@ -122,7 +122,7 @@ impl Progress {
 
     /// Sink `sink` wrote a batch of `records`: the bar stands at what the
     /// slowest sink has written.
-    pub fn written(&self, sink: usize, records: u64) {
+    pub(crate) fn written(&self, sink: usize, records: u64) {
         if let Some(run) = &self.run {
             if let Some(count) = run.sinks.get(sink) {
                 count.fetch_add(records, Ordering::Relaxed);
@@ -139,7 +139,7 @@ impl Progress {
     }
 
     /// Clears the bar; in logs, the last line is logged whatever the interval.
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if self.logged.is_some() {
             tracing::info!("{}", self.line(&self.message()));
         }

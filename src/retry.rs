@@ -28,7 +28,7 @@ pub(crate) struct RetryPolicy {
 
 impl RetryPolicy {
     /// Milvus: from 0.5 s up to 30 s between tries.
-    pub fn milvus(max_retries: Option<usize>) -> Self {
+    pub(crate) fn milvus(max_retries: Option<usize>) -> Self {
         RetryPolicy {
             max_retries,
             first_delay: Duration::from_millis(500),
@@ -39,7 +39,7 @@ impl RetryPolicy {
     /// A Schema Registry: from 0.5 s up to 10 s between tries (a stop is
     /// noticed at the next), until it answers (records wait for their
     /// schema; none is dead-lettered).
-    pub fn registry() -> Self {
+    pub(crate) fn registry() -> Self {
         RetryPolicy {
             max_retries: None,
             first_delay: Duration::from_millis(500),
@@ -48,7 +48,7 @@ impl RetryPolicy {
     }
 
     /// Model and rerank services: from 0.2 s up to 10 s between tries.
-    pub fn http(max_retries: usize) -> Self {
+    pub(crate) fn http(max_retries: usize) -> Self {
         RetryPolicy {
             max_retries: Some(max_retries),
             first_delay: Duration::from_millis(200),
@@ -59,7 +59,7 @@ impl RetryPolicy {
     /// Runs `call` until it succeeds, fails for good, or has been retried
     /// `max_retries` times; `on_retry` hears of each transient failure and
     /// the wait after it. Blocks (call off the async threads).
-    pub fn run<T, E: Transient>(
+    pub(crate) fn run<T, E: Transient>(
         &self,
         mut on_retry: impl FnMut(&E, Duration),
         call: impl FnMut() -> Result<T, E>,

@@ -2,7 +2,7 @@
 
 /// Why a value could not be expanded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ExpandError {
+pub(super) enum ExpandError {
     #[error("environment variable `{0}` is not set (write `${{{0}:-default}}` to give a default)")]
     Unset(String),
     #[error("unterminated `${{` in `{0}`")]
@@ -12,7 +12,10 @@ pub enum ExpandError {
 }
 
 /// Expands `${VAR}`, `${VAR:-default}` and the escape `$$` using `lookup`.
-pub fn expand(input: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, ExpandError> {
+pub(super) fn expand(
+    input: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, ExpandError> {
     if !input.contains('$') {
         return Ok(input.to_string());
     }

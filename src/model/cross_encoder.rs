@@ -5,13 +5,13 @@
 use super::session::{SessionOptions, TransformerSession, map_rows};
 use super::{ModelError, ModelFiles};
 
-pub struct CrossEncoder {
+pub(crate) struct CrossEncoder {
     session: TransformerSession,
     sigmoid: bool,
 }
 
 impl CrossEncoder {
-    pub fn load(
+    pub(crate) fn load(
         files: &ModelFiles,
         options: &SessionOptions,
         sigmoid: bool,
@@ -22,7 +22,7 @@ impl CrossEncoder {
     }
 
     /// The score of each (query, passage) pair, in input order.
-    pub fn score_pairs(&mut self, pairs: &[(&str, &str)]) -> Result<Vec<f32>, ModelError> {
+    pub(crate) fn score_pairs(&mut self, pairs: &[(&str, &str)]) -> Result<Vec<f32>, ModelError> {
         let sigmoid = self.sigmoid;
         self.session.run_sorted_pairs(pairs, |output, _mask| {
             map_rows(output, "labels", |row| {

@@ -20,7 +20,7 @@ pub(crate) fn default_retries() -> usize {
 }
 
 #[derive(Debug, Clone)]
-pub struct HttpOptions {
+pub(crate) struct HttpOptions {
     pub base_url: String,
     pub api_key: Option<String>,
     pub timeout: Duration,
@@ -29,7 +29,7 @@ pub struct HttpOptions {
 
 impl HttpOptions {
     /// From a remote provider's config keys.
-    pub fn new(
+    pub(crate) fn new(
         base_url: &Option<String>,
         api_key: &Option<String>,
         timeout_secs: crate::config::PositiveInt,
@@ -44,13 +44,13 @@ impl HttpOptions {
     }
 }
 
-pub struct HttpClient {
+pub(crate) struct HttpClient {
     agent: ureq::Agent,
     options: HttpOptions,
 }
 
 impl HttpClient {
-    pub fn new(options: HttpOptions) -> Self {
+    pub(crate) fn new(options: HttpOptions) -> Self {
         let agent = ureq::AgentBuilder::new().timeout(options.timeout).build();
         HttpClient { agent, options }
     }
@@ -66,7 +66,7 @@ impl HttpClient {
     /// POSTs `body` as JSON and returns the JSON response; 429, 5xx and
     /// transport failures are retried under the one retry policy
     /// (`crate::retry`), waiting at least what `Retry-After` asks.
-    pub fn post(&self, path: &str, body: &Value) -> Result<Value, ModelError> {
+    pub(crate) fn post(&self, path: &str, body: &Value) -> Result<Value, ModelError> {
         let url = self.url(path);
         let fail = |message: String| ModelError::Remote {
             url: url.clone(),
@@ -163,7 +163,7 @@ fn transport_problem(e: &ureq::Transport) -> String {
 }
 
 /// OpenAI-compatible `/embeddings`: one vector per input, in input order.
-pub fn openai_embeddings(
+pub(crate) fn openai_embeddings(
     client: &HttpClient,
     model: &str,
     texts: &[&str],
@@ -208,7 +208,7 @@ pub fn openai_embeddings(
 
 /// The common rerank API (`{query, documents, top_n}`): TEI answers a list of
 /// `{index, score}`, Cohere/Jina `{results: [{index, relevance_score}]}`.
-pub fn rerank_scores(
+pub(crate) fn rerank_scores(
     client: &HttpClient,
     model: &str,
     query: &str,

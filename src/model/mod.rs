@@ -4,7 +4,7 @@
 
 mod cross_encoder;
 mod embedder;
-pub mod http;
+pub(crate) mod http;
 mod pooling;
 pub mod prepare;
 mod resolve;
@@ -14,14 +14,16 @@ mod splade;
 
 use std::path::PathBuf;
 
-pub use cross_encoder::CrossEncoder;
+pub(crate) use cross_encoder::CrossEncoder;
 pub use embedder::{EmbedderOptions, TextEmbedder};
-pub use pooling::{Pooling, pool};
-pub use resolve::{ModelFiles, models_dirs, resolve_model, user_models_dir};
+pub(crate) use pooling::{Pooling, pool};
+pub(crate) use resolve::{ModelFiles, models_dirs};
 pub(crate) use resolve::{is_written_as_path, model_name};
-pub use runtime::ensure_onnxruntime;
-pub use session::{SessionOptions, threads_or_cores};
-pub use splade::SpladeEncoder;
+pub use resolve::{resolve_model, user_models_dir};
+pub(crate) use runtime::ensure_onnxruntime;
+pub use session::SessionOptions;
+pub(crate) use session::threads_or_cores;
+pub(crate) use splade::SpladeEncoder;
 
 /// The default of a model stage's `batch_tokens`: padded tokens per
 /// inference call. Measured on 2 AVX2 cores with all-MiniLM-L6-v2 (README,

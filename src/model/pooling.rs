@@ -15,7 +15,12 @@ pub enum Pooling {
 
 /// Pools one sequence's hidden states (`[tokens, dim]`) with its attention mask,
 /// then L2-normalises when asked.
-pub fn pool(hidden: ArrayView2<'_, f32>, mask: &[i64], mode: Pooling, normalize: bool) -> Vec<f32> {
+pub(crate) fn pool(
+    hidden: ArrayView2<'_, f32>,
+    mask: &[i64],
+    mode: Pooling,
+    normalize: bool,
+) -> Vec<f32> {
     let dim = hidden.ncols();
     let mut out = vec![0f32; dim];
     match mode {

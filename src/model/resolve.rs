@@ -35,7 +35,7 @@ pub struct ModelFiles {
 /// Where set-up models live: `$VECPIPE_MODELS_DIR` alone when set; else
 /// `./models`, the `models/` of the checkout the binary was built in, and
 /// the user's models directory ([`user_models_dir`]).
-pub fn models_dirs() -> Vec<PathBuf> {
+pub(crate) fn models_dirs() -> Vec<PathBuf> {
     if let Some(dir) = std::env::var_os("VECPIPE_MODELS_DIR").filter(|d| !d.is_empty()) {
         return vec![PathBuf::from(dir)];
     }

@@ -19,7 +19,7 @@ static LOADED_FROM: Mutex<Option<PathBuf>> = Mutex::new(None);
 /// `onnxruntime:`, the setup location, then the `onnxruntime` Python package
 /// installed beside the executable (a wheel install: `bin/vecpipe` and
 /// `lib/python3.X/site-packages/onnxruntime/` under one prefix).
-pub fn onnxruntime_candidates(configured: Option<&Path>) -> Vec<PathBuf> {
+pub(super) fn onnxruntime_candidates(configured: Option<&Path>) -> Vec<PathBuf> {
     let mut candidates = Vec::new();
     if let Some(path) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
         candidates.push(PathBuf::from(path));
@@ -45,7 +45,9 @@ fn python_package_library(prefix: &Path) -> Vec<PathBuf> {
 }
 
 /// Loads ONNX Runtime once per process and returns its environment.
-pub fn ensure_onnxruntime(configured: Option<&Path>) -> Result<&'static Environment, ModelError> {
+pub(crate) fn ensure_onnxruntime(
+    configured: Option<&Path>,
+) -> Result<&'static Environment, ModelError> {
     let mut loaded = LOADED_FROM.lock().unwrap_or_else(|p| p.into_inner());
     if let (Some(_), Some(environment)) = (loaded.as_ref(), ENVIRONMENT.get()) {
         return Ok(environment);

@@ -15,14 +15,14 @@ use tokenizers::{EncodeInput, Encoding, Tokenizer, TruncationParams};
 use super::{ModelError, ModelFiles, ensure_onnxruntime};
 
 /// ONNX Runtime intra-op threads: the configured number, else the machine's cores.
-pub fn threads_or_cores(configured: Option<crate::config::PositiveInt>) -> usize {
+pub(crate) fn threads_or_cores(configured: Option<crate::config::PositiveInt>) -> usize {
     configured
         .map(|t| t.get())
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// Each row of a `[batch, n]` output through `f`; `what` names the output in errors.
-pub fn map_rows<T>(
+pub(super) fn map_rows<T>(
     output: ArrayViewD<'_, f32>,
     what: &str,
     f: impl FnMut(ndarray::ArrayView1<'_, f32>) -> T,
@@ -51,7 +51,7 @@ pub struct SessionOptions {
     pub onnxruntime: Option<PathBuf>,
 }
 
-pub struct TransformerSession {
+pub(super) struct TransformerSession {
     tokenizer: Tokenizer,
     session: Session,
     output: String,
@@ -128,7 +128,7 @@ fn batch_spans(lengths: &[usize], rows: usize, tokens: usize) -> Vec<std::ops::R
 }
 
 impl TransformerSession {
-    pub fn load(files: &ModelFiles, options: &SessionOptions) -> Result<Self, ModelError> {
+    pub(super) fn load(files: &ModelFiles, options: &SessionOptions) -> Result<Self, ModelError> {
         let environment = ensure_onnxruntime(options.onnxruntime.as_deref())?;
         // The tokenizer is read while the runtime builds the session (~50 ms saved).
         let (tokenizer, session) = std::thread::scope(|scope| {
@@ -174,7 +174,7 @@ impl TransformerSession {
 
     /// Fails unless the model's first output has `rank` dimensions; `expected`
     /// says what the caller needs (shown with the actual shape).
-    pub fn expect_output_rank(
+    pub(super) fn expect_output_rank(
         &self,
         files: &ModelFiles,
         rank: usize,
@@ -192,7 +192,7 @@ impl TransformerSession {
     /// Runs `texts` in length-sorted batches; `per_batch` turns a batch's
     /// output and attention mask into one result per row. Results come back
     /// in input order.
-    pub fn run_sorted<T: Default + Clone>(
+    pub(super) fn run_sorted<T: Default + Clone>(
         &mut self,
         texts: &[&str],
         per_batch: impl FnMut(ArrayViewD<'_, f32>, &Array2<i64>) -> Result<Vec<T>, ModelError>,
@@ -205,7 +205,7 @@ impl TransformerSession {
     }
 
     /// As [`Self::run_sorted`], for (first, second) text pairs, e.g. (query, passage).
-    pub fn run_sorted_pairs<T: Default + Clone>(
+    pub(super) fn run_sorted_pairs<T: Default + Clone>(
         &mut self,
         pairs: &[(&str, &str)],
         per_batch: impl FnMut(ArrayViewD<'_, f32>, &Array2<i64>) -> Result<Vec<T>, ModelError>,

@@ -5,13 +5,13 @@
 use super::session::{SessionOptions, TransformerSession, map_rows};
 use super::{ModelError, ModelFiles};
 
-pub struct SpladeEncoder {
+pub(crate) struct SpladeEncoder {
     session: TransformerSession,
     top_k: Option<usize>,
 }
 
 impl SpladeEncoder {
-    pub fn load(
+    pub(crate) fn load(
         files: &ModelFiles,
         options: &SessionOptions,
         top_k: Option<usize>,
@@ -27,7 +27,7 @@ impl SpladeEncoder {
     }
 
     /// One sparse vector per text: (term index, weight) sorted by index.
-    pub fn encode(&mut self, texts: &[&str]) -> Result<Vec<Vec<(u32, f32)>>, ModelError> {
+    pub(crate) fn encode(&mut self, texts: &[&str]) -> Result<Vec<Vec<(u32, f32)>>, ModelError> {
         let top_k = self.top_k;
         self.session.run_sorted(texts, |output, _mask| {
             map_rows(output, "vocabulary", |row| {

@@ -29,7 +29,7 @@ impl SyncPlan {
     /// returns how many documents that was (counted in the first sink).
     /// Refuses after a run that dead-lettered records (the source was not
     /// read in full) and when the share to delete is over `max_delete`.
-    pub fn delete_vanished(&self, dead_lettered: u64) -> Result<u64, PipelineError> {
+    pub(super) fn delete_vanished(&self, dead_lettered: u64) -> Result<u64, PipelineError> {
         if dead_lettered > 0 {
             return Err(refused(format!(
                 "nothing deleted: {dead_lettered} record(s) were dead-lettered, so the source was not read in full"

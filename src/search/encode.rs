@@ -64,7 +64,7 @@ pub(super) struct QueryVectors {
 }
 
 impl QueryEncoders {
-    pub fn new(cfg: &PipelineConfig, sink: &MilvusSinkConfig) -> Self {
+    pub(super) fn new(cfg: &PipelineConfig, sink: &MilvusSinkConfig) -> Self {
         let mut dense = None;
         let mut sparse = None;
         for stage in cfg.stage_configs() {
@@ -88,7 +88,7 @@ impl QueryEncoders {
     }
 
     /// Loads the models `mode` needs and has not loaded yet.
-    pub fn prepare(&mut self, mode: SearchMode) -> Result<(), SearchError> {
+    pub(super) fn prepare(&mut self, mode: SearchMode) -> Result<(), SearchError> {
         if let (true, Some(side)) = (mode != SearchMode::Sparse, self.dense.as_mut())
             && side.encoder.is_none()
         {
@@ -109,7 +109,7 @@ impl QueryEncoders {
     }
 
     /// The modes this pipeline's fields allow, in the order dense, sparse, hybrid.
-    pub fn modes(&self) -> Vec<SearchMode> {
+    pub(super) fn modes(&self) -> Vec<SearchMode> {
         let mut modes = Vec::new();
         if self.dense.is_some() {
             modes.push(SearchMode::Dense);
@@ -125,7 +125,7 @@ impl QueryEncoders {
 
     /// The mode asked for, or hybrid when both fields exist; an error when the
     /// pipeline does not write the field the mode needs.
-    pub fn pick_mode(&self, asked: Option<SearchMode>) -> Result<SearchMode, SearchError> {
+    pub(super) fn pick_mode(&self, asked: Option<SearchMode>) -> Result<SearchMode, SearchError> {
         let modes = self.modes();
         match asked {
             Some(mode) if modes.contains(&mode) => Ok(mode),
@@ -146,7 +146,7 @@ impl QueryEncoders {
 
     /// Each query's vectors for `mode`, encoded in one pass per model
     /// (after [`prepare`](Self::prepare) for that mode).
-    pub fn encode(
+    pub(super) fn encode(
         &mut self,
         queries: &[&str],
         mode: SearchMode,
@@ -172,11 +172,11 @@ impl QueryEncoders {
             .collect())
     }
 
-    pub fn dense_field(&self) -> &str {
+    pub(super) fn dense_field(&self) -> &str {
         self.dense.as_ref().map_or("", |side| &side.field)
     }
 
-    pub fn sparse_field(&self) -> &str {
+    pub(super) fn sparse_field(&self) -> &str {
         self.sparse.as_ref().map_or("", |side| &side.field)
     }
 }

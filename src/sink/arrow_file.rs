@@ -20,14 +20,14 @@ use crate::dead_letter::DeadLetters;
 
 /// The file format an `arrow` sink writes, from its path's extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ArrowFormat {
+pub(crate) enum ArrowFormat {
     Parquet,
     Ipc,
 }
 
 impl ArrowFormat {
     /// `.parquet` → Parquet; `.arrow`, `.ipc`, `.feather` → Arrow IPC file.
-    pub fn from_path(path: &std::path::Path) -> Option<Self> {
+    pub(crate) fn from_path(path: &std::path::Path) -> Option<Self> {
         match path.extension()?.to_str()? {
             "parquet" => Some(ArrowFormat::Parquet),
             "arrow" | "ipc" | "feather" => Some(ArrowFormat::Ipc),
@@ -80,7 +80,7 @@ const ROW_GROUP_ROWS: usize = 64 * 1024;
 /// Flush a row group early once this much is buffered.
 const ROW_GROUP_BYTES: usize = 64 << 20;
 
-pub struct ArrowFileSink {
+pub(crate) struct ArrowFileSink {
     path: PathBuf,
     format: ArrowFormat,
     rotate_rows: Option<usize>,
@@ -102,7 +102,7 @@ enum Writer {
 
 impl ArrowFileSink {
     /// With rotation, numbering starts after the parts already there.
-    pub fn new(cfg: &ArrowSinkConfig) -> Result<Self, SinkError> {
+    pub(crate) fn new(cfg: &ArrowSinkConfig) -> Result<Self, SinkError> {
         let rotate_rows = cfg.rotate_rows.map(|n| n.get());
         Ok(ArrowFileSink {
             format: ArrowFormat::from_path(&cfg.path).unwrap_or(ArrowFormat::Parquet),

@@ -4,7 +4,7 @@
 
 pub(crate) mod arrow_file;
 pub(crate) mod jsonl;
-pub mod milvus;
+pub(crate) mod milvus;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -60,7 +60,7 @@ pub(crate) trait DocumentStore: Send {
 
 /// How much of what a sink was given is durable after a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Durable {
+pub(crate) enum Durable {
     /// Nothing more than before (e.g. the batch went into an open file).
     Nothing,
     /// Every batch before this one; this one is still partly buffered
@@ -72,7 +72,7 @@ pub enum Durable {
 
 /// A destination; runs on a blocking thread. Sinks never touch acks: they
 /// say what is durable and the runner confirms the acks of those batches.
-pub trait Sink: Send {
+pub(crate) trait Sink: Send {
     /// The `type:` of the sink, for logs.
     fn kind(&self) -> &'static str;
     /// Checks or creates the destination for batches of this schema; called

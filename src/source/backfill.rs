@@ -57,13 +57,13 @@ impl Backfill {
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq, Hash, Clone)]
-pub struct FinishedRowGroup {
+pub(crate) struct FinishedRowGroup {
     pub file: PathBuf,
     pub row_group: usize,
 }
 
 /// The row groups a previous run finished.
-pub fn finished_row_groups(path: &Path) -> Result<HashSet<FinishedRowGroup>, SourceError> {
+pub(crate) fn finished_row_groups(path: &Path) -> Result<HashSet<FinishedRowGroup>, SourceError> {
     let file = match File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashSet::new()),
@@ -94,7 +94,7 @@ type RowGroupKey = (Arc<PathBuf>, usize);
 /// state file, in read order: a row group is recorded only when it and every
 /// row group read before it are finished, so a failed batch pins the record
 /// where it is (nothing at or after it is recorded).
-pub struct RowGroupTracker {
+pub(crate) struct RowGroupTracker {
     outstanding: HashMap<RowGroupKey, usize>,
     fully_read: HashSet<RowGroupKey>,
     /// Row groups not yet recorded, in read order, with "finished".
@@ -105,7 +105,7 @@ pub struct RowGroupTracker {
 
 impl RowGroupTracker {
     /// Opens the state file: appended to when resuming, started afresh otherwise.
-    pub fn open(path: &Path, resume: bool) -> Result<Self, SourceError> {
+    pub(crate) fn open(path: &Path, resume: bool) -> Result<Self, SourceError> {
         let err = |source| SourceError::Io {
             path: path.to_path_buf(),
             source,
@@ -129,7 +129,7 @@ impl RowGroupTracker {
         })
     }
 
-    pub fn batch_read(&mut self, file: &Arc<PathBuf>, row_group: usize) {
+    pub(crate) fn batch_read(&mut self, file: &Arc<PathBuf>, row_group: usize) {
         let key = (file.clone(), row_group);
         self.note_read_order(&key);
         *self.outstanding.entry(key).or_default() += 1;
@@ -141,7 +141,7 @@ impl RowGroupTracker {
         }
     }
 
-    pub fn row_group_read(&mut self, file: &Arc<PathBuf>, row_group: usize) {
+    pub(crate) fn row_group_read(&mut self, file: &Arc<PathBuf>, row_group: usize) {
         let key = (file.clone(), row_group);
         self.note_read_order(&key);
         if self.outstanding.get(&key).copied().unwrap_or(0) == 0 {
@@ -194,7 +194,7 @@ impl RowGroupTracker {
 }
 
 /// The ack handler of a tracked Parquet run.
-pub struct RowGroupProgress(pub Arc<Mutex<RowGroupTracker>>);
+pub(crate) struct RowGroupProgress(pub Arc<Mutex<RowGroupTracker>>);
 
 impl AckHandler for RowGroupProgress {
     fn on_outcome(&self, outcome: &AckOutcome) {

@@ -34,7 +34,7 @@ pub(crate) struct FileSourceConfig {
 
 impl FileSourceConfig {
     /// A file, directory or glob with the text in `text_field`, every other key at its default.
-    pub fn for_path(path: &str, text_field: &str) -> Self {
+    pub(crate) fn for_path(path: &str, text_field: &str) -> Self {
         FileSourceConfig {
             path: path.to_string(),
             id_field: None,
@@ -69,7 +69,10 @@ impl FileSourceConfig {
 
 /// Files named by `pattern`: the file itself, a directory's files ending in
 /// `.{extension}`, or a glob's matches; sorted, so runs are repeatable.
-pub fn resolve_files(pattern: &str, extension: &'static str) -> Result<Vec<PathBuf>, SourceError> {
+pub(crate) fn resolve_files(
+    pattern: &str,
+    extension: &'static str,
+) -> Result<Vec<PathBuf>, SourceError> {
     let path = Path::new(pattern);
     let mut files = if path.is_file() {
         vec![path.to_path_buf()]

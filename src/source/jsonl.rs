@@ -60,7 +60,7 @@ impl SourceComponent for JsonlSourceConfig {
 /// JSON overhead allowed on top of `max_text_bytes` before a line is too long to parse.
 const LINE_SLACK_BYTES: usize = 64 * 1024;
 
-pub struct JsonlSource {
+pub(crate) struct JsonlSource {
     files: Vec<PathBuf>,
     next_file: usize,
     current: Option<OpenFile>,
@@ -79,7 +79,7 @@ struct OpenFile {
 }
 
 impl JsonlSource {
-    pub fn open(cfg: &FileSourceConfig, ctx: SourceContext) -> Result<Self, SourceError> {
+    pub(crate) fn open(cfg: &FileSourceConfig, ctx: SourceContext) -> Result<Self, SourceError> {
         let files = resolve_files(&cfg.path, "jsonl")?;
         let fields = cfg.fields();
         Ok(JsonlSource {

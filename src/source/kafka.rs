@@ -31,7 +31,7 @@ const POLL: Duration = Duration::from_millis(100);
 
 /// Batches in flight per partition, in consumption order.
 #[derive(Default)]
-pub struct OffsetTracker {
+pub(crate) struct OffsetTracker {
     in_flight: HashMap<TopicPartition, VecDeque<InFlight>>,
     committable: HashMap<TopicPartition, i64>,
     /// The last offset taken for commit per owned partition, for lag.
@@ -60,7 +60,7 @@ impl OffsetTracker {
     }
 
     /// Marks a delivered batch done and advances each partition over its done prefix.
-    pub fn acknowledge(&mut self, batch: u64, ranges: &[OffsetRange]) {
+    pub(crate) fn acknowledge(&mut self, batch: u64, ranges: &[OffsetRange]) {
         for (tp, _, _) in ranges {
             let Some(queue) = self.in_flight.get_mut(tp) else {
                 continue;
@@ -102,7 +102,7 @@ impl OffsetTracker {
 }
 
 /// Commits offsets; also handles rebalances (commit what is done, forget the rest).
-pub struct KafkaContext {
+pub(crate) struct KafkaContext {
     tracker: Arc<Mutex<OffsetTracker>>,
     /// Made durable before a revocation commits, as before every commit.
     dead_letters: DeadLetters,
@@ -328,7 +328,7 @@ impl SourceComponent for KafkaSourceConfig {
     }
 }
 
-pub struct KafkaSource {
+pub(crate) struct KafkaSource {
     consumer: Arc<BaseConsumer<KafkaContext>>,
     tracker: Arc<Mutex<OffsetTracker>>,
     cfg: KafkaSourceConfig,
@@ -340,7 +340,7 @@ pub struct KafkaSource {
 }
 
 impl KafkaSource {
-    pub fn open(cfg: &KafkaSourceConfig, ctx: SourceContext) -> Result<Self, SourceError> {
+    pub(crate) fn open(cfg: &KafkaSourceConfig, ctx: SourceContext) -> Result<Self, SourceError> {
         let mut client = client_config(cfg);
         // Offsets are ours to commit, after the sinks acknowledged.
         client

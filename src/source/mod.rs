@@ -3,15 +3,15 @@
 //! module owns its config struct and implements [`SourceComponent`];
 //! `crate::registry` lists them.
 
-pub mod backfill;
+pub(crate) mod backfill;
 pub(crate) mod debezium;
 pub(crate) mod files;
 pub(crate) mod jsonl;
 pub(crate) mod kafka;
 pub(crate) mod parquet;
 pub(crate) mod protobuf;
-pub mod records;
-pub mod registry;
+pub(crate) mod records;
+pub(crate) mod registry;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,7 +23,7 @@ use crate::batch::{AckOutcome, Envelope, columns};
 use crate::config::{Invalid, Surroundings};
 use crate::dead_letter::{DeadLetterError, DeadLetters};
 
-pub use files::resolve_files;
+pub(crate) use files::resolve_files;
 use records::RecordFields;
 
 #[derive(Debug, thiserror::Error)]
@@ -89,7 +89,7 @@ pub enum SourceError {
 }
 
 /// A bounded source read on a blocking thread, one batch at a time.
-pub trait RecordSource: Send {
+pub(crate) trait RecordSource: Send {
     /// The next batch, or `None` when the source is exhausted.
     fn next_batch(&mut self) -> Result<Option<Envelope>, SourceError>;
     /// Records the whole source holds, when known up front (for progress).
@@ -103,7 +103,7 @@ pub trait RecordSource: Send {
 }
 
 /// Receives every batch's outcome; `flush` runs periodically and at the end.
-pub trait AckHandler: Send + Sync {
+pub(crate) trait AckHandler: Send + Sync {
     fn on_outcome(&self, outcome: &AckOutcome);
     /// `last`: the run is ending; make it durable now.
     fn flush(&self, last: bool);
@@ -111,7 +111,7 @@ pub trait AckHandler: Send + Sync {
 
 /// What every source needs from the runner.
 #[derive(Clone)]
-pub struct SourceContext {
+pub(crate) struct SourceContext {
     pub acks: mpsc::UnboundedSender<AckOutcome>,
     pub dead_letters: DeadLetters,
     /// Unbounded sources return `None` once it is raised.
@@ -123,7 +123,7 @@ pub struct SourceContext {
 impl SourceContext {
     /// For reading a source outside a run (`bm25 fit`, `validate`): outcomes
     /// go nowhere, nothing stops it, no backfill plan.
-    pub fn detached(dead_letters: DeadLetters) -> Self {
+    pub(crate) fn detached(dead_letters: DeadLetters) -> Self {
         let (acks, _) = mpsc::unbounded_channel();
         SourceContext {
             acks,

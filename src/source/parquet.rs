@@ -88,7 +88,7 @@ impl SourceComponent for ParquetSourceConfig {
     }
 }
 
-pub struct ParquetSource {
+pub(crate) struct ParquetSource {
     files: Vec<ParquetFile>,
     /// (file, row group) to read, in order, after sharding and resuming.
     units: Vec<(usize, usize)>,
@@ -127,7 +127,7 @@ fn is_binary(t: &DataType) -> bool {
 }
 
 impl ParquetSource {
-    pub fn open(cfg: &FileSourceConfig, ctx: SourceContext) -> Result<Self, SourceError> {
+    pub(crate) fn open(cfg: &FileSourceConfig, ctx: SourceContext) -> Result<Self, SourceError> {
         let mut files: Vec<ParquetFile> = Vec::new();
         let mut metadata_fields: Option<Vec<Field>> = None;
         for path in resolve_files(&cfg.path, "parquet")? {

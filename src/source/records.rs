@@ -12,7 +12,7 @@ use super::{output_schema, text_id, text_problem};
 
 /// Which fields make a record, and the limits it must respect.
 #[derive(Debug, Clone)]
-pub struct RecordFields {
+pub(crate) struct RecordFields {
     pub id_field: Option<String>,
     pub text_field: String,
     pub metadata: Vec<String>,
@@ -74,7 +74,7 @@ pub(crate) fn default_max_text_bytes() -> crate::config::PositiveInt {
 }
 
 impl RecordFields {
-    pub fn new(
+    pub(crate) fn new(
         id_field: &Option<String>,
         text_field: &str,
         metadata: &[String],
@@ -89,7 +89,7 @@ impl RecordFields {
     }
 
     /// `id`, `text`, then the metadata fields as strings.
-    pub fn schema(&self) -> SchemaRef {
+    pub(crate) fn schema(&self) -> SchemaRef {
         output_schema(
             self.metadata_columns()
                 .map(|name| Field::new(name, DataType::Utf8, true)),
@@ -97,13 +97,13 @@ impl RecordFields {
     }
 
     /// The metadata fields' output columns, in order.
-    pub fn metadata_columns(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn metadata_columns(&self) -> impl Iterator<Item = &str> {
         self.metadata.iter().map(|path| metadata_column(path))
     }
 
     /// Decodes a JSON object into `rows`, or says why it cannot be.
     /// `fallback_id` is used when there is no `id_field` (e.g. a Kafka key).
-    pub fn decode_json(
+    pub(crate) fn decode_json(
         &self,
         bytes: &[u8],
         fallback_id: Option<&str>,
@@ -114,7 +114,7 @@ impl RecordFields {
     }
 
     /// A record from a JSON object already parsed (a change event's `after`).
-    pub fn decode_object(
+    pub(crate) fn decode_object(
         &self,
         object: &serde_json::Map<String, Value>,
         fallback_id: Option<&str>,
@@ -139,7 +139,7 @@ impl RecordFields {
     }
 
     /// A plain-text record: the bytes are the text.
-    pub fn decode_text(
+    pub(crate) fn decode_text(
         &self,
         bytes: &[u8],
         id: Option<&str>,
@@ -156,7 +156,7 @@ impl RecordFields {
 }
 
 /// Column builders for one batch.
-pub struct Rows {
+pub(crate) struct Rows {
     ids: StringBuilder,
     texts: StringBuilder,
     metadata: Vec<StringBuilder>,
@@ -164,7 +164,7 @@ pub struct Rows {
 }
 
 impl Rows {
-    pub fn new(fields: &RecordFields) -> Self {
+    pub(crate) fn new(fields: &RecordFields) -> Self {
         Rows {
             ids: StringBuilder::new(),
             texts: StringBuilder::new(),
@@ -197,7 +197,7 @@ impl Rows {
         self.len += 1;
     }
 
-    pub fn finish(mut self, schema: SchemaRef) -> RecordBatch {
+    pub(crate) fn finish(mut self, schema: SchemaRef) -> RecordBatch {
         let mut columns: Vec<ArrayRef> =
             vec![Arc::new(self.ids.finish()), Arc::new(self.texts.finish())];
         columns.extend(

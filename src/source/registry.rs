@@ -140,7 +140,10 @@ pub(crate) struct RegistryDecoder {
 const REGISTRY_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl RegistryDecoder {
-    pub fn new(cfg: &SchemaRegistryConfig, encoding: Encoding) -> Result<Self, RegistryError> {
+    pub(crate) fn new(
+        cfg: &SchemaRegistryConfig,
+        encoding: Encoding,
+    ) -> Result<Self, RegistryError> {
         let url = cfg.url.trim_end_matches('/').to_string();
         let mut agent = ureq::AgentBuilder::new().timeout(REGISTRY_TIMEOUT);
         if let Some(ca_file) = &cfg.ca_file {
@@ -162,7 +165,7 @@ impl RegistryDecoder {
     }
 
     /// `validate`'s look: the registry answers, and takes our credentials.
-    pub fn check(&self) -> Result<(), RegistryError> {
+    pub(crate) fn check(&self) -> Result<(), RegistryError> {
         self.get(&format!("{}/subjects", self.url))
             .call()
             .map(|_| ())
@@ -208,7 +211,7 @@ impl RegistryDecoder {
     /// The JSON object a framed message holds; the registry is asked
     /// again (with backoff, `on_retry` told each time) until it answers or
     /// `stopping()` says the run is being stopped.
-    pub fn decode(
+    pub(crate) fn decode(
         &self,
         message: &[u8],
         on_retry: impl FnMut(&RegistryError, Duration),

@@ -92,7 +92,7 @@ impl StageComponent for ChunkStageConfig {
     }
 }
 
-pub struct ChunkStage<S: ChunkSizer> {
+pub(crate) struct ChunkStage<S: ChunkSizer> {
     splitter: TextSplitter<S>,
     dead_letters: DeadLetters,
 }
@@ -146,7 +146,7 @@ fn chunk_stage(cfg: &ChunkStageConfig, ctx: &StageContext) -> Result<Box<dyn Sta
 }
 
 impl<S: ChunkSizer> ChunkStage<S> {
-    pub fn new(config: ChunkConfig<S>, dead_letters: DeadLetters) -> Self {
+    pub(crate) fn new(config: ChunkConfig<S>, dead_letters: DeadLetters) -> Self {
         ChunkStage {
             splitter: TextSplitter::new(config),
             dead_letters,

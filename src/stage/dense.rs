@@ -123,7 +123,7 @@ impl StageComponent for DenseStageConfig {
 }
 
 /// Text → vectors, wherever the model runs.
-pub enum DenseEncoder {
+pub(crate) enum DenseEncoder {
     Local(Box<TextEmbedder>),
     Remote {
         client: HttpClient,
@@ -134,7 +134,7 @@ pub enum DenseEncoder {
 }
 
 impl DenseEncoder {
-    pub fn from_config(cfg: &DenseStageConfig) -> Result<Self, ModelError> {
+    pub(crate) fn from_config(cfg: &DenseStageConfig) -> Result<Self, ModelError> {
         match cfg.provider {
             DenseProvider::Local => {
                 let files = resolve_model(&cfg.model)?;
@@ -176,7 +176,7 @@ impl DenseEncoder {
         }
     }
 
-    pub fn dim(&self) -> usize {
+    pub(crate) fn dim(&self) -> usize {
         match self {
             DenseEncoder::Local(embedder) => embedder.dim(),
             DenseEncoder::Remote { dim, .. } => *dim,
@@ -184,7 +184,7 @@ impl DenseEncoder {
     }
 
     /// `texts.len() × dim` values, row-major, in input order.
-    pub fn embed(&mut self, texts: &[&str]) -> Result<Vec<f32>, ModelError> {
+    pub(crate) fn embed(&mut self, texts: &[&str]) -> Result<Vec<f32>, ModelError> {
         match self {
             DenseEncoder::Local(embedder) => embedder.embed(texts),
             DenseEncoder::Remote {
@@ -214,13 +214,13 @@ impl DenseEncoder {
     }
 }
 
-pub struct DenseStage {
+pub(crate) struct DenseStage {
     encoder: DenseEncoder,
     field: String,
 }
 
 impl DenseStage {
-    pub fn new(cfg: &DenseStageConfig) -> Result<Self, ModelError> {
+    pub(crate) fn new(cfg: &DenseStageConfig) -> Result<Self, ModelError> {
         Ok(DenseStage {
             encoder: DenseEncoder::from_config(cfg)?,
             field: cfg.field.clone(),

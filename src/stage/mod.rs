@@ -13,8 +13,8 @@ use crate::batch::Position;
 use crate::config::{Invalid, Surroundings};
 use crate::dead_letter::{DeadLetterError, DeadLetters};
 
-pub use dense::DenseEncoder;
-pub use rerank::Reranker;
+pub(crate) use dense::DenseEncoder;
+pub(crate) use rerank::Reranker;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StageError {
@@ -58,7 +58,7 @@ pub enum StageError {
 }
 
 /// One step of the chain; runs on a blocking thread, one batch at a time.
-pub trait Stage: Send {
+pub(crate) trait Stage: Send {
     /// The `type:` of the stage, for logs and metrics.
     fn kind(&self) -> &'static str;
     /// Whether the progress line counts its output: false for the run's own
@@ -75,7 +75,7 @@ pub trait Stage: Send {
 
 /// What stages share when they are built.
 #[derive(Clone, Default)]
-pub struct StageContext {
+pub(crate) struct StageContext {
     pub dead_letters: DeadLetters,
     /// The model of the pipeline's first stage that names one with a
     /// tokenizer (`dense`), which `chunk` uses for `max_tokens` when it
@@ -124,14 +124,14 @@ pub(crate) trait StageComponent {
 /// the config's values as a pipeline file writes them: so a fingerprint does
 /// not move with a field rename, a `Debug` format or a toolchain upgrade.
 #[derive(Debug, Clone, PartialEq)]
-pub struct StageShape {
+pub(crate) struct StageShape {
     pub settings: String,
     pub files: Vec<std::path::PathBuf>,
 }
 
 impl StageShape {
     /// Settings alone.
-    pub fn settings(settings: serde_json::Value) -> Self {
+    pub(crate) fn settings(settings: serde_json::Value) -> Self {
         StageShape {
             settings: settings.to_string(),
             files: Vec::new(),
@@ -139,7 +139,7 @@ impl StageShape {
     }
 
     /// Settings and the files of a model run locally (none for a service).
-    pub fn with_model(
+    pub(crate) fn with_model(
         settings: serde_json::Value,
         model: Option<&str>,
     ) -> Result<Self, StageError> {

@@ -162,7 +162,7 @@ impl StageComponent for RerankStageConfig {
 }
 
 /// (query, passage) → score, wherever the model runs.
-pub enum Reranker {
+pub(crate) enum Reranker {
     Local(Box<CrossEncoder>),
     Remote {
         client: HttpClient,
@@ -172,7 +172,7 @@ pub enum Reranker {
 }
 
 impl Reranker {
-    pub fn from_config(cfg: &RerankStageConfig) -> Result<Self, ModelError> {
+    pub(crate) fn from_config(cfg: &RerankStageConfig) -> Result<Self, ModelError> {
         match cfg.provider {
             RerankProvider::Local => {
                 let options = SessionOptions {
@@ -202,7 +202,7 @@ impl Reranker {
     }
 
     /// Scores each pair, in input order.
-    pub fn score_pairs(&mut self, pairs: &[(&str, &str)]) -> Result<Vec<f32>, ModelError> {
+    pub(crate) fn score_pairs(&mut self, pairs: &[(&str, &str)]) -> Result<Vec<f32>, ModelError> {
         match self {
             Reranker::Local(encoder) => encoder.score_pairs(pairs),
             Reranker::Remote {
@@ -236,13 +236,13 @@ impl Reranker {
     }
 }
 
-pub struct RerankStage {
+pub(crate) struct RerankStage {
     encoder: Reranker,
     cfg: RerankStageConfig,
 }
 
 impl RerankStage {
-    pub fn new(cfg: &RerankStageConfig) -> Result<Self, ModelError> {
+    pub(crate) fn new(cfg: &RerankStageConfig) -> Result<Self, ModelError> {
         Ok(RerankStage {
             encoder: Reranker::from_config(cfg)?,
             cfg: cfg.clone(),

@@ -91,13 +91,13 @@ impl StageComponent for SpladeStageConfig {
     }
 }
 
-pub struct SpladeStage {
+pub(crate) struct SpladeStage {
     encoder: SpladeEncoder,
     field: String,
 }
 
 impl SpladeStage {
-    pub fn new(cfg: &SpladeStageConfig) -> Result<Self, ModelError> {
+    pub(crate) fn new(cfg: &SpladeStageConfig) -> Result<Self, ModelError> {
         let threads = crate::model::threads_or_cores(cfg.threads);
         Ok(SpladeStage {
             encoder: cfg.encoder(cfg.batch_size.get(), threads)?,

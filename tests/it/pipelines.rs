@@ -220,10 +220,11 @@ fn kafka_to_parquet_example_exports_every_document() {
             .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
     };
     loop {
-        let metrics = std::net::TcpStream::connect(("127.0.0.1", port))
-            .is_ok()
-            .then(|| http_get(port, "/metrics").1)
-            .unwrap_or_default();
+        let metrics = if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            http_get(port, "/metrics").1
+        } else {
+            String::new()
+        };
         let read = count(&metrics, "vecpipe_records_in_total{node=\"source\"}");
         let embedded = count(&metrics, "vecpipe_records_out_total{node=\"dense\"}");
         let written = count(&metrics, "vecpipe_records_in_total{node=\"arrow\"}");

@@ -54,7 +54,7 @@ pub(crate) struct MilvusSinkConfig {
 
 impl MilvusSinkConfig {
     /// The token, when one is set and not empty.
-    pub fn token(&self) -> Option<&str> {
+    pub(crate) fn token(&self) -> Option<&str> {
         self.token.as_deref().filter(|t| !t.is_empty())
     }
 }
@@ -148,7 +148,7 @@ pub(crate) enum VectorKind {
 }
 
 impl VectorKind {
-    pub fn key(self) -> &'static str {
+    pub(crate) fn key(self) -> &'static str {
         match self {
             VectorKind::Dense => "dense",
             VectorKind::Sparse => "sparse",
@@ -157,7 +157,7 @@ impl VectorKind {
 }
 
 impl IndexConfig {
-    pub fn spec(&self, vectors: VectorKind) -> &IndexSpec {
+    pub(crate) fn spec(&self, vectors: VectorKind) -> &IndexSpec {
         match vectors {
             VectorKind::Dense => &self.dense,
             VectorKind::Sparse => &self.sparse,
@@ -167,7 +167,7 @@ impl IndexConfig {
 
 impl IndexSpec {
     /// The index type, upper case: `AUTOINDEX` (dense) or `SPARSE_INVERTED_INDEX` by default.
-    pub fn kind(&self, vectors: VectorKind) -> String {
+    pub(crate) fn kind(&self, vectors: VectorKind) -> String {
         self.kind.as_deref().map_or_else(
             || match vectors {
                 VectorKind::Dense => "AUTOINDEX".to_string(),
@@ -178,7 +178,7 @@ impl IndexSpec {
     }
 
     /// The metric, upper case: `COSINE` (dense) or `IP` (sparse) by default.
-    pub fn metric(&self, vectors: VectorKind) -> String {
+    pub(crate) fn metric(&self, vectors: VectorKind) -> String {
         self.metric.as_deref().map_or_else(
             || match vectors {
                 VectorKind::Dense => "COSINE".to_string(),
@@ -190,7 +190,7 @@ impl IndexSpec {
 
     /// Build parameters: the type's defaults (Milvus has none for HNSW and
     /// IVF and refuses them without), overridden by `params`.
-    pub fn build_params(&self, vectors: VectorKind) -> BTreeMap<String, serde_json::Value> {
+    pub(crate) fn build_params(&self, vectors: VectorKind) -> BTreeMap<String, serde_json::Value> {
         let defaults: &[(&str, u64)] = match self.kind(vectors).as_str() {
             "HNSW" => &[("M", 16), ("efConstruction", 200)],
             "IVF_FLAT" | "IVF_SQ8" | "IVF_PQ" => &[("nlist", 128)],
@@ -201,7 +201,7 @@ impl IndexSpec {
 
     /// Search parameters for `limit` hits: HNSW's `ef` is at least `limit`
     /// (Milvus refuses less), IVF probes 16 lists, overridden by `search_params`.
-    pub fn search_params(
+    pub(crate) fn search_params(
         &self,
         vectors: VectorKind,
         limit: usize,

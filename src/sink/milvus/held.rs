@@ -47,7 +47,7 @@ impl Layout {
 }
 
 impl MilvusDocuments {
-    pub fn new(
+    pub(super) fn new(
         connection: Arc<MilvusConnection>,
         runtime: Handle,
         cfg: &MilvusSinkConfig,

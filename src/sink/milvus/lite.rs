@@ -18,7 +18,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A running Milvus Lite server owned by this process.
-pub struct MilvusLite {
+pub(crate) struct MilvusLite {
     child: Child,
     uri: String,
     data_dir: PathBuf,
@@ -28,7 +28,7 @@ pub struct MilvusLite {
 }
 
 /// True when `uri` names a local data directory rather than a server.
-pub fn is_local_path(uri: &str) -> bool {
+pub(crate) fn is_local_path(uri: &str) -> bool {
     !(uri.starts_with("http://")
         || uri.starts_with("https://")
         || uri.starts_with("tcp://")
@@ -37,7 +37,7 @@ pub fn is_local_path(uri: &str) -> bool {
 
 /// Where the `milvus-lite` executable is looked for, in order; a configured
 /// path is the only candidate.
-pub fn executable_candidates(configured: Option<&Path>) -> Vec<PathBuf> {
+pub(super) fn executable_candidates(configured: Option<&Path>) -> Vec<PathBuf> {
     if let Some(path) = configured {
         return vec![path.to_path_buf()];
     }
@@ -56,7 +56,7 @@ pub fn executable_candidates(configured: Option<&Path>) -> Vec<PathBuf> {
 }
 
 impl MilvusLite {
-    pub fn start(data_dir: &Path, executable: Option<&Path>) -> Result<Self, MilvusError> {
+    pub(crate) fn start(data_dir: &Path, executable: Option<&Path>) -> Result<Self, MilvusError> {
         let candidates = executable_candidates(executable);
         let Some(program) = candidates.iter().find(|p| p.is_file()).cloned() else {
             return Err(MilvusError::LiteNotInstalled {
@@ -144,7 +144,7 @@ impl MilvusLite {
         })
     }
 
-    pub fn uri(&self) -> &str {
+    pub(crate) fn uri(&self) -> &str {
         &self.uri
     }
 }

@@ -27,10 +27,10 @@ use milvus::v2::prelude::{
 };
 use tokio::runtime::Handle;
 
-pub use lite::{MilvusLite, is_local_path};
-pub use schema::CollectionPlan;
+pub(crate) use lite::{MilvusLite, is_local_path};
+pub(crate) use schema::CollectionPlan;
 pub(crate) use schema::param_text;
-pub use server::{Feature, ServerVersion};
+pub(crate) use server::{Feature, ServerVersion};
 
 use super::{Durable, Sink, SinkError};
 use crate::batch::{Ack, Envelope, columns};
@@ -164,7 +164,7 @@ impl Default for Health {
 }
 
 impl Health {
-    pub fn set(&self, healthy: bool) {
+    pub(super) fn set(&self, healthy: bool) {
         let was = self.0.swap(healthy, std::sync::atomic::Ordering::Relaxed);
         crate::metrics::set_sink_healthy("milvus", healthy, was);
     }
@@ -221,7 +221,7 @@ pub(super) fn with_retries<T>(
 }
 
 /// A client, and the embedded server behind it when `uri` is a path.
-pub struct MilvusConnection {
+pub(crate) struct MilvusConnection {
     pub client: ClientV2,
     /// What the server answered when asked its version.
     pub version: ServerVersion,
@@ -232,14 +232,14 @@ pub struct MilvusConnection {
 /// The calls every user of a connection makes on a collection (the sink,
 /// its document store, search); each caller maps errors and retries its way.
 impl MilvusConnection {
-    pub async fn exists(&self, collection: &str) -> Result<bool, SdkError> {
+    pub(crate) async fn exists(&self, collection: &str) -> Result<bool, SdkError> {
         let request = HasCollectionRequest::builder()
             .collection_name(collection)
             .build()?;
         Ok(self.client.has_collection(request).await?.exists())
     }
 
-    pub async fn schema(&self, collection: &str) -> Result<CollectionSchema, SdkError> {
+    pub(crate) async fn schema(&self, collection: &str) -> Result<CollectionSchema, SdkError> {
         let request = DescribeCollectionRequest::builder()
             .collection_name(collection)
             .build()?;
@@ -248,7 +248,7 @@ impl MilvusConnection {
     }
 
     /// Loads the collection; a restarted server comes back with it released.
-    pub async fn load(&self, collection: &str) -> Result<(), SdkError> {
+    pub(crate) async fn load(&self, collection: &str) -> Result<(), SdkError> {
         let request = LoadCollectionRequest::builder()
             .collection_name(collection)
             .build()?;
@@ -257,7 +257,7 @@ impl MilvusConnection {
 
     /// Runs `call`; when the server answers that the collection is not
     /// loaded (it restarted), loads it and runs `call` once more.
-    pub async fn on_loaded<T, F: std::future::Future<Output = Result<T, SdkError>>>(
+    pub(crate) async fn on_loaded<T, F: std::future::Future<Output = Result<T, SdkError>>>(
         &self,
         collection: &str,
         call: impl Fn() -> F,
@@ -276,7 +276,7 @@ impl MilvusConnection {
     }
 
     /// Starts Milvus Lite if needed and connects; blocks (call off the async threads).
-    pub fn open(cfg: &MilvusSinkConfig, runtime: &Handle) -> Result<Self, MilvusError> {
+    pub(crate) fn open(cfg: &MilvusSinkConfig, runtime: &Handle) -> Result<Self, MilvusError> {
         let lite = if is_local_path(&cfg.uri) {
             Some(MilvusLite::start(
                 Path::new(&cfg.uri),
@@ -340,7 +340,7 @@ impl MilvusConnection {
     }
 }
 
-pub struct MilvusSink {
+pub(crate) struct MilvusSink {
     cfg: MilvusSinkConfig,
     runtime: Handle,
     connection: std::sync::Arc<MilvusConnection>,
@@ -356,7 +356,10 @@ pub struct MilvusSink {
 impl MilvusSink {
     /// Connects (starting Milvus Lite for a path `uri`); the collection is
     /// checked or created when the first batch shows its schema.
-    pub fn new(cfg: &MilvusSinkConfig, dead_letters: DeadLetters) -> Result<Self, MilvusError> {
+    pub(crate) fn new(
+        cfg: &MilvusSinkConfig,
+        dead_letters: DeadLetters,
+    ) -> Result<Self, MilvusError> {
         let runtime = Handle::try_current().map_err(|e| {
             MilvusError::Config(format!("the Milvus sink needs the async runtime: {e}"))
         })?;

@@ -15,13 +15,13 @@ use super::schema::{CollectionPlan, Element, FieldKind};
 /// sparse vector (Milvus Lite): one below the maximum, which the sparse
 /// protocol reserves. No query has it (vocabularies are far smaller), so the
 /// row is never a sparse hit and stays reachable through its other vectors.
-pub const EMPTY_SPARSE_DIMENSION: u32 = u32::MAX - 1;
+pub(super) const EMPTY_SPARSE_DIMENSION: u32 = u32::MAX - 1;
 /// The marker's weight: the smallest positive normal float32.
 const EMPTY_SPARSE_WEIGHT: f32 = f32::MIN_POSITIVE;
 
 /// How a sparse vector with no weight is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EmptySparse {
+pub(super) enum EmptySparse {
     /// `{}`: what Milvus 2.4 and later accept.
     AsEmpty,
     /// One marker weight at [`EMPTY_SPARSE_DIMENSION`].
@@ -29,7 +29,7 @@ pub enum EmptySparse {
 }
 
 /// Whether any sparse field of `plan` holds an empty vector in `batch`.
-pub fn has_empty_sparse(plan: &CollectionPlan, batch: &RecordBatch) -> bool {
+pub(super) fn has_empty_sparse(plan: &CollectionPlan, batch: &RecordBatch) -> bool {
     plan.fields
         .iter()
         .filter(|f| f.kind == FieldKind::SparseVector)
@@ -43,7 +43,7 @@ pub fn has_empty_sparse(plan: &CollectionPlan, batch: &RecordBatch) -> bool {
 /// `batch` as one Milvus field column per planned field (fields Milvus
 /// computes are left out). A nullable field with nulls carries the values of
 /// its valid rows only, and a validity mask over all rows (the SDK's shape).
-pub fn field_columns(
+pub(super) fn field_columns(
     plan: &CollectionPlan,
     batch: &RecordBatch,
     empty_sparse: EmptySparse,

@@ -12,19 +12,19 @@ use super::{Feature, MilvusError};
 use crate::batch::columns;
 
 /// Longest chunk id / document id Milvus will accept from us.
-pub const ID_MAX_LENGTH: u32 = 512;
+pub(super) const ID_MAX_LENGTH: u32 = 512;
 /// A fingerprint: 128 bits in hex.
-pub const FINGERPRINT_LENGTH: u32 = 32;
+pub(super) const FINGERPRINT_LENGTH: u32 = 32;
 /// VARCHAR metadata is stored up to this many bytes.
-pub const METADATA_MAX_LENGTH: u32 = 65_535;
+pub(super) const METADATA_MAX_LENGTH: u32 = 65_535;
 
 /// Elements an ARRAY field holds at most (Milvus' own limit).
-pub const ARRAY_CAPACITY: u32 = 4_096;
+pub(super) const ARRAY_CAPACITY: u32 = 4_096;
 /// A timestamp, date or time as ISO 8601 text.
-pub const TIME_TEXT_LENGTH: u32 = 64;
+pub(super) const TIME_TEXT_LENGTH: u32 = 64;
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum FieldKind {
+pub(crate) enum FieldKind {
     PrimaryKey,
     VarChar(u32),
     Int64,
@@ -39,7 +39,7 @@ pub enum FieldKind {
 
 /// The scalar an ARRAY field holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Element {
+pub(crate) enum Element {
     VarChar,
     Int64,
     Double,
@@ -68,7 +68,7 @@ impl Element {
     }
 
     /// The Arrow type a list's items are cast to before they are sent.
-    pub fn arrow_type(self) -> ArrowType {
+    pub(crate) fn arrow_type(self) -> ArrowType {
         match self {
             Element::VarChar => ArrowType::Utf8,
             Element::Int64 => ArrowType::Int64,
@@ -96,7 +96,7 @@ impl std::fmt::Display for FieldKind {
 
 /// One Milvus field and the batch column it comes from (`None`: computed by Milvus).
 #[derive(Debug, Clone)]
-pub struct PlannedField {
+pub(crate) struct PlannedField {
     pub name: String,
     pub kind: FieldKind,
     pub nullable: bool,
@@ -105,14 +105,17 @@ pub struct PlannedField {
 
 /// The collection layout for a pipeline's batches.
 #[derive(Debug, Clone)]
-pub struct CollectionPlan {
+pub(crate) struct CollectionPlan {
     pub fields: Vec<PlannedField>,
     pub server_bm25: bool,
     pub has_chunks: bool,
 }
 
 impl CollectionPlan {
-    pub fn from_batch_schema(schema: &Schema, cfg: &MilvusSinkConfig) -> Result<Self, MilvusError> {
+    pub(crate) fn from_batch_schema(
+        schema: &Schema,
+        cfg: &MilvusSinkConfig,
+    ) -> Result<Self, MilvusError> {
         let server_bm25 = cfg.bm25 == Bm25Mode::Server;
         let mut fields = Vec::new();
         for (index, field) in schema.fields().iter().enumerate() {
@@ -194,7 +197,7 @@ impl CollectionPlan {
         })
     }
 
-    pub fn collection_schema(&self) -> CollectionSchema {
+    pub(crate) fn collection_schema(&self) -> CollectionSchema {
         let mut schema = CollectionSchema::new();
         for field in &self.fields {
             let mut f = FieldSchema::new().name(field.name.clone());
@@ -247,7 +250,10 @@ impl CollectionPlan {
         schema
     }
 
-    pub fn index_params(&self, cfg: &MilvusSinkConfig) -> Result<Vec<IndexParam>, MilvusError> {
+    pub(crate) fn index_params(
+        &self,
+        cfg: &MilvusSinkConfig,
+    ) -> Result<Vec<IndexParam>, MilvusError> {
         let mut params = Vec::new();
         for field in &self.fields {
             let vectors = match field.kind {
@@ -278,7 +284,7 @@ impl CollectionPlan {
 
     /// The server features this layout needs (nullable fields are wanted,
     /// not needed: see `without_nullable`).
-    pub fn needs(&self) -> Vec<Feature> {
+    pub(crate) fn needs(&self) -> Vec<Feature> {
         let mut needs = Vec::new();
         if self.server_bm25 {
             needs.push(Feature::ServerBm25);
@@ -292,7 +298,7 @@ impl CollectionPlan {
     /// For servers without nullable fields: every field is created
     /// required (a missing value is written as its type's empty value);
     /// returns the fields that would have been nullable.
-    pub fn without_nullable(&mut self) -> Vec<String> {
+    pub(crate) fn without_nullable(&mut self) -> Vec<String> {
         let mut optional = Vec::new();
         for field in self.fields.iter_mut().filter(|f| f.nullable) {
             field.nullable = false;
@@ -301,7 +307,7 @@ impl CollectionPlan {
         optional
     }
 
-    pub fn sparse_field(&self) -> Option<&str> {
+    pub(crate) fn sparse_field(&self) -> Option<&str> {
         self.fields
             .iter()
             .find(|f| f.kind == FieldKind::SparseVector)
@@ -311,7 +317,7 @@ impl CollectionPlan {
     /// Leaves out the fingerprint when `existing` (created before
     /// incremental runs) has no field for it: such a collection keeps
     /// working, and no document is skipped as unchanged.
-    pub fn fit_to(&mut self, existing: &CollectionSchema) {
+    pub(crate) fn fit_to(&mut self, existing: &CollectionSchema) {
         let has = |name: &str| existing.get_fields().iter().any(|f| f.get_name() == name);
         if !has(columns::FINGERPRINT) {
             self.fields.retain(|f| f.name != columns::FINGERPRINT);
@@ -319,7 +325,11 @@ impl CollectionPlan {
     }
 
     /// An error naming both schemas when `existing` cannot take these rows.
-    pub fn check(&self, collection: &str, existing: &CollectionSchema) -> Result<(), MilvusError> {
+    pub(crate) fn check(
+        &self,
+        collection: &str,
+        existing: &CollectionSchema,
+    ) -> Result<(), MilvusError> {
         let mut problems = Vec::new();
         for field in &self.fields {
             match existing

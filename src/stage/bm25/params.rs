@@ -38,7 +38,7 @@ pub struct Bm25Params {
 }
 
 /// A vocabulary's id: a hash of its terms in order.
-pub fn vocabulary_id(terms: &[String]) -> String {
+pub(super) fn vocabulary_id(terms: &[String]) -> String {
     let mut hash = xxhash_rust::xxh3::Xxh3::new();
     for term in terms {
         hash.update(term.as_bytes());

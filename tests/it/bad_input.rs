@@ -250,10 +250,9 @@ fn missing_bm25_params_file_is_a_clear_config_error() {
         "name: x\nsource: { type: jsonl, path: in.jsonl }\nstages:\n  - { type: bm25, params: models/none.json }\nsinks:\n  - { type: arrow, path: out/x.parquet }\n",
     );
     let run = ws.vecpipe(&["run", "p.yaml"]).expect_code(2);
-    assert!(
-        run.stderr().contains("BM25 params models/none.json"),
-        "{}",
-        run.stderr()
+    assert_output_eq!(
+        run.stderr(),
+        "error: BM25 params models/none.json do not exist yet: fit them on the corpus first (`vecpipe bm25 fit --pipeline` with this pipeline file)\n"
     );
 }
 

@@ -34,10 +34,9 @@ fn missing_files_models_params_and_an_unreachable_milvus_are_each_reported_where
         "{}",
         found[1]
     );
-    assert!(
-        found[2].starts_with("p.yaml:5:5: stages[1]: BM25 params missing.json: "),
-        "{}",
-        found[2]
+    assert_eq!(
+        found[2],
+        "p.yaml:5:5: stages[1]: BM25 params missing.json do not exist yet: fit them on the corpus first (`vecpipe bm25 fit --pipeline` with this pipeline file)"
     );
     assert!(
         found[3].starts_with(&format!(

@@ -27,6 +27,11 @@ use crate::config::{Invalid, Surroundings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Bm25Error {
+    #[error(
+        "BM25 params {} do not exist yet: fit them on the corpus first (`vecpipe bm25 fit --pipeline` with this pipeline file)",
+        path.display()
+    )]
+    Missing { path: PathBuf },
     #[error("BM25 params {}: {source}", path.display())]
     Read {
         path: PathBuf,

@@ -49,9 +49,14 @@ pub(super) fn vocabulary_id(terms: &[String]) -> String {
 
 impl Bm25Params {
     pub fn load(path: &Path) -> Result<Self, Bm25Error> {
-        let bytes = std::fs::read(path).map_err(|source| Bm25Error::Read {
-            path: path.to_path_buf(),
-            source,
+        let bytes = std::fs::read(path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => Bm25Error::Missing {
+                path: path.to_path_buf(),
+            },
+            _ => Bm25Error::Read {
+                path: path.to_path_buf(),
+                source,
+            },
         })?;
         let params: Bm25Params =
             serde_json::from_slice(&bytes).map_err(|source| Bm25Error::Parse {

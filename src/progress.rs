@@ -17,11 +17,11 @@ use indicatif::{HumanCount, HumanDuration, ProgressBar, ProgressDrawTarget, Prog
 /// How often progress is logged when stderr is not a terminal:
 /// `$VECPIPE_PROGRESS_SECS`, else every 10 s (at `info`).
 fn log_interval() -> Duration {
-    std::env::var("VECPIPE_PROGRESS_SECS")
-        .ok()
-        .and_then(|s| s.parse::<f64>().ok())
-        .filter(|s| *s > 0.0)
-        .map_or(Duration::from_secs(10), Duration::from_secs_f64)
+    crate::config::duration_var(
+        "VECPIPE_PROGRESS_SECS",
+        Duration::from_secs(1),
+        Duration::from_secs(10),
+    )
 }
 
 #[derive(Clone)]

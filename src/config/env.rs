@@ -1,4 +1,5 @@
-//! `${VAR}` and `${VAR:-default}` expansion inside YAML string values.
+//! `${VAR}` and `${VAR:-default}` expansion inside YAML string values, and
+//! the settings read straight from the environment.
 
 /// Why a value could not be expanded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -9,6 +10,20 @@ pub(super) enum ExpandError {
     Unterminated(String),
     #[error("invalid variable name `{0}`")]
     BadName(String),
+}
+
+/// A positive duration from the environment variable `var`, counted in
+/// units of `unit` (`$VECPIPE_COMMIT_INTERVAL_MS` in milliseconds, …); else `default`.
+pub(crate) fn duration_var(
+    var: &str,
+    unit: std::time::Duration,
+    default: std::time::Duration,
+) -> std::time::Duration {
+    std::env::var(var)
+        .ok()
+        .and_then(|value| value.parse::<f64>().ok())
+        .filter(|value| *value > 0.0)
+        .map_or(default, |value| unit.mul_f64(value))
 }
 
 /// Expands `${VAR}`, `${VAR:-default}` and the escape `$$` using `lookup`.

@@ -7,6 +7,7 @@ mod load;
 mod relative;
 mod types;
 
+pub(crate) use env::duration_var;
 pub use load::{ConfigError, Document, Located};
 pub(crate) use load::{NodeError, Tagged, read_node, sequence, tagged};
 pub(crate) use relative::{RelativePaths, rebase_model, rebase_optional, rebase_path, rebase_text};

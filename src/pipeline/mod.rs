@@ -198,11 +198,11 @@ pub async fn run_pipeline(
 /// How often acknowledged Kafka offsets are committed and finished row
 /// groups recorded: `$VECPIPE_COMMIT_INTERVAL_MS`, else 1 s.
 fn commit_interval() -> Duration {
-    std::env::var("VECPIPE_COMMIT_INTERVAL_MS")
-        .ok()
-        .and_then(|ms| ms.parse::<u64>().ok())
-        .filter(|ms| *ms > 0)
-        .map_or(Duration::from_secs(1), Duration::from_millis)
+    crate::config::duration_var(
+        "VECPIPE_COMMIT_INTERVAL_MS",
+        Duration::from_millis(1),
+        Duration::from_secs(1),
+    )
 }
 
 /// Receives every batch's outcome until the last ack is gone, passing each

@@ -3,6 +3,7 @@
 
     python scripts/milvus_server.py --root .tools/milvus --data DIR --port PORT
         [--tls-mode 1|2 --server-pem F --server-key F --ca-pem F] [--auth]
+        [--import-max-file-size BYTES]
 
 `--root` is where scripts/setup.sh unpacked the package's binaries (bin/).
 The package's own `milvus-server` picks ports by probing from fixed defaults
@@ -37,6 +38,7 @@ def main():
     parser.add_argument("--server-key", default="")
     parser.add_argument("--ca-pem", default="")
     parser.add_argument("--auth", action="store_true")
+    parser.add_argument("--import-max-file-size", type=int, default=0)
     args = parser.parse_args()
 
     root, data = os.path.abspath(args.root), os.path.abspath(args.data)
@@ -76,6 +78,10 @@ def main():
 
     with open(os.path.join(package, "data", "config.yaml.template"), encoding="utf-8") as f:
         config = re.sub(r"\{\{(.*?)\}\}", fill, f.read())
+    if args.import_max_file_size:
+        config = re.sub(
+            r"ImportMaxFileSize: \d+", f"ImportMaxFileSize: {args.import_max_file_size}", config
+        )
     for key in ("etcd_client", "etcd_peer", "metrics"):
         ports.setdefault(key, free_port())
     with open(ports_file, "w", encoding="utf-8") as f:

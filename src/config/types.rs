@@ -54,6 +54,8 @@ pub(crate) struct Surroundings<'a> {
     /// For a stage: the model of a later stage whose tokenizer it may borrow
     /// (`chunk` with `max_tokens` and no `tokenizer`).
     pub later_model: Option<&'a str>,
+    /// The source ends by itself (files, not Kafka).
+    pub source_bounded: bool,
 }
 
 /// `#[serde(default = "crate::config::yes")]`: a flag that is on unless turned off.

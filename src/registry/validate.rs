@@ -25,6 +25,7 @@ pub(super) fn pipeline(cfg: &PipelineConfig) -> Result<(), Invalid> {
     )?;
     let around = Surroundings {
         metadata: &columns,
+        source_bounded: cfg.source.component().is_bounded(),
         ..Surroundings::default()
     };
     cfg.source
@@ -115,6 +116,7 @@ fn stages<'a>(
             later_model: cfg.stages[i + 1..]
                 .iter()
                 .find_map(|s| s.config.component().tokenizer_model()),
+            source_bounded: cfg.source.component().is_bounded(),
         };
         component.validate(&around).map_err(|e| e.within(&path))?;
     }

@@ -7,6 +7,7 @@ mod common;
 
 mod bad_input;
 mod bm25_pymilvus;
+mod bulk_import;
 mod compose;
 mod delivery;
 mod dense;

@@ -37,7 +37,7 @@ fn one_way_tls_with_a_private_ca_writes_and_searches_and_without_it_is_refused()
     let server = MilvusServer::start_real(RealOptions {
         tls_mode: 1,
         tls_dir: Some(certs.path().to_path_buf()),
-        auth: false,
+        ..RealOptions::default()
     });
     let ca = certs.path().join("ca.pem");
     let ws = Workspace::new();
@@ -100,7 +100,7 @@ fn mutual_tls_needs_the_client_certificate() {
     let server = MilvusServer::start_real(RealOptions {
         tls_mode: 2,
         tls_dir: Some(certs.path().to_path_buf()),
-        auth: false,
+        ..RealOptions::default()
     });
     let file = |name: &str| certs.path().join(name).display().to_string();
     let ws = Workspace::new();

@@ -50,6 +50,38 @@ pub(crate) struct MilvusSinkConfig {
     /// 30 s); default: until it succeeds or the process is stopped.
     #[serde(default)]
     pub max_retries: Option<usize>,
+    /// `upsert`: rows go through Milvus' write path. `import` (bounded runs):
+    /// rows are written as Parquet files in the collection's layout and the
+    /// server imports them (bulk import).
+    #[serde(default)]
+    pub mode: WriteMode,
+    /// `mode: import`: where the import files are written; the server must
+    /// read them at the same path (a local-storage server on this machine).
+    #[serde(default)]
+    pub import_dir: Option<PathBuf>,
+    /// `mode: import`: the largest import file, in MiB; each file is one job.
+    #[serde(default = "default_import_file_mib")]
+    pub import_file_mib: PositiveInt,
+    /// `mode: import`: at most this many rows per file (default: only the size
+    /// limits a file); smaller jobs record progress more often.
+    #[serde(default)]
+    pub import_file_rows: Option<PositiveInt>,
+    /// `mode: import`: keep each file after its job completed.
+    #[serde(default)]
+    pub keep_import_files: bool,
+}
+
+/// How the sink's rows reach Milvus.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum WriteMode {
+    #[default]
+    Upsert,
+    Import,
+}
+
+fn default_import_file_mib() -> PositiveInt {
+    PositiveInt(512)
 }
 
 impl MilvusSinkConfig {
@@ -271,6 +303,33 @@ impl SinkComponent for MilvusSinkConfig {
                 ));
             }
         }
+        if self.mode == WriteMode::Import {
+            let refuse = |key: &str, why: &str| Err(Invalid::at(key, why.to_string()));
+            if self.import_dir.is_none() {
+                return refuse(
+                    "import_dir",
+                    "`mode: import` needs `import_dir`: where the server reads the files",
+                );
+            }
+            if super::is_local_path(&self.uri) {
+                return refuse(
+                    "mode",
+                    "Milvus Lite has no bulk import: use `mode: upsert`, or a Milvus server `uri`",
+                );
+            }
+            if self.tls.is_set() || self.uri.starts_with("https://") {
+                return refuse(
+                    "mode",
+                    "`mode: import` does not speak TLS yet: use `mode: upsert` with TLS",
+                );
+            }
+            if !around.source_bounded {
+                return refuse(
+                    "mode",
+                    "`mode: import` is for bounded runs (files), not a Kafka source: use `mode: upsert`",
+                );
+            }
+        }
         if self.text_max_length.get() > 65_535 {
             return Err(Invalid::at(
                 "text_max_length",
@@ -324,6 +383,7 @@ impl crate::config::RelativePaths for MilvusSinkConfig {
         crate::config::rebase_optional(base, &mut self.tls.ca_file);
         crate::config::rebase_optional(base, &mut self.tls.client_cert_file);
         crate::config::rebase_optional(base, &mut self.tls.client_key_file);
+        crate::config::rebase_optional(base, &mut self.import_dir);
     }
 }
 

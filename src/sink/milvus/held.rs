@@ -214,35 +214,15 @@ impl MilvusDocuments {
 impl MilvusDocuments {
     /// The collection's row count, as the server reports `count(*)`.
     fn count(&self) -> Result<usize, SinkError> {
-        let request = QueryRequest::builder()
-            .collection_name(&self.collection)
-            .output_fields([COUNT])
-            .consistency_level(ConsistencyLevel::Strong)
-            .build()
-            .map_err(|e| self.failed("count", e))?;
-        let response = self.call("count", || self.connection.client.query(request.clone()))?;
-        let mut rows = response
-            .results()
-            .rows()
-            .map_err(|e| self.failed("count", e))?;
-        let counted = match rows.next() {
-            Some(row) => {
-                let row = row.to_entity_row().map_err(|e| self.failed("count", e))?;
-                row.get(COUNT).and_then(serde_json::Value::as_u64)
-            }
-            None => None,
-        };
-        counted.map(|n| n as usize).ok_or_else(|| {
+        let counted = self.call("count", || self.connection.count(&self.collection))?;
+        counted.ok_or_else(|| {
             SinkError::Milvus(MilvusError::Config(format!(
-                "Milvus answered `{COUNT}` on `{}` without a count",
+                "Milvus answered `count(*)` on `{}` without a count",
                 self.collection
             )))
         })
     }
 }
-
-/// The row-count query's one output field.
-const COUNT: &str = "count(*)";
 
 impl MilvusDocuments {
     /// Every row's id and document, page by page in primary-key order

@@ -4,6 +4,7 @@
 
 mod config;
 mod held;
+mod import;
 mod latest;
 mod lite;
 mod rows;
@@ -20,10 +21,10 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::UInt32Type;
 use arrow::record_batch::RecordBatch;
 use milvus::v2::prelude::{
-    ClientV2, CollectionSchema, ConnectConfig, CreateCollectionRequest, CreateIndexRequest,
-    DeleteRequest, DescribeCollectionRequest, DropCollectionRequest, Error as SdkError,
-    FlushRequest, GetServerVersionRequest, HasCollectionRequest, InsertRequest,
-    LoadCollectionRequest, RetryConfig, UpsertRequest,
+    ClientV2, CollectionSchema, ConnectConfig, ConsistencyLevel, CreateCollectionRequest,
+    CreateIndexRequest, DeleteRequest, DescribeCollectionRequest, DropCollectionRequest,
+    Error as SdkError, FlushRequest, GetServerVersionRequest, HasCollectionRequest, InsertRequest,
+    LoadCollectionRequest, QueryRequest, RetryConfig, UpsertRequest,
 };
 use tokio::runtime::Handle;
 
@@ -36,7 +37,7 @@ use super::{Durable, Sink, SinkError};
 use crate::batch::{Ack, Envelope, columns};
 use crate::dead_letter::DeadLetters;
 pub(crate) use config::{
-    Bm25Mode, CreateMode, IndexConfig, IndexSpec, MilvusSinkConfig, VectorKind,
+    Bm25Mode, CreateMode, IndexConfig, IndexSpec, MilvusSinkConfig, VectorKind, WriteMode,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +114,57 @@ pub enum MilvusError {
     IndexRefused(#[source] Box<MilvusError>),
     #[error("keeping each document's last version of a batch")]
     Versions(#[source] arrow::error::ArrowError),
+    #[error("cannot write the import file {}", path.display())]
+    ImportFile {
+        path: PathBuf,
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+    #[error("cannot put a batch in the collection's import layout")]
+    ImportLayout(#[source] arrow::error::ArrowError),
+    #[error("`{uri}` is not a uri an import can be sent to")]
+    ImportUri {
+        uri: String,
+        #[source]
+        source: tonic::codegen::http::uri::InvalidUri,
+    },
+    #[error("cannot connect to Milvus at {uri} for an import")]
+    ImportConnect {
+        uri: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    #[error("Milvus {operation} on `{collection}` failed")]
+    ImportRpc {
+        operation: &'static str,
+        collection: String,
+        #[source]
+        source: Box<tonic::Status>,
+    },
+    #[error("Milvus refused the import into `{collection}` (code {code}): {reason}")]
+    ImportRefused {
+        collection: String,
+        code: i32,
+        reason: String,
+    },
+    #[error(
+        "the import job of {} into `{collection}` failed: {reason}; nothing of it was recorded (`--resume` writes and imports it again)",
+        file.display()
+    )]
+    ImportFailed {
+        collection: String,
+        file: PathBuf,
+        reason: String,
+    },
+    #[error(
+        "import job {task} into `{collection}` completed, but the collection counts {seen} rows, not {expected}, after 5 minutes"
+    )]
+    ImportNotVisible {
+        collection: String,
+        task: i64,
+        expected: usize,
+        seen: usize,
+    },
     #[error("Milvus {operation} on `{collection}` failed")]
     Request {
         operation: &'static str,
@@ -121,6 +173,9 @@ pub enum MilvusError {
         source: Box<SdkError>,
     },
 }
+
+/// The row-count query's one output field.
+const COUNT: &str = "count(*)";
 
 /// How long the SDK retries one call before our own retries take over.
 const SDK_RETRY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -247,6 +302,25 @@ impl MilvusConnection {
         Ok(described.description().get_schema().clone())
     }
 
+    /// The collection's row count (`count(*)`, strongly consistent).
+    pub(crate) async fn count(&self, collection: &str) -> Result<Option<usize>, SdkError> {
+        let request = QueryRequest::builder()
+            .collection_name(collection)
+            .output_fields([COUNT])
+            .consistency_level(ConsistencyLevel::Strong)
+            .build()?;
+        let response = self.client.query(request).await?;
+        let mut rows = response.results().rows()?;
+        Ok(match rows.next() {
+            Some(row) => row
+                .to_entity_row()?
+                .get(COUNT)
+                .and_then(serde_json::Value::as_u64)
+                .map(|n| n as usize),
+            None => None,
+        })
+    }
+
     /// Loads the collection; a restarted server comes back with it released.
     pub(crate) async fn load(&self, collection: &str) -> Result<(), SdkError> {
         let request = LoadCollectionRequest::builder()
@@ -351,6 +425,8 @@ pub(crate) struct MilvusSink {
     empty_sparse_marked: std::sync::atomic::AtomicBool,
     /// Rows or deletes were sent since the last flush.
     unflushed: bool,
+    /// `mode: import`: the open import file and the jobs.
+    importer: Option<import::Importer>,
 }
 
 impl MilvusSink {
@@ -375,6 +451,7 @@ impl MilvusSink {
             health: Health::default(),
             empty_sparse_marked: std::sync::atomic::AtomicBool::new(false),
             unflushed: false,
+            importer: None,
         })
     }
 
@@ -748,6 +825,70 @@ impl MilvusSink {
     }
 }
 
+/// `mode: import` (see `import.rs`).
+impl MilvusSink {
+    /// Appends the batch to the open import file; when the file is full, its
+    /// job runs now and every batch in it is durable.
+    fn write_for_import(&mut self, envelope: &Envelope) -> Result<Durable, MilvusError> {
+        let batch = &envelope.batch;
+        let mut full = false;
+        if batch.num_rows() > 0 {
+            let latest = latest::last_versions(batch).map_err(MilvusError::Versions)?;
+            let batch = latest.as_ref().unwrap_or(batch);
+            let (Some(plan), Some(importer)) = (self.plan.as_ref(), self.importer.as_mut()) else {
+                return Err(MilvusError::Config(
+                    "the sink was not prepared before its first write".into(),
+                ));
+            };
+            full = importer.append(plan, batch)?;
+        }
+        self.delete_documents(&envelope.deletes)?;
+        if !full {
+            return Ok(Durable::Nothing);
+        }
+        self.import_open_file()?;
+        Ok(Durable::All)
+    }
+
+    /// Closes the open import file, replaces its documents: deletes them
+    /// (unless the collection is empty), imports the file, and waits until
+    /// the collection counts its rows.
+    fn import_open_file(&mut self) -> Result<(), MilvusError> {
+        let Some(file) = self
+            .importer
+            .as_mut()
+            .map(|i| i.close())
+            .transpose()?
+            .flatten()
+        else {
+            return Ok(());
+        };
+        if self.count()? > 0 {
+            self.delete_documents(&file.documents)?;
+        }
+        let expected = self.count()? + file.rows;
+        let importer = self.importer.as_ref().expect("checked above");
+        importer.import(&file, || self.count(), expected)
+    }
+
+    /// The collection's row count, strongly consistent.
+    fn count(&self) -> Result<usize, MilvusError> {
+        let collection = self.cfg.collection.as_str();
+        let counted = self
+            .runtime
+            .block_on(
+                self.connection
+                    .on_loaded(collection, || self.connection.count(collection)),
+            )
+            .map_err(|e| self.request_error("count", e))?;
+        counted.ok_or_else(|| {
+            MilvusError::Config(format!(
+                "Milvus answered `count(*)` on `{collection}` without a count"
+            ))
+        })
+    }
+}
+
 impl Sink for MilvusSink {
     fn kind(&self) -> &'static str {
         "milvus"
@@ -755,6 +896,14 @@ impl Sink for MilvusSink {
 
     fn prepare(&mut self, schema: &arrow::datatypes::SchemaRef) -> Result<(), SinkError> {
         let plan = CollectionPlan::from_batch_schema(schema, &self.cfg)?;
+        if self.cfg.mode == WriteMode::Import {
+            self.importer = Some(import::Importer::new(
+                &self.cfg,
+                &plan,
+                schema,
+                self.runtime.clone(),
+            )?);
+        }
         Ok(self.prepare_collection(plan)?)
     }
 
@@ -766,6 +915,9 @@ impl Sink for MilvusSink {
     }
 
     fn write(&mut self, envelope: &Envelope) -> Result<Durable, SinkError> {
+        if self.importer.is_some() {
+            return Ok(self.write_for_import(envelope)?);
+        }
         let Envelope {
             batch,
             ack,
@@ -802,6 +954,9 @@ impl Sink for MilvusSink {
     /// are indexed and searched fast (Milvus Lite searches unsealed rows 5–10×
     /// slower), so a failed flush is a warning, not a failed run.
     fn finish(&mut self) -> Result<(), SinkError> {
+        if self.importer.is_some() {
+            return Ok(self.import_open_file()?);
+        }
         let started = std::time::Instant::now();
         if std::mem::take(&mut self.unflushed)
             && let Err(e) = self.flush()
@@ -812,7 +967,13 @@ impl Sink for MilvusSink {
         Ok(())
     }
 
-    fn abort(&mut self) {}
+    /// An import file not yet imported is removed: its batches were not
+    /// confirmed, so they are written again.
+    fn abort(&mut self) {
+        if let Some(importer) = &mut self.importer {
+            importer.discard();
+        }
+    }
 
     fn held_documents(&self) -> Option<Box<dyn crate::sink::DocumentStore>> {
         Some(Box::new(held::MilvusDocuments::new(

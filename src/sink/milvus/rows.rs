@@ -228,7 +228,7 @@ fn list_items<T: Default>(
 /// Each row of `array` as JSON, as Arrow's JSON writer writes it: lists
 /// as arrays, structs as objects, timestamps and dates as ISO 8601 text,
 /// binary as hex; nulls as null.
-fn json_values(array: &ArrayRef) -> Result<Vec<Value>, arrow::error::ArrowError> {
+pub(super) fn json_values(array: &ArrayRef) -> Result<Vec<Value>, arrow::error::ArrowError> {
     let batch = RecordBatch::try_from_iter([("v", array.clone())])?;
     let mut writer = arrow::json::ArrayWriter::new(Vec::new());
     writer.write(&batch)?;

@@ -326,6 +326,8 @@ pub struct RealOptions {
     pub tls_mode: u8,
     pub tls_dir: Option<PathBuf>,
     pub auth: bool,
+    /// The largest file the server imports (`common.ImportMaxFileSize`).
+    pub import_max_file_size: Option<u64>,
 }
 
 /// A Milvus server on a free 127.0.0.1 port with its own data directory,
@@ -462,6 +464,9 @@ impl MilvusServer {
                 }
                 if options.auth {
                     c.arg("--auth");
+                }
+                if let Some(bytes) = options.import_max_file_size {
+                    c.args(["--import-max-file-size", &bytes.to_string()]);
                 }
                 c
             }

@@ -1,0 +1,495 @@
+//! `mode: import`: a bounded run's rows reach Milvus through bulk import
+//! instead of upserts. They are written as Parquet files in the collection's
+//! exact layout (its field names; `int64`, `double`, `bool`, `utf8`;
+//! `list<float32>` vectors; ARRAY fields as lists; JSON fields as JSON text;
+//! fields the server computes left out) under `import_dir`, where the server
+//! reads them; each full file becomes one import job (gRPC `Import`, which
+//! Milvus 2.3 has), polled until it completed and its rows are counted.
+//!
+//! Import appends. So that a file imported twice (a run killed after its job
+//! completed but before the backfill state recorded it, then resumed) leaves
+//! no duplicates, and an updated document leaves no old chunks, the
+//! documents of a file are deleted just before its job starts — the same
+//! replace-by-document an upsert run does.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::{Array, ArrayRef, AsArray, ListArray, RecordBatch, StringArray};
+use arrow::buffer::OffsetBuffer;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use milvus::proto::common::{ImportState, KeyValuePair};
+use milvus::proto::milvus::milvus_service_client::MilvusServiceClient;
+use milvus::proto::milvus::{GetImportStateRequest, ImportRequest};
+use parquet::arrow::ArrowWriter;
+use tokio::runtime::Handle;
+
+use super::MilvusError;
+use super::config::MilvusSinkConfig;
+use super::schema::{CollectionPlan, FieldKind};
+use crate::batch::columns;
+
+/// Bytes of a row group before it is closed (pymilvus' BulkWriter uses ~32 MB).
+const ROW_GROUP_BYTES: usize = 32 << 20;
+/// How often a job's state is asked.
+const POLL: Duration = Duration::from_millis(500);
+/// How long imported rows may take to be counted after the job completed
+/// (Milvus 2.3 loads the new segments some seconds later).
+const VISIBLE_WITHIN: Duration = Duration::from_secs(300);
+
+/// The open import file and the jobs' client.
+pub(super) struct Importer {
+    dir: PathBuf,
+    file_bytes: usize,
+    file_rows: usize,
+    keep_files: bool,
+    collection: String,
+    db: String,
+    uri: String,
+    token: Option<String>,
+    runtime: Handle,
+    /// The layout every file has.
+    schema: SchemaRef,
+    open: Option<OpenFile>,
+    /// Files written by this run, for their names.
+    files: usize,
+    /// A name unique to this run, so two runs never share a file.
+    run: String,
+}
+
+struct OpenFile {
+    path: PathBuf,
+    writer: ArrowWriter<File>,
+    rows: usize,
+    /// The documents it holds (deleted before its job starts).
+    documents: Vec<String>,
+}
+
+impl Importer {
+    pub(super) fn new(
+        cfg: &MilvusSinkConfig,
+        plan: &CollectionPlan,
+        batch_schema: &Schema,
+        runtime: Handle,
+    ) -> Result<Self, MilvusError> {
+        let dir = cfg
+            .import_dir
+            .clone()
+            .ok_or_else(|| MilvusError::Config("`mode: import` needs `import_dir`".into()))?;
+        let dir = std::path::absolute(&dir).map_err(|source| MilvusError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        std::fs::create_dir_all(&dir).map_err(|source| MilvusError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        Ok(Importer {
+            dir,
+            file_bytes: cfg.import_file_mib.get() << 20,
+            file_rows: cfg.import_file_rows.map_or(usize::MAX, |r| r.get()),
+            keep_files: cfg.keep_import_files,
+            collection: cfg.collection.clone(),
+            db: cfg.db.clone(),
+            uri: cfg.uri.clone(),
+            token: cfg.token().map(str::to_string),
+            runtime,
+            schema: import_schema(plan, batch_schema)?,
+            open: None,
+            files: 0,
+            run: format!(
+                "{}-{}",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis())
+            ),
+        })
+    }
+
+    /// Appends `batch` to the open file; true when the file is full and its
+    /// job should run now.
+    pub(super) fn append(
+        &mut self,
+        plan: &CollectionPlan,
+        batch: &RecordBatch,
+    ) -> Result<bool, MilvusError> {
+        let rows = import_rows(plan, batch, &self.schema)?;
+        if self.open.is_none() {
+            self.files += 1;
+            let path = self.dir.join(format!(
+                "{}-{}-{:05}.parquet",
+                self.collection, self.run, self.files
+            ));
+            let file = File::create(&path).map_err(|source| MilvusError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            let writer =
+                ArrowWriter::try_new(file, self.schema.clone(), None).map_err(|source| {
+                    MilvusError::ImportFile {
+                        path: path.clone(),
+                        source,
+                    }
+                })?;
+            self.open = Some(OpenFile {
+                path,
+                writer,
+                rows: 0,
+                documents: Vec::new(),
+            });
+        }
+        let open = self.open.as_mut().expect("opened above");
+        let failed = |source| MilvusError::ImportFile {
+            path: open.path.clone(),
+            source,
+        };
+        open.writer.write(&rows).map_err(failed)?;
+        if open.writer.in_progress_size() >= ROW_GROUP_BYTES {
+            open.writer
+                .flush()
+                .map_err(|source| MilvusError::ImportFile {
+                    path: open.path.clone(),
+                    source,
+                })?;
+        }
+        open.rows += rows.num_rows();
+        open.documents.extend(documents_of(batch));
+        Ok(open.rows >= self.file_rows
+            || open.writer.bytes_written() + open.writer.in_progress_size() >= self.file_bytes)
+    }
+
+    /// Removes the open file: its batches were never confirmed.
+    pub(super) fn discard(&mut self) {
+        if let Some(open) = self.open.take() {
+            drop(open.writer);
+            let _ = std::fs::remove_file(&open.path);
+        }
+    }
+
+    /// Closes the open file (if any) and returns what its job must replace.
+    pub(super) fn close(&mut self) -> Result<Option<ClosedFile>, MilvusError> {
+        let Some(open) = self.open.take() else {
+            return Ok(None);
+        };
+        let path = open.path;
+        open.writer
+            .close()
+            .map_err(|source| MilvusError::ImportFile {
+                path: path.clone(),
+                source,
+            })?;
+        let mut documents = open.documents;
+        documents.sort();
+        documents.dedup();
+        Ok(Some(ClosedFile {
+            path,
+            rows: open.rows,
+            documents,
+        }))
+    }
+
+    /// Runs the import job of `file` to completion and removes the file
+    /// (unless kept); `counted` is the collection's row count to wait for.
+    pub(super) fn import(
+        &self,
+        file: &ClosedFile,
+        counted: impl Fn() -> Result<usize, MilvusError>,
+        expected: usize,
+    ) -> Result<(), MilvusError> {
+        let started = Instant::now();
+        let task = self.runtime.block_on(self.start(&file.path))?;
+        tracing::info!(collection = %self.collection, task, rows = file.rows, file = %file.path.display(), "import job started");
+        if let Err(e) = self.runtime.block_on(self.wait(task, file)) {
+            self.remove(file);
+            return Err(e);
+        }
+        let job = started.elapsed();
+        let deadline = Instant::now() + VISIBLE_WITHIN;
+        loop {
+            let seen = counted()?;
+            if seen >= expected {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(MilvusError::ImportNotVisible {
+                    collection: self.collection.clone(),
+                    task,
+                    expected,
+                    seen,
+                });
+            }
+            std::thread::sleep(POLL);
+        }
+        tracing::info!(collection = %self.collection, task, rows = file.rows, ?job, visible = ?started.elapsed(), "import job completed");
+        self.remove(file);
+        Ok(())
+    }
+
+    /// Removes a file whose job ended, unless asked to keep it.
+    fn remove(&self, file: &ClosedFile) {
+        if !self.keep_files
+            && let Err(e) = std::fs::remove_file(&file.path)
+        {
+            tracing::warn!(file = %file.path.display(), error = %e, "cannot remove an import file");
+        }
+    }
+
+    async fn client(&self) -> Result<MilvusServiceClient<tonic::transport::Channel>, MilvusError> {
+        let failed = |source| MilvusError::ImportConnect {
+            uri: self.uri.clone(),
+            source,
+        };
+        let channel = tonic::transport::Channel::from_shared(self.uri.clone())
+            .map_err(|source| MilvusError::ImportUri {
+                uri: self.uri.clone(),
+                source,
+            })?
+            .connect()
+            .await
+            .map_err(failed)?;
+        Ok(MilvusServiceClient::new(channel))
+    }
+
+    /// A request carrying the token and database the SDK would send.
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        if let Some(token) = &self.token {
+            use base64::Engine;
+            let value = base64::engine::general_purpose::STANDARD.encode(token);
+            if let Ok(value) = value.parse() {
+                request.metadata_mut().insert("authorization", value);
+            }
+        }
+        if let Ok(db) = self.db.parse() {
+            request.metadata_mut().insert("dbname", db);
+        }
+        request
+    }
+
+    async fn start(&self, path: &Path) -> Result<i64, MilvusError> {
+        let mut client = self.client().await?;
+        let response = client
+            .import(self.request(ImportRequest {
+                collection_name: self.collection.clone(),
+                files: vec![path.display().to_string()],
+                db_name: self.db.clone(),
+                ..Default::default()
+            }))
+            .await
+            .map_err(|source| self.rpc_failed("import", source))?
+            .into_inner();
+        refused(&self.collection, response.status.as_ref())?;
+        response
+            .tasks
+            .first()
+            .copied()
+            .ok_or_else(|| MilvusError::ImportFailed {
+                collection: self.collection.clone(),
+                file: path.to_path_buf(),
+                reason: "the server started no import task".into(),
+            })
+    }
+
+    async fn wait(&self, task: i64, file: &ClosedFile) -> Result<(), MilvusError> {
+        let mut client = self.client().await?;
+        let mut last = None;
+        loop {
+            let state = client
+                .get_import_state(self.request(GetImportStateRequest { task }))
+                .await
+                .map_err(|source| self.rpc_failed("get_import_state", source))?
+                .into_inner();
+            refused(&self.collection, state.status.as_ref())?;
+            let info = |key: &str| {
+                state
+                    .infos
+                    .iter()
+                    .find(|KeyValuePair { key: k, .. }| k == key)
+                    .map(|kv| kv.value.clone())
+            };
+            match ImportState::try_from(state.state) {
+                Ok(ImportState::ImportCompleted) => return Ok(()),
+                Ok(ImportState::ImportFailed | ImportState::ImportFailedAndCleaned) => {
+                    return Err(MilvusError::ImportFailed {
+                        collection: self.collection.clone(),
+                        file: file.path.clone(),
+                        reason: info("failed_reason").unwrap_or_else(|| "no reason given".into()),
+                    });
+                }
+                now => {
+                    if last != Some(state.state) {
+                        tracing::info!(task, state = ?now, progress = info("progress_percent").unwrap_or_default(), "import job");
+                        last = Some(state.state);
+                    }
+                }
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    fn rpc_failed(&self, operation: &'static str, source: tonic::Status) -> MilvusError {
+        MilvusError::ImportRpc {
+            operation,
+            collection: self.collection.clone(),
+            source: Box::new(source),
+        }
+    }
+}
+
+/// A written import file: its rows and documents.
+pub(super) struct ClosedFile {
+    pub path: PathBuf,
+    pub rows: usize,
+    pub documents: Vec<String>,
+}
+
+/// A status other than success as the failure it reports.
+fn refused(
+    collection: &str,
+    status: Option<&milvus::proto::common::Status>,
+) -> Result<(), MilvusError> {
+    // Milvus 2.3 reports a failure in the deprecated `error_code`; later
+    // servers in `code`.
+    #[allow(deprecated)]
+    let failed =
+        |status: &milvus::proto::common::Status| status.error_code != 0 || status.code != 0;
+    match status {
+        Some(status) if failed(status) => Err(MilvusError::ImportRefused {
+            collection: collection.to_string(),
+            code: status.code,
+            reason: status.reason.clone(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The documents of a batch's rows: `doc_id` when chunked, else `id`.
+fn documents_of(batch: &RecordBatch) -> Vec<String> {
+    let column = batch
+        .column_by_name(columns::DOC_ID)
+        .or_else(|| batch.column_by_name(columns::ID));
+    column
+        .and_then(|c| c.as_string_opt::<i32>())
+        .map(|ids| ids.iter().flatten().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// The Arrow type of a planned field in an import file.
+fn import_type(kind: &FieldKind) -> Result<DataType, MilvusError> {
+    Ok(match kind {
+        FieldKind::PrimaryKey | FieldKind::VarChar(_) | FieldKind::Json => DataType::Utf8,
+        FieldKind::Int64 => DataType::Int64,
+        FieldKind::Double => DataType::Float64,
+        FieldKind::Bool => DataType::Boolean,
+        FieldKind::Array(element) => {
+            DataType::List(Arc::new(Field::new("item", element.arrow_type(), true)))
+        }
+        FieldKind::FloatVector(_) => {
+            DataType::List(Arc::new(Field::new("item", DataType::Float32, true)))
+        }
+        FieldKind::SparseVector => {
+            return Err(MilvusError::Config(
+                "`mode: import` does not write sparse vectors yet; use `mode: upsert` for a pipeline with a sparse field".into(),
+            ));
+        }
+    })
+}
+
+/// The import files' schema: every field the pipeline writes, by its
+/// collection name and import type.
+fn import_schema(plan: &CollectionPlan, _batch: &Schema) -> Result<SchemaRef, MilvusError> {
+    let fields = plan
+        .fields
+        .iter()
+        .filter(|f| f.column.is_some())
+        .map(|f| Ok(Field::new(&f.name, import_type(&f.kind)?, false)))
+        .collect::<Result<Vec<_>, MilvusError>>()?;
+    Ok(Arc::new(Schema::new(fields)))
+}
+
+/// `batch` in the import layout: each planned field cast to its import
+/// type, JSON fields as JSON text, and nulls (which Milvus 2.3 fields cannot
+/// hold) as the type's empty value, as the upsert path writes them.
+fn import_rows(
+    plan: &CollectionPlan,
+    batch: &RecordBatch,
+    schema: &SchemaRef,
+) -> Result<RecordBatch, MilvusError> {
+    let arrow = |e: arrow::error::ArrowError| MilvusError::ImportLayout(e);
+    let mut arrays: Vec<ArrayRef> = Vec::new();
+    for field in plan.fields.iter().filter(|f| f.column.is_some()) {
+        let array = batch.column(field.column.expect("filtered"));
+        let target = import_type(&field.kind)?;
+        let converted: ArrayRef = match &field.kind {
+            FieldKind::Json => {
+                let values = super::rows::json_values(array).map_err(arrow)?;
+                Arc::new(StringArray::from_iter_values(
+                    values.iter().map(|v| v.to_string()),
+                ))
+            }
+            _ => arrow::compute::cast(array, &target).map_err(arrow)?,
+        };
+        arrays.push(without_nulls(converted).map_err(arrow)?);
+    }
+    RecordBatch::try_new(schema.clone(), arrays).map_err(arrow)
+}
+
+/// `array` with each null replaced by its type's empty value (`""`, 0,
+/// false, an empty list).
+fn without_nulls(array: ArrayRef) -> Result<ArrayRef, arrow::error::ArrowError> {
+    if array.null_count() == 0 {
+        return Ok(array);
+    }
+    let empty: ArrayRef = match array.data_type() {
+        DataType::List(item) => Arc::new(ListArray::new(
+            item.clone(),
+            OffsetBuffer::from_lengths([0]),
+            arrow::array::new_empty_array(item.data_type()),
+            None,
+        )),
+        DataType::Utf8 => Arc::new(StringArray::from(vec![""])),
+        DataType::Int64 => Arc::new(arrow::array::Int64Array::from(vec![0])),
+        DataType::Float64 => Arc::new(arrow::array::Float64Array::from(vec![0.0])),
+        DataType::Boolean => Arc::new(arrow::array::BooleanArray::from(vec![false])),
+        _ => return Ok(array),
+    };
+    let valid = arrow::compute::is_not_null(&array)?;
+    let filled =
+        arrow::compute::kernels::zip::zip(&valid, &array, &arrow::array::Scalar::new(empty))?;
+    // `zip` keeps the validity of the chosen side; the result has none.
+    let data = filled.to_data().into_builder().nulls(None).build()?;
+    Ok(arrow::array::make_array(data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{FixedSizeListArray, Float32Array, Int32Array};
+
+    #[test]
+    fn nulls_become_empty_values_and_vectors_become_lists() {
+        let texts: ArrayRef = Arc::new(StringArray::from(vec![Some("a"), None]));
+        let filled = without_nulls(texts).unwrap();
+        assert_eq!(filled.null_count(), 0);
+        assert_eq!(filled.as_string::<i32>().value(1), "");
+
+        let numbers: ArrayRef = Arc::new(Int32Array::from(vec![None, Some(3)]));
+        let numbers = arrow::compute::cast(&numbers, &DataType::Int64).unwrap();
+        let filled = without_nulls(numbers).unwrap();
+        let filled = filled.as_primitive::<arrow::datatypes::Int64Type>();
+        assert_eq!((filled.value(0), filled.value(1)), (0, 3));
+
+        let vectors = FixedSizeListArray::new(
+            Arc::new(Field::new("item", DataType::Float32, true)),
+            2,
+            Arc::new(Float32Array::from(vec![1.0, 2.0, 3.0, 4.0])),
+            None,
+        );
+        let target = import_type(&FieldKind::FloatVector(2)).unwrap();
+        let lists = arrow::compute::cast(&vectors, &target).unwrap();
+        assert_eq!(lists.as_list::<i32>().value(1).len(), 2);
+    }
+}

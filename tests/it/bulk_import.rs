@@ -1,0 +1,233 @@
+//! `mode: import` against the real Milvus 2.3.5 server (Milvus Lite has no
+//! import): the rows a backfill imports are the rows an upsert run writes; a
+//! run killed mid-import and resumed ends with exactly the expected ids; a
+//! job the server rejects fails the run with the server's reason and
+//! records nothing.
+
+use std::collections::BTreeSet;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::{Array, StringArray};
+
+use crate::common::*;
+
+const GROUPS: usize = 4;
+const ROWS: usize = 10;
+
+/// `docs.parquet`: 4 row groups of 10 documents with texts of `text_len` characters.
+fn corpus(ws: &Workspace, text_len: usize) -> BTreeSet<String> {
+    let ids: Vec<String> = (0..GROUPS * ROWS).map(|i| format!("d{i:02}")).collect();
+    let texts: Vec<String> = ids
+        .iter()
+        .map(|id| {
+            format!("{id} {}", "about bulk import ".repeat(text_len / 18 + 1))[..text_len]
+                .to_string()
+        })
+        .collect();
+    write_parquet(
+        &ws.path("docs.parquet"),
+        vec![
+            (
+                "id",
+                Arc::new(StringArray::from(ids.clone())) as Arc<dyn Array>,
+            ),
+            ("text", Arc::new(StringArray::from(texts))),
+        ],
+        ROWS,
+    );
+    ids.into_iter().collect()
+}
+
+/// The pipeline `NAME.yaml`: Parquet → dense (the test's model service) →
+/// the collection `NAME`, with `sink` added to the sink's settings.
+fn pipeline(ws: &Workspace, name: &str, service: &FakeService, uri: &str, sink: &str) {
+    ws.write(
+        &format!("{name}.yaml"),
+        format!(
+            "name: {name}\nsource: {{ type: parquet, path: docs.parquet, id_field: id, batch_rows: {ROWS} }}\nstages:\n  - {{ type: dense, provider: openai, model: m, base_url: '{}' }}\nsinks:\n  - {{ type: milvus, uri: '{uri}', collection: {name}{sink} }}\n",
+            service.url
+        ),
+    );
+}
+
+fn rows(uri: &str, collection: &str) -> serde_json::Value {
+    serde_json::from_slice(&python_script(
+        "milvus_rows.py",
+        &[uri.as_ref(), collection.as_ref(), "id,text,dense".as_ref()],
+    ))
+    .unwrap()
+}
+
+fn ids_in(uri: &str, collection: &str) -> Vec<String> {
+    rows(uri, collection)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn service() -> FakeService {
+    FakeService::start(Box::new(|_, body| (200, embeddings(body), Duration::ZERO)))
+}
+
+#[test]
+fn a_backfill_through_import_lands_the_rows_an_upsert_run_writes() {
+    let milvus = MilvusServer::start_kind(MilvusKind::Real);
+    let ws = Workspace::new();
+    let expected = corpus(&ws, 60);
+    let service = service();
+    pipeline(&ws, "upserted", &service, &milvus.uri, "");
+    let import_dir = ws.path("imports").display().to_string();
+    pipeline(
+        &ws,
+        "imported",
+        &service,
+        &milvus.uri,
+        &format!(", mode: import, import_dir: '{import_dir}'"),
+    );
+    ws.vecpipe(&["run", "upserted.yaml"]).expect_code(0);
+    let run = ws.vecpipe(&["run", "imported.yaml"]).expect_code(0);
+    assert_eq!(run.summary_number("records"), (GROUPS * ROWS) as u64);
+    assert_eq!(
+        recorded_row_groups(&ws.path(".vecpipe/state/imported.jsonl")),
+        (0..GROUPS).collect::<Vec<_>>()
+    );
+    let imported = rows(&milvus.uri, "imported");
+    assert_eq!(
+        imported,
+        rows(&milvus.uri, "upserted"),
+        "ids, texts and vectors"
+    );
+    let ids: BTreeSet<String> = ids_in(&milvus.uri, "imported").into_iter().collect();
+    assert_eq!(ids, expected);
+    assert_eq!(
+        std::fs::read_dir(ws.path("imports")).unwrap().count(),
+        0,
+        "the imported file is removed"
+    );
+}
+
+#[test]
+fn a_killed_import_run_resumed_ends_with_exactly_the_expected_ids() {
+    let milvus = MilvusServer::start_kind(MilvusKind::Real);
+    let ws = Workspace::new();
+    let expected = corpus(&ws, 60);
+    let service = service();
+    let import_dir = ws.path("imports").display().to_string();
+    // One job per row group, so the kill lands between or inside jobs.
+    pipeline(
+        &ws,
+        "imported",
+        &service,
+        &milvus.uri,
+        &format!(", mode: import, import_dir: '{import_dir}', import_file_rows: {ROWS}"),
+    );
+    let mut child = ws
+        .command(&["run", "imported.yaml"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let state = ws.path(".vecpipe/state/imported.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while recorded_row_groups(&state).is_empty() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before the kill"
+        );
+        assert!(Instant::now() < deadline, "no row group was ever recorded");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let recorded = recorded_row_groups(&state);
+    assert!(
+        recorded.len() < GROUPS,
+        "killed after the last job: {recorded:?}"
+    );
+
+    ws.vecpipe(&["run", "imported.yaml", "--resume"])
+        .expect_code(0);
+    assert_eq!(
+        recorded_row_groups(&state)
+            .into_iter()
+            .collect::<BTreeSet<_>>(),
+        (0..GROUPS).collect()
+    );
+    let ids = ids_in(&milvus.uri, "imported");
+    let set: BTreeSet<String> = ids.iter().cloned().collect();
+    assert_eq!(ids.len(), set.len(), "a row was imported twice");
+    assert_eq!(set, expected);
+}
+
+#[test]
+fn a_job_the_server_rejects_fails_the_run_with_its_reason_and_records_nothing() {
+    // A server that imports files of at most 1 KiB refuses the job.
+    let milvus = MilvusServer::start_real(RealOptions {
+        import_max_file_size: Some(1024),
+        ..RealOptions::default()
+    });
+    let ws = Workspace::new();
+    corpus(&ws, 60);
+    let service = service();
+    let import_dir = ws.path("imports").display().to_string();
+    pipeline(
+        &ws,
+        "imported",
+        &service,
+        &milvus.uri,
+        &format!(", mode: import, import_dir: '{import_dir}'"),
+    );
+    let run = ws.vecpipe(&["run", "imported.yaml"]).expect_code(1);
+    let stderr = run.stderr();
+    let file = stderr
+        .strip_prefix("error: the import job of ")
+        .and_then(|rest| rest.split_once(" into "))
+        .map(|(file, _)| file.to_string())
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(
+        file.starts_with(&format!("{import_dir}/imported-")) && file.ends_with("-00001.parquet"),
+        "{file}"
+    );
+    assert_output_eq!(
+        stderr,
+        format!(
+            "error: the import job of {file} into `imported` failed: the file '{file}' size exceeds the maximum size: 1024 bytes: importing data failed; nothing of it was recorded (`--resume` writes and imports it again)\n"
+        )
+    );
+    assert!(
+        !std::path::Path::new(&file).exists(),
+        "the refused file is removed"
+    );
+    assert!(recorded_row_groups(&ws.path(".vecpipe/state/imported.jsonl")).is_empty());
+    assert_eq!(ids_in(&milvus.uri, "imported"), Vec::<String>::new());
+}
+
+#[test]
+fn import_mode_is_refused_where_it_cannot_work_naming_the_setting() {
+    let ws = Workspace::new();
+    let cases = [
+        (
+            "source: { type: parquet, path: docs.parquet }\nsinks:\n  - { type: milvus, uri: 'http://127.0.0.1:1', collection: c, mode: import }\n",
+            "p.yaml:4:5: sinks[0].import_dir: `mode: import` needs `import_dir`: where the server reads the files",
+        ),
+        (
+            "source: { type: parquet, path: docs.parquet }\nsinks:\n  - { type: milvus, uri: lite-data, collection: c, mode: import, import_dir: i }\n",
+            "p.yaml:4:58: sinks[0].mode: Milvus Lite has no bulk import: use `mode: upsert`, or a Milvus server `uri`",
+        ),
+        (
+            "source: { type: kafka, brokers: 'localhost:9092', topics: [t], group_id: g }\nsinks:\n  - { type: milvus, uri: 'http://127.0.0.1:1', collection: c, mode: import, import_dir: i }\n",
+            "p.yaml:4:69: sinks[0].mode: `mode: import` is for bounded runs (files), not a Kafka source: use `mode: upsert`",
+        ),
+    ];
+    for (body, expected) in cases {
+        ws.write("p.yaml", format!("name: p\n{body}"));
+        let run = ws
+            .vecpipe(&["validate", "--no-environment", "p.yaml"])
+            .expect_code(2);
+        assert_output_eq!(run.stderr(), format!("error: {expected}\n"));
+    }
+}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Throughput benchmarks, each run side by side with its reference.
-#   scripts/bench.sh [dense|int8|e2e|bm25|languages|milvus|milvus-real|kafka|kafka-avro|backfill|eval|incremental|all]   (default: all)
+#   scripts/bench.sh [dense|int8|e2e|bm25|languages|milvus|milvus-real|kafka|kafka-avro|backfill|eval|incremental|import|all]   (default: all)
 #   BENCH_SENTENCES=2000 BENCH_MILVUS_ROWS=20000 BENCH_ROWS=1000000 BENCH_BM25_ROWS=100000
 #   BENCH_DENSE_BACKFILL_ROWS=50000 BENCH_E2E_TEXTS=2000 BENCH_LANGUAGE_ROWS=20000 BENCH_AVRO_ROWS=200000 BENCH_EVAL_DOCS=5000 BENCH_INCREMENTAL_DOCS=20000
 #   control the sizes.
@@ -317,6 +317,46 @@ YAML
     printf "end to end, real Milvus 2.3.5 (%d texts of ~68 tokens, Parquet → dense → Milvus, whole runs, medians of 3): plain Python %.1f s | vecpipe fp32 %.1f s (%d MiB peak): %.2fx\n", n, r, a, ra, r/a }'
 }
 
+bench_import() {
+  # Bulk import vs upserts into the real Milvus 2.3.5 server: the same
+  # Parquet rows with precomputed 384-d vectors (passed through as
+  # `metadata: [dense]`, so no model is timed) into a fresh server each.
+  # Whole runs: upserts end with the flush; an import run ends when its job
+  # completed and the collection counts its rows. Alternated 3 times,
+  # medians; with the server's CPU seconds and peak RSS and vecpipe's peak
+  # RSS on each side.
+  local rows="${BENCH_IMPORT_ROWS:-200000}" data="$dir/milvus-rows-${BENCH_IMPORT_ROWS:-200000}.parquet"
+  [[ -f "$data" ]] || "$python" scripts/bench/milvus_data.py "$rows" "$data"
+  local up=() imp=() up_rss=() imp_rss=() up_cpu=() imp_cpu=() up_srv=() imp_srv=() before mode extra
+  for _ in 1 2 3; do
+    for mode in upsert import; do
+      extra=""
+      [[ "$mode" == import ]] && extra=", mode: import, import_dir: $dir/import-files"
+      start_real "$dir/real-import"
+      cat > "$dir/import-$mode.yaml" <<YAML
+name: bench-import-$mode
+source: { type: parquet, path: $data, id_field: id, metadata: [dense], batch_rows: 4096 }
+sinks:
+  - { type: milvus, uri: "$real_uri", collection: vecpipe, batch_rows: 1000$extra }
+YAML
+      rm -f "$dir/import-$mode.state"
+      before=$(real_cpu)
+      timed "$vecpipe" run "$dir/import-$mode.yaml" --state "$dir/import-$mode.state"
+      if [[ "$mode" == import ]]; then
+        imp+=("$wall"); imp_rss+=("$rss_mib"); imp_cpu+=("$(real_cpu "$before")"); imp_srv+=("$(real_rss)")
+      else
+        up+=("$wall"); up_rss+=("$rss_mib"); up_cpu+=("$(real_cpu "$before")"); up_srv+=("$(real_rss)")
+      fi
+      stop_real
+    done
+  done
+  awk -v n="$rows" -v u="$(median "${up[@]}")" -v i="$(median "${imp[@]}")" \
+    -v ur="$(median "${up_rss[@]}")" -v ir="$(median "${imp_rss[@]}")" \
+    -v uc="$(median "${up_cpu[@]}")" -v ic="$(median "${imp_cpu[@]}")" \
+    -v us="$(median "${up_srv[@]}")" -v is="$(median "${imp_srv[@]}")" 'BEGIN {
+    printf "bulk import, real Milvus 2.3.5 (%d rows, 384-d dense precomputed, whole runs, medians of 3): import %.0f rows/s (%.1f s; vecpipe %d MiB peak; server %.1f s CPU, %d MiB peak RSS) | upserts %.0f rows/s (%.1f s; vecpipe %d MiB peak; server %.1f s CPU, %d MiB peak RSS) | ratio %.2fx\n", n, n/i, i, ir, ic, is, n/u, u, ur, uc, us, u/i }'
+}
+
 # Runs the daemon on $1 until its sinks have written $2 records; sets wall,
 # timed from the moment the consumer has its partitions (/health is 200), so
 # the consumer-group join is not counted.
@@ -585,7 +625,8 @@ case "$what" in
   backfill) bench_backfill ;;
   eval) bench_eval ;;
   incremental) bench_incremental ;;
+  import) bench_import ;;
   e2e) bench_e2e ;;
-  all) bench_dense; bench_int8; bench_e2e; bench_bm25; bench_languages; bench_milvus; bench_milvus_real; bench_kafka; bench_kafka_avro; bench_backfill; bench_eval; bench_incremental ;;
+  all) bench_dense; bench_int8; bench_e2e; bench_bm25; bench_languages; bench_milvus; bench_milvus_real; bench_kafka; bench_kafka_avro; bench_backfill; bench_eval; bench_incremental; bench_import ;;
   *) echo "usage: scripts/bench.sh [dense|int8|e2e|bm25|languages|milvus|milvus-real|kafka|kafka-avro|backfill|eval|incremental|all]" >&2; exit 2 ;;
 esac

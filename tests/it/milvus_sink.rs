@@ -1049,6 +1049,26 @@ fn parquet_metadata_of_every_kind_is_stored_faithfully(kind: MilvusKind) {
     };
     assert_eq!(hits, expected, "{}", search.stdout());
     assert_eq!(search.log_lines(), warning);
+
+    // Bulk import (a server has it, Milvus Lite not) stores every kind the same way.
+    if kind == MilvusKind::Real {
+        let import_dir = ws.path("imports").display().to_string();
+        let pipeline = std::fs::read_to_string(ws.path("p.yaml")).unwrap().replace(
+            "collection: docs }",
+            &format!("collection: imported, mode: import, import_dir: '{import_dir}' }}"),
+        );
+        ws.write("imported.yaml", pipeline);
+        ws.vecpipe(&["run", "imported.yaml"]).expect_code(0);
+        let fields = "id,tags,author,at,pages,note,dense";
+        let read = |collection: &str| -> serde_json::Value {
+            serde_json::from_slice(&python_script(
+                "milvus_rows.py",
+                &[server.uri.as_ref(), collection.as_ref(), fields.as_ref()],
+            ))
+            .unwrap()
+        };
+        assert_eq!(read("imported"), read("docs"));
+    }
 }
 
 /// A path `uri` that is a file (pymilvus' `./milvus.db` habit) and a data

@@ -71,7 +71,6 @@ impl Importer {
     pub(super) fn new(
         cfg: &MilvusSinkConfig,
         plan: &CollectionPlan,
-        batch_schema: &Schema,
         runtime: Handle,
     ) -> Result<Self, MilvusError> {
         let dir = cfg
@@ -96,7 +95,7 @@ impl Importer {
             uri: cfg.uri.clone(),
             token: cfg.token().map(str::to_string),
             runtime,
-            schema: import_schema(plan, batch_schema)?,
+            schema: import_schema(plan)?,
             open: None,
             files: 0,
             run: format!(
@@ -400,7 +399,7 @@ fn import_type(kind: &FieldKind) -> Result<DataType, MilvusError> {
 
 /// The import files' schema: every field the pipeline writes, by its
 /// collection name and import type.
-fn import_schema(plan: &CollectionPlan, _batch: &Schema) -> Result<SchemaRef, MilvusError> {
+fn import_schema(plan: &CollectionPlan) -> Result<SchemaRef, MilvusError> {
     let fields = plan
         .fields
         .iter()

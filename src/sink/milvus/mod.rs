@@ -900,7 +900,6 @@ impl Sink for MilvusSink {
             self.importer = Some(import::Importer::new(
                 &self.cfg,
                 &plan,
-                schema,
                 self.runtime.clone(),
             )?);
         }

@@ -1509,10 +1509,14 @@ impl DeletingDaemon {
     }
 
     fn assert_running(&mut self) {
-        assert!(
-            self.daemon.try_wait().unwrap().is_none(),
-            "the daemon must wait for Milvus, not exit"
-        );
+        if self.daemon.try_wait().unwrap().is_some() {
+            let mut stderr = String::new();
+            if let Some(pipe) = self.daemon.stderr.as_mut() {
+                use std::io::Read;
+                let _ = pipe.read_to_string(&mut stderr);
+            }
+            panic!("the daemon must wait for Milvus, not exit:\n{stderr}");
+        }
     }
 
     /// Stops the daemon with SIGTERM: exit 0.

@@ -190,11 +190,18 @@ const FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 /// brings its collections back released (both servers answer it so).
 const COLLECTION_NOT_LOADED: i32 = 101;
 
+/// Milvus' code for a channel that is not available: Milvus 2.3 answers it
+/// to a delete that meets the collection while it is being released
+/// ("delegator closed during wait tsafe"); a moment later the collection is
+/// released (101, loaded again) or served.
+const CHANNEL_NOT_AVAILABLE: i32 = 503;
+
 fn is_not_loaded(e: &SdkError) -> bool {
     matches!(e, SdkError::Server(status) if status.code() == COLLECTION_NOT_LOADED)
 }
 
-/// Transport trouble is worth retrying; a server's verdict on a request is not.
+/// Transport trouble is worth retrying, and so is a channel caught between
+/// release and load; any other verdict of the server on a request is not.
 fn is_transient(e: &SdkError) -> bool {
     matches!(
         e,
@@ -202,7 +209,7 @@ fn is_transient(e: &SdkError) -> bool {
             | SdkError::Timeout(_)
             | SdkError::RetryExhausted { .. }
             | SdkError::Cancelled(_)
-    )
+    ) || matches!(e, SdkError::Server(status) if status.code() == CHANNEL_NOT_AVAILABLE)
 }
 
 /// Whether the sink's last call to Milvus went through, shared by its

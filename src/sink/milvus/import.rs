@@ -126,12 +126,10 @@ impl Importer {
                 path: path.clone(),
                 source,
             })?;
-            let writer =
-                ArrowWriter::try_new(file, self.schema.clone(), None).map_err(|source| {
-                    MilvusError::ImportFile {
-                        path: path.clone(),
-                        source,
-                    }
+            let writer = ArrowWriter::try_new(file, self.schema.clone(), Some(writer_properties()))
+                .map_err(|source| MilvusError::ImportFile {
+                    path: path.clone(),
+                    source,
                 })?;
             self.open = Some(OpenFile {
                 path,
@@ -343,6 +341,17 @@ pub(super) struct ClosedFile {
     pub path: PathBuf,
     pub rows: usize,
     pub documents: Vec<String>,
+}
+
+/// Import files are read once, by the server, next to where they are
+/// written: no dictionaries or statistics (which cost most of the writing
+/// of vector columns) and no compression.
+fn writer_properties() -> parquet::file::properties::WriterProperties {
+    parquet::file::properties::WriterProperties::builder()
+        .set_dictionary_enabled(false)
+        .set_statistics_enabled(parquet::file::properties::EnabledStatistics::None)
+        .set_compression(parquet::basic::Compression::UNCOMPRESSED)
+        .build()
 }
 
 /// A status other than success as the failure it reports.

@@ -52,6 +52,20 @@ fn pipeline(ws: &Workspace, name: &str, service: &FakeService, uri: &str, sink: 
     );
 }
 
+/// The pipeline `imported.yaml` with `mode: import` (and `extra` settings);
+/// returns its `import_dir`.
+fn import_pipeline(ws: &Workspace, service: &FakeService, uri: &str, extra: &str) -> String {
+    let import_dir = ws.path("imports").display().to_string();
+    pipeline(
+        ws,
+        "imported",
+        service,
+        uri,
+        &format!(", mode: import, import_dir: '{import_dir}'{extra}"),
+    );
+    import_dir
+}
+
 fn rows(uri: &str, collection: &str) -> serde_json::Value {
     serde_json::from_slice(&python_script(
         "milvus_rows.py",
@@ -80,14 +94,7 @@ fn a_backfill_through_import_lands_the_rows_an_upsert_run_writes() {
     let expected = corpus(&ws, 60);
     let service = service();
     pipeline(&ws, "upserted", &service, &milvus.uri, "");
-    let import_dir = ws.path("imports").display().to_string();
-    pipeline(
-        &ws,
-        "imported",
-        &service,
-        &milvus.uri,
-        &format!(", mode: import, import_dir: '{import_dir}'"),
-    );
+    import_pipeline(&ws, &service, &milvus.uri, "");
     ws.vecpipe(&["run", "upserted.yaml"]).expect_code(0);
     let run = ws.vecpipe(&["run", "imported.yaml"]).expect_code(0);
     assert_eq!(run.summary_number("records"), (GROUPS * ROWS) as u64);
@@ -116,15 +123,9 @@ fn a_killed_import_run_resumed_ends_with_exactly_the_expected_ids() {
     let ws = Workspace::new();
     let expected = corpus(&ws, 60);
     let service = service();
-    let import_dir = ws.path("imports").display().to_string();
     // One job per row group, so the kill lands between or inside jobs.
-    pipeline(
-        &ws,
-        "imported",
-        &service,
-        &milvus.uri,
-        &format!(", mode: import, import_dir: '{import_dir}', import_file_rows: {ROWS}"),
-    );
+    let extra = format!(", import_file_rows: {ROWS}");
+    import_pipeline(&ws, &service, &milvus.uri, &extra);
     let mut child = ws
         .command(&["run", "imported.yaml"])
         .stdout(Stdio::null())
@@ -173,14 +174,7 @@ fn a_job_the_server_rejects_fails_the_run_with_its_reason_and_records_nothing() 
     let ws = Workspace::new();
     corpus(&ws, 60);
     let service = service();
-    let import_dir = ws.path("imports").display().to_string();
-    pipeline(
-        &ws,
-        "imported",
-        &service,
-        &milvus.uri,
-        &format!(", mode: import, import_dir: '{import_dir}'"),
-    );
+    let import_dir = import_pipeline(&ws, &service, &milvus.uri, "");
     let run = ws.vecpipe(&["run", "imported.yaml"]).expect_code(1);
     let stderr = run.stderr();
     let file = stderr

@@ -309,8 +309,9 @@ impl MilvusConnection {
         Ok(described.description().get_schema().clone())
     }
 
-    /// The collection's row count (`count(*)`, strongly consistent).
-    pub(crate) async fn count(&self, collection: &str) -> Result<Option<usize>, SdkError> {
+    /// The collection's row count (`count(*)`, strongly consistent); an
+    /// answer without a count is a malformed response.
+    pub(crate) async fn count(&self, collection: &str) -> Result<usize, SdkError> {
         let request = QueryRequest::builder()
             .collection_name(collection)
             .output_fields([COUNT])
@@ -318,13 +319,15 @@ impl MilvusConnection {
             .build()?;
         let response = self.client.query(request).await?;
         let mut rows = response.results().rows()?;
-        Ok(match rows.next() {
+        let counted = match rows.next() {
             Some(row) => row
                 .to_entity_row()?
                 .get(COUNT)
-                .and_then(serde_json::Value::as_u64)
-                .map(|n| n as usize),
+                .and_then(serde_json::Value::as_u64),
             None => None,
+        };
+        counted.map(|n| n as usize).ok_or_else(|| {
+            SdkError::MalformedResponse(format!("`{COUNT}` on `{collection}` without a count"))
         })
     }
 
@@ -870,10 +873,13 @@ impl MilvusSink {
         else {
             return Ok(());
         };
-        if self.count()? > 0 {
+        // An empty collection (a first backfill) has nothing to replace.
+        let mut held = self.count()?;
+        if held > 0 {
             self.delete_documents(&file.documents)?;
+            held = self.count()?;
         }
-        let expected = self.count()? + file.rows;
+        let expected = held + file.rows;
         let importer = self.importer.as_ref().expect("checked above");
         importer.import(&file, || self.count(), expected)
     }
@@ -881,18 +887,12 @@ impl MilvusSink {
     /// The collection's row count, strongly consistent.
     fn count(&self) -> Result<usize, MilvusError> {
         let collection = self.cfg.collection.as_str();
-        let counted = self
-            .runtime
+        self.runtime
             .block_on(
                 self.connection
                     .on_loaded(collection, || self.connection.count(collection)),
             )
-            .map_err(|e| self.request_error("count", e))?;
-        counted.ok_or_else(|| {
-            MilvusError::Config(format!(
-                "Milvus answered `count(*)` on `{collection}` without a count"
-            ))
-        })
+            .map_err(|e| self.request_error("count", e))
     }
 }
 

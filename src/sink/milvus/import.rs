@@ -33,6 +33,9 @@ use crate::batch::columns;
 
 /// Bytes of a row group before it is closed (pymilvus' BulkWriter uses ~32 MB).
 const ROW_GROUP_BYTES: usize = 32 << 20;
+/// The generated gRPC client, on a channel of its own.
+type ImportClient = MilvusServiceClient<tonic::transport::Channel>;
+
 /// How often a job's state is asked.
 const POLL: Duration = Duration::from_millis(500);
 /// How long imported rows may take to be counted after the job completed
@@ -197,9 +200,11 @@ impl Importer {
         expected: usize,
     ) -> Result<(), MilvusError> {
         let started = Instant::now();
-        let task = self.runtime.block_on(self.start(&file.path))?;
+        // One channel for the job: its start and every poll.
+        let mut client = self.runtime.block_on(self.client())?;
+        let task = self.runtime.block_on(self.start(&mut client, &file.path))?;
         tracing::info!(collection = %self.collection, task, rows = file.rows, file = %file.path.display(), "import job started");
-        if let Err(e) = self.runtime.block_on(self.wait(task, file)) {
+        if let Err(e) = self.runtime.block_on(self.wait(&mut client, task, file)) {
             self.remove(file);
             return Err(e);
         }
@@ -234,7 +239,7 @@ impl Importer {
         }
     }
 
-    async fn client(&self) -> Result<MilvusServiceClient<tonic::transport::Channel>, MilvusError> {
+    async fn client(&self) -> Result<ImportClient, MilvusError> {
         let failed = |source| MilvusError::ImportConnect {
             uri: self.uri.clone(),
             source,
@@ -266,8 +271,7 @@ impl Importer {
         request
     }
 
-    async fn start(&self, path: &Path) -> Result<i64, MilvusError> {
-        let mut client = self.client().await?;
+    async fn start(&self, client: &mut ImportClient, path: &Path) -> Result<i64, MilvusError> {
         let response = client
             .import(self.request(ImportRequest {
                 collection_name: self.collection.clone(),
@@ -290,8 +294,12 @@ impl Importer {
             })
     }
 
-    async fn wait(&self, task: i64, file: &ClosedFile) -> Result<(), MilvusError> {
-        let mut client = self.client().await?;
+    async fn wait(
+        &self,
+        client: &mut ImportClient,
+        task: i64,
+        file: &ClosedFile,
+    ) -> Result<(), MilvusError> {
         let mut last = None;
         loop {
             let state = client

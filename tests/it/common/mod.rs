@@ -804,10 +804,8 @@ pub fn sample_corpus(ws: &Workspace) -> PathBuf {
 
 /// Every id in `collection` (empty when it does not exist), via the Rust SDK.
 pub fn milvus_ids_in(uri: &str, collection: &str) -> Vec<String> {
-    milvus_rows(uri, collection, "id")
-        .into_iter()
-        .map(|row| row["id"].as_str().unwrap().to_string())
-        .collect()
+    try_milvus_ids_in(uri, collection)
+        .unwrap_or_else(|e| panic!("reading {collection} from {uri}: {e}"))
 }
 
 /// Every id in the `docs` collection.
@@ -836,7 +834,11 @@ pub fn milvus_rows_where(
 /// while a sink is still creating the collection and its index (a real server refuses to
 /// load a collection without an index until the sink has made one).
 pub fn try_milvus_ids(uri: &str) -> Result<Vec<String>, String> {
-    Ok(try_milvus_rows_where(uri, "docs", "id", "id != \"\"")?
+    try_milvus_ids_in(uri, "docs")
+}
+
+fn try_milvus_ids_in(uri: &str, collection: &str) -> Result<Vec<String>, String> {
+    Ok(try_milvus_rows_where(uri, collection, "id", "id != \"\"")?
         .into_iter()
         .map(|row| row["id"].as_str().unwrap().to_string())
         .collect())

@@ -147,16 +147,18 @@ impl Progress {
     }
 
     /// Redraws the message, and logs the whole line when it is time.
+    /// Off a terminal the bar is hidden, so the text is made only when a
+    /// line is due, not on every batch.
     fn refresh(&self) {
-        let message = self.message();
-        if let Some(logged) = &self.logged {
-            let mut last = logged.lock().unwrap_or_else(|p| p.into_inner());
-            if last.elapsed() >= self.interval {
-                *last = Instant::now();
-                tracing::info!("{}", self.line(&message));
-            }
+        let Some(logged) = &self.logged else {
+            self.bar.set_message(self.message());
+            return;
+        };
+        let mut last = logged.lock().unwrap_or_else(|p| p.into_inner());
+        if last.elapsed() >= self.interval {
+            *last = Instant::now();
+            tracing::info!("{}", self.line(&self.message()));
         }
-        self.bar.set_message(message);
     }
 
     /// `records written (read 3,000 · chunk 4,512 · dense 2,048 · 12 unchanged) 120/s eta 15s`.

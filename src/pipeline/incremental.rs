@@ -18,6 +18,7 @@ use arrow::datatypes::{
     Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type,
     UInt32Type, UInt64Type,
 };
+use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use xxhash_rust::xxh3::Xxh3;
@@ -100,7 +101,7 @@ impl Stage for Fingerprinter {
             seen.extend(ids.iter().flatten().map(str::to_string));
         }
         let schema = batch.schema();
-        let fingerprints: StringArray = (0..batch.num_rows())
+        let fingerprints = (0..batch.num_rows())
             .map(|row| {
                 let mut hash = Xxh3::new();
                 hash.update(&FINGERPRINT_VERSION.to_le_bytes());
@@ -109,11 +110,12 @@ impl Stage for Fingerprinter {
                     schema.fields().iter().zip(batch.columns()).zip(&formatters)
                 {
                     hash_bytes(&mut hash, field.name().as_bytes());
-                    hash_cell(&mut hash, column.as_ref(), row, formatter);
+                    hash_cell(&mut hash, column.as_ref(), row, formatter)?;
                 }
-                Some(format!("{:032x}", hash.digest128()))
+                Ok(Some(format!("{:032x}", hash.digest128())))
             })
-            .collect();
+            .collect::<Result<StringArray, _>>()
+            .map_err(arrow)?;
         let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
         fields.push(Field::new(columns::FINGERPRINT, DataType::Utf8, false));
         let mut arrays = batch.columns().to_vec();
@@ -122,9 +124,13 @@ impl Stage for Fingerprinter {
     }
 }
 
-/// Bumped whenever what a fingerprint hashes changes: every stored
+/// Bumped whenever what a fingerprint hashes changes in a way that could
+/// leave an old fingerprint equal for a changed row: every stored
 /// fingerprint then mismatches once, and the next run re-embeds everything.
-/// Version 2: settings as explicit JSON, values by their bytes.
+/// Version 2: settings as explicit JSON, values by their bytes. (Lists of
+/// numbers hashed by their bytes instead of their text changed only the
+/// fingerprints of rows with list columns, which mismatch once by
+/// themselves; the version stayed.)
 const FINGERPRINT_VERSION: u32 = 2;
 
 /// `bytes`, after their length (so no two sequences of values hash alike).
@@ -134,13 +140,19 @@ fn hash_bytes(hash: &mut Xxh3, bytes: &[u8]) {
 }
 
 /// One value, by its bytes: strings and binaries as they are, numbers and
-/// booleans in little-endian, null as a marker. Other types (lists, structs,
+/// booleans in little-endian, null as a marker, lists (vectors passed
+/// through as metadata) by their type and elements. Other types (structs,
 /// timestamps: Parquet metadata) by Arrow's display text of the value, which
 /// an arrow upgrade could change.
-fn hash_cell(hash: &mut Xxh3, column: &dyn Array, row: usize, formatter: &ArrayFormatter) {
+fn hash_cell(
+    hash: &mut Xxh3,
+    column: &dyn Array,
+    row: usize,
+    formatter: &ArrayFormatter,
+) -> Result<(), ArrowError> {
     if column.is_null(row) {
         hash.update(&[0]);
-        return;
+        return Ok(());
     }
     hash.update(&[1]);
     macro_rules! number {
@@ -168,11 +180,55 @@ fn hash_cell(hash: &mut Xxh3, column: &dyn Array, row: usize, formatter: &ArrayF
         DataType::UInt64 => number!(UInt64Type),
         DataType::Float32 => number!(Float32Type),
         DataType::Float64 => number!(Float64Type),
+        DataType::List(_) => hash_list(
+            hash,
+            column.data_type(),
+            &column.as_list::<i32>().value(row),
+        )?,
+        DataType::LargeList(_) => hash_list(
+            hash,
+            column.data_type(),
+            &column.as_list::<i64>().value(row),
+        )?,
+        DataType::FixedSizeList(..) => hash_list(
+            hash,
+            column.data_type(),
+            &column.as_fixed_size_list().value(row),
+        )?,
         other => {
             hash_bytes(hash, other.to_string().as_bytes());
             hash_bytes(hash, formatter.value(row).to_string().as_bytes());
         }
     }
+    Ok(())
+}
+
+/// A list value: its type, its length, then its elements — numbers without
+/// nulls as their bytes in one piece (a 384-d vector is one update, not 384
+/// formatted floats), anything else element by element.
+fn hash_list(hash: &mut Xxh3, list_type: &DataType, values: &dyn Array) -> Result<(), ArrowError> {
+    hash_bytes(hash, list_type.to_string().as_bytes());
+    hash.update(&(values.len() as u64).to_le_bytes());
+    let element = values.data_type();
+    if let (true, Some(width)) = (values.null_count() == 0, element.primitive_width()) {
+        let data = values.to_data();
+        let start = data.offset() * width;
+        let bytes = &data.buffers()[0].as_slice()[start..start + data.len() * width];
+        if cfg!(target_endian = "little") {
+            hash.update(bytes);
+        } else {
+            // Little-endian everywhere, as single numbers are hashed.
+            for value in bytes.chunks_exact(width) {
+                hash.update(&value.iter().rev().copied().collect::<Vec<u8>>());
+            }
+        }
+        return Ok(());
+    }
+    let formatter = ArrayFormatter::try_new(values, &FormatOptions::default())?;
+    for row in 0..values.len() {
+        hash_cell(hash, values, row, &formatter)?;
+    }
+    Ok(())
 }
 
 /// Drops the rows of documents every sink already holds as they are.
@@ -420,6 +476,73 @@ mod tests {
                 "ac093f243421ac6d886d2dac6226c300",
                 "2c4a30e276c32d10ba38ad636768a8d3"
             ]
+        );
+    }
+
+    /// Vectors passed through as metadata are hashed by their values: equal
+    /// vectors alike, one changed element or a null element apart, a slice
+    /// like the whole, and a known vector's fingerprint pinned.
+    #[test]
+    fn vectors_are_fingerprinted_by_their_values() {
+        use arrow::array::{FixedSizeListArray, Float32Array};
+        let item = Arc::new(Field::new("item", DataType::Float32, true));
+        let vectors = |values: Vec<Option<f32>>| -> RecordBatch {
+            let rows = values.len() / 3;
+            RecordBatch::try_new(
+                Arc::new(Schema::new(vec![
+                    Field::new(columns::ID, DataType::Utf8, false),
+                    Field::new("dense", DataType::FixedSizeList(item.clone(), 3), false),
+                ])),
+                vec![
+                    Arc::new(StringArray::from_iter_values((0..rows).map(|_| "doc"))),
+                    Arc::new(FixedSizeListArray::new(
+                        item.clone(),
+                        3,
+                        Arc::new(Float32Array::from(values)),
+                        None,
+                    )),
+                ],
+            )
+            .unwrap()
+        };
+        let fingerprints = |batch: RecordBatch| -> Vec<String> {
+            let position = Position::Jsonl {
+                file: Arc::new("docs.jsonl".into()),
+                line: 1,
+            };
+            let out = Fingerprinter {
+                shape: 7,
+                seen: None,
+            }
+            .process(batch, &position)
+            .unwrap();
+            out.column_by_name(columns::FINGERPRINT)
+                .unwrap()
+                .as_string::<i32>()
+                .iter()
+                .flatten()
+                .map(str::to_string)
+                .collect()
+        };
+        let some = |v: &[f32]| v.iter().copied().map(Some).collect::<Vec<_>>();
+        let hashed = fingerprints(vectors(some(&[
+            0.5, -1.0, 2.0, 0.5, -1.0, 2.0, 0.5, -1.0, 2.5,
+        ])));
+        assert_eq!(hashed[0], hashed[1], "equal vectors hash alike");
+        assert_ne!(hashed[0], hashed[2], "one element apart");
+        assert_eq!(hashed[0], "a4009088c0374681b78b3e86f3b43681");
+        let sliced = vectors(some(&[9.0, 9.0, 9.0, 0.5, -1.0, 2.0])).slice(1, 1);
+        assert_eq!(
+            fingerprints(sliced),
+            [hashed[0].clone()],
+            "a slice hashes its own rows"
+        );
+        let with_null = fingerprints(vectors(vec![Some(0.5), None, Some(2.0)]));
+        assert_ne!(with_null[0], hashed[0]);
+        assert_ne!(
+            with_null[0],
+            fingerprints(vectors(vec![Some(0.5), Some(0.0), Some(2.0)]))[0],
+            "a null element is not a zero"
         );
     }
 }

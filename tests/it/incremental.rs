@@ -388,6 +388,63 @@ fn sync_lists_every_row_past_one_page_and_deletes_exactly_the_vanished(kind: Mil
     assert_eq!(held, expected);
 }
 
+/// A real server refuses to load a collection without an index, and a run's
+/// lookups start while its own sink is still creating the collection, then
+/// its index (or another writer is). The lookup waits for the index instead
+/// of failing the run: here the index is dropped, the run is seen waiting,
+/// and the index made again lets it finish, every document unchanged.
+#[test]
+fn a_lookup_waits_for_the_collections_index_and_the_run_then_skips_every_unchanged_document() {
+    use std::io::BufRead;
+    let milvus = MilvusServer::start_kind(MilvusKind::Real);
+    let (ws, _) = fitted(&milvus, 150);
+    run(&ws, &[]);
+    let before = rows(&milvus.uri);
+    let index = |action: &str| {
+        let args = [milvus.uri.as_str(), "docs", "dense", action];
+        python_script("milvus_index.py", &args.map(std::ffi::OsStr::new));
+    };
+    index("drop");
+
+    let mut child = ws
+        .command(&["run", "p.yaml"])
+        .env("VECPIPE_LOG", "vecpipe=debug")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines, heard) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines.send(line);
+        }
+    });
+    let mut said = Vec::new();
+    while !said
+        .iter()
+        .any(|l: &String| l.contains("has no index yet: waiting"))
+    {
+        match heard.recv_timeout(std::time::Duration::from_secs(120)) {
+            Ok(line) => said.push(line),
+            Err(e) => panic!(
+                "the run never waited for the index ({e}):\n{}",
+                said.join("\n")
+            ),
+        }
+    }
+    index("create");
+    let again = wait_for_exit(child, std::time::Duration::from_secs(300), "the run");
+    let said: Vec<String> = said.into_iter().chain(heard.try_iter()).collect();
+    assert_eq!(again.code(), 0, "{}", said.join("\n"));
+    assert_eq!(again.summary_number("unchanged"), 100, "{}", again.stdout());
+    assert_eq!(again.summary_number("chunks"), 0);
+    assert_eq!(rows(&milvus.uri), before, "the collection is as it was");
+}
+
 on_every_milvus!(
     an_unchanged_corpus_embeds_nothing_and_three_edits_reembed_exactly_those,
     sync_deletes_exactly_the_vanished_documents_and_refuses_after_a_failure_or_too_many,

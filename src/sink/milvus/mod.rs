@@ -196,6 +196,18 @@ const COLLECTION_NOT_LOADED: i32 = 101;
 /// released (101, loaded again) or served.
 const CHANNEL_NOT_AVAILABLE: i32 = 503;
 
+/// Milvus' code for a collection without an index: one a sink has just
+/// created answers it to a load until the sink's `create_index` is through.
+const INDEX_NOT_FOUND: i32 = 700;
+
+/// How long a lookup waits for a collection created meanwhile (by this
+/// run's own sink, which creates it, then its index) to have its index.
+const INDEX_WAIT: Duration = Duration::from_secs(30);
+
+fn is_index_missing(e: &SdkError) -> bool {
+    matches!(e, SdkError::Server(status) if status.code() == INDEX_NOT_FOUND)
+}
+
 fn is_not_loaded(e: &SdkError) -> bool {
     matches!(e, SdkError::Server(status) if status.code() == COLLECTION_NOT_LOADED)
 }

@@ -218,9 +218,11 @@ fn hash_list(hash: &mut Xxh3, list_type: &DataType, values: &dyn Array) -> Resul
             hash.update(bytes);
         } else {
             // Little-endian everywhere, as single numbers are hashed.
-            for value in bytes.chunks_exact(width) {
-                hash.update(&value.iter().rev().copied().collect::<Vec<u8>>());
-            }
+            let swapped: Vec<u8> = bytes
+                .chunks_exact(width)
+                .flat_map(|value| value.iter().rev().copied())
+                .collect();
+            hash.update(&swapped);
         }
         return Ok(());
     }

@@ -22,7 +22,7 @@ use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use milvus::proto::common::{ImportState, KeyValuePair};
 use milvus::proto::milvus::milvus_service_client::MilvusServiceClient;
-use milvus::proto::milvus::{GetImportStateRequest, ImportRequest, LoadCollectionRequest};
+use milvus::proto::milvus::{GetImportStateRequest, ImportRequest};
 use parquet::arrow::ArrowWriter;
 use tokio::runtime::Handle;
 
@@ -191,11 +191,14 @@ impl Importer {
         }))
     }
 
-    /// Runs the import job of `file` to completion and removes the file
-    /// (unless kept); `counted` is the collection's row count to wait for.
+    /// Runs the import job of `file` to completion, has the server load
+    /// the new segments (`load_new_segments`), waits until `counted` (the
+    /// collection's row count) reaches `expected`, and removes the file
+    /// (unless kept).
     pub(super) fn import(
         &self,
         file: &ClosedFile,
+        load_new_segments: impl Fn() -> Result<(), MilvusError>,
         counted: impl Fn() -> Result<usize, MilvusError>,
         expected: usize,
     ) -> Result<(), MilvusError> {
@@ -209,7 +212,7 @@ impl Importer {
             return Err(e);
         }
         let job = started.elapsed();
-        self.runtime.block_on(self.refresh(&mut client))?;
+        load_new_segments()?;
         let deadline = Instant::now() + VISIBLE_WITHIN;
         loop {
             let seen = counted()?;
@@ -334,24 +337,6 @@ impl Importer {
             }
             tokio::time::sleep(POLL).await;
         }
-    }
-
-    /// Asks the server to load the collection's new segments now: Milvus
-    /// 2.3 otherwise notices imported segments on its next target update,
-    /// ~10–20 s after the job completed. The load with `refresh` is the call
-    /// pymilvus makes for this (`load(_refresh=True)`).
-    async fn refresh(&self, client: &mut ImportClient) -> Result<(), MilvusError> {
-        let response = client
-            .load_collection(self.request(LoadCollectionRequest {
-                collection_name: self.collection.clone(),
-                db_name: self.db.clone(),
-                refresh: true,
-                ..Default::default()
-            }))
-            .await
-            .map_err(|source| self.rpc_failed("load_collection", source))?
-            .into_inner();
-        refused(&self.collection, Some(&response))
     }
 
     fn rpc_failed(&self, operation: &'static str, source: tonic::Status) -> MilvusError {

@@ -11,7 +11,7 @@ use tokio::runtime::Handle;
 
 use super::{
     Health, INDEX_WAIT, MilvusConnection, MilvusError, MilvusSinkConfig, in_filters,
-    is_index_missing, with_retries,
+    is_index_missing, poll, with_retries,
 };
 use crate::batch::columns;
 use crate::sink::{DocumentStore, SinkError, StoredRows};
@@ -138,18 +138,18 @@ impl MilvusDocuments {
     /// sink is creating (this run's, whose first batch is being written
     /// while the next one is looked up): the load waits for the index.
     fn load(&self) -> Result<(), SinkError> {
-        let deadline = std::time::Instant::now() + INDEX_WAIT;
-        loop {
-            match self.call("load_collection", || self.connection.load(&self.collection)) {
-                Err(SinkError::Milvus(MilvusError::Request { source, .. }))
-                    if is_index_missing(&source) && std::time::Instant::now() < deadline =>
-                {
-                    tracing::debug!(collection = %self.collection, "the collection has no index yet: waiting for its sink to create it");
-                    std::thread::sleep(std::time::Duration::from_millis(200));
-                }
-                outcome => return outcome,
+        let index_missing = |answer: &Result<(), SinkError>| {
+            let missing = matches!(answer, Err(SinkError::Milvus(MilvusError::Request { source, .. })) if is_index_missing(source));
+            if missing {
+                tracing::debug!(collection = %self.collection, "the collection has no index yet: waiting for its sink to create it");
             }
-        }
+            missing
+        };
+        poll(
+            INDEX_WAIT,
+            || self.call("load_collection", || self.connection.load(&self.collection)),
+            index_missing,
+        )
     }
 
     /// Up to `limit` rows' `fields` (from `offset`).

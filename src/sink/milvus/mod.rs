@@ -204,6 +204,26 @@ const INDEX_NOT_FOUND: i32 = 700;
 /// run's own sink, which creates it, then its index) to have its index.
 const INDEX_WAIT: Duration = Duration::from_secs(30);
 
+/// How often a wait for another writer (its collection, its index) asks.
+const POLL_EVERY: Duration = Duration::from_millis(200);
+
+/// Calls `call` every `POLL_EVERY` while `again` says its answer is worth
+/// asking for once more and `wait` has not passed; the last answer.
+pub(super) fn poll<T>(
+    wait: Duration,
+    mut call: impl FnMut() -> T,
+    again: impl Fn(&T) -> bool,
+) -> T {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        let answer = call();
+        if !again(&answer) || std::time::Instant::now() >= deadline {
+            return answer;
+        }
+        std::thread::sleep(POLL_EVERY);
+    }
+}
+
 fn is_index_missing(e: &SdkError) -> bool {
     matches!(e, SdkError::Server(status) if status.code() == INDEX_NOT_FOUND)
 }
@@ -580,16 +600,11 @@ impl MilvusSink {
 
     /// Whether the collection exists, or comes to within `wait`.
     fn collection_appears(&self, wait: Duration) -> Result<bool, MilvusError> {
-        let deadline = std::time::Instant::now() + wait;
-        loop {
-            if self.collection_exists()? {
-                return Ok(true);
-            }
-            if std::time::Instant::now() >= deadline {
-                return Ok(false);
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        poll(
+            wait,
+            || self.collection_exists(),
+            |exists| matches!(exists, Ok(false)),
+        )
     }
 
     /// True when the collection exists and fits `plan`; false when it is

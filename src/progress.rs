@@ -44,6 +44,41 @@ struct RunCounts {
     stages: Vec<(&'static str, AtomicU64)>,
     /// The records each sink has written.
     sinks: Vec<AtomicU64>,
+    /// What each sink says a long write is waiting on (an import job), if anything.
+    statuses: Vec<Mutex<String>>,
+}
+
+/// Where one sink of a run says what a long write is waiting on; shown
+/// after the bar's rate until cleared.
+#[derive(Clone)]
+pub(crate) struct SinkStatus {
+    progress: Progress,
+    sink: usize,
+}
+
+impl SinkStatus {
+    /// Shows `status` for this sink (replacing what it showed).
+    pub(crate) fn set(&self, status: impl Into<String>) {
+        self.replace(status.into());
+    }
+
+    /// Shows nothing for this sink.
+    pub(crate) fn clear(&self) {
+        self.replace(String::new());
+    }
+
+    fn replace(&self, status: String) {
+        let Some(slot) = self
+            .progress
+            .run
+            .as_ref()
+            .and_then(|r| r.statuses.get(self.sink))
+        else {
+            return;
+        };
+        *slot.lock().unwrap_or_else(|p| p.into_inner()) = status;
+        self.progress.refresh();
+    }
 }
 
 impl Progress {
@@ -87,6 +122,7 @@ impl Progress {
             read: AtomicU64::new(0),
             stages: stages.into_iter().map(|s| (s, AtomicU64::new(0))).collect(),
             sinks: (0..sinks.max(1)).map(|_| AtomicU64::new(0)).collect(),
+            statuses: (0..sinks.max(1)).map(|_| Mutex::default()).collect(),
         }));
         progress.refresh();
         progress
@@ -135,6 +171,14 @@ impl Progress {
                 .unwrap_or_default();
             self.bar.set_position(slowest);
             self.refresh();
+        }
+    }
+
+    /// Where sink `sink` says what it is waiting on.
+    pub(crate) fn sink_status(&self, sink: usize) -> SinkStatus {
+        SinkStatus {
+            progress: self.clone(),
+            sink,
         }
     }
 
@@ -198,6 +242,14 @@ impl Progress {
                 message.push_str(&format!(" eta {}", HumanDuration(left)));
             }
         }
+        if let Some(run) = &self.run {
+            for status in &run.statuses {
+                let status = status.lock().unwrap_or_else(|p| p.into_inner());
+                if !status.is_empty() {
+                    message.push_str(&format!(" · {status}"));
+                }
+            }
+        }
         message
     }
 
@@ -245,5 +297,23 @@ mod tests {
             "{message}"
         );
         assert!(message.contains(" eta "), "{message}");
+    }
+
+    #[test]
+    fn a_sinks_status_follows_the_rate_until_cleared() {
+        let progress = Progress::for_run(Some(100), vec![], 2);
+        progress.written(0, 100);
+        progress.written(1, 100);
+        let status = progress.sink_status(1);
+        status.set("milvus: import job 1 persisted, 90%");
+        let message = progress.message();
+        let (before, after) = message.split_once(" · ").expect("a status");
+        assert!(
+            before.starts_with("records written (read 0) ") && before.contains(" eta "),
+            "{message}"
+        );
+        assert_eq!(after, "milvus: import job 1 persisted, 90%");
+        status.clear();
+        assert_eq!(progress.message(), before);
     }
 }

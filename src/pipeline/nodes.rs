@@ -346,6 +346,7 @@ async fn sink_task(
     let kind = sink.kind();
     let mut pending = PendingAcks::default();
     let mut prepared = false;
+    sink.show_status(progress.sink_status(index));
     while let Some(envelope) = input.recv().await {
         // Stopping: the batch being written was finished; the rest are
         // dropped unconfirmed (read again next time).

@@ -86,6 +86,9 @@ pub(crate) trait Sink: Send {
     fn check(&mut self, _schema: &SchemaRef) -> Result<(), SinkError> {
         Ok(())
     }
+    /// Where the sink may say what a long write waits on (shown beside the
+    /// run's bar); called once, before `prepare`.
+    fn show_status(&mut self, _status: crate::progress::SinkStatus) {}
     /// Writes a batch (its rows, then its `deletes`).
     fn write(&mut self, envelope: &Envelope) -> Result<Durable, SinkError>;
     /// Makes everything written durable.

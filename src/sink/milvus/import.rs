@@ -13,7 +13,7 @@
 //! replace-by-document an upsert run does.
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,6 +28,7 @@ use tokio::runtime::Handle;
 
 use super::MilvusError;
 use super::config::MilvusSinkConfig;
+use super::import_place::ImportPlace;
 use super::schema::{CollectionPlan, FieldKind};
 use crate::batch::columns;
 use crate::progress::SinkStatus;
@@ -45,7 +46,7 @@ const VISIBLE_WITHIN: Duration = Duration::from_secs(300);
 
 /// The open import file and the jobs' client.
 pub(super) struct Importer {
-    dir: PathBuf,
+    place: ImportPlace,
     file_bytes: usize,
     file_rows: usize,
     keep_files: bool,
@@ -82,20 +83,8 @@ impl Importer {
         runtime: Handle,
         status: Option<SinkStatus>,
     ) -> Result<Self, MilvusError> {
-        let dir = cfg
-            .import_dir
-            .clone()
-            .ok_or_else(|| MilvusError::Config("`mode: import` needs `import_dir`".into()))?;
-        let dir = std::path::absolute(&dir).map_err(|source| MilvusError::Io {
-            path: dir.clone(),
-            source,
-        })?;
-        std::fs::create_dir_all(&dir).map_err(|source| MilvusError::Io {
-            path: dir.clone(),
-            source,
-        })?;
         Ok(Importer {
-            dir,
+            place: ImportPlace::new(cfg, runtime.clone())?,
             file_bytes: cfg.import_file_mib.get() << 20,
             file_rows: cfg.import_file_rows.map_or(usize::MAX, |r| r.get()),
             keep_files: cfg.keep_import_files,
@@ -128,7 +117,7 @@ impl Importer {
         let rows = import_rows(plan, batch, &self.schema)?;
         if self.open.is_none() {
             self.files += 1;
-            let path = self.dir.join(format!(
+            let path = self.place.local_path(&format!(
                 "{}-{}-{:05}.parquet",
                 self.collection, self.run, self.files
             ));
@@ -192,8 +181,9 @@ impl Importer {
         let mut documents = open.documents;
         documents.sort();
         documents.dedup();
+        let server_path = self.place.publish(&path)?;
         Ok(Some(ClosedFile {
-            path,
+            server_path,
             rows: open.rows,
             documents,
             number: open.number,
@@ -214,8 +204,10 @@ impl Importer {
         let started = Instant::now();
         // One channel for the job: its start and every poll.
         let mut client = self.runtime.block_on(self.client())?;
-        let task = self.runtime.block_on(self.start(&mut client, &file.path))?;
-        tracing::info!(collection = %self.collection, task, rows = file.rows, file = %file.path.display(), "import job started");
+        let task = self
+            .runtime
+            .block_on(self.start(&mut client, &file.server_path))?;
+        tracing::info!(collection = %self.collection, task, rows = file.rows, file = %self.place.shown(&file.server_path), "import job started");
         if let Err(e) = self.runtime.block_on(self.wait(&mut client, task, file)) {
             self.remove(file);
             return Err(e);
@@ -261,10 +253,8 @@ impl Importer {
 
     /// Removes a file whose job ended, unless asked to keep it.
     fn remove(&self, file: &ClosedFile) {
-        if !self.keep_files
-            && let Err(e) = std::fs::remove_file(&file.path)
-        {
-            tracing::warn!(file = %file.path.display(), error = %e, "cannot remove an import file");
+        if !self.keep_files {
+            self.place.remove(&file.server_path);
         }
     }
 
@@ -300,11 +290,11 @@ impl Importer {
         request
     }
 
-    async fn start(&self, client: &mut ImportClient, path: &Path) -> Result<i64, MilvusError> {
+    async fn start(&self, client: &mut ImportClient, path: &str) -> Result<i64, MilvusError> {
         let response = client
             .import(self.request(ImportRequest {
                 collection_name: self.collection.clone(),
-                files: vec![path.display().to_string()],
+                files: vec![path.to_string()],
                 db_name: self.db.clone(),
                 ..Default::default()
             }))
@@ -318,7 +308,7 @@ impl Importer {
             .copied()
             .ok_or_else(|| MilvusError::ImportFailed {
                 collection: self.collection.clone(),
-                file: path.to_path_buf(),
+                file: self.place.shown(path),
                 reason: "the server started no import task".into(),
             })
     }
@@ -350,7 +340,7 @@ impl Importer {
                 Ok(ImportState::ImportFailed | ImportState::ImportFailedAndCleaned) => {
                     return Err(MilvusError::ImportFailed {
                         collection: self.collection.clone(),
-                        file: file.path.clone(),
+                        file: self.place.shown(&file.server_path),
                         reason: info("failed_reason").unwrap_or_else(|| "no reason given".into()),
                     });
                 }
@@ -381,9 +371,10 @@ impl Importer {
     }
 }
 
-/// A written import file: its rows and documents.
+/// A written import file, where the server reads it: its rows and documents.
 pub(super) struct ClosedFile {
-    pub path: PathBuf,
+    /// The path the server is given (in its bucket, a key).
+    pub server_path: String,
     pub rows: usize,
     pub documents: Vec<String>,
     /// Its place among the run's files, from 1.

@@ -5,6 +5,7 @@
 mod config;
 mod held;
 mod import;
+mod import_place;
 mod latest;
 mod lite;
 mod rows;
@@ -149,13 +150,28 @@ pub enum MilvusError {
         reason: String,
     },
     #[error(
-        "the import job of {} into `{collection}` failed: {reason}; nothing of it was recorded (`--resume` writes and imports it again)",
-        file.display()
+        "the import job of {file} into `{collection}` failed: {reason}; nothing of it was recorded (`--resume` writes and imports it again)"
     )]
     ImportFailed {
         collection: String,
-        file: PathBuf,
+        file: String,
         reason: String,
+    },
+    #[error(
+        "`import_s3` (bucket `{bucket}`) needs ${var} in the environment: the bucket's keys come from there, never from the pipeline file"
+    )]
+    ImportKeyMissing { bucket: String, var: &'static str },
+    #[error("cannot reach the import bucket `{bucket}`")]
+    ImportStore {
+        bucket: String,
+        #[source]
+        source: Box<object_store::Error>,
+    },
+    #[error("cannot upload the import file {file}")]
+    ImportUpload {
+        file: String,
+        #[source]
+        source: Box<object_store::Error>,
     },
     #[error(
         "import job {task} into `{collection}` completed, but the collection counts {seen} rows, not {expected}, after 5 minutes"

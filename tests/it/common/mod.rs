@@ -3,10 +3,12 @@
 
 mod model_service;
 pub mod registry_proxy;
+pub mod s3_server;
 pub mod secured_kafka;
 mod tls;
 
 pub use registry_proxy::RegistryProxy;
+pub use s3_server::S3Server;
 pub use secured_kafka::SecuredKafka;
 pub use tls::certificates;
 
@@ -328,6 +330,9 @@ pub struct RealOptions {
     pub auth: bool,
     /// The largest file the server imports (`common.ImportMaxFileSize`).
     pub import_max_file_size: Option<u64>,
+    /// The S3-protocol server (`host:port`) the server keeps its data in,
+    /// in `s3_server::BUCKET`, as a cluster does; default: its local disk.
+    pub s3: Option<String>,
 }
 
 /// A Milvus server on a free 127.0.0.1 port with its own data directory,
@@ -467,6 +472,11 @@ impl MilvusServer {
                 }
                 if let Some(bytes) = options.import_max_file_size {
                     c.args(["--import-max-file-size", &bytes.to_string()]);
+                }
+                if let Some(address) = &options.s3 {
+                    c.args(["--s3", address, "--s3-bucket", s3_server::BUCKET])
+                        .env("MILVUS_S3_ACCESS_KEY", s3_server::ACCESS_KEY)
+                        .env("MILVUS_S3_SECRET_KEY", s3_server::SECRET_KEY);
                 }
                 c
             }

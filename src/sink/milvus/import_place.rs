@@ -1,0 +1,192 @@
+//! Where import files are put so that the server reads them: a directory
+//! of this machine (a server on local storage), or the bucket of a server
+//! that keeps its data in S3-protocol storage (a cluster). A file for a
+//! bucket is written to a local staging directory first, then uploaded in
+//! parts; the server is given its key in the bucket.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::{ObjectStore, WriteMultipart};
+use tokio::runtime::Handle;
+
+use super::MilvusError;
+use super::config::{ImportS3Config, MilvusSinkConfig};
+
+/// Bytes of one uploaded part (S3 takes 5 MiB to 5 GiB, up to 10,000 parts).
+const PART_BYTES: usize = 16 << 20;
+/// Parts uploaded at once.
+const PARTS_IN_FLIGHT: usize = 4;
+/// The environment variables the bucket's keys come from.
+const ACCESS_KEY_VAR: &str = "AWS_ACCESS_KEY_ID";
+const SECRET_KEY_VAR: &str = "AWS_SECRET_ACCESS_KEY";
+
+pub(super) enum ImportPlace {
+    /// The directory the server reads, at the same absolute paths.
+    Dir(PathBuf),
+    Bucket(Bucket),
+}
+
+pub(super) struct Bucket {
+    store: AmazonS3,
+    name: String,
+    prefix: object_store::path::Path,
+    /// Files are written here, then uploaded and removed.
+    staging: tempfile::TempDir,
+    runtime: Handle,
+}
+
+impl ImportPlace {
+    /// The place `cfg` names (`import_dir` or `import_s3`); a directory is created.
+    pub(super) fn new(cfg: &MilvusSinkConfig, runtime: Handle) -> Result<Self, MilvusError> {
+        if let Some(s3) = &cfg.import_s3 {
+            return Ok(ImportPlace::Bucket(Bucket::new(s3, runtime)?));
+        }
+        let dir = cfg
+            .import_dir
+            .clone()
+            .ok_or_else(|| MilvusError::Config("`mode: import` needs `import_dir`".into()))?;
+        let dir = std::path::absolute(&dir).map_err(|source| MilvusError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        std::fs::create_dir_all(&dir).map_err(|source| MilvusError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        Ok(ImportPlace::Dir(dir))
+    }
+
+    /// Where the file `name` is written.
+    pub(super) fn local_path(&self, name: &str) -> PathBuf {
+        match self {
+            ImportPlace::Dir(dir) => dir.join(name),
+            ImportPlace::Bucket(bucket) => bucket.staging.path().join(name),
+        }
+    }
+
+    /// Makes the written file at `local` readable by the server; returns
+    /// the path the server is given.
+    pub(super) fn publish(&self, local: &Path) -> Result<String, MilvusError> {
+        match self {
+            ImportPlace::Dir(_) => Ok(local.display().to_string()),
+            ImportPlace::Bucket(bucket) => bucket.upload(local),
+        }
+    }
+
+    /// Removes a published file (a failure is a warning: the rows are in).
+    pub(super) fn remove(&self, server_path: &str) {
+        let outcome = match self {
+            ImportPlace::Dir(_) => std::fs::remove_file(server_path).map_err(|e| e.to_string()),
+            ImportPlace::Bucket(bucket) => bucket.delete(server_path).map_err(|e| e.to_string()),
+        };
+        if let Err(error) = outcome {
+            tracing::warn!(file = %self.shown(server_path), %error, "cannot remove an import file");
+        }
+    }
+
+    /// A published file as a user finds it: its path, or `s3://bucket/key`.
+    pub(super) fn shown(&self, server_path: &str) -> String {
+        match self {
+            ImportPlace::Dir(_) => server_path.to_string(),
+            ImportPlace::Bucket(bucket) => format!("s3://{}/{server_path}", bucket.name),
+        }
+    }
+}
+
+impl Bucket {
+    fn new(cfg: &ImportS3Config, runtime: Handle) -> Result<Self, MilvusError> {
+        let key = |var: &'static str| {
+            std::env::var(var)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .ok_or(MilvusError::ImportKeyMissing {
+                    bucket: cfg.bucket.clone(),
+                    var,
+                })
+        };
+        let mut builder = AmazonS3Builder::new()
+            .with_bucket_name(&cfg.bucket)
+            .with_region(&cfg.region)
+            .with_access_key_id(key(ACCESS_KEY_VAR)?)
+            .with_secret_access_key(key(SECRET_KEY_VAR)?);
+        if let Ok(token) = std::env::var("AWS_SESSION_TOKEN") {
+            builder = builder.with_token(token);
+        }
+        if let Some(endpoint) = &cfg.endpoint {
+            builder = builder
+                .with_endpoint(endpoint)
+                .with_allow_http(endpoint.starts_with("http://"));
+        }
+        let store = builder.build().map_err(|source| MilvusError::ImportStore {
+            bucket: cfg.bucket.clone(),
+            source: Box::new(source),
+        })?;
+        let staging = tempfile::Builder::new()
+            .prefix("vecpipe-import-")
+            .tempdir()
+            .map_err(|source| MilvusError::Io {
+                path: std::env::temp_dir(),
+                source,
+            })?;
+        Ok(Bucket {
+            store,
+            name: cfg.bucket.clone(),
+            prefix: object_store::path::Path::from(cfg.prefix.trim_matches('/')),
+            staging,
+            runtime,
+        })
+    }
+
+    /// Uploads `local` under the prefix, then removes it; returns its key.
+    fn upload(&self, local: &Path) -> Result<String, MilvusError> {
+        let name = local
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let key = self.prefix.child(name.as_str());
+        let shown = format!("s3://{}/{key}", self.name);
+        let failed = |source| MilvusError::ImportUpload {
+            file: shown.clone(),
+            source: Box::new(source),
+        };
+        let mut file = std::fs::File::open(local).map_err(|source| MilvusError::Io {
+            path: local.to_path_buf(),
+            source,
+        })?;
+        self.runtime.block_on(async {
+            let upload = self.store.put_multipart(&key).await.map_err(failed)?;
+            let mut parts = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+            let mut buffer = vec![0; PART_BYTES];
+            loop {
+                let read = match file.read(&mut buffer) {
+                    Ok(0) => break,
+                    Ok(read) => read,
+                    Err(source) => {
+                        parts.abort().await.ok();
+                        return Err(MilvusError::Io {
+                            path: local.to_path_buf(),
+                            source,
+                        });
+                    }
+                };
+                parts
+                    .wait_for_capacity(PARTS_IN_FLIGHT)
+                    .await
+                    .map_err(failed)?;
+                parts.write(&buffer[..read]);
+            }
+            parts.finish().await.map_err(failed)
+        })?;
+        if let Err(e) = std::fs::remove_file(local) {
+            tracing::warn!(file = %local.display(), error = %e, "cannot remove a staged import file");
+        }
+        Ok(key.to_string())
+    }
+
+    fn delete(&self, key: &str) -> Result<(), object_store::Error> {
+        self.runtime
+            .block_on(self.store.delete(&object_store::path::Path::from(key)))
+    }
+}

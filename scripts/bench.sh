@@ -324,15 +324,27 @@ bench_import() {
   # Whole runs: upserts end with the flush; an import run ends when its job
   # completed and the collection counts its rows. Alternated 3 times,
   # medians; with the server's CPU seconds and peak RSS and vecpipe's peak
-  # RSS on each side.
+  # RSS on each side. Beside them, the same rows imported by plain pymilvus
+  # (import_pymilvus.py: pyarrow writes the file, then the job and the wait
+  # until the rows count): its job and wait are the server's own times,
+  # which bound what any client's import reaches on this server.
   local rows="${BENCH_IMPORT_ROWS:-200000}" data="$dir/milvus-rows-${BENCH_IMPORT_ROWS:-200000}.parquet"
   [[ -f "$data" ]] || "$python" scripts/bench/milvus_data.py "$rows" "$data"
-  local up=() imp=() up_rss=() imp_rss=() up_cpu=() imp_cpu=() up_srv=() imp_srv=() before mode extra
+  local up=() imp=() up_rss=() imp_rss=() up_cpu=() imp_cpu=() up_srv=() imp_srv=() py=() py_write=() py_job=() py_visible=() before mode extra
   for _ in 1 2 3; do
-    for mode in upsert import; do
+    for mode in upsert import pymilvus; do
+      start_real "$dir/real-import"
+      if [[ "$mode" == pymilvus ]]; then
+        "$python" scripts/bench/import_pymilvus.py "$real_uri" "$data" "$dir/import-files" > "$dir/last.out"
+        local write_s job_s visible_s
+        read -r _ write_s job_s visible_s < "$dir/last.out"
+        py_write+=("$write_s"); py_job+=("$job_s"); py_visible+=("$visible_s")
+        py+=("$(awk -v a="$write_s" -v b="$job_s" -v c="$visible_s" 'BEGIN {print a+b+c}')")
+        stop_real
+        continue
+      fi
       extra=""
       [[ "$mode" == import ]] && extra=", mode: import, import_dir: $dir/import-files"
-      start_real "$dir/real-import"
       cat > "$dir/import-$mode.yaml" <<YAML
 name: bench-import-$mode
 source: { type: parquet, path: $data, id_field: id, metadata: [dense], batch_rows: 4096 }
@@ -353,8 +365,9 @@ YAML
   awk -v n="$rows" -v u="$(median "${up[@]}")" -v i="$(median "${imp[@]}")" \
     -v ur="$(median "${up_rss[@]}")" -v ir="$(median "${imp_rss[@]}")" \
     -v uc="$(median "${up_cpu[@]}")" -v ic="$(median "${imp_cpu[@]}")" \
-    -v us="$(median "${up_srv[@]}")" -v is="$(median "${imp_srv[@]}")" 'BEGIN {
-    printf "bulk import, real Milvus 2.3.5 (%d rows, 384-d dense precomputed, whole runs, medians of 3): import %.0f rows/s (%.1f s; vecpipe %d MiB peak; server %.1f s CPU, %d MiB peak RSS) | upserts %.0f rows/s (%.1f s; vecpipe %d MiB peak; server %.1f s CPU, %d MiB peak RSS) | ratio %.2fx\n", n, n/i, i, ir, ic, is, n/u, u, ur, uc, us, u/i }'
+    -v us="$(median "${up_srv[@]}")" -v is="$(median "${imp_srv[@]}")" \
+    -v p="$(median "${py[@]}")" -v pw="$(median "${py_write[@]}")" -v pj="$(median "${py_job[@]}")" -v pv="$(median "${py_visible[@]}")" 'BEGIN {
+    printf "bulk import, real Milvus 2.3.5 (%d rows, 384-d dense precomputed, whole runs, medians of 3): import %.0f rows/s (%.1f s; vecpipe %d MiB peak; server %.1f s CPU, %d MiB peak RSS) | upserts %.0f rows/s (%.1f s; vecpipe %d MiB peak; server %.1f s CPU, %d MiB peak RSS) | ratio %.2fx | plain pymilvus import %.0f rows/s (%.1f s: pyarrow write %.1f s, job %.1f s, until counted %.1f s; the job and the wait alone: %.2fx upserts)\n", n, n/i, i, ir, ic, is, n/u, u, ur, uc, us, u/i, n/p, p, pw, pj, pv, u/(pj+pv) }'
 }
 
 # Runs the daemon on $1 until its sinks have written $2 records; sets wall,

@@ -10,6 +10,7 @@ The job and the wait for visibility are the server's own times, which any
 client pays: with the write they bound what import can reach on a server.
 """
 import os
+import warnings
 import sys
 import time
 
@@ -18,6 +19,8 @@ import pyarrow.parquet as pq
 from pymilvus import BulkInsertState, Collection, MilvusClient, connections, utility
 
 import reference
+
+warnings.simplefilter("ignore", DeprecationWarning)  # the ORM calls that reach 2.3's import
 
 uri, path, out_dir = sys.argv[1], sys.argv[2], sys.argv[3]
 client = MilvusClient(uri)

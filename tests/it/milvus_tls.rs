@@ -134,6 +134,49 @@ fn mutual_tls_needs_the_client_certificate() {
     );
 }
 
+/// `mode: import` starts and polls its jobs on a channel of its own: over
+/// mutual TLS it carries the sink's CA, server name and client certificate.
+#[test]
+fn an_import_over_mutual_tls_lands_every_document_a_rerun_finds_unchanged() {
+    let certs = tempfile::tempdir().unwrap();
+    certificates(certs.path());
+    let server = MilvusServer::start_real(RealOptions {
+        tls_mode: 2,
+        tls_dir: Some(certs.path().to_path_buf()),
+        ..RealOptions::default()
+    });
+    let file = |name: &str| certs.path().join(name).display().to_string();
+    let tls = format!(
+        ", tls: {{ ca_file: '{}', server_name: localhost, client_cert_file: '{}', client_key_file: '{}' }}",
+        file("ca.pem"),
+        file("client.pem"),
+        file("client.key")
+    );
+    let ws = Workspace::new();
+    let imports = ws.path("imports");
+    pipeline(
+        &ws,
+        &server.uri,
+        &format!("{tls}, mode: import, import_dir: '{}'", imports.display()),
+    );
+    let run = ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
+    let records = run.summary_number("records");
+    assert!(run.summary_number("chunks") > 12, "{}", run.stdout());
+    assert_eq!(top_doc(&ws), "turing");
+    assert_eq!(std::fs::read_dir(&imports).unwrap().count(), 0);
+    // Every document's rows are there with their fingerprints: an upsert
+    // run of the same pipeline finds each one unchanged and writes nothing.
+    pipeline(&ws, &server.uri, &tls);
+    let rerun = ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
+    assert_eq!(
+        rerun.summary_number("unchanged"),
+        records,
+        "{}",
+        rerun.stdout()
+    );
+    assert_eq!(rerun.summary_number("chunks"), 0, "{}", rerun.stdout());
+}
+
 /// Credentials written into the uri are refused before anything connects,
 /// and the password appears nowhere in the output.
 #[test]

@@ -365,12 +365,6 @@ impl SinkComponent for MilvusSinkConfig {
                     "Milvus Lite has no bulk import: use `mode: upsert`, or a Milvus server `uri`",
                 );
             }
-            if self.tls.is_set() || self.uri.starts_with("https://") {
-                return refuse(
-                    "mode",
-                    "`mode: import` does not speak TLS yet: use `mode: upsert` with TLS",
-                );
-            }
             if !around.source_bounded {
                 return refuse(
                     "mode",

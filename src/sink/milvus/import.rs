@@ -54,6 +54,8 @@ pub(super) struct Importer {
     db: String,
     uri: String,
     token: Option<String>,
+    /// With an `https://` uri: the sink's `tls` settings for the job's channel.
+    tls: Option<tonic::transport::ClientTlsConfig>,
     runtime: Handle,
     /// The layout every file has.
     schema: SchemaRef,
@@ -92,6 +94,7 @@ impl Importer {
             db: cfg.db.clone(),
             uri: cfg.uri.clone(),
             token: cfg.token().map(str::to_string),
+            tls: import_tls(cfg)?,
             runtime,
             schema: import_schema(plan)?,
             open: None,
@@ -263,14 +266,17 @@ impl Importer {
             uri: self.uri.clone(),
             source,
         };
-        let channel = tonic::transport::Channel::from_shared(self.uri.clone())
-            .map_err(|source| MilvusError::ImportUri {
-                uri: self.uri.clone(),
-                source,
-            })?
-            .connect()
-            .await
-            .map_err(failed)?;
+        let mut endpoint =
+            tonic::transport::Channel::from_shared(self.uri.clone()).map_err(|source| {
+                MilvusError::ImportUri {
+                    uri: self.uri.clone(),
+                    source,
+                }
+            })?;
+        if let Some(tls) = &self.tls {
+            endpoint = endpoint.tls_config(tls.clone()).map_err(failed)?;
+        }
+        let channel = endpoint.connect().await.map_err(failed)?;
         Ok(MilvusServiceClient::new(channel))
     }
 
@@ -379,6 +385,36 @@ pub(super) struct ClosedFile {
     pub documents: Vec<String>,
     /// Its place among the run's files, from 1.
     pub number: usize,
+}
+
+/// The job channel's TLS, from the sink's `tls` settings (as the SDK's
+/// connection has them), when the uri is `https://`.
+fn import_tls(
+    cfg: &MilvusSinkConfig,
+) -> Result<Option<tonic::transport::ClientTlsConfig>, MilvusError> {
+    use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+    if !cfg.uri.starts_with("https://") {
+        return Ok(None);
+    }
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|source| MilvusError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    let tls = &cfg.tls;
+    let mut config = ClientTlsConfig::new();
+    config = match &tls.ca_file {
+        Some(ca) => config.ca_certificate(Certificate::from_pem(read(ca)?)),
+        None => config.with_native_roots(),
+    };
+    if let Some(name) = &tls.server_name {
+        config = config.domain_name(name.clone());
+    }
+    if let (Some(cert), Some(key)) = (&tls.client_cert_file, &tls.client_key_file) {
+        config = config.identity(Identity::from_pem(read(cert)?, read(key)?));
+    }
+    Ok(Some(config))
 }
 
 /// Import files are read once, by the server, next to where they are

@@ -20,7 +20,7 @@ from pymilvus import BulkInsertState, Collection, MilvusClient, connections, uti
 
 import reference
 
-warnings.simplefilter("ignore", DeprecationWarning)  # the ORM calls that reach 2.3's import
+warnings.simplefilter("ignore")  # pymilvus deprecates the ORM calls that reach 2.3's import
 
 uri, path, out_dir = sys.argv[1], sys.argv[2], sys.argv[3]
 client = MilvusClient(uri)

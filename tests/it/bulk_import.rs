@@ -273,18 +273,39 @@ fn import_mode_is_refused_where_it_cannot_work_naming_the_setting() {
 
 /// The pipeline `NAME.yaml` importing through the bucket of `s3` under `imports/`.
 fn bucket_pipeline(ws: &Workspace, name: &str, service: &FakeService, uri: &str, s3: &S3Server) {
+    bucket_pipeline_at(ws, name, service, uri, &s3.endpoint());
+}
+
+/// The same with the S3 endpoint `endpoint`, retrying a failed upload twice.
+fn bucket_pipeline_at(
+    ws: &Workspace,
+    name: &str,
+    service: &FakeService,
+    uri: &str,
+    endpoint: &str,
+) {
     pipeline(
         ws,
         name,
         service,
         uri,
         &format!(
-            ", mode: import, import_file_rows: {}, import_s3: {{ bucket: {}, prefix: imports, endpoint: '{}' }}",
+            ", mode: import, import_file_rows: {}, max_retries: 2, import_s3: {{ bucket: {}, prefix: imports, endpoint: '{endpoint}' }}",
             2 * ROWS,
             s3_server::BUCKET,
-            s3.endpoint()
         ),
     );
+}
+
+/// A run of `NAME.yaml` with the bucket's keys in its environment.
+fn run_with_keys(ws: &Workspace, args: &[&str]) -> Run {
+    Run(ws
+        .command(args)
+        .env("VECPIPE_LOG", "info")
+        .env("AWS_ACCESS_KEY_ID", s3_server::ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", s3_server::SECRET_KEY)
+        .output()
+        .unwrap())
 }
 
 #[test]
@@ -303,14 +324,7 @@ fn a_backfill_through_the_bucket_of_a_server_on_s3_storage_lands_the_rows_an_ups
     pipeline(&ws, "upserted", &service, &milvus.uri, "");
     bucket_pipeline(&ws, "imported", &service, &milvus.uri, &s3);
     ws.vecpipe(&["run", "upserted.yaml"]).expect_code(0);
-    let run = Run(ws
-        .command(&["run", "imported.yaml"])
-        .env("VECPIPE_LOG", "info")
-        .env("AWS_ACCESS_KEY_ID", s3_server::ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", s3_server::SECRET_KEY)
-        .output()
-        .unwrap())
-    .expect_code(0);
+    let run = run_with_keys(&ws, &["run", "imported.yaml"]).expect_code(0);
     assert_eq!(run.summary_number("records"), (GROUPS * ROWS) as u64);
     // Two files of 20 rows, each a job reading its key in the bucket.
     let started: Vec<String> = run
@@ -404,4 +418,45 @@ fn a_wrong_bucket_key_fails_the_run_naming_the_file_and_never_showing_a_key() {
             s3_server::BUCKET
         )
     );
+}
+
+#[test]
+fn an_unreachable_bucket_fails_the_run_recording_nothing_and_a_resumed_run_ends_exact() {
+    let s3 = S3Server::start();
+    let milvus = MilvusServer::start_real(RealOptions {
+        s3: Some(s3.address.clone()),
+        ..RealOptions::default()
+    });
+    let ws = Workspace::new();
+    let expected = corpus(&ws, 60);
+    let service = service();
+    // Nothing listens at the endpoint: the first upload is refused, retried
+    // twice, and fails the run.
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    bucket_pipeline_at(&ws, "imported", &service, &milvus.uri, &closed);
+    let run = run_with_keys(&ws, &["run", "imported.yaml"]).expect_code(1);
+    let stderr = run.stderr();
+    let error = stderr
+        .lines()
+        .find(|line| line.starts_with("error: "))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(
+        error.starts_with(&format!(
+            "error: cannot upload the import file s3://{}/imports/imported-",
+            s3_server::BUCKET
+        )) && error.contains("-00001.parquet: "),
+        "{stderr}"
+    );
+    let state = ws.path(".vecpipe/state/imported.jsonl");
+    assert!(recorded_row_groups(&state).is_empty());
+    assert_eq!(ids_in(&milvus.uri, "imported"), Vec::<String>::new());
+
+    // The storage is reachable again: the resumed run imports exactly what is missing.
+    bucket_pipeline(&ws, "imported", &service, &milvus.uri, &s3);
+    run_with_keys(&ws, &["run", "imported.yaml", "--resume"]).expect_code(0);
+    assert_eq!(recorded_row_groups(&state), (0..GROUPS).collect::<Vec<_>>());
+    let ids = ids_in(&milvus.uri, "imported");
+    assert_eq!(ids.len(), expected.len(), "a row was imported twice");
+    assert_eq!(ids.into_iter().collect::<BTreeSet<_>>(), expected);
+    assert_eq!(s3.objects("imports"), Vec::<std::path::PathBuf>::new());
 }

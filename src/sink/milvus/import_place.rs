@@ -41,7 +41,11 @@ impl ImportPlace {
     /// The place `cfg` names (`import_dir` or `import_s3`); a directory is created.
     pub(super) fn new(cfg: &MilvusSinkConfig, runtime: Handle) -> Result<Self, MilvusError> {
         if let Some(s3) = &cfg.import_s3 {
-            return Ok(ImportPlace::Bucket(Bucket::new(s3, runtime)?));
+            return Ok(ImportPlace::Bucket(Bucket::new(
+                s3,
+                cfg.max_retries,
+                runtime,
+            )?));
         }
         let dir = cfg
             .import_dir
@@ -96,7 +100,14 @@ impl ImportPlace {
 }
 
 impl Bucket {
-    fn new(cfg: &ImportS3Config, runtime: Handle) -> Result<Self, MilvusError> {
+    /// A client of the bucket; a request failing in transport is retried
+    /// `max_retries` times, by default as `object_store` does (10 times
+    /// within 3 minutes).
+    fn new(
+        cfg: &ImportS3Config,
+        max_retries: Option<usize>,
+        runtime: Handle,
+    ) -> Result<Self, MilvusError> {
         let key = |var: &'static str| {
             std::env::var(var)
                 .ok()
@@ -111,6 +122,12 @@ impl Bucket {
             .with_region(&cfg.region)
             .with_access_key_id(key(ACCESS_KEY_VAR)?)
             .with_secret_access_key(key(SECRET_KEY_VAR)?);
+        if let Some(retries) = max_retries {
+            builder = builder.with_retry(object_store::RetryConfig {
+                max_retries: retries,
+                ..Default::default()
+            });
+        }
         if let Ok(token) = std::env::var("AWS_SESSION_TOKEN") {
             builder = builder.with_token(token);
         }

@@ -297,6 +297,17 @@ fn bucket_pipeline_at(
     );
 }
 
+/// An S3-protocol server, and a real Milvus server keeping all its data in
+/// it, as a cluster does.
+fn milvus_on_s3() -> (S3Server, MilvusServer) {
+    let s3 = S3Server::start();
+    let milvus = MilvusServer::start_real(RealOptions {
+        s3: Some(s3.address.clone()),
+        ..RealOptions::default()
+    });
+    (s3, milvus)
+}
+
 /// A run of `NAME.yaml` with the bucket's keys in its environment.
 fn run_with_keys(ws: &Workspace, args: &[&str]) -> Run {
     Run(ws
@@ -313,11 +324,7 @@ fn a_backfill_through_the_bucket_of_a_server_on_s3_storage_lands_the_rows_an_ups
     // The server keeps all its data in the S3-protocol server, as a cluster
     // does; vecpipe uploads the files to its bucket, and the server reads
     // them from there.
-    let s3 = S3Server::start();
-    let milvus = MilvusServer::start_real(RealOptions {
-        s3: Some(s3.address.clone()),
-        ..RealOptions::default()
-    });
+    let (s3, milvus) = milvus_on_s3();
     let ws = Workspace::new();
     let expected = corpus(&ws, 60);
     let service = service();
@@ -361,11 +368,7 @@ fn a_backfill_through_the_bucket_of_a_server_on_s3_storage_lands_the_rows_an_ups
 
 #[test]
 fn a_wrong_bucket_key_fails_the_run_naming_the_file_and_never_showing_a_key() {
-    let s3 = S3Server::start();
-    let milvus = MilvusServer::start_real(RealOptions {
-        s3: Some(s3.address.clone()),
-        ..RealOptions::default()
-    });
+    let (s3, milvus) = milvus_on_s3();
     let ws = Workspace::new();
     corpus(&ws, 60);
     let service = service();
@@ -422,11 +425,7 @@ fn a_wrong_bucket_key_fails_the_run_naming_the_file_and_never_showing_a_key() {
 
 #[test]
 fn an_unreachable_bucket_fails_the_run_recording_nothing_and_a_resumed_run_ends_exact() {
-    let s3 = S3Server::start();
-    let milvus = MilvusServer::start_real(RealOptions {
-        s3: Some(s3.address.clone()),
-        ..RealOptions::default()
-    });
+    let (s3, milvus) = milvus_on_s3();
     let ws = Workspace::new();
     let expected = corpus(&ws, 60);
     let service = service();

@@ -93,8 +93,9 @@ fn one_way_tls_with_a_private_ca_writes_and_searches_and_without_it_is_refused()
     );
 }
 
-#[test]
-fn mutual_tls_needs_the_client_certificate() {
+/// A real server asking for client certificates; its certificates, and the
+/// sink's `tls` settings that reach it (`, tls: { … }`).
+fn mutual_tls_server() -> (tempfile::TempDir, MilvusServer, String) {
     let certs = tempfile::tempdir().unwrap();
     certificates(certs.path());
     let server = MilvusServer::start_real(RealOptions {
@@ -103,17 +104,21 @@ fn mutual_tls_needs_the_client_certificate() {
         ..RealOptions::default()
     });
     let file = |name: &str| certs.path().join(name).display().to_string();
-    let ws = Workspace::new();
-    pipeline(
-        &ws,
-        &server.uri,
-        &format!(
-            ", tls: {{ ca_file: '{}', server_name: localhost, client_cert_file: '{}', client_key_file: '{}' }}",
-            file("ca.pem"),
-            file("client.pem"),
-            file("client.key")
-        ),
+    let tls = format!(
+        ", tls: {{ ca_file: '{}', server_name: localhost, client_cert_file: '{}', client_key_file: '{}' }}",
+        file("ca.pem"),
+        file("client.pem"),
+        file("client.key")
     );
+    (certs, server, tls)
+}
+
+#[test]
+fn mutual_tls_needs_the_client_certificate() {
+    let (certs, server, tls) = mutual_tls_server();
+    let file = |name: &str| certs.path().join(name).display().to_string();
+    let ws = Workspace::new();
+    pipeline(&ws, &server.uri, &tls);
     ws.vecpipe(&["run", "p.yaml"]).expect_code(0);
     assert_eq!(top_doc(&ws), "turing");
 
@@ -138,20 +143,7 @@ fn mutual_tls_needs_the_client_certificate() {
 /// mutual TLS it carries the sink's CA, server name and client certificate.
 #[test]
 fn an_import_over_mutual_tls_lands_every_document_a_rerun_finds_unchanged() {
-    let certs = tempfile::tempdir().unwrap();
-    certificates(certs.path());
-    let server = MilvusServer::start_real(RealOptions {
-        tls_mode: 2,
-        tls_dir: Some(certs.path().to_path_buf()),
-        ..RealOptions::default()
-    });
-    let file = |name: &str| certs.path().join(name).display().to_string();
-    let tls = format!(
-        ", tls: {{ ca_file: '{}', server_name: localhost, client_cert_file: '{}', client_key_file: '{}' }}",
-        file("ca.pem"),
-        file("client.pem"),
-        file("client.key")
-    );
+    let (_certs, server, tls) = mutual_tls_server();
     let ws = Workspace::new();
     let imports = ws.path("imports");
     pipeline(

@@ -331,6 +331,7 @@ fn a_backfill_through_the_bucket_of_a_server_on_s3_storage_lands_the_rows_an_ups
     pipeline(&ws, "upserted", &service, &milvus.uri, "");
     bucket_pipeline(&ws, "imported", &service, &milvus.uri, &s3);
     ws.vecpipe(&["run", "upserted.yaml"]).expect_code(0);
+    run_with_keys(&ws, &["validate", "imported.yaml"]).expect_code(0);
     let run = run_with_keys(&ws, &["run", "imported.yaml"]).expect_code(0);
     assert_eq!(run.summary_number("records"), (GROUPS * ROWS) as u64);
     // Two files of 20 rows, each a job reading its key in the bucket.
@@ -374,13 +375,28 @@ fn a_wrong_bucket_key_fails_the_run_naming_the_file_and_never_showing_a_key() {
     let service = service();
     bucket_pipeline(&ws, "imported", &service, &milvus.uri, &s3);
     let wrong = "not-the-secret-4e8a";
-    let run = Run(ws
-        .command(&["run", "imported.yaml"])
-        .env("AWS_ACCESS_KEY_ID", s3_server::ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", wrong)
-        .output()
-        .unwrap())
-    .expect_code(1);
+    let with_wrong_key = |args: &[&str]| {
+        Run(ws
+            .command(args)
+            .env("AWS_ACCESS_KEY_ID", s3_server::ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", wrong)
+            .output()
+            .unwrap())
+    };
+    // `validate` lists the bucket's prefix with the keys, and says it cannot.
+    let validated = with_wrong_key(&["validate", "imported.yaml"]).expect_code(2);
+    let problem = validated.stderr();
+    assert!(
+        problem.starts_with(&format!(
+            "error: imported.yaml:6:5: sinks[0]: cannot reach the import bucket `{}`: ",
+            s3_server::BUCKET
+        )) && problem.contains("403 Forbidden")
+            && problem.contains("<Code>SignatureDoesNotMatch</Code>")
+            && problem.lines().count() == 1,
+        "{problem}"
+    );
+    assert!(!problem.contains(wrong) && !problem.contains(s3_server::SECRET_KEY));
+    let run = with_wrong_key(&["run", "imported.yaml"]).expect_code(1);
     let stderr = run.stderr();
     let error = stderr
         .lines()

@@ -2,9 +2,11 @@
 //! instead of upserts. They are written as Parquet files in the collection's
 //! exact layout (its field names; `int64`, `double`, `bool`, `utf8`;
 //! `list<float32>` vectors; ARRAY fields as lists; JSON fields as JSON text;
-//! fields the server computes left out) under `import_dir`, where the server
-//! reads them; each full file becomes one import job (gRPC `Import`, which
-//! Milvus 2.3 has), polled until it completed and its rows are counted.
+//! fields the server computes left out) where the server reads them (under
+//! `import_dir`, or uploaded to its bucket: `import_place.rs`); each full
+//! file becomes one import job (gRPC `Import`, which Milvus 2.3 has), polled
+//! until it completed and its rows are counted, its stage shown beside the
+//! run's bar.
 //!
 //! Import appends. So that a file imported twice (a run killed after its job
 //! completed but before the backfill state recorded it, then resumed) leaves

@@ -99,47 +99,70 @@ impl ImportPlace {
     }
 }
 
+/// Checks, writing nothing, that the bucket of `cfg` (if any) answers a
+/// listing of the prefix with the environment's keys (for `validate`).
+pub(super) fn check_bucket(cfg: &MilvusSinkConfig, runtime: &Handle) -> Result<(), MilvusError> {
+    let Some(s3) = &cfg.import_s3 else {
+        return Ok(());
+    };
+    let store = client(s3, cfg.max_retries)?;
+    runtime
+        .block_on(store.list_with_delimiter(Some(&prefix(s3))))
+        .map_err(|source| MilvusError::ImportStore {
+            bucket: s3.bucket.clone(),
+            source: Box::new(source),
+        })?;
+    Ok(())
+}
+
+/// A client of the bucket; a request failing in transport is retried
+/// `max_retries` times, by default as `object_store` does (10 times within
+/// 3 minutes).
+fn client(cfg: &ImportS3Config, max_retries: Option<usize>) -> Result<AmazonS3, MilvusError> {
+    let key = |var: &'static str| {
+        std::env::var(var)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .ok_or(MilvusError::ImportKeyMissing {
+                bucket: cfg.bucket.clone(),
+                var,
+            })
+    };
+    let mut builder = AmazonS3Builder::new()
+        .with_bucket_name(&cfg.bucket)
+        .with_region(&cfg.region)
+        .with_access_key_id(key(ACCESS_KEY_VAR)?)
+        .with_secret_access_key(key(SECRET_KEY_VAR)?);
+    if let Some(retries) = max_retries {
+        builder = builder.with_retry(object_store::RetryConfig {
+            max_retries: retries,
+            ..Default::default()
+        });
+    }
+    if let Ok(token) = std::env::var("AWS_SESSION_TOKEN") {
+        builder = builder.with_token(token);
+    }
+    if let Some(endpoint) = &cfg.endpoint {
+        builder = builder
+            .with_endpoint(endpoint)
+            .with_allow_http(endpoint.starts_with("http://"));
+    }
+    builder.build().map_err(|source| MilvusError::ImportStore {
+        bucket: cfg.bucket.clone(),
+        source: Box::new(source),
+    })
+}
+
+fn prefix(cfg: &ImportS3Config) -> object_store::path::Path {
+    object_store::path::Path::from(cfg.prefix.trim_matches('/'))
+}
+
 impl Bucket {
-    /// A client of the bucket; a request failing in transport is retried
-    /// `max_retries` times, by default as `object_store` does (10 times
-    /// within 3 minutes).
     fn new(
         cfg: &ImportS3Config,
         max_retries: Option<usize>,
         runtime: Handle,
     ) -> Result<Self, MilvusError> {
-        let key = |var: &'static str| {
-            std::env::var(var)
-                .ok()
-                .filter(|v| !v.is_empty())
-                .ok_or(MilvusError::ImportKeyMissing {
-                    bucket: cfg.bucket.clone(),
-                    var,
-                })
-        };
-        let mut builder = AmazonS3Builder::new()
-            .with_bucket_name(&cfg.bucket)
-            .with_region(&cfg.region)
-            .with_access_key_id(key(ACCESS_KEY_VAR)?)
-            .with_secret_access_key(key(SECRET_KEY_VAR)?);
-        if let Some(retries) = max_retries {
-            builder = builder.with_retry(object_store::RetryConfig {
-                max_retries: retries,
-                ..Default::default()
-            });
-        }
-        if let Ok(token) = std::env::var("AWS_SESSION_TOKEN") {
-            builder = builder.with_token(token);
-        }
-        if let Some(endpoint) = &cfg.endpoint {
-            builder = builder
-                .with_endpoint(endpoint)
-                .with_allow_http(endpoint.starts_with("http://"));
-        }
-        let store = builder.build().map_err(|source| MilvusError::ImportStore {
-            bucket: cfg.bucket.clone(),
-            source: Box::new(source),
-        })?;
         let staging = tempfile::Builder::new()
             .prefix("vecpipe-import-")
             .tempdir()
@@ -148,9 +171,9 @@ impl Bucket {
                 source,
             })?;
         Ok(Bucket {
-            store,
+            store: client(cfg, max_retries)?,
             name: cfg.bucket.clone(),
-            prefix: object_store::path::Path::from(cfg.prefix.trim_matches('/')),
+            prefix: prefix(cfg),
             staging,
             runtime,
         })

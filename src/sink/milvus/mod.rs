@@ -983,6 +983,9 @@ impl Sink for MilvusSink {
         let mut plan = CollectionPlan::from_batch_schema(schema, &self.cfg)?;
         self.refuse_unsupported(&mut plan)?;
         self.existing_fits(&mut plan)?;
+        if self.cfg.mode == WriteMode::Import {
+            import_place::check_bucket(&self.cfg, &self.runtime)?;
+        }
         Ok(())
     }
 

@@ -10,7 +10,7 @@ use milvus::v2::prelude::{ConsistencyLevel, DeleteRequest, Error as SdkError, Qu
 use tokio::runtime::Handle;
 
 use super::{
-    Health, INDEX_WAIT, MilvusConnection, MilvusError, MilvusSinkConfig, in_filters,
+    Health, INDEX_WAIT, MilvusConnection, MilvusError, MilvusSinkConfig, POLL_EVERY, in_filters,
     is_index_missing, poll, with_retries,
 };
 use crate::batch::columns;
@@ -147,6 +147,7 @@ impl MilvusDocuments {
         };
         poll(
             INDEX_WAIT,
+            POLL_EVERY,
             || self.call("load_collection", || self.connection.load(&self.collection)),
             index_missing,
         )

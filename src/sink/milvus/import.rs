@@ -28,10 +28,10 @@ use milvus::proto::milvus::{GetImportStateRequest, ImportRequest};
 use parquet::arrow::ArrowWriter;
 use tokio::runtime::Handle;
 
-use super::MilvusError;
 use super::config::MilvusSinkConfig;
 use super::import_place::ImportPlace;
 use super::schema::{CollectionPlan, FieldKind};
+use super::{MilvusError, poll};
 use crate::batch::columns;
 use crate::progress::SinkStatus;
 
@@ -219,22 +219,21 @@ impl Importer {
         }
         let job = started.elapsed();
         load_new_segments()?;
-        let deadline = Instant::now() + VISIBLE_WITHIN;
-        loop {
-            let seen = counted()?;
-            if seen >= expected {
-                break;
+        let short = |counted: &Result<usize, MilvusError>| match counted {
+            Ok(seen) if *seen < expected => {
+                self.show(file, format_args!("completed; waiting until its rows are searchable ({seen} of {expected} counted)"));
+                true
             }
-            self.show(file, format_args!("completed; waiting until its rows are searchable ({seen} of {expected} counted)"));
-            if Instant::now() > deadline {
-                return Err(MilvusError::ImportNotVisible {
-                    collection: self.collection.clone(),
-                    task,
-                    expected,
-                    seen,
-                });
-            }
-            std::thread::sleep(POLL);
+            _ => false,
+        };
+        let seen = poll(VISIBLE_WITHIN, POLL, counted, short)?;
+        if seen < expected {
+            return Err(MilvusError::ImportNotVisible {
+                collection: self.collection.clone(),
+                task,
+                expected,
+                seen,
+            });
         }
         tracing::info!(collection = %self.collection, task, rows = file.rows, ?job, visible = ?started.elapsed(), "import job completed");
         if let Some(status) = &self.status {

@@ -224,10 +224,11 @@ const INDEX_WAIT: Duration = Duration::from_secs(30);
 /// How often a wait for another writer (its collection, its index) asks.
 const POLL_EVERY: Duration = Duration::from_millis(200);
 
-/// Calls `call` every `POLL_EVERY` while `again` says its answer is worth
+/// Calls `call` every `every` while `again` says its answer is worth
 /// asking for once more and `wait` has not passed; the last answer.
 pub(super) fn poll<T>(
     wait: Duration,
+    every: Duration,
     mut call: impl FnMut() -> T,
     again: impl Fn(&T) -> bool,
 ) -> T {
@@ -237,7 +238,7 @@ pub(super) fn poll<T>(
         if !again(&answer) || std::time::Instant::now() >= deadline {
             return answer;
         }
-        std::thread::sleep(POLL_EVERY);
+        std::thread::sleep(every);
     }
 }
 
@@ -622,6 +623,7 @@ impl MilvusSink {
     fn collection_appears(&self, wait: Duration) -> Result<bool, MilvusError> {
         poll(
             wait,
+            POLL_EVERY,
             || self.collection_exists(),
             |exists| matches!(exists, Ok(false)),
         )

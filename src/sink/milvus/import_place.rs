@@ -94,7 +94,7 @@ impl ImportPlace {
     pub(super) fn shown(&self, server_path: &str) -> String {
         match self {
             ImportPlace::Dir(_) => server_path.to_string(),
-            ImportPlace::Bucket(bucket) => format!("s3://{}/{server_path}", bucket.name),
+            ImportPlace::Bucket(bucket) => bucket.shown(server_path),
         }
     }
 }
@@ -179,16 +179,21 @@ impl Bucket {
         })
     }
 
+    /// `key` as a user finds it.
+    fn shown(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.name)
+    }
+
     /// Uploads `local` under the prefix, then removes it; returns its key.
+    /// An upload that fails is aborted, so no parts are left behind.
     fn upload(&self, local: &Path) -> Result<String, MilvusError> {
         let name = local
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let key = self.prefix.child(name.as_str());
-        let shown = format!("s3://{}/{key}", self.name);
         let failed = |source| MilvusError::ImportUpload {
-            file: shown.clone(),
+            file: self.shown(key.as_ref()),
             source: Box::new(source),
         };
         let mut file = std::fs::File::open(local).map_err(|source| MilvusError::Io {
@@ -198,26 +203,31 @@ impl Bucket {
         self.runtime.block_on(async {
             let upload = self.store.put_multipart(&key).await.map_err(failed)?;
             let mut parts = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
-            let mut buffer = vec![0; PART_BYTES];
-            loop {
-                let read = match file.read(&mut buffer) {
-                    Ok(0) => break,
-                    Ok(read) => read,
-                    Err(source) => {
-                        parts.abort().await.ok();
-                        return Err(MilvusError::Io {
-                            path: local.to_path_buf(),
-                            source,
-                        });
+            let sent = async {
+                let mut buffer = vec![0; PART_BYTES];
+                loop {
+                    let read = file.read(&mut buffer).map_err(|source| MilvusError::Io {
+                        path: local.to_path_buf(),
+                        source,
+                    })?;
+                    if read == 0 {
+                        return Ok(());
                     }
-                };
-                parts
-                    .wait_for_capacity(PARTS_IN_FLIGHT)
-                    .await
-                    .map_err(failed)?;
-                parts.write(&buffer[..read]);
+                    parts
+                        .wait_for_capacity(PARTS_IN_FLIGHT)
+                        .await
+                        .map_err(failed)?;
+                    parts.write(&buffer[..read]);
+                }
             }
-            parts.finish().await.map_err(failed)
+            .await;
+            match sent {
+                Ok(()) => parts.finish().await.map(drop).map_err(failed),
+                Err(e) => {
+                    parts.abort().await.ok();
+                    Err(e)
+                }
+            }
         })?;
         if let Err(e) = std::fs::remove_file(local) {
             tracing::warn!(file = %local.display(), error = %e, "cannot remove a staged import file");

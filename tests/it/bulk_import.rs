@@ -308,13 +308,19 @@ fn milvus_on_s3() -> (S3Server, MilvusServer) {
     (s3, milvus)
 }
 
-/// A run of `NAME.yaml` with the bucket's keys in its environment.
-fn run_with_keys(ws: &Workspace, args: &[&str]) -> Run {
-    Run(ws
-        .command(args)
-        .env("VECPIPE_LOG", "info")
+/// vecpipe with the bucket's access key and `secret` in its environment.
+fn with_keys(ws: &Workspace, args: &[&str], secret: &str) -> std::process::Command {
+    let mut command = ws.command(args);
+    command
         .env("AWS_ACCESS_KEY_ID", s3_server::ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", s3_server::SECRET_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", secret);
+    command
+}
+
+/// A run with the bucket's keys, logging at `info`.
+fn run_with_keys(ws: &Workspace, args: &[&str]) -> Run {
+    Run(with_keys(ws, args, s3_server::SECRET_KEY)
+        .env("VECPIPE_LOG", "info")
         .output()
         .unwrap())
 }
@@ -375,14 +381,7 @@ fn a_wrong_bucket_key_fails_the_run_naming_the_file_and_never_showing_a_key() {
     let service = service();
     bucket_pipeline(&ws, "imported", &service, &milvus.uri, &s3);
     let wrong = "not-the-secret-4e8a";
-    let with_wrong_key = |args: &[&str]| {
-        Run(ws
-            .command(args)
-            .env("AWS_ACCESS_KEY_ID", s3_server::ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", wrong)
-            .output()
-            .unwrap())
-    };
+    let with_wrong_key = |args: &[&str]| Run(with_keys(&ws, args, wrong).output().unwrap());
     // `validate` lists the bucket's prefix with the keys, and says it cannot.
     let validated = with_wrong_key(&["validate", "imported.yaml"]).expect_code(2);
     let problem = validated.stderr();
